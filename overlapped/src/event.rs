@@ -1,0 +1,238 @@
+//! Event objects (`WSAEVENT`) and the wait for many events
+//! (`WSAWaitForMultipleEvents`).
+//!
+//! Events are manual-reset: [`Event::set`] releases every waiter and the
+//! event stays set until [`Event::reset`]. An operation started with an event
+//! resets it at start and sets it on completion (also when it completed at
+//! start). Waits drive the engines whose operations will set the events
+//! ("whoever waits, drives").
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use crate::driver::{Inner, ThreadCtx, current_ctx, in_routine, run_routines, thread_engines, wait_until};
+
+/// A manual-reset event object. Cheap to clone (a shared handle); `Send +
+/// Sync`; dropping one handle never disturbs a waiter holding another.
+#[derive(Clone, Default)]
+pub struct Event {
+    inner: Arc<EvInner>,
+}
+
+#[derive(Default)]
+struct EvInner {
+    st: Mutex<EvState>,
+}
+
+#[derive(Default)]
+struct EvState {
+    set: bool,
+    waiters: Vec<Arc<ThreadCtx>>,
+    engine: Option<Weak<Inner>>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event").field("set", &self.is_set()).finish()
+    }
+}
+
+impl Event {
+    /// `WSACreateEvent`: a new event, not set.
+    #[doc(alias = "WSACreateEvent")]
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EvState> {
+        self.inner.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `WSASetEvent`: sets the event and releases every waiter.
+    #[doc(alias = "WSASetEvent")]
+    pub fn set(&self) {
+        let waiters = {
+            let mut st = self.lock();
+            st.set = true;
+            st.waiters.clone()
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// `WSAResetEvent`: clears the event.
+    #[doc(alias = "WSAResetEvent")]
+    pub fn reset(&self) {
+        self.lock().set = false;
+    }
+
+    /// True when set. Never blocks.
+    pub fn is_set(&self) -> bool {
+        self.lock().set
+    }
+
+    /// Waits for this one event (see [`wait_for_events`]). True when set,
+    /// false on timeout.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        matches!(
+            wait_for_events(std::slice::from_ref(self), WaitMode::Any, timeout, false),
+            Ok(WaitOutcome::Event(0))
+        )
+    }
+
+    pub(crate) fn bind_engine(&self, e: &Arc<Inner>) {
+        let waiters = {
+            let mut st = self.lock();
+            if st.engine.as_ref().is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
+                return;
+            }
+            st.engine = Some(Arc::downgrade(e));
+            st.waiters.clone()
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    fn engine(&self) -> Option<Arc<Inner>> {
+        self.lock().engine.as_ref().and_then(Weak::upgrade)
+    }
+
+    fn add_waiter(&self, ctx: &Arc<ThreadCtx>) {
+        self.lock().waiters.push(ctx.clone());
+    }
+
+    fn remove_waiter(&self, ctx: &Arc<ThreadCtx>) {
+        let mut st = self.lock();
+        if let Some(i) = st.waiters.iter().position(|w| Arc::ptr_eq(w, ctx)) {
+            st.waiters.swap_remove(i);
+        }
+    }
+
+    fn same(&self, other: &Event) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Wait for any one event, or for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitMode {
+    /// Return when at least one is set: the lowest set index.
+    Any,
+    /// Return when all are set at once.
+    All,
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// `WSA_WAIT_EVENT_0 + i`: for [`WaitMode::Any`] the lowest index among
+    /// the set events; for [`WaitMode::All`] always 0.
+    Event(usize),
+    /// `WSA_WAIT_TIMEOUT`.
+    Timeout,
+    /// `WSA_WAIT_IO_COMPLETION`: an alertable wait ran one or more
+    /// completion routines; wait again.
+    IoCompletion,
+}
+
+/// `WSAWaitForMultipleEvents(events, mode, timeout, alertable)`.
+///
+/// * `timeout`: `None` waits without limit; `Some(Duration::ZERO)` polls.
+/// * Any number of events (Winsock's limit of 64 is lifted).
+/// * `alertable`: the calling thread's queued completion routines run
+///   inside the wait, which then returns [`WaitOutcome::IoCompletion`]; when
+///   routines are queued at entry they run first, even if an event is
+///   already set. Inside a completion routine waits are never alertable
+///   (routines do not nest).
+/// * The wait drives the engines of the operations bound to the events (and,
+///   when alertable, those the thread started operations on).
+///
+/// # Errors
+/// `InvalidInput` for an empty list, or for the same event twice in a
+/// [`WaitMode::All`] wait.
+#[doc(alias = "WSAWaitForMultipleEvents")]
+pub fn wait_for_events(
+    events: &[Event],
+    mode: WaitMode,
+    timeout: Option<Duration>,
+    alertable: bool,
+) -> io::Result<WaitOutcome> {
+    if events.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "wait on an empty list of events"));
+    }
+    if mode == WaitMode::All {
+        for (i, a) in events.iter().enumerate() {
+            if events[..i].iter().any(|b| a.same(b)) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the same event appears twice in a wait-all list",
+                ));
+            }
+        }
+    }
+    let alertable = alertable && !in_routine();
+    let ctx = current_ctx();
+    if alertable && ctx.has_routines() {
+        run_routines();
+        return Ok(WaitOutcome::IoCompletion);
+    }
+    let check = || -> Option<usize> {
+        match mode {
+            WaitMode::Any => events.iter().position(Event::is_set),
+            WaitMode::All => events.iter().all(Event::is_set).then_some(0),
+        }
+    };
+    if let Some(i) = check() {
+        return Ok(WaitOutcome::Event(i));
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    for e in events {
+        e.add_waiter(&ctx);
+    }
+    let engines_of = || {
+        let mut v: Vec<Arc<Inner>> = Vec::new();
+        let mut push = |e: Arc<Inner>| {
+            if !v.iter().any(|x| Arc::ptr_eq(x, &e)) {
+                v.push(e);
+            }
+        };
+        for e in events.iter().filter_map(Event::engine) {
+            push(e);
+        }
+        if alertable {
+            for e in thread_engines() {
+                push(e);
+            }
+        }
+        v
+    };
+    let outcome = loop {
+        let engines = engines_of();
+        let n = engines.len();
+        let mut ready = || (alertable && ctx.has_routines()) || check().is_some() || engines_of().len() != n;
+        let hit = wait_until(&engines, deadline, &mut ready);
+        if alertable && ctx.has_routines() {
+            break None;
+        }
+        if let Some(i) = check() {
+            break Some(WaitOutcome::Event(i));
+        }
+        if !hit {
+            break Some(WaitOutcome::Timeout);
+        }
+    };
+    for e in events {
+        e.remove_waiter(&ctx);
+    }
+    Ok(match outcome {
+        Some(o) => o,
+        None => {
+            run_routines();
+            WaitOutcome::IoCompletion
+        }
+    })
+}

@@ -1,0 +1,363 @@
+//! Overlapped sockets: TCP over IPv4 and IPv6, and UDP.
+//!
+//! A [`Socket`] is created for overlapped use (the `WSA_FLAG_OVERLAPPED`
+//! step: non-blocking, close-on-exec) on an [`Engine`]. Binding, listening
+//! and options are ordinary calls; `accept`, `connect`, `send`, `recv`,
+//! `send_to` and `recv_from` are **operations**: they return at once,
+//! completed now or pending, and complete exactly once.
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use socket2::{Domain, Protocol, SockRef, Type};
+
+use crate::buf::{IoBufs, check_bufs};
+use crate::driver::{Engine, SlotNotify, SockId, current_ctx, register_routine, unregister_routine};
+use crate::op::{ErasedBufs, MsgFlags, Notify, Op, OpOutput, StartError, Started};
+use crate::sys::OpKind;
+
+/// An overlapped socket.
+///
+/// Operations on it may be started from any thread (`Socket` is `Send +
+/// Sync`). Several operations may be in flight at once: sends go out in the
+/// order they were started and receives fill in the order they were started,
+/// per socket and direction. Dropping the socket (or [`close`](Socket::close))
+/// completes every pending operation *aborted*.
+#[derive(Debug)]
+pub struct Socket {
+    engine: Engine,
+    id: SockId,
+    ty: Type,
+    closed: AtomicBool,
+}
+
+fn stream_of(ty: Type) -> bool {
+    ty == Type::STREAM
+}
+
+impl Socket {
+    /// `WSASocket(domain, type, 0, NULL, 0, WSA_FLAG_OVERLAPPED)`: a socket
+    /// for overlapped use on `engine` (non-blocking, close-on-exec).
+    ///
+    /// # Errors
+    /// The OS error of `socket(2)`.
+    #[doc(alias = "WSASocket")]
+    pub fn new(engine: &Engine, domain: Domain, ty: Type) -> io::Result<Socket> {
+        let proto = if ty == Type::STREAM {
+            Some(Protocol::TCP)
+        } else if ty == Type::DGRAM {
+            Some(Protocol::UDP)
+        } else {
+            None
+        };
+        let s = socket2::Socket::new(domain, ty.nonblocking().cloexec(), proto)?;
+        Self::register(engine, OwnedFd::from(s), ty, false, false)
+    }
+
+    /// A TCP socket of the address family of `addr`.
+    pub fn tcp_for(engine: &Engine, addr: &SocketAddr) -> io::Result<Socket> {
+        Socket::new(engine, Domain::for_address(*addr), Type::STREAM)
+    }
+
+    /// A UDP socket of the address family of `addr`.
+    pub fn udp_for(engine: &Engine, addr: &SocketAddr) -> io::Result<Socket> {
+        Socket::new(engine, Domain::for_address(*addr), Type::DGRAM)
+    }
+
+    /// A TCP listener bound to `addr` with `SO_REUSEADDR`, listening with a
+    /// backlog of 1024.
+    pub fn tcp_listener(engine: &Engine, addr: &SocketAddr) -> io::Result<Socket> {
+        let s = Socket::tcp_for(engine, addr)?;
+        s.with_socket2(|s| s.set_reuse_address(true))?;
+        s.bind(addr)?;
+        s.listen(1024)?;
+        Ok(s)
+    }
+
+    /// A UDP socket bound to `addr`.
+    pub fn udp_bound(engine: &Engine, addr: &SocketAddr) -> io::Result<Socket> {
+        let s = Socket::udp_for(engine, addr)?;
+        s.bind(addr)?;
+        Ok(s)
+    }
+
+    /// Adopts a socket descriptor: it is made non-blocking and registered on
+    /// `engine`.
+    ///
+    /// # Errors
+    /// `ENOTSOCK` when `fd` is not a socket.
+    pub fn from_fd(engine: &Engine, fd: OwnedFd) -> io::Result<Socket> {
+        let sr = SockRef::from(&fd);
+        let ty = sr.r#type()?;
+        sr.set_nonblocking(true)?;
+        let connected = sr.peer_addr().is_ok();
+        let bound = sr
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.port() != 0);
+        Self::register(engine, fd, ty, connected, bound)
+    }
+
+    pub(crate) fn from_accepted(engine: &Engine, fd: OwnedFd) -> io::Result<Socket> {
+        Self::register(engine, fd, Type::STREAM, true, true)
+    }
+
+    fn register(engine: &Engine, fd: OwnedFd, ty: Type, connected: bool, bound: bool) -> io::Result<Socket> {
+        let id = engine.inner.add_socket(fd, stream_of(ty), connected, bound)?;
+        Ok(Socket {
+            engine: engine.clone(),
+            id,
+            ty,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The engine this socket runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// True for a stream (TCP) socket.
+    pub fn is_stream(&self) -> bool {
+        stream_of(self.ty)
+    }
+
+    /// Runs `f` with a `socket2` view of the socket, for options.
+    ///
+    /// # Errors
+    /// `EBADF` after [`close`](Socket::close); else what `f` returns.
+    pub fn with_socket2<R>(&self, f: impl FnOnce(&SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
+        self.engine.inner.with_sock(self.id, |fd, _| f(&SockRef::from(&fd)))
+    }
+
+    /// `bind`.
+    pub fn bind(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.engine.inner.with_sock(self.id, |fd, e| {
+            SockRef::from(&fd).bind(&(*addr).into())?;
+            e.bound = true;
+            Ok(())
+        })
+    }
+
+    /// `listen`.
+    pub fn listen(&self, backlog: i32) -> io::Result<()> {
+        self.with_socket2(|s| s.listen(backlog))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.with_socket2(|s| s.local_addr())?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+    }
+
+    /// The peer address of a connected socket.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.with_socket2(|s| s.peer_addr())?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+    }
+
+    /// `shutdown`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.with_socket2(|s| s.shutdown(how))
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.with_socket2(|s| s.set_tcp_nodelay(on))
+    }
+
+    /// The raw descriptor (for diagnostics; `-1` once closed).
+    pub fn raw_fd(&self) -> RawFd {
+        self.engine.inner.with_sock(self.id, |fd, _| Ok(fd.as_raw_fd())).unwrap_or(-1)
+    }
+
+    fn start<T: OpOutput, B: IoBufs>(
+        &self,
+        kind: OpKind,
+        bufs: Option<B>,
+        notify: Notify<T>,
+    ) -> Result<Started<T>, (io::Error, Option<B>)> {
+        let (slot_notify, handle, routine) = match notify {
+            Notify::None => (SlotNotify::None, true, None),
+            Notify::Event(e) => (SlotNotify::Event(e), true, None),
+            Notify::Routine(f) => {
+                let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
+                (SlotNotify::Routine { ctx: current_ctx(), id }, false, Some(id))
+            }
+        };
+        let erased = bufs.map(|b| Box::new(b) as Box<dyn ErasedBufs>);
+        match self.engine.inner.start(self.id, kind, erased, slot_notify, handle) {
+            Ok((key, seq, now)) => {
+                let op = Op {
+                    engine: self.engine.clone(),
+                    key,
+                    seq,
+                    consumer: handle,
+                    done: false,
+                    _t: PhantomData,
+                };
+                Ok(match now {
+                    Some(bytes) => Started::Now { bytes, op },
+                    None => Started::Pending(op),
+                })
+            }
+            Err((e, b)) => {
+                if let Some(id) = routine {
+                    unregister_routine(id);
+                }
+                let b = b.and_then(|b| b.into_any().downcast::<B>().ok()).map(|b| *b);
+                Err((e, b))
+            }
+        }
+    }
+
+    fn start_bufs<B: IoBufs>(&self, kind: OpKind, bufs: B, notify: Notify<B>) -> Result<Started<B>, StartError<B>> {
+        if let Err(error) = check_bufs(&bufs) {
+            return Err(StartError { error, bufs });
+        }
+        self.start(kind, Some(bufs), notify).map_err(|(error, b)| StartError {
+            error,
+            // The driver hands back exactly the buffers it was given.
+            bufs: b.expect("buffers come back with a failed start"),
+        })
+    }
+
+    /// `WSASend`: sends the buffers, gathered in array order. On a stream
+    /// socket the operation completes only when every byte was taken (or
+    /// with an error). Never raises `SIGPIPE`.
+    ///
+    /// # Errors (at start; no completion follows)
+    /// `InvalidInput` for an empty array or more than [`IOV_MAX`](crate::IOV_MAX)
+    /// buffers; `NotConnected` on an unconnected stream socket; `EBADF` on a
+    /// closed socket; any error the first attempt met.
+    #[doc(alias = "WSASend")]
+    pub fn send<B: IoBufs>(
+        &self,
+        bufs: B,
+        flags: MsgFlags,
+        notify: impl Into<Notify<B>>,
+    ) -> Result<Started<B>, StartError<B>> {
+        self.start_bufs(OpKind::Send { flags, to: None }, bufs, notify.into())
+    }
+
+    /// `WSARecv`: receives into the buffers, scattered in array order
+    /// (each buffer offers its `len()`; see [`crate::buf`]). A stream receive
+    /// completes as soon as at least one byte (or the end of the stream, as
+    /// 0 bytes) is there.
+    ///
+    /// # Errors (at start)
+    /// As for [`send`](Socket::send); a datagram socket that is not bound is
+    /// `InvalidInput`.
+    #[doc(alias = "WSARecv")]
+    pub fn recv<B: IoBufs>(
+        &self,
+        bufs: B,
+        flags: MsgFlags,
+        notify: impl Into<Notify<B>>,
+    ) -> Result<Started<B>, StartError<B>> {
+        self.start_bufs(OpKind::Recv { flags, want_addr: false }, bufs, notify.into())
+    }
+
+    /// `WSASendTo`: one datagram to `addr`.
+    #[doc(alias = "WSASendTo")]
+    pub fn send_to<B: IoBufs>(
+        &self,
+        bufs: B,
+        addr: SocketAddr,
+        flags: MsgFlags,
+        notify: impl Into<Notify<B>>,
+    ) -> Result<Started<B>, StartError<B>> {
+        self.start_bufs(OpKind::Send { flags, to: Some(addr) }, bufs, notify.into())
+    }
+
+    /// `WSARecvFrom`: one datagram; the completion's `addr` is the sender
+    /// and `flags` says whether it was truncated.
+    #[doc(alias = "WSARecvFrom")]
+    pub fn recv_from<B: IoBufs>(
+        &self,
+        bufs: B,
+        flags: MsgFlags,
+        notify: impl Into<Notify<B>>,
+    ) -> Result<Started<B>, StartError<B>> {
+        self.start_bufs(OpKind::Recv { flags, want_addr: true }, bufs, notify.into())
+    }
+
+    /// `AcceptEx`: accepts one connection; the completion's `data` is the new
+    /// (overlapped) socket and `addr` the peer.
+    #[doc(alias = "AcceptEx")]
+    pub fn accept(
+        &self,
+        notify: impl Into<Notify<Option<Socket>>>,
+    ) -> Result<Started<Option<Socket>>, StartError<()>> {
+        self.start::<_, Vec<u8>>(OpKind::Accept, None, notify.into())
+            .map_err(|(error, _)| StartError { error, bufs: () })
+    }
+
+    /// `ConnectEx`: connects to `addr`.
+    #[doc(alias = "ConnectEx")]
+    pub fn connect(
+        &self,
+        addr: SocketAddr,
+        notify: impl Into<Notify<()>>,
+    ) -> Result<Started<()>, StartError<()>> {
+        self.start::<_, Vec<u8>>(OpKind::Connect { addr, started: false }, None, notify.into())
+            .map_err(|(error, _)| StartError { error, bufs: () })
+    }
+
+    /// `CancelIoEx(socket, NULL)`: cancels every pending operation of this
+    /// socket (and no other). Returns how many were pending.
+    #[doc(alias = "CancelIoEx")]
+    pub fn cancel_all(&self) -> io::Result<usize> {
+        self.engine.inner.cancel_socket(self.id)
+    }
+
+    /// `closesocket`: every pending operation completes *aborted* (their
+    /// notifications still happen), then the descriptor is closed. Later
+    /// calls fail with `EBADF`. Idempotent.
+    #[doc(alias = "closesocket")]
+    pub fn close(&self) -> io::Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.engine.inner.close_socket(self.id)
+    }
+
+    /// Connects a stream socket and waits (a convenience over
+    /// [`connect`](Socket::connect)).
+    pub fn connect_wait(&self, addr: SocketAddr) -> io::Result<()> {
+        let c = self.connect(addr, Notify::None)?.wait()?;
+        match c.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Accepts one connection and waits.
+    pub fn accept_wait(&self) -> io::Result<(Socket, SocketAddr)> {
+        let c = self.accept(Notify::None)?.wait()?;
+        if let Some(e) = c.error {
+            return Err(e);
+        }
+        match (c.data, c.addr) {
+            (Some(s), Some(a)) => Ok((s, a)),
+            (Some(s), None) => {
+                let a = s.peer_addr()?;
+                Ok((s, a))
+            }
+            _ => Err(io::Error::other("accept completed without a socket")),
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+

@@ -1,0 +1,429 @@
+//! The operation handle (the overlapped state), its start and completion
+//! values, and the notify choice.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::ops::{BitOr, BitOrAssign};
+use std::time::Duration;
+
+use crate::buf::IoBufs;
+use crate::driver::{Engine, RawDone};
+use crate::event::Event;
+use crate::net::Socket;
+
+macro_rules! flag_type {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $flag:ident = $v:expr;)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub struct $name(u32);
+        impl $name {
+            $($(#[$fm])* pub const $flag: $name = $name($v);)*
+            /// No flags.
+            pub const fn empty() -> Self { $name(0) }
+            /// True when every flag of `other` is set here.
+            pub const fn contains(self, other: Self) -> bool { self.0 & other.0 == other.0 }
+            /// True when no flag is set.
+            pub const fn is_empty(self) -> bool { self.0 == 0 }
+            /// The raw bits.
+            pub const fn bits(self) -> u32 { self.0 }
+        }
+        impl BitOr for $name {
+            type Output = $name;
+            fn bitor(self, o: $name) -> $name { $name(self.0 | o.0) }
+        }
+        impl BitOrAssign for $name {
+            fn bitor_assign(&mut self, o: $name) { self.0 |= o.0 }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut names = Vec::new();
+                $(if self.contains($name::$flag) && $v != 0 { names.push(stringify!($flag)); })*
+                write!(f, "{}({})", stringify!($name), if names.is_empty() { "empty".to_string() } else { names.join(" | ") })
+            }
+        }
+    };
+}
+
+flag_type! {
+    /// Per-call flags of a send or receive (`dwFlags` / `lpFlags` in).
+    MsgFlags {
+        /// `MSG_OOB`: urgent data. On a send the **last** byte is sent urgent
+        /// (TCP semantics); a receive reads the one urgent byte and, if none
+        /// has arrived yet, stays pending until one does.
+        OOB = 0x1;
+        /// `MSG_PEEK`: receive without consuming. (Winsock documents it for
+        /// non-overlapped receives only; ours is an extension.)
+        PEEK = 0x2;
+        /// `MSG_DONTROUTE`: bypass routing (may be ignored by the system).
+        DONTROUTE = 0x4;
+    }
+}
+
+flag_type! {
+    /// Flags a receive reports (`lpFlags` out).
+    RecvFlags {
+        /// The byte came from the urgent (out-of-band) channel.
+        OOB = 0x1;
+        /// The datagram was larger than the buffers; the rest was discarded
+        /// (Winsock reports `WSAEMSGSIZE`, Linux `MSG_TRUNC`).
+        TRUNCATED = 0x2;
+    }
+}
+
+/// The error every cancelled or aborted operation completes with
+/// (`ECANCELED`; Winsock's `WSA_OPERATION_ABORTED`, 995).
+pub fn aborted_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::ECANCELED)
+}
+
+/// True for the *aborted* completion of a cancelled operation, a closed
+/// socket, or an exited thread.
+pub fn is_aborted(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ECANCELED)
+}
+
+/// How a finished operation ended: the `dwError`, `cbTransferred` and
+/// `dwFlags` of the model, plus the buffers (or other value) handed back.
+#[derive(Debug)]
+pub struct Completion<T> {
+    /// The operation's error, or `None` on success.
+    pub error: Option<io::Error>,
+    /// Bytes transferred. On a stream send that failed part-way, the bytes
+    /// taken before the error.
+    pub bytes: usize,
+    /// Flags of a receive (urgent data, truncated datagram).
+    pub flags: RecvFlags,
+    /// The peer address of `recv_from` and `accept`.
+    pub addr: Option<SocketAddr>,
+    /// The buffers, back by value (for `accept`, the new socket).
+    pub data: T,
+}
+
+impl<T> Completion<T> {
+    /// The result as `io::Result`, with the data.
+    pub fn into_result(self) -> (io::Result<usize>, T) {
+        match self.error {
+            Some(e) => (Err(e), self.data),
+            None => (Ok(self.bytes), self.data),
+        }
+    }
+    /// True when the operation was cancelled or aborted.
+    pub fn is_aborted(&self) -> bool {
+        self.error.as_ref().is_some_and(is_aborted)
+    }
+    /// True on success.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// A start that failed: no completion will ever follow. The buffers come
+/// back with the error.
+pub struct StartError<B> {
+    /// Why the operation could not start.
+    pub error: io::Error,
+    /// The buffers the operation was given.
+    pub bufs: B,
+}
+
+impl<B> fmt::Debug for StartError<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> fmt::Display for StartError<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the operation could not start: {}", self.error)
+    }
+}
+
+impl<B> std::error::Error for StartError<B> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<B> From<StartError<B>> for io::Error {
+    fn from(e: StartError<B>) -> io::Error {
+        e.error
+    }
+}
+
+/// The three-way start result of the model, minus the error: **completed
+/// now** (the count is known at once) or **pending**. Either way the
+/// operation's notification (event, routine, port packet) happens, and the
+/// handle gives the result.
+#[derive(Debug)]
+pub enum Started<T: OpOutput> {
+    /// Completed during the start call, with this many bytes (or with an
+    /// error that surfaced after bytes moved).
+    Now {
+        /// Bytes transferred at once.
+        bytes: usize,
+        /// The handle; its result is ready.
+        op: Op<T>,
+    },
+    /// In flight; the completion comes later.
+    Pending(Op<T>),
+}
+
+impl<T: OpOutput> Started<T> {
+    /// The handle, whichever way it started.
+    pub fn op(self) -> Op<T> {
+        match self {
+            Started::Now { op, .. } | Started::Pending(op) => op,
+        }
+    }
+    /// True when the operation is pending.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Started::Pending(_))
+    }
+    /// The byte count when it completed at start.
+    pub fn bytes_now(&self) -> Option<usize> {
+        match self {
+            Started::Now { bytes, .. } => Some(*bytes),
+            Started::Pending(_) => None,
+        }
+    }
+    /// Waits for the completion (see [`Op::wait`]).
+    pub fn wait(self) -> io::Result<Completion<T>> {
+        self.op().wait()
+    }
+}
+
+/// The answer of [`Op::result`]: complete, or still in flight (the model's
+/// `WSA_IO_INCOMPLETE`, a value, not an error).
+#[derive(Debug)]
+pub enum Polled<T: OpOutput> {
+    /// Done; the result and the buffers.
+    Complete(Completion<T>),
+    /// Not done yet; the handle comes back.
+    Incomplete(Op<T>),
+}
+
+/// How the completion of an operation is made known (the model's four ways;
+/// ports come with [`CompletionPort`](crate::CompletionPort) sockets).
+pub enum Notify<T> {
+    /// Only through the handle ([`Op::result`], [`Op::is_complete`]).
+    None,
+    /// The event is reset when the operation starts and set when it
+    /// completes (also when it completed at start).
+    Event(Event),
+    /// A completion routine: queued to the thread that started the operation
+    /// and run only while that thread is in an alertable wait
+    /// ([`sleep_ex`](crate::sleep_ex),
+    /// [`wait_for_events`](crate::wait_for_events) with `alertable`). It
+    /// receives the completion with the buffers by value. The handle of such
+    /// an operation can only cancel it.
+    Routine(Box<dyn FnOnce(Completion<T>)>),
+}
+
+impl<T> Notify<T> {
+    /// A completion routine (see [`Notify::Routine`]).
+    pub fn routine(f: impl FnOnce(Completion<T>) + 'static) -> Self {
+        Notify::Routine(Box::new(f))
+    }
+}
+
+impl<T> fmt::Debug for Notify<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notify::None => f.write_str("Notify::None"),
+            Notify::Event(e) => write!(f, "Notify::Event({e:?})"),
+            Notify::Routine(_) => f.write_str("Notify::Routine(..)"),
+        }
+    }
+}
+
+impl<T> From<Event> for Notify<T> {
+    fn from(e: Event) -> Self {
+        Notify::Event(e)
+    }
+}
+
+impl<T> From<&Event> for Notify<T> {
+    fn from(e: &Event) -> Self {
+        Notify::Event(e.clone())
+    }
+}
+
+/// What an operation hands back: buffers for sends and receives, the new
+/// socket for `accept`, nothing for `connect`. Sealed.
+pub trait OpOutput: Sized + Send + 'static {
+    #[doc(hidden)]
+    fn from_raw(raw: RawDone) -> Completion<Self>;
+}
+
+fn base<T>(raw: &mut RawDone, data: T) -> Completion<T> {
+    Completion {
+        error: raw.outcome.error.take(),
+        bytes: raw.outcome.bytes,
+        flags: raw.outcome.flags,
+        addr: raw.outcome.addr,
+        data,
+    }
+}
+
+impl<B: IoBufs> OpOutput for B {
+    fn from_raw(mut raw: RawDone) -> Completion<B> {
+        let bufs = raw
+            .bufs
+            .take()
+            .and_then(|b| b.into_any().downcast::<B>().ok())
+            .map(|b| *b);
+        match bufs {
+            Some(b) => base(&mut raw, b),
+            // The driver stores exactly the `B` the typed start gave it.
+            None => unreachable!("operation buffers of another type"),
+        }
+    }
+}
+
+impl OpOutput for () {
+    fn from_raw(mut raw: RawDone) -> Completion<()> {
+        base(&mut raw, ())
+    }
+}
+
+impl OpOutput for Option<Socket> {
+    fn from_raw(mut raw: RawDone) -> Completion<Option<Socket>> {
+        let sock = match raw.outcome.fd.take() {
+            Some(fd) => match Socket::from_accepted(&raw.engine, fd) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    raw.outcome.error = Some(e);
+                    None
+                }
+            },
+            None => None,
+        };
+        base(&mut raw, sock)
+    }
+}
+
+/// Buffers with their type erased while the engine holds them.
+pub(crate) trait ErasedBufs: Send {
+    fn as_bufs(&mut self) -> &mut dyn IoBufs;
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl<B: IoBufs> ErasedBufs for B {
+    fn as_bufs(&mut self) -> &mut dyn IoBufs {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+/// The overlapped state of one operation in flight (`WSAOVERLAPPED`).
+///
+/// It owns the operation's buffers from start to completion. Take the result
+/// with [`result`](Op::result) or [`wait`](Op::wait) (once: both consume the
+/// handle). Dropping the handle of a pending operation **cancels** it; the
+/// engine keeps the buffers until the kernel has let go of them. (An
+/// operation started with a routine is not cancelled by dropping its handle:
+/// the routine is its consumer.)
+#[must_use = "dropping a pending operation's handle cancels it"]
+pub struct Op<T: OpOutput> {
+    pub(crate) engine: Engine,
+    pub(crate) key: usize,
+    pub(crate) seq: u32,
+    /// The handle takes the result (false for routine operations).
+    pub(crate) consumer: bool,
+    pub(crate) done: bool,
+    pub(crate) _t: PhantomData<fn() -> T>,
+}
+
+impl<T: OpOutput> fmt::Debug for Op<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Op")
+            .field("id", &self.key)
+            .field("generation", &self.seq)
+            .field("engine", &self.engine.kind())
+            .finish()
+    }
+}
+
+fn not_consumer() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "this operation's completion is delivered to its completion routine, not to the handle",
+    )
+}
+
+impl<T: OpOutput> Op<T> {
+    /// Cheap check (`HasOverlappedIoCompleted`): reaps finished work without
+    /// blocking, then says whether this operation is complete.
+    pub fn is_complete(&self) -> bool {
+        self.engine.inner.is_done(self.key, self.seq, true)
+    }
+
+    /// `WSAGetOverlappedResult`: with `wait = false` returns at once,
+    /// [`Polled::Incomplete`] while the operation is in flight; with
+    /// `wait = true` drives the engine until it completes.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an operation started with a completion routine
+    /// (its routine receives the result).
+    #[doc(alias = "WSAGetOverlappedResult")]
+    pub fn result(self, wait: bool) -> io::Result<Polled<T>> {
+        self.result_timeout(if wait { None } else { Some(Duration::ZERO) })
+    }
+
+    /// `GetOverlappedResultEx`: waits up to `timeout` (`None`: no limit).
+    pub fn result_timeout(mut self, timeout: Option<Duration>) -> io::Result<Polled<T>> {
+        if !self.consumer {
+            return Err(not_consumer());
+        }
+        match self.engine.inner.take_result(self.key, self.seq, timeout) {
+            Some(raw) => {
+                self.done = true;
+                Ok(Polled::Complete(T::from_raw(raw)))
+            }
+            None => Ok(Polled::Incomplete(self)),
+        }
+    }
+
+    /// Waits for the completion and returns it.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an operation started with a completion routine.
+    pub fn wait(self) -> io::Result<Completion<T>> {
+        match self.result_timeout(None)? {
+            Polled::Complete(c) => Ok(c),
+            Polled::Incomplete(_) => unreachable!("an unbounded wait returns only on completion"),
+        }
+    }
+
+    /// `CancelIoEx(socket, overlapped)`: asks for cancellation. The operation
+    /// still completes exactly once — *aborted* with its buffers, or normally
+    /// if it won the race.
+    ///
+    /// # Errors
+    /// `NotFound` when the operation has already completed (Winsock's
+    /// `ERROR_NOT_FOUND`).
+    #[doc(alias = "CancelIoEx")]
+    pub fn cancel(&self) -> io::Result<()> {
+        self.engine.inner.cancel_op(self.key, self.seq)
+    }
+
+    /// The engine that runs this operation.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl<T: OpOutput> Drop for Op<T> {
+    fn drop(&mut self) {
+        if self.consumer && !self.done {
+            self.engine.inner.drop_handle(self.key, self.seq);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Completion routines and alertable waits (`SleepEx`).
+//!
+//! A routine is given with an operation ([`Notify::routine`](crate::Notify::routine)).
+//! When the operation completes — even during its start call — the routine is
+//! queued to the thread that started the operation, and runs only while that
+//! thread is in an **alertable wait**: [`sleep_ex`] with `alertable`, or
+//! [`wait_for_events`](crate::wait_for_events) with `alertable`. All queued
+//! routines run, in completion order, then the wait returns *I/O
+//! completion*.
+//!
+//! Rules we chose where Windows leaves room:
+//!
+//! * **No nesting.** Inside a routine every wait is non-alertable: a nested
+//!   alertable wait drives the engine but runs no routine (Windows would
+//!   recurse). Routines queued meanwhile run in the next alertable wait
+//!   after the current batch, so a routine never runs inside another.
+//! * **Completion order.** Routines run in the order their operations
+//!   completed (Winsock only promises the buffers' filling order).
+//! * **Thread exit.** A thread that exits with operations pending aborts
+//!   them; its queued routines are dropped with their buffers, and
+//!   completions that arrive later are dropped too.
+//! * **Batched submission.** Operations started inside routines are
+//!   submitted together when the batch of routines ends.
+
+use std::time::{Duration, Instant};
+
+use crate::driver::{current_ctx, in_routine, run_routines, thread_engines, wait_until};
+
+/// How [`sleep_ex`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepOutcome {
+    /// The time passed (`SleepEx` returns 0).
+    Timeout,
+    /// One or more completion routines ran (`WAIT_IO_COMPLETION`).
+    IoCompletion,
+}
+
+/// `SleepEx(timeout, alertable)`: sleeps while driving the engines the
+/// thread started operations on. With `alertable`, returns
+/// [`SleepOutcome::IoCompletion`] as soon as one or more of the thread's
+/// completion routines ran; `timeout: None` sleeps without limit.
+#[doc(alias = "SleepEx")]
+pub fn sleep_ex(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
+    let alertable = alertable && !in_routine();
+    let ctx = current_ctx();
+    let deadline = timeout.map(|t| Instant::now() + t);
+    if alertable && ctx.has_routines() {
+        run_routines();
+        return SleepOutcome::IoCompletion;
+    }
+    loop {
+        let engines = thread_engines();
+        let n = engines.len();
+        let mut ready = || (alertable && ctx.has_routines()) || thread_engines().len() != n;
+        let hit = wait_until(&engines, deadline, &mut ready);
+        if alertable && ctx.has_routines() {
+            run_routines();
+            return SleepOutcome::IoCompletion;
+        }
+        if !hit {
+            return SleepOutcome::Timeout;
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The poll engine, on `rustix`'s epoll.
+//!
+//! Every operation is first tried non-blocking (the shared
+//! [`attempt`](super::attempt)); an operation that would block waits at the
+//! head of its socket's direction queue until epoll reports readiness, then
+//! the driver tries it again. Sockets are registered once, edge-triggered,
+//! for `IN | OUT | PRI | RDHUP`: a pending operation always follows a failed
+//! attempt, so the next edge is never missed (attempts and readiness are
+//! handled under the same lock). Urgent data waits for `EPOLLPRI`. Sends pass
+//! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
+//! the epoll set.
+//!
+//! No `unsafe` here: the syscalls go through `rustix` with borrowed buffers.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::event::{EventfdFlags, epoll, eventfd};
+
+use super::{Dir, to_io};
+
+const WAKE_TOKEN: u64 = u64::MAX;
+
+/// The epoll backend.
+#[derive(Debug)]
+pub(crate) struct Poll {
+    epoll: OwnedFd,
+    wake_fd: OwnedFd,
+}
+
+impl Poll {
+    pub(crate) fn new() -> io::Result<Self> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(to_io)?;
+        let wake_fd =
+            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(to_io)?;
+        epoll::add(
+            &epoll,
+            &wake_fd,
+            epoll::EventData::new_u64(WAKE_TOKEN),
+            epoll::EventFlags::IN,
+        )
+        .map_err(to_io)?;
+        Ok(Poll { epoll, wake_fd })
+    }
+
+    /// Registers a socket for edge-triggered readiness under `token`.
+    pub(crate) fn register(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        use epoll::EventFlags as F;
+        epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(token),
+            F::IN | F::OUT | F::PRI | F::RDHUP | F::ET,
+        )
+        .map_err(to_io)
+    }
+
+    /// Removes a socket before it is closed.
+    pub(crate) fn deregister(&self, fd: BorrowedFd<'_>) {
+        let _ = epoll::delete(&self.epoll, fd);
+    }
+
+    /// Waits up to `timeout` (zero polls, `None` blocks) and appends each
+    /// ready socket's token with the directions that may progress.
+    pub(crate) fn wait(
+        &self,
+        timeout: Option<Duration>,
+        out: &mut Vec<(u64, [bool; 3])>,
+    ) -> io::Result<()> {
+        use epoll::EventFlags as F;
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+        let ts = timeout.map(|d| rustix::event::Timespec {
+            tv_sec: d.as_secs() as _,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), ts.as_ref()) {
+            Ok(_) => {}
+            Err(e) if e == rustix::io::Errno::INTR => return Ok(()),
+            Err(e) => return Err(to_io(e)),
+        }
+        for ev in &events {
+            let token = ev.data.u64();
+            if token == WAKE_TOKEN {
+                let mut buf = [0u8; 8];
+                let _ = rustix::io::read(&self.wake_fd, &mut buf);
+                continue;
+            }
+            let f = ev.flags;
+            let broken = f.intersects(F::HUP | F::ERR);
+            let mut dirs = [false; 3];
+            dirs[Dir::Read as usize] = broken || f.intersects(F::IN | F::RDHUP);
+            dirs[Dir::Write as usize] = broken || f.contains(F::OUT);
+            dirs[Dir::Urgent as usize] = broken || f.contains(F::PRI);
+            out.push((token, dirs));
+        }
+        Ok(())
+    }
+
+    /// Ends a blocking [`wait`](Self::wait) on another thread.
+    pub(crate) fn wake(&self) {
+        let _ = rustix::io::write(self.wake_fd.as_fd(), &1u64.to_ne_bytes());
+    }
+}
