@@ -38,7 +38,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::task::Waker;
 use std::thread::{self, Thread, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -138,7 +137,9 @@ impl EngineBuilder {
             EngineKind::Poll => Backend::Poll(sys::poll::Poll::new()?),
         };
         static LOGGED: std::sync::Once = std::sync::Once::new();
-        LOGGED.call_once(|| tracing::info!(engine = %kind, reason = %reason, "overlapped engine chosen"));
+        LOGGED.call_once(
+            || tracing::info!(engine = %kind, reason = %reason, "overlapped engine chosen"),
+        );
         Ok(Engine {
             inner: Arc::new(Inner {
                 kind,
@@ -291,7 +292,6 @@ pub(crate) enum SlotNotify {
     None,
     Event(Event),
     Routine { ctx: Arc<ThreadCtx>, id: usize },
-    Waker(Option<Waker>),
 }
 
 struct Slot {
@@ -358,7 +358,13 @@ impl Inner {
 
     // ----- sockets -------------------------------------------------------
 
-    pub(crate) fn add_socket(&self, fd: OwnedFd, stream: bool, connected: bool, bound: bool) -> io::Result<SockId> {
+    pub(crate) fn add_socket(
+        &self,
+        fd: OwnedFd,
+        stream: bool,
+        connected: bool,
+        bound: bool,
+    ) -> io::Result<SockId> {
         let mut st = self.lock();
         let seq = Self::new_gen(&mut st);
         let entry = st.socks.vacant_entry();
@@ -398,13 +404,6 @@ impl Inner {
         let r = f(fd.as_fd(), s);
         s.fd = Some(fd);
         r
-    }
-
-    pub(crate) fn mark(&self, id: SockId, f: impl FnOnce(&mut SockEntry)) {
-        let mut st = self.lock();
-        if let Ok(s) = Self::sock_mut(&mut st, id) {
-            f(s);
-        }
     }
 
     /// Closes a socket: every pending op completes *aborted* (on io_uring
@@ -516,7 +515,13 @@ impl Inner {
         let mut now = None;
         if queue_empty {
             let fd = fd.as_fd();
-            match sys::attempt(fd, &mut kind, bufs.as_deref_mut().map(|b| b.as_bufs()), &mut done, stream) {
+            match sys::attempt(
+                fd,
+                &mut kind,
+                bufs.as_deref_mut().map(|b| b.as_bufs()),
+                &mut done,
+                stream,
+            ) {
                 Attempt::Done(out) if out.error.is_some() && out.bytes == 0 => {
                     let e = out.error.unwrap_or_else(bad_handle);
                     return Err((e, bufs));
@@ -589,7 +594,13 @@ impl Inner {
         let Backend::Uring(u) = &self.backend else {
             return Ok(());
         };
-        let State { ops, socks, ring, backlog, .. } = st;
+        let State {
+            ops,
+            socks,
+            ring,
+            backlog,
+            ..
+        } = st;
         let slot = &mut ops[key];
         let fd = socks[slot.sock]
             .fd
@@ -597,7 +608,16 @@ impl Inner {
             .map(|f| f.as_raw_fd())
             .ok_or_else(bad_handle)?;
         let bufs = slot.bufs.as_deref_mut().map(|b| b.as_bufs());
-        let km = u.push_op(ring, ud(key, slot.seq), fd, &slot.kind, bufs, slot.done, slot.stream, backlog)?;
+        let km = u.push_op(
+            ring,
+            ud(key, slot.seq),
+            fd,
+            &slot.kind,
+            bufs,
+            slot.done,
+            slot.stream,
+            backlog,
+        )?;
         slot.kmem = Some(km);
         Ok(())
     }
@@ -652,18 +672,15 @@ impl Inner {
                 let raw = RawDone {
                     outcome: out,
                     bufs: slot.bufs,
-                    engine: Engine { inner: self.clone() },
+                    engine: Engine {
+                        inner: self.clone(),
+                    },
                 };
                 ctx.queue_routine(id, raw);
             }
             notify => {
                 if let SlotNotify::Event(ev) = notify {
                     ev.set();
-                }
-                if let SlotNotify::Waker(w) = notify {
-                    if let Some(w) = w.take() {
-                        w.wake();
-                    }
                 }
                 if let Some(w) = slot.waiter.take() {
                     w.wake();
@@ -710,9 +727,15 @@ impl Inner {
 
     /// Poll engine: tries the armed head of a queue. True when it finished.
     fn try_head(self: &Arc<Self>, st: &mut State, sock: usize, dir: Dir) -> bool {
-        let Some(s) = st.socks.get(sock) else { return false };
-        let Some(&head) = s.queues[dir as usize].front() else { return false };
-        let Some(fd) = s.fd.as_ref() else { return false };
+        let Some(s) = st.socks.get(sock) else {
+            return false;
+        };
+        let Some(&head) = s.queues[dir as usize].front() else {
+            return false;
+        };
+        let Some(fd) = s.fd.as_ref() else {
+            return false;
+        };
         let fd = fd.as_fd();
         let slot = &mut st.ops[head];
         if slot.phase != Phase::Armed {
@@ -736,7 +759,9 @@ impl Inner {
 
     /// Handles one CQE.
     fn on_cqe(self: &Arc<Self>, st: &mut State, (user_data, res, flags): Cqe) {
-        let Backend::Uring(u) = &self.backend else { return };
+        let Backend::Uring(u) = &self.backend else {
+            return;
+        };
         if user_data == WAKE_TOKEN {
             let State { ring, backlog, .. } = st;
             if let Err(e) = u.on_wake(ring, flags, backlog) {
@@ -749,7 +774,9 @@ impl Inner {
         }
         let key = (user_data & 0xFFFF_FFFF) as usize;
         let seq = (user_data >> 32) as u32;
-        let Some(slot) = st.ops.get_mut(key) else { return };
+        let Some(slot) = st.ops.get_mut(key) else {
+            return;
+        };
         if slot.seq != seq || slot.phase != Phase::Armed {
             return;
         }
@@ -939,12 +966,19 @@ impl Inner {
         if reap {
             self.reap_dispatch(&mut st, true);
         }
-        st.ops.get(key).is_some_and(|s| s.seq == seq && s.phase == Phase::Done)
+        st.ops
+            .get(key)
+            .is_some_and(|s| s.seq == seq && s.phase == Phase::Done)
     }
 
     /// Takes a finished op's outcome, waiting up to `timeout` (`None`: no
     /// limit). `None` when still in flight.
-    pub(crate) fn take_result(self: &Arc<Inner>, key: usize, seq: u32, timeout: Option<Duration>) -> Option<RawDone> {
+    pub(crate) fn take_result(
+        self: &Arc<Inner>,
+        key: usize,
+        seq: u32,
+        timeout: Option<Duration>,
+    ) -> Option<RawDone> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let ctx = current_ctx();
         let engines = [self.clone()];
@@ -974,22 +1008,12 @@ impl Inner {
                 Some(RawDone {
                     outcome: slot.outcome.unwrap_or_else(|| Outcome::aborted(0)),
                     bufs: slot.bufs,
-                    engine: Engine { inner: self.clone() },
+                    engine: Engine {
+                        inner: self.clone(),
+                    },
                 })
             }
             _ => None,
-        }
-    }
-
-    pub(crate) fn set_waker(&self, key: usize, seq: u32, waker: &Waker) -> bool {
-        let mut st = self.lock();
-        match st.ops.get_mut(key) {
-            Some(s) if s.seq == seq && s.phase == Phase::Done => true,
-            Some(s) if s.seq == seq => {
-                s.notify = SlotNotify::Waker(Some(waker.clone()));
-                false
-            }
-            _ => true,
         }
     }
 
@@ -1001,8 +1025,15 @@ impl Inner {
     }
 
     fn cancel_locked(self: &Arc<Self>, st: &mut State, key: usize, seq: u32) -> io::Result<()> {
-        let not_found = || io::Error::new(io::ErrorKind::NotFound, "the operation is not in flight (already complete)");
-        let Some(slot) = st.ops.get_mut(key) else { return Err(not_found()) };
+        let not_found = || {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the operation is not in flight (already complete)",
+            )
+        };
+        let Some(slot) = st.ops.get_mut(key) else {
+            return Err(not_found());
+        };
         if slot.seq != seq || slot.phase == Phase::Done {
             return Err(not_found());
         }
@@ -1074,7 +1105,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // On io_uring, memory of ops still parked in the kernel must outlive
         // the kernel's use of it: cancel them and collect their CQEs first.
-        let Backend::Uring(u) = &self.backend else { return };
+        let Backend::Uring(u) = &self.backend else {
+            return;
+        };
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         let armed: Vec<u64> = st
             .ops
@@ -1122,7 +1155,9 @@ pub(crate) struct ThreadCtx {
 
 impl fmt::Debug for ThreadCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThreadCtx").field("thread", &self.thread.id()).finish()
+        f.debug_struct("ThreadCtx")
+            .field("thread", &self.thread.id())
+            .finish()
     }
 }
 
@@ -1131,7 +1166,11 @@ impl ThreadCtx {
     /// that wait.
     pub(crate) fn wake(&self) {
         self.thread.unpark();
-        let d = self.driving.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let d = self
+            .driving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Some(e) = d {
             e.backend.wake();
         }
@@ -1149,11 +1188,18 @@ impl ThreadCtx {
     }
 
     pub(crate) fn has_routines(&self) -> bool {
-        !self.routines.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+        !self
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     pub(crate) fn pop_routine(&self) -> Option<(usize, RawDone)> {
-        self.routines.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+        self.routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
     }
 }
 
@@ -1225,7 +1271,13 @@ fn note_engine(e: &Arc<Inner>) {
 /// The engines the calling thread has started operations on.
 pub(crate) fn thread_engines() -> Vec<Arc<Inner>> {
     LOCAL
-        .try_with(|l| l.engines.borrow().iter().filter_map(Weak::upgrade).collect())
+        .try_with(|l| {
+            l.engines
+                .borrow()
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -1314,4 +1366,3 @@ pub(crate) fn wait_until(
         }
     }
 }
-

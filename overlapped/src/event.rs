@@ -12,7 +12,9 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use crate::driver::{Inner, ThreadCtx, current_ctx, in_routine, run_routines, thread_engines, wait_until};
+use crate::driver::{
+    Inner, ThreadCtx, current_ctx, in_routine, run_routines, thread_engines, wait_until,
+};
 
 /// A manual-reset event object. Cheap to clone (a shared handle); `Send +
 /// Sync`; dropping one handle never disturbs a waiter holding another.
@@ -35,7 +37,9 @@ struct EvState {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event").field("set", &self.is_set()).finish()
+        f.debug_struct("Event")
+            .field("set", &self.is_set())
+            .finish()
     }
 }
 
@@ -86,7 +90,11 @@ impl Event {
     pub(crate) fn bind_engine(&self, e: &Arc<Inner>) {
         let waiters = {
             let mut st = self.lock();
-            if st.engine.as_ref().is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
+            if st
+                .engine
+                .as_ref()
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e)))
+            {
                 return;
             }
             st.engine = Some(Arc::downgrade(e));
@@ -162,7 +170,10 @@ pub fn wait_for_events(
     alertable: bool,
 ) -> io::Result<WaitOutcome> {
     if events.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "wait on an empty list of events"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "wait on an empty list of events",
+        ));
     }
     if mode == WaitMode::All {
         for (i, a) in events.iter().enumerate() {
@@ -213,7 +224,8 @@ pub fn wait_for_events(
     let outcome = loop {
         let engines = engines_of();
         let n = engines.len();
-        let mut ready = || (alertable && ctx.has_routines()) || check().is_some() || engines_of().len() != n;
+        let mut ready =
+            || (alertable && ctx.has_routines()) || check().is_some() || engines_of().len() != n;
         let hit = wait_until(&engines, deadline, &mut ready);
         if alertable && ctx.has_routines() {
             break None;

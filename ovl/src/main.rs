@@ -1,5 +1,45 @@
-//! `ovl`: the command-line tool of the overlapped library.
+//! `ovl`: the command-line tool of the overlapped library — echo servers in
+//! every model, an echo client, a benchmark, and a system check.
 
-fn main() {
-    println!("ovl");
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod client;
+mod doctor;
+mod server;
+
+/// The overlapped I/O model on Linux: servers, client, bench, doctor.
+#[derive(Debug, Parser)]
+#[command(name = "ovl", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run an echo server (Ctrl-C stops it with a summary).
+    EchoServer(server::ServerArgs),
+    /// Talk to an echo server: interactive, or scripted with --count.
+    EchoClient(client::ClientArgs),
+    /// Check what this system offers the engines.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::EchoServer(a) => server::run(a),
+        Cmd::EchoClient(a) => client::run(a),
+        Cmd::Doctor { json } => doctor::run(json),
+    }
 }

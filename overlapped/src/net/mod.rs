@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::buf::{IoBufs, check_bufs};
-use crate::driver::{Engine, SlotNotify, SockId, current_ctx, register_routine, unregister_routine};
+use crate::driver::{
+    Engine, SlotNotify, SockId, current_ctx, register_routine, unregister_routine,
+};
 use crate::op::{ErasedBufs, MsgFlags, Notify, Op, OpOutput, StartError, Started};
 use crate::sys::OpKind;
 
@@ -106,8 +108,16 @@ impl Socket {
         Self::register(engine, fd, Type::STREAM, true, true)
     }
 
-    fn register(engine: &Engine, fd: OwnedFd, ty: Type, connected: bool, bound: bool) -> io::Result<Socket> {
-        let id = engine.inner.add_socket(fd, stream_of(ty), connected, bound)?;
+    fn register(
+        engine: &Engine,
+        fd: OwnedFd,
+        ty: Type,
+        connected: bool,
+        bound: bool,
+    ) -> io::Result<Socket> {
+        let id = engine
+            .inner
+            .add_socket(fd, stream_of(ty), connected, bound)?;
         Ok(Socket {
             engine: engine.clone(),
             id,
@@ -131,7 +141,9 @@ impl Socket {
     /// # Errors
     /// `EBADF` after [`close`](Socket::close); else what `f` returns.
     pub fn with_socket2<R>(&self, f: impl FnOnce(&SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
-        self.engine.inner.with_sock(self.id, |fd, _| f(&SockRef::from(&fd)))
+        self.engine
+            .inner
+            .with_sock(self.id, |fd, _| f(&SockRef::from(&fd)))
     }
 
     /// `bind`.
@@ -174,7 +186,10 @@ impl Socket {
 
     /// The raw descriptor (for diagnostics; `-1` once closed).
     pub fn raw_fd(&self) -> RawFd {
-        self.engine.inner.with_sock(self.id, |fd, _| Ok(fd.as_raw_fd())).unwrap_or(-1)
+        self.engine
+            .inner
+            .with_sock(self.id, |fd, _| Ok(fd.as_raw_fd()))
+            .unwrap_or(-1)
     }
 
     fn start<T: OpOutput, B: IoBufs>(
@@ -188,11 +203,22 @@ impl Socket {
             Notify::Event(e) => (SlotNotify::Event(e), true, None),
             Notify::Routine(f) => {
                 let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
-                (SlotNotify::Routine { ctx: current_ctx(), id }, false, Some(id))
+                (
+                    SlotNotify::Routine {
+                        ctx: current_ctx(),
+                        id,
+                    },
+                    false,
+                    Some(id),
+                )
             }
         };
         let erased = bufs.map(|b| Box::new(b) as Box<dyn ErasedBufs>);
-        match self.engine.inner.start(self.id, kind, erased, slot_notify, handle) {
+        match self
+            .engine
+            .inner
+            .start(self.id, kind, erased, slot_notify, handle)
+        {
             Ok((key, seq, now)) => {
                 let op = Op {
                     engine: self.engine.clone(),
@@ -211,21 +237,29 @@ impl Socket {
                 if let Some(id) = routine {
                     unregister_routine(id);
                 }
-                let b = b.and_then(|b| b.into_any().downcast::<B>().ok()).map(|b| *b);
+                let b = b
+                    .and_then(|b| b.into_any().downcast::<B>().ok())
+                    .map(|b| *b);
                 Err((e, b))
             }
         }
     }
 
-    fn start_bufs<B: IoBufs>(&self, kind: OpKind, bufs: B, notify: Notify<B>) -> Result<Started<B>, StartError<B>> {
+    fn start_bufs<B: IoBufs>(
+        &self,
+        kind: OpKind,
+        bufs: B,
+        notify: Notify<B>,
+    ) -> Result<Started<B>, StartError<B>> {
         if let Err(error) = check_bufs(&bufs) {
             return Err(StartError { error, bufs });
         }
-        self.start(kind, Some(bufs), notify).map_err(|(error, b)| StartError {
-            error,
-            // The driver hands back exactly the buffers it was given.
-            bufs: b.expect("buffers come back with a failed start"),
-        })
+        self.start(kind, Some(bufs), notify)
+            .map_err(|(error, b)| StartError {
+                error,
+                // The driver hands back exactly the buffers it was given.
+                bufs: b.expect("buffers come back with a failed start"),
+            })
     }
 
     /// `WSASend`: sends the buffers, gathered in array order. On a stream
@@ -261,7 +295,14 @@ impl Socket {
         flags: MsgFlags,
         notify: impl Into<Notify<B>>,
     ) -> Result<Started<B>, StartError<B>> {
-        self.start_bufs(OpKind::Recv { flags, want_addr: false }, bufs, notify.into())
+        self.start_bufs(
+            OpKind::Recv {
+                flags,
+                want_addr: false,
+            },
+            bufs,
+            notify.into(),
+        )
     }
 
     /// `WSASendTo`: one datagram to `addr`.
@@ -273,7 +314,14 @@ impl Socket {
         flags: MsgFlags,
         notify: impl Into<Notify<B>>,
     ) -> Result<Started<B>, StartError<B>> {
-        self.start_bufs(OpKind::Send { flags, to: Some(addr) }, bufs, notify.into())
+        self.start_bufs(
+            OpKind::Send {
+                flags,
+                to: Some(addr),
+            },
+            bufs,
+            notify.into(),
+        )
     }
 
     /// `WSARecvFrom`: one datagram; the completion's `addr` is the sender
@@ -285,7 +333,14 @@ impl Socket {
         flags: MsgFlags,
         notify: impl Into<Notify<B>>,
     ) -> Result<Started<B>, StartError<B>> {
-        self.start_bufs(OpKind::Recv { flags, want_addr: true }, bufs, notify.into())
+        self.start_bufs(
+            OpKind::Recv {
+                flags,
+                want_addr: true,
+            },
+            bufs,
+            notify.into(),
+        )
     }
 
     /// `AcceptEx`: accepts one connection; the completion's `data` is the new
@@ -306,8 +361,15 @@ impl Socket {
         addr: SocketAddr,
         notify: impl Into<Notify<()>>,
     ) -> Result<Started<()>, StartError<()>> {
-        self.start::<_, Vec<u8>>(OpKind::Connect { addr, started: false }, None, notify.into())
-            .map_err(|(error, _)| StartError { error, bufs: () })
+        self.start::<_, Vec<u8>>(
+            OpKind::Connect {
+                addr,
+                started: false,
+            },
+            None,
+            notify.into(),
+        )
+        .map_err(|(error, _)| StartError { error, bufs: () })
     }
 
     /// `CancelIoEx(socket, NULL)`: cancels every pending operation of this
@@ -360,4 +422,3 @@ impl Drop for Socket {
         let _ = self.close();
     }
 }
-

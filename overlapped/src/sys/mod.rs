@@ -284,13 +284,6 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    pub(crate) fn kind(&self) -> EngineKind {
-        match self {
-            Backend::Uring(_) => EngineKind::Uring,
-            Backend::Poll(_) => EngineKind::Poll,
-        }
-    }
-
     /// Ends a blocking [`wait`](Self::wait) in progress on another thread.
     pub(crate) fn wake(&self) {
         match self {

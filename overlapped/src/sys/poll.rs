@@ -32,8 +32,7 @@ pub(crate) struct Poll {
 impl Poll {
     pub(crate) fn new() -> io::Result<Self> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(to_io)?;
-        let wake_fd =
-            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(to_io)?;
+        let wake_fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(to_io)?;
         epoll::add(
             &epoll,
             &wake_fd,
@@ -74,7 +73,11 @@ impl Poll {
             tv_sec: d.as_secs() as _,
             tv_nsec: d.subsec_nanos() as _,
         });
-        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), ts.as_ref()) {
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            ts.as_ref(),
+        ) {
             Ok(_) => {}
             Err(e) if e == rustix::io::Errno::INTR => return Ok(()),
             Err(e) => return Err(to_io(e)),

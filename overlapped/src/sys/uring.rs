@@ -126,8 +126,8 @@ impl Uring {
                 "io_uring lacks IORING_FEAT_NODROP or IORING_FEAT_EXT_ARG (kernel 5.11+ needed)",
             ));
         }
-        let wake_fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(super::to_io)?;
+        let wake_fd =
+            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(super::to_io)?;
         let u = Uring { ring, wake_fd };
         let mut t = RingAccess::new();
         let mut backlog = VecDeque::new();
@@ -321,13 +321,11 @@ impl Uring {
                     .flags(f as u32)
                     .build()
             }
-            OpKind::Accept => opcode::Accept::new(
-                fdt,
-                (&raw mut km.addr).cast(),
-                &raw mut km.addrlen,
-            )
-            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-            .build(),
+            OpKind::Accept => {
+                opcode::Accept::new(fdt, (&raw mut km.addr).cast(), &raw mut km.addrlen)
+                    .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                    .build()
+            }
             OpKind::Connect { .. } => {
                 km.poll_phase = true;
                 opcode::PollAdd::new(fdt, libc::POLLOUT as u32).build()
@@ -435,7 +433,8 @@ fn sockaddr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option
             // SAFETY: the family says the storage holds a `sockaddr_in`, the
             // length says it is complete, and `sockaddr_storage` is aligned
             // for every socket address type.
-            let a = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             Some(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
                 u16::from_be(a.sin_port),
@@ -443,7 +442,9 @@ fn sockaddr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for `sockaddr_in6`.
-            let a = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(a.sin6_addr.s6_addr),
                 u16::from_be(a.sin6_port),
