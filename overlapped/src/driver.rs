@@ -275,6 +275,8 @@ pub(crate) struct SockEntry {
     /// Ops of this socket survive the exit of the thread that started them
     /// (sockets associated with a completion port).
     pub(crate) survives_thread: bool,
+    port: Option<(Arc<crate::port::PortInner>, usize)>,
+    skip_on_success: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +294,9 @@ pub(crate) enum SlotNotify {
     None,
     Event(Event),
     Routine { ctx: Arc<ThreadCtx>, id: usize },
+    /// Resolved at start from the socket's association.
+    Port { tag: u64, conv: crate::port::Convert },
+    PortBound { port: Arc<crate::port::PortInner>, key: usize, tag: u64, conv: crate::port::Convert, skip: bool },
 }
 
 struct Slot {
@@ -381,11 +386,13 @@ impl Inner {
             closed: false,
             queues: Default::default(),
             survives_thread: false,
+            port: None,
+            skip_on_success: false,
         });
         Ok(SockId { key, seq })
     }
 
-    fn sock_mut<'a>(st: &'a mut State, id: SockId) -> io::Result<&'a mut SockEntry> {
+    fn sock_mut(st: &mut State, id: SockId) -> io::Result<&mut SockEntry> {
         match st.socks.get_mut(id.key) {
             Some(s) if s.seq == id.seq && !s.closed => Ok(s),
             _ => Err(bad_handle()),
@@ -429,6 +436,28 @@ impl Inner {
         Ok(())
     }
 
+    /// Associates a socket with a port (at most one per socket).
+    pub(crate) fn associate(&self, id: SockId, port: &Arc<crate::port::PortInner>, key: usize) -> io::Result<()> {
+        let mut st = self.lock();
+        let s = Self::sock_mut(&mut st, id)?;
+        if s.port.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the socket is already associated with a completion port",
+            ));
+        }
+        s.port = Some((port.clone(), key));
+        s.survives_thread = true;
+        Ok(())
+    }
+
+    /// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` (one-way).
+    pub(crate) fn set_skip_on_success(&self, id: SockId) -> io::Result<()> {
+        let mut st = self.lock();
+        Self::sock_mut(&mut st, id)?.skip_on_success = true;
+        Ok(())
+    }
+
     /// `CancelIoEx(socket, NULL)`: cancels every pending op of the socket.
     /// Returns how many were asked to cancel.
     pub(crate) fn cancel_socket(self: &Arc<Self>, id: SockId) -> io::Result<usize> {
@@ -456,8 +485,8 @@ impl Inner {
 
     // ----- starting ops ------------------------------------------------------
 
-    /// Starts an operation. `Ok((key, seq, Some(bytes)))` when it completed
-    /// now, `Ok((key, seq, None))` when pending; `Err` when it could not
+    /// Starts an operation. `Ok((key, seq, Some(bytes), handle))` when it completed
+    /// now, `Ok((key, seq, None, handle))` when pending; `Err` when it could not
     /// start (no completion will follow; the buffers come back).
     #[allow(clippy::type_complexity)]
     pub(crate) fn start(
@@ -465,9 +494,9 @@ impl Inner {
         sock: SockId,
         mut kind: OpKind,
         mut bufs: Option<Box<dyn ErasedBufs>>,
-        notify: SlotNotify,
-        handle: bool,
-    ) -> Result<(usize, u32, Option<usize>), (io::Error, Option<Box<dyn ErasedBufs>>)> {
+        mut notify: SlotNotify,
+        mut handle: bool,
+    ) -> Result<(usize, u32, Option<usize>, bool), (io::Error, Option<Box<dyn ErasedBufs>>)> {
         note_engine(self);
         if let SlotNotify::Event(ev) = &notify {
             ev.reset();
@@ -482,6 +511,18 @@ impl Inner {
             return Err((bad_handle(), bufs));
         };
         let stream = s.stream;
+        if let SlotNotify::Port { tag, conv } = notify {
+            let Some((port, key)) = s.port.clone() else {
+                return Err((
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "an operation with a port notify on a socket not associated with a port",
+                    ),
+                    bufs,
+                ));
+            };
+            notify = SlotNotify::PortBound { port, key, tag, conv, skip: s.skip_on_success };
+        }
         // Cheap checks that keep the start result three-way (io_uring would
         // report these as completions).
         match &kind {
@@ -560,13 +601,18 @@ impl Inner {
             issuer: thread::current().id(),
         });
         bump(&self.counters.submitted);
+        if let (Some(_), SlotNotify::PortBound { skip: true, .. }) = (&now, &st.ops[key].notify) {
+            // Skip-on-success: no packet; the handle takes the result inline.
+            handle = true;
+            st.ops[key].handle = true;
+        }
         match now {
             Some(out) => {
                 bump(&self.counters.completed_now);
                 let bytes = out.bytes;
                 st.ops[key].phase = Phase::Done;
                 self.deliver(&mut st, key, out);
-                Ok((key, seq, Some(bytes)))
+                Ok((key, seq, Some(bytes), handle))
             }
             None => {
                 st.socks[sock.key].queues[dir as usize].push_back(key);
@@ -583,7 +629,7 @@ impl Inner {
                 if !in_routine() {
                     self.flush(&mut st);
                 }
-                Ok((key, seq, None))
+                Ok((key, seq, None, handle))
             }
         }
     }
@@ -677,6 +723,16 @@ impl Inner {
                     },
                 };
                 ctx.queue_routine(id, raw);
+            }
+            SlotNotify::PortBound { port, key: pkey, tag, conv, .. } if !slot.handle => {
+                let (port, pkey, tag, conv) = (port.clone(), *pkey, *tag, *conv);
+                let slot = st.ops.remove(key);
+                let raw = RawDone {
+                    outcome: out,
+                    bufs: slot.bufs,
+                    engine: Engine { inner: self.clone() },
+                };
+                port.push_op(pkey, tag, conv, raw);
             }
             notify => {
                 if let SlotNotify::Event(ev) = notify {
@@ -996,10 +1052,10 @@ impl Inner {
         if timeout == Some(Duration::ZERO) {
             self.poll_once();
         }
-        if !check() {
-            if timeout == Some(Duration::ZERO) || !wait_until(&engines, deadline, &mut check) {
-                return None;
-            }
+        if !check()
+            && (timeout == Some(Duration::ZERO) || !wait_until(&engines, deadline, &mut check))
+        {
+            return None;
         }
         let mut st = self.lock();
         match st.ops.get(key) {

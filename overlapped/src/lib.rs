@@ -64,6 +64,11 @@
 //! | `WSAWaitForMultipleEvents` | [`wait_for_events`] (no 64-event limit) |
 //! | completion routine | [`Notify::routine`] |
 //! | `SleepEx(ms, TRUE)` | [`sleep_ex`] |
+//! | `CreateIoCompletionPort` (create / associate) | [`CompletionPort::new`] / [`CompletionPort::associate`] |
+//! | `GetQueuedCompletionStatus(Ex)` | [`CompletionPort::get_queued`] / [`CompletionPort::get_queued_many`] |
+//! | `PostQueuedCompletionStatus` | [`CompletionPort::post`] |
+//! | `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` | [`Socket::set_skip_port_on_success`] |
+//! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
 //! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`] |
 //!
 //! ## Buffers
@@ -87,6 +92,7 @@ mod driver;
 mod event;
 mod net;
 mod op;
+mod port;
 mod routine;
 mod sys;
 
@@ -98,6 +104,7 @@ pub use op::{
     Completion, MsgFlags, Notify, Op, OpOutput, Polled, RecvFlags, StartError, Started,
     aborted_error, is_aborted,
 };
+pub use port::{CompletionPort, Packet};
 pub use routine::{SleepOutcome, sleep_ex};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;

@@ -222,6 +222,13 @@ pub enum Notify<T> {
     /// receives the completion with the buffers by value. The handle of such
     /// an operation can only cancel it.
     Routine(Box<dyn FnOnce(Completion<T>)>),
+    /// A packet on the completion port the socket is associated with
+    /// ([`CompletionPort::associate`](crate::CompletionPort::associate)),
+    /// carrying this tag (the per-operation data of the model). The handle
+    /// can only cancel the operation — unless the socket skips the port on
+    /// immediate success and the operation completed at start: then the
+    /// handle takes the result inline.
+    Port(u64),
 }
 
 impl<T> Notify<T> {
@@ -237,6 +244,7 @@ impl<T> fmt::Debug for Notify<T> {
             Notify::None => f.write_str("Notify::None"),
             Notify::Event(e) => write!(f, "Notify::Event({e:?})"),
             Notify::Routine(_) => f.write_str("Notify::Routine(..)"),
+            Notify::Port(t) => write!(f, "Notify::Port({t})"),
         }
     }
 }
@@ -354,7 +362,7 @@ impl<T: OpOutput> fmt::Debug for Op<T> {
 fn not_consumer() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        "this operation's completion is delivered to its completion routine, not to the handle",
+        "this operation's completion is delivered to its completion routine or port, not to the handle",
     )
 }
 

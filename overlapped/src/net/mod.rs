@@ -212,6 +212,14 @@ impl Socket {
                     Some(id),
                 )
             }
+            Notify::Port(tag) => (
+                SlotNotify::Port {
+                    tag,
+                    conv: crate::port::convert::<T>,
+                },
+                false,
+                None,
+            ),
         };
         let erased = bufs.map(|b| Box::new(b) as Box<dyn ErasedBufs>);
         match self
@@ -219,12 +227,12 @@ impl Socket {
             .inner
             .start(self.id, kind, erased, slot_notify, handle)
         {
-            Ok((key, seq, now)) => {
+            Ok((key, seq, now, consumer)) => {
                 let op = Op {
                     engine: self.engine.clone(),
                     key,
                     seq,
-                    consumer: handle,
+                    consumer,
                     done: false,
                     _t: PhantomData,
                 };
@@ -388,6 +396,19 @@ impl Socket {
             return Ok(());
         }
         self.engine.inner.close_socket(self.id)
+    }
+
+    pub(crate) fn associate(&self, port: &std::sync::Arc<crate::port::PortInner>, key: usize) -> io::Result<()> {
+        self.engine.inner.associate(self.id, port, key)
+    }
+
+    /// `SetFileCompletionNotificationModes(socket,
+    /// FILE_SKIP_COMPLETION_PORT_ON_SUCCESS)`: an operation that completes at
+    /// start posts no port packet; take its result inline from the handle
+    /// ([`Started::Now`]). One-way, as on Windows.
+    #[doc(alias = "SetFileCompletionNotificationModes")]
+    pub fn set_skip_port_on_success(&self) -> io::Result<()> {
+        self.engine.inner.set_skip_on_success(self.id)
     }
 
     /// Connects a stream socket and waits (a convenience over

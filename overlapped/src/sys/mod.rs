@@ -278,6 +278,7 @@ pub(crate) fn attempt(
 
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per engine, never moved
 pub(crate) enum Backend {
     Uring(uring::Uring),
     Poll(poll::Poll),

@@ -12,5 +12,6 @@ mod util;
 mod close_cancel;
 mod events;
 mod operations;
+mod ports;
 mod routines;
 mod sockets;

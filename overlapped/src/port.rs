@@ -1,0 +1,428 @@
+//! Completion ports (`CreateIoCompletionPort`, `GetQueuedCompletionStatus`,
+//! `PostQueuedCompletionStatus`).
+//!
+//! A port is a queue of packets shared by a pool of worker threads. Sockets
+//! are associated with it under a key; operations started on them with
+//! [`Notify::Port`](crate::Notify::Port) queue a [`Packet`] when they
+//! complete, and [`CompletionPort::post`] queues user packets.
+//!
+//! * Packets are delivered first-in first-out.
+//! * Waiting threads are released last-in first-out: a packet is handed to
+//!   the thread that started waiting most recently.
+//! * **Concurrency.** At most `concurrency` threads are released to run at
+//!   once. A thread counts as running from the return of
+//!   [`get_queued`](CompletionPort::get_queued) until it calls it again (or
+//!   exits). Windows also stops counting a thread while it blocks on
+//!   something else; this library cannot see that, so a worker that blocks
+//!   elsewhere keeps its place — size the pool, or call `get_queued` with a
+//!   zero timeout, accordingly.
+//! * **Whoever waits, drives.** Workers waiting in `get_queued` drive the
+//!   engines of the associated sockets; there is no reaper thread.
+//! * Operations on an associated socket survive the exit of the thread that
+//!   started them (Windows Vista and later).
+//! * Closing the port (or dropping its last handle) wakes every waiter with
+//!   an error; queued packets are dropped with their buffers.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use crate::driver::{Inner, RawDone, ThreadCtx, current_ctx, wait_until};
+use crate::net::Socket;
+use crate::op::{Completion, OpOutput};
+
+/// One packet taken from a port.
+pub struct Packet {
+    /// The completion key of the socket (for posted packets, the posted key).
+    pub key: usize,
+    /// The tag the operation was started with (`Notify::Port(tag)`); 0 for
+    /// posted packets.
+    pub tag: u64,
+    /// Bytes transferred (for posted packets, the posted count).
+    pub bytes: usize,
+    /// The operation's error (`None` on success and for posted packets).
+    pub error: Option<io::Error>,
+    body: Body,
+}
+
+enum Body {
+    Op(Box<dyn Any + Send>),
+    User(Box<dyn Any + Send>),
+}
+
+impl fmt::Debug for Packet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packet")
+            .field("key", &self.key)
+            .field("tag", &self.tag)
+            .field("bytes", &self.bytes)
+            .field("error", &self.error)
+            .field("posted", &self.is_posted())
+            .finish()
+    }
+}
+
+impl Packet {
+    /// True for a packet queued by [`CompletionPort::post`].
+    pub fn is_posted(&self) -> bool {
+        matches!(self.body, Body::User(_))
+    }
+
+    /// The operation's completion with its buffers (`T` is the buffer type
+    /// the operation was started with). `Err` gives the packet back when it
+    /// is a posted packet or of another type.
+    pub fn into_completion<T: OpOutput>(self) -> Result<Completion<T>, Packet> {
+        match self.body {
+            Body::Op(b) => match b.downcast::<Completion<T>>() {
+                Ok(c) => {
+                    let mut c = *c;
+                    c.error = self.error;
+                    Ok(c)
+                }
+                Err(b) => Err(Packet { body: Body::Op(b), ..self }),
+            },
+            Body::User(_) => Err(self),
+        }
+    }
+
+    /// The payload of a posted packet. `Err` gives the packet back when it
+    /// is an operation's packet or the payload is of another type.
+    pub fn into_payload<P: Any + Send>(self) -> Result<P, Packet> {
+        match self.body {
+            Body::User(b) => match b.downcast::<P>() {
+                Ok(p) => Ok(*p),
+                Err(b) => Err(Packet { body: Body::User(b), ..self }),
+            },
+            Body::Op(_) => Err(self),
+        }
+    }
+}
+
+pub(crate) type Convert = fn(RawDone) -> (Option<io::Error>, usize, Box<dyn Any + Send>);
+
+pub(crate) fn convert<T: OpOutput>(raw: RawDone) -> (Option<io::Error>, usize, Box<dyn Any + Send>) {
+    let mut c = T::from_raw(raw);
+    let e = c.error.take();
+    let n = c.bytes;
+    (e, n, Box::new(c))
+}
+
+struct WaiterEntry {
+    id: u64,
+    ctx: Arc<ThreadCtx>,
+}
+
+#[derive(Default)]
+struct PortState {
+    packets: VecDeque<Packet>,
+    waiters: Vec<WaiterEntry>,
+    grants: Vec<(u64, Packet)>,
+    running: Vec<ThreadId>,
+    closed: bool,
+    engines: Vec<Weak<Inner>>,
+    next_waiter: u64,
+}
+
+pub(crate) struct PortInner {
+    st: Mutex<PortState>,
+    concurrency: usize,
+    handles: AtomicUsize,
+}
+
+impl PortInner {
+    fn lock(&self) -> MutexGuard<'_, PortState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a packet: hands it to the most recent waiter when fewer than
+    /// `concurrency` threads run, else queues it.
+    pub(crate) fn push(&self, p: Packet) {
+        let wake = {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            if st.running.len() < self.concurrency && st.packets.is_empty() {
+                if let Some(w) = st.waiters.pop() {
+                    // The released thread counts as running from now on.
+                    st.running.push(w.ctx.thread.id());
+                    st.grants.push((w.id, p));
+                    Some(w.ctx)
+                } else {
+                    st.packets.push_back(p);
+                    None
+                }
+            } else {
+                st.packets.push_back(p);
+                None
+            }
+        };
+        if let Some(ctx) = wake {
+            ctx.wake();
+        }
+    }
+
+    pub(crate) fn push_op(&self, key: usize, tag: u64, conv: Convert, raw: RawDone) {
+        let (error, bytes, data) = conv(raw);
+        self.push(Packet { key, tag, bytes, error, body: Body::Op(data) });
+    }
+
+    pub(crate) fn add_engine(&self, e: &Arc<Inner>) {
+        let mut st = self.lock();
+        if !st.engines.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
+            st.engines.retain(|w| w.strong_count() > 0);
+            st.engines.push(Arc::downgrade(e));
+        }
+    }
+
+    fn close(&self) {
+        let (waiters, _dropped) = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.running.clear();
+            let grants: Vec<Packet> = st.grants.drain(..).map(|(_, p)| p).collect();
+            (std::mem::take(&mut st.waiters), (std::mem::take(&mut st.packets), grants))
+        };
+        for w in waiters {
+            w.ctx.wake();
+        }
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the completion port was closed while waiting (ERROR_ABANDONED_WAIT_0)",
+    )
+}
+
+/// A completion port shared by worker threads. Cheap to clone; the port
+/// closes when the last handle is dropped or [`close`](Self::close) is
+/// called.
+pub struct CompletionPort {
+    inner: Arc<PortInner>,
+}
+
+impl fmt::Debug for CompletionPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionPort")
+            .field("concurrency", &self.inner.concurrency)
+            .finish()
+    }
+}
+
+impl Clone for CompletionPort {
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::AcqRel);
+        CompletionPort { inner: self.inner.clone() }
+    }
+}
+
+impl Drop for CompletionPort {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.close();
+        }
+    }
+}
+
+impl CompletionPort {
+    /// `CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, concurrency)`:
+    /// a port that lets `concurrency` threads run at once (0: the number of
+    /// CPUs).
+    #[doc(alias = "CreateIoCompletionPort")]
+    pub fn new(concurrency: usize) -> CompletionPort {
+        let concurrency = if concurrency == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            concurrency
+        };
+        CompletionPort {
+            inner: Arc::new(PortInner {
+                st: Mutex::new(PortState::default()),
+                concurrency,
+                handles: AtomicUsize::new(1),
+            }),
+        }
+    }
+
+    /// The concurrency value.
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// `CreateIoCompletionPort(socket, port, key, 0)`: associates a socket
+    /// with this port under `key`. Its operations started with
+    /// `Notify::Port` queue packets here, and survive the exit of the thread
+    /// that started them.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the socket is already associated with a port
+    /// (a socket belongs to at most one); `EBADF` for a closed socket.
+    #[doc(alias = "CreateIoCompletionPort")]
+    pub fn associate(&self, socket: &Socket, key: usize) -> io::Result<()> {
+        socket.associate(&self.inner, key)?;
+        self.inner.add_engine(&socket.engine().inner);
+        Ok(())
+    }
+
+    /// `PostQueuedCompletionStatus(port, bytes, key, payload)`: queues a user
+    /// packet (e.g. to tell workers to stop).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the port is closed.
+    #[doc(alias = "PostQueuedCompletionStatus")]
+    pub fn post<P: Any + Send>(&self, key: usize, bytes: usize, payload: P) -> io::Result<()> {
+        if self.inner.lock().closed {
+            return Err(closed_error());
+        }
+        self.inner.push(Packet {
+            key,
+            tag: 0,
+            bytes,
+            error: None,
+            body: Body::User(Box::new(payload)),
+        });
+        Ok(())
+    }
+
+    /// `GetQueuedCompletionStatus(port, .., timeout)`: one packet, or
+    /// `Ok(None)` when `timeout` passes (`None` waits without limit;
+    /// `Some(Duration::ZERO)` polls).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the port is (or gets) closed.
+    #[doc(alias = "GetQueuedCompletionStatus")]
+    pub fn get_queued(&self, timeout: Option<Duration>) -> io::Result<Option<Packet>> {
+        let mut v = self.get_queued_many(1, timeout)?;
+        Ok(v.pop())
+    }
+
+    /// `GetQueuedCompletionStatusEx`: up to `max` packets in one call (at
+    /// least one unless the time passed). Empty on timeout.
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the port is (or gets) closed; `InvalidInput` for
+    /// `max == 0`.
+    #[doc(alias = "GetQueuedCompletionStatusEx")]
+    pub fn get_queued_many(&self, max: usize, timeout: Option<Duration>) -> io::Result<Vec<Packet>> {
+        if max == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "room for zero packets"));
+        }
+        let me = std::thread::current().id();
+        let ctx = current_ctx();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let inner = &self.inner;
+        // This thread stops counting as running.
+        let my_id = {
+            let mut st = inner.lock();
+            if let Some(i) = st.running.iter().position(|t| *t == me) {
+                st.running.swap_remove(i);
+            }
+            if st.closed {
+                return Err(closed_error());
+            }
+            st.next_waiter += 1;
+            st.next_waiter
+        };
+        let mut registered = false;
+        let take = |st: &mut PortState, out: &mut Vec<Packet>| {
+            if let Some(i) = st.grants.iter().position(|(id, _)| *id == my_id) {
+                out.push(st.grants.swap_remove(i).1);
+                // Counted as running when the packet was handed over.
+                if let Some(j) = st.running.iter().position(|t| *t == me) {
+                    st.running.swap_remove(j);
+                }
+            } else if !st.packets.is_empty() && st.running.len() < inner.concurrency {
+                if let Some(p) = st.packets.pop_front() {
+                    out.push(p);
+                }
+            }
+            if !out.is_empty() {
+                while out.len() < max {
+                    match st.packets.pop_front() {
+                        Some(p) => out.push(p),
+                        None => break,
+                    }
+                }
+                st.running.push(me);
+                st.waiters.retain(|w| w.id != my_id);
+                return true;
+            }
+            false
+        };
+        let mut out = Vec::new();
+        loop {
+            {
+                let mut st = inner.lock();
+                if take(&mut st, &mut out) {
+                    drop(st);
+                    note_port(inner);
+                    return Ok(out);
+                }
+                if st.closed {
+                    return Err(closed_error());
+                }
+                if !registered || !st.waiters.iter().any(|w| w.id == my_id) {
+                    st.waiters.retain(|w| w.id != my_id);
+                    st.waiters.push(WaiterEntry { id: my_id, ctx: ctx.clone() });
+                    registered = true;
+                }
+            }
+            let engines: Vec<Arc<Inner>> = inner.lock().engines.iter().filter_map(Weak::upgrade).collect();
+            let mut ready = || {
+                let st = inner.lock();
+                st.closed
+                    || st.grants.iter().any(|(id, _)| *id == my_id)
+                    || (!st.packets.is_empty() && st.running.len() < inner.concurrency)
+            };
+            if !wait_until(&engines, deadline, &mut ready) {
+                let mut st = inner.lock();
+                if take(&mut st, &mut out) {
+                    drop(st);
+                    note_port(inner);
+                    return Ok(out);
+                }
+                st.waiters.retain(|w| w.id != my_id);
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Closes the port: every waiter wakes with an error, queued packets are
+    /// dropped with their buffers.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+// A thread that exits stops counting as running on the ports it used.
+struct PortsUsed(std::cell::RefCell<Vec<Weak<PortInner>>>);
+
+impl Drop for PortsUsed {
+    fn drop(&mut self) {
+        let me = std::thread::current().id();
+        for p in self.0.borrow().iter().filter_map(Weak::upgrade) {
+            p.lock().running.retain(|t| *t != me);
+        }
+    }
+}
+
+thread_local! {
+    static PORTS_USED: PortsUsed = const { PortsUsed(std::cell::RefCell::new(Vec::new())) };
+}
+
+fn note_port(p: &Arc<PortInner>) {
+    let _ = PORTS_USED.try_with(|u| {
+        let mut v = u.0.borrow_mut();
+        if !v.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(p))) {
+            v.retain(|w| w.strong_count() > 0);
+            v.push(Arc::downgrade(p));
+        }
+    });
+}
