@@ -11,6 +11,7 @@ use overlapped::probe::EngineChoice;
 use overlapped::{Engine, EngineKind};
 
 mod events;
+mod port;
 mod routines;
 
 /// The model the server is written in.
@@ -120,12 +121,10 @@ pub fn run(args: ServerArgs) -> ExitCode {
     let r = match args.model {
         Model::Events => events::serve(&engine, &args, idle, &stats),
         Model::Routines => routines::serve(&engine, &args, idle, &stats),
-        Model::Port | Model::Async => Err(std::io::Error::new(
+        Model::Port => port::serve(&engine, &args, idle, &stats),
+        Model::Async => Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
-            format!(
-                "the {:?} model is not available in this build yet; use --model routines or --model events",
-                args.model
-            ),
+            "the async model is not available in this build yet; use --model port, routines or events",
         )),
     };
     if let Err(e) = r {

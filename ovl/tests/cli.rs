@@ -1,0 +1,111 @@
+//! End-to-end tests of the `ovl` binary: every server model on every engine
+//! serves the echo client; `doctor --json` parses.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const OVL: &str = env!("CARGO_BIN_EXE_ovl");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a server on a free loopback port and returns it with its address.
+fn start(model: &str, engine: &str) -> (Server, String) {
+    let mut child = Command::new(OVL)
+        .args(["echo-server", "--addr", "127.0.0.1:0", "--model", model, "--engine", engine])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ovl echo-server");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(out).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let server = Server(child);
+    while Instant::now() < deadline {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("listening on ") => {
+                let addr = l.trim_start_matches("listening on ").trim().to_string();
+                std::thread::spawn(move || for _ in lines.by_ref() {});
+                return (server, addr);
+            }
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    panic!("server {model}/{engine} did not report its address");
+}
+
+fn client(addr: &str, count: u32, size: u32) -> bool {
+    let mut c = Command::new(OVL)
+        .args(["echo-client", "--addr", addr, "--count", &count.to_string(), "--size", &size.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = c.try_wait().expect("wait client") {
+            return st.success();
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn serve_case(model: &str, engine: &str) {
+    let (_server, addr) = start(model, engine);
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let a = addr.clone();
+            std::thread::spawn(move || client(&a, 300, 1000 + i * 7000))
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap(), "an echo client failed against {model}/{engine}");
+    }
+}
+
+#[test]
+fn echo_server_port_uring() {
+    serve_case("port", "uring");
+}
+#[test]
+fn echo_server_port_poll() {
+    serve_case("port", "poll");
+}
+#[test]
+fn echo_server_routines_uring() {
+    serve_case("routines", "uring");
+}
+#[test]
+fn echo_server_routines_poll() {
+    serve_case("routines", "poll");
+}
+#[test]
+fn echo_server_events_uring() {
+    serve_case("events", "uring");
+}
+#[test]
+fn echo_server_events_poll() {
+    serve_case("events", "poll");
+}
+
+#[test]
+fn doctor_json_parses() {
+    let out = Command::new(OVL).args(["doctor", "--json"]).output().expect("run doctor");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json is JSON");
+    assert!(v["kernel_release"].is_string());
+    assert!(v["io_uring"]["available"].is_boolean());
+    assert!(v["rlimit_nofile"]["soft"].is_u64() || v["rlimit_nofile"]["soft"].is_null());
+}
