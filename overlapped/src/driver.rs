@@ -293,10 +293,22 @@ enum Phase {
 pub(crate) enum SlotNotify {
     None,
     Event(Event),
-    Routine { ctx: Arc<ThreadCtx>, id: usize },
+    Routine {
+        ctx: Arc<ThreadCtx>,
+        id: usize,
+    },
     /// Resolved at start from the socket's association.
-    Port { tag: u64, conv: crate::port::Convert },
-    PortBound { port: Arc<crate::port::PortInner>, key: usize, tag: u64, conv: crate::port::Convert, skip: bool },
+    Port {
+        tag: u64,
+        conv: crate::port::Convert,
+    },
+    PortBound {
+        port: Arc<crate::port::PortInner>,
+        key: usize,
+        tag: u64,
+        conv: crate::port::Convert,
+        skip: bool,
+    },
 }
 
 struct Slot {
@@ -437,7 +449,12 @@ impl Inner {
     }
 
     /// Associates a socket with a port (at most one per socket).
-    pub(crate) fn associate(&self, id: SockId, port: &Arc<crate::port::PortInner>, key: usize) -> io::Result<()> {
+    pub(crate) fn associate(
+        &self,
+        id: SockId,
+        port: &Arc<crate::port::PortInner>,
+        key: usize,
+    ) -> io::Result<()> {
         let mut st = self.lock();
         let s = Self::sock_mut(&mut st, id)?;
         if s.port.is_some() {
@@ -521,7 +538,13 @@ impl Inner {
                     bufs,
                 ));
             };
-            notify = SlotNotify::PortBound { port, key, tag, conv, skip: s.skip_on_success };
+            notify = SlotNotify::PortBound {
+                port,
+                key,
+                tag,
+                conv,
+                skip: s.skip_on_success,
+            };
         }
         // Cheap checks that keep the start result three-way (io_uring would
         // report these as completions).
@@ -724,13 +747,21 @@ impl Inner {
                 };
                 ctx.queue_routine(id, raw);
             }
-            SlotNotify::PortBound { port, key: pkey, tag, conv, .. } if !slot.handle => {
+            SlotNotify::PortBound {
+                port,
+                key: pkey,
+                tag,
+                conv,
+                ..
+            } if !slot.handle => {
                 let (port, pkey, tag, conv) = (port.clone(), *pkey, *tag, *conv);
                 let slot = st.ops.remove(key);
                 let raw = RawDone {
                     outcome: out,
                     bufs: slot.bufs,
-                    engine: Engine { inner: self.clone() },
+                    engine: Engine {
+                        inner: self.clone(),
+                    },
                 };
                 port.push_op(pkey, tag, conv, raw);
             }

@@ -84,7 +84,10 @@ impl Packet {
                     c.error = self.error;
                     Ok(c)
                 }
-                Err(b) => Err(Packet { body: Body::Op(b), ..self }),
+                Err(b) => Err(Packet {
+                    body: Body::Op(b),
+                    ..self
+                }),
             },
             Body::User(_) => Err(self),
         }
@@ -96,7 +99,10 @@ impl Packet {
         match self.body {
             Body::User(b) => match b.downcast::<P>() {
                 Ok(p) => Ok(*p),
-                Err(b) => Err(Packet { body: Body::User(b), ..self }),
+                Err(b) => Err(Packet {
+                    body: Body::User(b),
+                    ..self
+                }),
             },
             Body::Op(_) => Err(self),
         }
@@ -105,7 +111,9 @@ impl Packet {
 
 pub(crate) type Convert = fn(RawDone) -> (Option<io::Error>, usize, Box<dyn Any + Send>);
 
-pub(crate) fn convert<T: OpOutput>(raw: RawDone) -> (Option<io::Error>, usize, Box<dyn Any + Send>) {
+pub(crate) fn convert<T: OpOutput>(
+    raw: RawDone,
+) -> (Option<io::Error>, usize, Box<dyn Any + Send>) {
     let mut c = T::from_raw(raw);
     let e = c.error.take();
     let n = c.bytes;
@@ -169,12 +177,22 @@ impl PortInner {
 
     pub(crate) fn push_op(&self, key: usize, tag: u64, conv: Convert, raw: RawDone) {
         let (error, bytes, data) = conv(raw);
-        self.push(Packet { key, tag, bytes, error, body: Body::Op(data) });
+        self.push(Packet {
+            key,
+            tag,
+            bytes,
+            error,
+            body: Body::Op(data),
+        });
     }
 
     pub(crate) fn add_engine(&self, e: &Arc<Inner>) {
         let mut st = self.lock();
-        if !st.engines.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
+        if !st
+            .engines
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e)))
+        {
             st.engines.retain(|w| w.strong_count() > 0);
             st.engines.push(Arc::downgrade(e));
         }
@@ -186,7 +204,10 @@ impl PortInner {
             st.closed = true;
             st.running.clear();
             let grants: Vec<Packet> = st.grants.drain(..).map(|(_, p)| p).collect();
-            (std::mem::take(&mut st.waiters), (std::mem::take(&mut st.packets), grants))
+            (
+                std::mem::take(&mut st.waiters),
+                (std::mem::take(&mut st.packets), grants),
+            )
         };
         for w in waiters {
             w.ctx.wake();
@@ -219,7 +240,9 @@ impl fmt::Debug for CompletionPort {
 impl Clone for CompletionPort {
     fn clone(&self) -> Self {
         self.inner.handles.fetch_add(1, Ordering::AcqRel);
-        CompletionPort { inner: self.inner.clone() }
+        CompletionPort {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -310,9 +333,16 @@ impl CompletionPort {
     /// `BrokenPipe` when the port is (or gets) closed; `InvalidInput` for
     /// `max == 0`.
     #[doc(alias = "GetQueuedCompletionStatusEx")]
-    pub fn get_queued_many(&self, max: usize, timeout: Option<Duration>) -> io::Result<Vec<Packet>> {
+    pub fn get_queued_many(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<Vec<Packet>> {
         if max == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "room for zero packets"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "room for zero packets",
+            ));
         }
         let me = std::thread::current().id();
         let ctx = current_ctx();
@@ -370,11 +400,19 @@ impl CompletionPort {
                 }
                 if !registered || !st.waiters.iter().any(|w| w.id == my_id) {
                     st.waiters.retain(|w| w.id != my_id);
-                    st.waiters.push(WaiterEntry { id: my_id, ctx: ctx.clone() });
+                    st.waiters.push(WaiterEntry {
+                        id: my_id,
+                        ctx: ctx.clone(),
+                    });
                     registered = true;
                 }
             }
-            let engines: Vec<Arc<Inner>> = inner.lock().engines.iter().filter_map(Weak::upgrade).collect();
+            let engines: Vec<Arc<Inner>> = inner
+                .lock()
+                .engines
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect();
             let mut ready = || {
                 let st = inner.lock();
                 st.closed

@@ -19,7 +19,15 @@ impl Drop for Server {
 /// Starts a server on a free loopback port and returns it with its address.
 fn start(model: &str, engine: &str) -> (Server, String) {
     let mut child = Command::new(OVL)
-        .args(["echo-server", "--addr", "127.0.0.1:0", "--model", model, "--engine", engine])
+        .args([
+            "echo-server",
+            "--addr",
+            "127.0.0.1:0",
+            "--model",
+            model,
+            "--engine",
+            engine,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -44,7 +52,15 @@ fn start(model: &str, engine: &str) -> (Server, String) {
 
 fn client(addr: &str, count: u32, size: u32) -> bool {
     let mut c = Command::new(OVL)
-        .args(["echo-client", "--addr", addr, "--count", &count.to_string(), "--size", &size.to_string()])
+        .args([
+            "echo-client",
+            "--addr",
+            addr,
+            "--count",
+            &count.to_string(),
+            "--size",
+            &size.to_string(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn client");
@@ -71,7 +87,10 @@ fn serve_case(model: &str, engine: &str) {
         })
         .collect();
     for c in clients {
-        assert!(c.join().unwrap(), "an echo client failed against {model}/{engine}");
+        assert!(
+            c.join().unwrap(),
+            "an echo client failed against {model}/{engine}"
+        );
     }
 }
 
@@ -102,7 +121,10 @@ fn echo_server_events_poll() {
 
 #[test]
 fn doctor_json_parses() {
-    let out = Command::new(OVL).args(["doctor", "--json"]).output().expect("run doctor");
+    let out = Command::new(OVL)
+        .args(["doctor", "--json"])
+        .output()
+        .expect("run doctor");
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json is JSON");
     assert!(v["kernel_release"].is_string());

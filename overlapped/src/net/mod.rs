@@ -398,7 +398,11 @@ impl Socket {
         self.engine.inner.close_socket(self.id)
     }
 
-    pub(crate) fn associate(&self, port: &std::sync::Arc<crate::port::PortInner>, key: usize) -> io::Result<()> {
+    pub(crate) fn associate(
+        &self,
+        port: &std::sync::Arc<crate::port::PortInner>,
+        key: usize,
+    ) -> io::Result<()> {
         self.engine.inner.associate(self.id, port, key)
     }
 

@@ -40,7 +40,15 @@ fn end(table: &Table, key: usize) {
 /// Echo loop for one connection, starting with received data (`Some`) or
 /// with a receive to post (`None`); immediate completions are handled here,
 /// pending ones come back as packets.
-fn drive(conn: &Conn, key: usize, table: &Table, stats: &Stats, size: usize, mut data: Vec<u8>, mut have: bool) {
+fn drive(
+    conn: &Conn,
+    key: usize,
+    table: &Table,
+    stats: &Stats,
+    size: usize,
+    mut data: Vec<u8>,
+    mut have: bool,
+) {
     loop {
         if have {
             match conn.sock.send(data, MsgFlags::empty(), Notify::Port(SEND)) {
@@ -83,8 +91,14 @@ fn worker(port: CompletionPort, table: Arc<Table>, stats: Arc<Stats>, size: usiz
         }
         let key = p.key;
         let tag = p.tag;
-        let Ok(c) = p.into_completion::<Vec<u8>>() else { continue };
-        let conn = table.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let Ok(c) = p.into_completion::<Vec<u8>>() else {
+            continue;
+        };
+        let conn = table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
         let Some(conn) = conn else { continue };
         if c.error.is_some() || (tag == RECV && c.bytes == 0) {
             end(&table, key);
@@ -99,7 +113,12 @@ fn worker(port: CompletionPort, table: Arc<Table>, stats: Arc<Stats>, size: usiz
 }
 
 /// Serves until stopped.
-pub fn serve(engine: &Engine, args: &ServerArgs, idle: Option<Duration>, stats: &Arc<Stats>) -> io::Result<()> {
+pub fn serve(
+    engine: &Engine,
+    args: &ServerArgs,
+    idle: Option<Duration>,
+    stats: &Arc<Stats>,
+) -> io::Result<()> {
     let listener = Socket::tcp_listener(engine, &args.addr)?;
     banner(engine, listener.local_addr()?, args.model);
     let workers = if args.workers == 0 {
@@ -133,9 +152,23 @@ pub fn serve(engine: &Engine, args: &ServerArgs, idle: Option<Duration>, stats: 
                         next_key = next_key.wrapping_add(1) % (usize::MAX - 1);
                         port.associate(&sock, key)?;
                         sock.set_skip_port_on_success()?;
-                        let conn = Arc::new(Conn { sock, last: Mutex::new(Instant::now()) });
-                        table.lock().unwrap_or_else(|p| p.into_inner()).insert(key, conn.clone());
-                        drive(&conn, key, &table, stats, size, Vec::with_capacity(size), false);
+                        let conn = Arc::new(Conn {
+                            sock,
+                            last: Mutex::new(Instant::now()),
+                        });
+                        table
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key, conn.clone());
+                        drive(
+                            &conn,
+                            key,
+                            &table,
+                            stats,
+                            size,
+                            Vec::with_capacity(size),
+                            false,
+                        );
                     }
                 }
                 accept = listener.accept(Notify::None)?.op();
@@ -160,7 +193,12 @@ pub fn serve(engine: &Engine, args: &ServerArgs, idle: Option<Duration>, stats: 
     for h in handles {
         let _ = h.join();
     }
-    let keys: Vec<usize> = table.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+    let keys: Vec<usize> = table
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .copied()
+        .collect();
     for k in keys {
         end(&table, k);
     }
