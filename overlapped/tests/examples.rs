@@ -147,3 +147,20 @@ fn echo_client_stops_when_the_server_closes_mid_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("closed the connection"));
 }
+
+#[test]
+fn iocp_echo_server_serves_100_clients() {
+    for engine in ["uring", "poll"] {
+        let (_srv, addr, out) = serve("iocp_echo_server", engine);
+        std::thread::spawn(move || for _ in out.lines() {});
+        let clients: Vec<_> = (0..100)
+            .map(|i| {
+                let a = addr.clone();
+                std::thread::spawn(move || echo_client(&a, i))
+            })
+            .collect();
+        for c in clients {
+            c.join().expect("client");
+        }
+    }
+}
