@@ -277,6 +277,9 @@ pub(crate) struct SockEntry {
     pub(crate) survives_thread: bool,
     port: Option<(Arc<crate::port::PortInner>, usize)>,
     skip_on_success: bool,
+    /// Bytes a stream receive took from the kernel after its handle was
+    /// dropped: served to the next receives first, so no byte is lost.
+    leftover: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +331,7 @@ struct Slot {
     notify: SlotNotify,
     handle: bool,
     waiter: Option<Arc<ThreadCtx>>,
+    waker: Option<std::task::Waker>,
     issuer: ThreadId,
 }
 
@@ -400,6 +404,7 @@ impl Inner {
             survives_thread: false,
             port: None,
             skip_on_success: false,
+            leftover: Vec::new(),
         });
         Ok(SockId { key, seq })
     }
@@ -577,7 +582,11 @@ impl Inner {
         let queue_empty = s.queues[dir as usize].is_empty();
         let mut done = 0usize;
         let mut now = None;
-        if queue_empty {
+        if queue_empty && !s.leftover.is_empty() && serves_from_leftover(&kind, stream) {
+            if let Some(b) = bufs.as_deref_mut() {
+                now = Some(fill_from_leftover(&mut s.leftover, b.as_bufs(), &kind));
+            }
+        } else if queue_empty {
             let fd = fd.as_fd();
             match sys::attempt(
                 fd,
@@ -621,6 +630,7 @@ impl Inner {
             notify,
             handle,
             waiter: None,
+            waker: None,
             issuer: thread::current().id(),
         });
         bump(&self.counters.submitted);
@@ -772,10 +782,14 @@ impl Inner {
                 if let Some(w) = slot.waiter.take() {
                     w.wake();
                 }
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
+                }
                 if slot.handle {
                     slot.outcome = Some(out);
                 } else {
-                    st.ops.remove(key);
+                    slot.outcome = Some(out);
+                    Self::release_unclaimed(st, key);
                 }
             }
         }
@@ -793,6 +807,18 @@ impl Inner {
             };
             if st.ops[head].phase != Phase::Queued {
                 return;
+            }
+            if !s.leftover.is_empty()
+                && serves_from_leftover(&st.ops[head].kind, st.ops[head].stream)
+            {
+                let State { ops, socks, .. } = &mut *st;
+                let slot = &mut ops[head];
+                if let Some(b) = slot.bufs.as_deref_mut() {
+                    let out =
+                        fill_from_leftover(&mut socks[sock].leftover, b.as_bufs(), &slot.kind);
+                    self.finish_op(st, head, out);
+                    continue;
+                }
             }
             st.ops[head].phase = Phase::Armed;
             match &self.backend {
@@ -1104,6 +1130,41 @@ impl Inner {
         }
     }
 
+    /// The future side: the outcome if done, else remember the waker.
+    pub(crate) fn poll_result(
+        self: &Arc<Self>,
+        key: usize,
+        seq: u32,
+        waker: &std::task::Waker,
+    ) -> Option<RawDone> {
+        let mut st = self.lock();
+        match st.ops.get_mut(key) {
+            Some(s) if s.seq == seq && s.phase == Phase::Done => {
+                let slot = st.ops.remove(key);
+                Some(RawDone {
+                    outcome: slot.outcome.unwrap_or_else(|| Outcome::aborted(0)),
+                    bufs: slot.bufs,
+                    engine: Engine {
+                        inner: self.clone(),
+                    },
+                })
+            }
+            Some(s) if s.seq == seq => {
+                if !s.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    s.waker = Some(waker.clone());
+                }
+                None
+            }
+            _ => Some(RawDone {
+                outcome: Outcome::aborted(0),
+                bufs: None,
+                engine: Engine {
+                    inner: self.clone(),
+                },
+            }),
+        }
+    }
+
     pub(crate) fn cancel_op(self: &Arc<Self>, key: usize, seq: u32) -> io::Result<()> {
         let mut st = self.lock();
         let r = self.cancel_locked(&mut st, key, seq);
@@ -1145,13 +1206,29 @@ impl Inner {
         }
     }
 
+    /// Frees the slot of a finished op nobody will take. Bytes a stream
+    /// receive took from the kernel are kept for the socket's next receive.
+    fn release_unclaimed(st: &mut State, key: usize) {
+        let slot = st.ops.remove(key);
+        let Some(out) = slot.outcome else { return };
+        let keep = out.error.is_none()
+            && out.bytes > 0
+            && serves_from_leftover(&slot.kind, slot.stream)
+            && !matches!(slot.kind, OpKind::Recv { flags, .. } if flags.contains(crate::op::MsgFlags::PEEK));
+        if let (true, Some(mut b), Some(sock)) = (keep, slot.bufs, st.socks.get_mut(slot.sock)) {
+            for piece in b.as_bufs().io_slices() {
+                sock.leftover.extend_from_slice(&piece);
+            }
+        }
+    }
+
     pub(crate) fn drop_handle(self: &Arc<Self>, key: usize, seq: u32) {
         let mut st = self.lock();
         match st.ops.get_mut(key) {
             Some(s) if s.seq == seq => {
                 s.handle = false;
                 if s.phase == Phase::Done {
-                    st.ops.remove(key);
+                    Self::release_unclaimed(&mut st, key);
                 } else {
                     let _ = self.cancel_locked(&mut st, key, seq);
                     self.flush(&mut st);
@@ -1227,6 +1304,34 @@ impl Drop for Inner {
             std::mem::forget(std::mem::take(&mut st.ops));
         }
     }
+}
+
+/// Stream receives of the normal channel are served from a socket's
+/// leftover bytes.
+fn serves_from_leftover(kind: &OpKind, stream: bool) -> bool {
+    stream
+        && matches!(kind, OpKind::Recv { flags, .. } if !flags.contains(crate::op::MsgFlags::OOB))
+}
+
+/// Completes a receive from leftover bytes (consuming them unless `PEEK`).
+fn fill_from_leftover(
+    leftover: &mut Vec<u8>,
+    bufs: &mut dyn crate::buf::IoBufs,
+    kind: &OpKind,
+) -> Outcome {
+    let peek =
+        matches!(kind, OpKind::Recv { flags, .. } if flags.contains(crate::op::MsgFlags::PEEK));
+    let mut n = 0;
+    for slice in bufs.io_slices_mut().iter_mut() {
+        let take = slice.len().min(leftover.len() - n);
+        slice[..take].copy_from_slice(&leftover[n..n + take]);
+        n += take;
+    }
+    bufs.set_received(n);
+    if !peek {
+        leftover.drain(..n);
+    }
+    Outcome::ok(n)
 }
 
 // ----- threads: contexts, routine queues, waits ----------------------------

@@ -94,6 +94,7 @@ mod net;
 mod op;
 mod port;
 mod routine;
+pub mod rt;
 mod sys;
 
 pub use buf::{IOV_MAX, IoBufs};

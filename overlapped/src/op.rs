@@ -435,3 +435,37 @@ impl<T: OpOutput> Drop for Op<T> {
         }
     }
 }
+
+/// An operation is also a future resolving to its result and its buffers.
+/// An operation that completed at start resolves on its first poll without
+/// entering the kernel. The executor that polls it must drive the engine
+/// ([`rt::block_on`](crate::rt::block_on) does). Dropping the future of a
+/// pending operation cancels it (see [`Op`]).
+///
+/// # Panics
+/// When awaited although it was started with a completion routine or a port
+/// notify (its completion goes there; await operations started with
+/// `Notify::None` or an event).
+impl<T: OpOutput> std::future::Future for Op<T> {
+    type Output = (io::Result<usize>, T);
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        assert!(
+            self.consumer,
+            "awaited an operation whose completion goes to its routine or port"
+        );
+        match self
+            .engine
+            .inner
+            .poll_result(self.key, self.seq, cx.waker())
+        {
+            Some(raw) => {
+                self.done = true;
+                std::task::Poll::Ready(T::from_raw(raw).into_result())
+            }
+            None => std::task::Poll::Pending,
+        }
+    }
+}

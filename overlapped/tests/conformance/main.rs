@@ -9,6 +9,7 @@
 #[macro_use]
 mod util;
 
+mod asyncs;
 mod close_cancel;
 mod events;
 mod operations;

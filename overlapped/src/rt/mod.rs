@@ -1,0 +1,265 @@
+//! A small single-thread async runtime over the same operations.
+//!
+//! Every [`Op`](crate::Op) is a future resolving to `(io::Result<usize>, B)`
+//! — the result and the buffers back. [`block_on`] runs a future and the
+//! tasks [`spawn`]ed on the thread; when nothing is ready it parks by
+//! **driving the engines** the thread started operations on ("whoever waits,
+//! drives"), bounded by the nearest timer. Nothing in the core depends on
+//! this module.
+//!
+//! Timers ([`sleep`], [`timeout`]) use the engine's own wait timeout (the
+//! deadline bounds `io_uring_enter`/`epoll_wait`).
+//!
+//! # Cancellation
+//!
+//! Dropping a pending operation's future submits a real cancel; the
+//! operation still completes exactly once inside the engine. A stream
+//! receive whose future was dropped after the kernel had already delivered
+//! bytes keeps those bytes for the next receive on that socket: no byte is
+//! lost (either the cancel won and the bytes are still in the socket, or
+//! they are served first to the next receive). Receives are therefore
+//! cancel-safe; a dropped send may have sent part of its bytes (its count is
+//! lost with the future) — not cancel-safe, as with any stream API.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::driver::{ThreadCtx, current_ctx, thread_engines, wait_until};
+
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+const MAIN: usize = usize::MAX;
+
+struct TaskWaker {
+    id: usize,
+    queue: Arc<Mutex<VecDeque<usize>>>,
+    ctx: Arc<ThreadCtx>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(self.id);
+        self.ctx.wake();
+    }
+}
+
+struct Exec {
+    tasks: RefCell<Slab<Option<Task>>>,
+    queue: Arc<Mutex<VecDeque<usize>>>,
+    timers: RefCell<BTreeMap<(Instant, u64), Waker>>,
+    next_timer: std::cell::Cell<u64>,
+    ctx: Arc<ThreadCtx>,
+}
+
+impl Exec {
+    fn waker(&self, id: usize) -> Waker {
+        Waker::from(Arc::new(TaskWaker {
+            id,
+            queue: self.queue.clone(),
+            ctx: self.ctx.clone(),
+        }))
+    }
+    fn pop(&self) -> Option<usize> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+    fn has_ready(&self) -> bool {
+        !self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
+
+thread_local! {
+    static EXEC: Rc<Exec> = Rc::new(Exec {
+        tasks: RefCell::new(Slab::new()),
+        queue: Arc::new(Mutex::new(VecDeque::new())),
+        timers: RefCell::new(BTreeMap::new()),
+        next_timer: std::cell::Cell::new(0),
+        ctx: current_ctx(),
+    });
+}
+
+fn exec() -> Rc<Exec> {
+    EXEC.with(Rc::clone)
+}
+
+/// Runs `future` to completion on this thread, together with the tasks
+/// spawned here, driving the thread's engines while nothing is ready.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let ex = exec();
+    let mut future = std::pin::pin!(future);
+    let main_waker = ex.waker(MAIN);
+    ex.queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push_back(MAIN);
+    loop {
+        while let Some(id) = ex.pop() {
+            if id == MAIN {
+                if let Poll::Ready(v) = future.as_mut().poll(&mut Context::from_waker(&main_waker))
+                {
+                    return v;
+                }
+                continue;
+            }
+            let task = ex.tasks.borrow_mut().get_mut(id).and_then(Option::take);
+            let Some(mut task) = task else { continue };
+            let w = ex.waker(id);
+            if task.as_mut().poll(&mut Context::from_waker(&w)).is_ready() {
+                ex.tasks.borrow_mut().try_remove(id);
+            } else if let Some(slot) = ex.tasks.borrow_mut().get_mut(id) {
+                *slot = Some(task);
+            }
+        }
+        // Fire due timers.
+        let now = Instant::now();
+        let due: Vec<Waker> = {
+            let mut t = ex.timers.borrow_mut();
+            let later = t.split_off(&(now, u64::MAX));
+            std::mem::replace(&mut *t, later).into_values().collect()
+        };
+        for w in due {
+            w.wake();
+        }
+        if ex.has_ready() {
+            continue;
+        }
+        let deadline = ex.timers.borrow().keys().next().map(|k| k.0);
+        let engines = thread_engines();
+        wait_until(&engines, deadline, &mut || ex.has_ready());
+    }
+}
+
+/// A handle to a spawned task's output.
+#[derive(Debug)]
+pub struct JoinHandle<T> {
+    state: Rc<RefCell<(Option<T>, Option<Waker>)>>,
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut st = self.state.borrow_mut();
+        match st.0.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                st.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// True once the task finished.
+    pub fn is_finished(&self) -> bool {
+        self.state.borrow().0.is_some()
+    }
+}
+
+/// Spawns a task on this thread. It runs inside [`block_on`] (tasks spawned
+/// outside one wait for the next `block_on` on this thread).
+pub fn spawn<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
+    let state = Rc::new(RefCell::new((None, None::<Waker>)));
+    let st2 = state.clone();
+    let task: Task = Box::pin(async move {
+        let v = future.await;
+        let w = {
+            let mut s = st2.borrow_mut();
+            s.0 = Some(v);
+            s.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    });
+    let ex = exec();
+    let id = ex.tasks.borrow_mut().insert(Some(task));
+    ex.queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push_back(id);
+    JoinHandle { state }
+}
+
+/// A future that completes after a duration.
+#[derive(Debug)]
+pub struct Sleep {
+    deadline: Instant,
+    key: Option<(Instant, u64)>,
+}
+
+/// Completes after `d`.
+pub fn sleep(d: Duration) -> Sleep {
+    Sleep {
+        deadline: Instant::now() + d,
+        key: None,
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        let ex = exec();
+        let key = match self.key {
+            Some(k) => k,
+            None => {
+                let n = ex.next_timer.get();
+                ex.next_timer.set(n + 1);
+                let k = (self.deadline, n);
+                self.key = Some(k);
+                k
+            }
+        };
+        ex.timers.borrow_mut().insert(key, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            let _ = EXEC.try_with(|ex| ex.timers.borrow_mut().remove(&k));
+        }
+    }
+}
+
+/// Runs `future` for at most `d`. On timeout the future is dropped — for an
+/// operation that submits its cancel — and the result is `TimedOut`.
+pub async fn timeout<F: Future>(d: Duration, future: F) -> io::Result<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(sleep(d));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")));
+        }
+        Poll::Pending
+    })
+    .await
+}

@@ -1,0 +1,167 @@
+//! SPEC section *async* (a01–a06): operations as futures on the small
+//! runtime in `overlapped::rt`.
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use overlapped::*;
+
+use crate::util::*;
+
+fn recv_buf(n: usize) -> Vec<u8> {
+    vec![0u8; n]
+}
+
+cases! {
+    fn a01_awaited_op_resolves_to_result_and_buffers(e: &Engine) {
+        let (c, s) = tcp_pair(e);
+        let (r, data) = rt::block_on(async {
+            let recv = s.recv(recv_buf(16), MsgFlags::empty(), Notify::None).unwrap().op();
+            let (w, _) = c.send(b"hello".to_vec(), MsgFlags::empty(), Notify::None).unwrap().op().await;
+            assert_eq!(w.unwrap(), 5);
+            recv.await
+        });
+        assert_eq!(r.unwrap(), 5);
+        assert_eq!(&data[..], b"hello");
+        assert_eq!(data.capacity(), 16);
+    }
+
+    fn a02_completed_at_start_resolves_on_first_poll(e: &Engine) {
+        let (c, _s) = tcp_pair(e);
+        let started = c.send(b"now".to_vec(), MsgFlags::empty(), Notify::None).unwrap();
+        assert_eq!(started.bytes_now(), Some(3), "a small send on an idle socket completes at start");
+        let mut op = std::pin::pin!(started.op());
+        let mut cx = Context::from_waker(Waker::noop());
+        match op.as_mut().poll(&mut cx) {
+            Poll::Ready((r, b)) => {
+                assert_eq!(r.unwrap(), 3);
+                assert_eq!(&b[..], b"now");
+            }
+            Poll::Pending => panic!("an immediate completion must resolve on the first poll"),
+        }
+    }
+
+    fn a03_1000_tasks_echo_concurrently(e: &Engine) {
+        let l = std::rc::Rc::new(Socket::tcp_listener(e, &v4()).unwrap());
+        let addr = l.local_addr().unwrap();
+        const PAIRS: usize = 500;
+        let total = rt::block_on(async {
+            // 500 server tasks, each accepting one connection and echoing it.
+            let servers: Vec<_> = (0..PAIRS)
+                .map(|_| {
+                    let l = l.clone();
+                    rt::spawn(async move {
+                        let (r, sock) = l.accept(Notify::None).unwrap().op().await;
+                        r.unwrap();
+                        let sock = sock.unwrap();
+                        let mut buf = recv_buf(4096);
+                        loop {
+                            buf.resize(4096, 0);
+                            let (r, b) = sock.recv(buf, MsgFlags::empty(), Notify::None).unwrap().op().await;
+                            let n = r.unwrap();
+                            if n == 0 {
+                                break;
+                            }
+                            let (w, b) = sock.send(b, MsgFlags::empty(), Notify::None).unwrap().op().await;
+                            assert_eq!(w.unwrap(), n);
+                            buf = b;
+                        }
+                    })
+                })
+                .collect();
+            // 500 client tasks, each sending a pattern and checking the echo.
+            let clients: Vec<_> = (0..PAIRS)
+                .map(|i| {
+                    let e = e.clone();
+                    rt::spawn(async move {
+                        let c = Socket::tcp_for(&e, &addr).unwrap();
+                        let (r, ()) = c.connect(addr, Notify::None).unwrap().op().await;
+                        r.unwrap();
+                        let msg: Vec<u8> = (0..(100 + i * 7)).map(|k| (k * 31 + i) as u8).collect();
+                        let (w, _) = c.send(msg.clone(), MsgFlags::empty(), Notify::None).unwrap().op().await;
+                        assert_eq!(w.unwrap(), msg.len());
+                        let mut got = Vec::new();
+                        while got.len() < msg.len() {
+                            let (r, b) = c.recv(recv_buf(msg.len() - got.len()), MsgFlags::empty(), Notify::None).unwrap().op().await;
+                            assert!(r.unwrap() > 0, "echo ended early");
+                            got.extend_from_slice(&b);
+                        }
+                        assert_eq!(got, msg, "client {i}");
+                        c.shutdown(std::net::Shutdown::Write).unwrap();
+                        msg.len()
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for c in clients {
+                total += c.await;
+            }
+            for s in servers {
+                s.await;
+            }
+            total
+        });
+        assert_eq!(total, (0..PAIRS).map(|i| 100 + i * 7).sum::<usize>());
+    }
+
+    fn a04_dropping_a_pending_read_cancels_it_once(e: &Engine) {
+        let (_c, s) = tcp_pair(e);
+        let before = e.counters();
+        let op = s.recv(recv_buf(8), MsgFlags::empty(), Notify::None).unwrap().op();
+        let r = rt::block_on(rt::timeout(Duration::from_millis(50), op));
+        assert!(r.is_err(), "the read must still be pending");
+        assert!(eventually(5 * SEC, || {
+            e.poll();
+            e.ops_in_table() == 0
+        }), "the dropped read's slot is released once the engine saw its completion");
+        let after = e.counters();
+        assert_eq!(after.cancelled - before.cancelled, 1, "completed exactly once, aborted");
+        assert_eq!(after.completed_later - before.completed_later, 1);
+    }
+
+    fn a05_no_byte_lost_after_dropped_reads(e: &Engine) {
+        let (c, s) = tcp_pair(e);
+        // Data arrives while a read is in flight and the read is dropped
+        // without being polled again: its bytes must reach the next read.
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        for round in 0..200u32 {
+            let op = s.recv(recv_buf(64), MsgFlags::empty(), Notify::None).unwrap();
+            let msg = format!("m{round:04};").into_bytes();
+            expected.extend_from_slice(&msg);
+            c.send(msg, MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+            if round % 3 == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+                e.poll();
+            }
+            drop(op);
+        }
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        loop {
+            let c = s.recv(recv_buf(4096), MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+            assert!(c.error.is_none());
+            if c.bytes == 0 {
+                break;
+            }
+            got.extend_from_slice(&c.data);
+        }
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
+    }
+
+    fn a06_timeout_fires_and_cancels_a_read(e: &Engine) {
+        let (_c, s) = tcp_pair(e);
+        let before = e.counters();
+        let t0 = std::time::Instant::now();
+        let r = rt::block_on(rt::timeout(
+            Duration::from_millis(100),
+            s.recv(recv_buf(8), MsgFlags::empty(), Notify::None).unwrap().op(),
+        ));
+        let took = t0.elapsed();
+        assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert!(took >= Duration::from_millis(90) && took < Duration::from_secs(2), "{took:?}");
+        assert!(eventually(5 * SEC, || {
+            e.poll();
+            e.counters().cancelled > before.cancelled
+        }));
+    }
+}
