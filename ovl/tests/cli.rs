@@ -18,11 +18,18 @@ impl Drop for Server {
 
 /// Starts a server on a free loopback port and returns it with its address.
 fn start(model: &str, engine: &str) -> (Server, String) {
+    // The async model binds one fixed port from every thread.
+    let addr = if model == "async" {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    } else {
+        "127.0.0.1:0".to_string()
+    };
     let mut child = Command::new(OVL)
         .args([
             "echo-server",
             "--addr",
-            "127.0.0.1:0",
+            &addr,
             "--model",
             model,
             "--engine",
@@ -83,7 +90,7 @@ fn serve_case(model: &str, engine: &str) {
     let clients: Vec<_> = (0..4)
         .map(|i| {
             let a = addr.clone();
-            std::thread::spawn(move || client(&a, 300, 1000 + i * 7000))
+            std::thread::spawn(move || client(&a, 150, 1000 + i * 7000))
         })
         .collect();
     for c in clients {
@@ -117,6 +124,15 @@ fn echo_server_events_uring() {
 #[test]
 fn echo_server_events_poll() {
     serve_case("events", "poll");
+}
+
+#[test]
+fn echo_server_async_uring() {
+    serve_case("async", "uring");
+}
+#[test]
+fn echo_server_async_poll() {
+    serve_case("async", "poll");
 }
 
 #[test]

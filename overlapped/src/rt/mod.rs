@@ -263,3 +263,63 @@ pub async fn timeout<F: Future>(d: Duration, future: F) -> io::Result<F::Output>
     })
     .await
 }
+
+/// Thread per core: starts `threads` threads (0: one per CPU), each with its
+/// own engine (built from `engine`) and its own listener on `addr` (`SO_REUSEPORT`, so the kernel
+/// spreads connections), and runs `serve(listener)` on each under
+/// [`block_on`]. Bind `addr` with a fixed port (port 0 would give each
+/// thread a different port). Returns the threads' handles.
+///
+/// # Errors
+/// The first thread's engine or listener error (the others are not started).
+pub fn thread_per_core<F, Fut>(
+    engine: crate::EngineBuilder,
+    threads: usize,
+    addr: std::net::SocketAddr,
+    serve: F,
+) -> io::Result<Vec<std::thread::JoinHandle<()>>>
+where
+    F: Fn(crate::Socket) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let serve = Arc::new(serve);
+    let mut handles = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let serve = serve.clone();
+        let builder = engine.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("overlapped-core-{i}"))
+            .spawn(move || {
+                let setup = (|| {
+                    let engine = builder.build()?;
+                    let l = crate::Socket::tcp_for(&engine, &addr)?;
+                    l.with_socket2(|s| {
+                        s.set_reuse_address(true)?;
+                        s.set_reuse_port(true)
+                    })?;
+                    l.bind(&addr)?;
+                    l.listen(1024)?;
+                    Ok::<_, io::Error>(l)
+                })();
+                match setup {
+                    Ok(l) => {
+                        let _ = tx.send(Ok(()));
+                        block_on(serve(l));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })?;
+        rx.recv()
+            .map_err(|_| io::Error::other("a server thread died while starting"))??;
+        handles.push(h);
+    }
+    Ok(handles)
+}

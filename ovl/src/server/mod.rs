@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use overlapped::probe::EngineChoice;
 use overlapped::{Engine, EngineKind};
 
+mod asyncs;
 mod events;
 mod port;
 mod routines;
@@ -36,8 +37,8 @@ pub struct ServerArgs {
     /// The model of the server.
     #[arg(long, value_enum, default_value_t = Model::Port)]
     pub model: Model,
-    /// Worker threads (port model; 0 = one per CPU).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (port model) or threads (async model); 0 = one per CPU.
+    #[arg(long, visible_alias = "threads", default_value_t = 0)]
     pub workers: usize,
     /// Engine: auto (io_uring when available), uring, poll.
     #[arg(long, default_value = "auto")]
@@ -122,10 +123,7 @@ pub fn run(args: ServerArgs) -> ExitCode {
         Model::Events => events::serve(&engine, &args, idle, &stats),
         Model::Routines => routines::serve(&engine, &args, idle, &stats),
         Model::Port => port::serve(&engine, &args, idle, &stats),
-        Model::Async => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "the async model is not available in this build yet; use --model port, routines or events",
-        )),
+        Model::Async => asyncs::serve(&args, idle, &stats),
     };
     if let Err(e) = r {
         eprintln!("ovl echo-server: {e}");
