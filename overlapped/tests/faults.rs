@@ -1,0 +1,123 @@
+//! Fault tests: tiny rings that force a full submission queue and a
+//! completion-queue overflow, close with many pending operations.
+
+use std::time::Duration;
+
+use overlapped::probe::EngineChoice;
+use overlapped::{Engine, Event, MsgFlags, Notify, Socket, WaitMode, wait_for_events};
+
+fn pairs(e: &Engine, n: usize) -> Vec<(Socket, Socket)> {
+    let l = Socket::tcp_listener(e, &"127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = l.local_addr().unwrap();
+    (0..n)
+        .map(|_| {
+            let c = Socket::tcp_for(e, &addr).unwrap();
+            c.connect_wait(addr).unwrap();
+            let (s, _) = l.accept_wait().unwrap();
+            (c, s)
+        })
+        .collect()
+}
+
+/// 1,000 receives parked in a ring of 2 entries (completion queue of 4):
+/// every push beyond two flushes the submission queue, and the completions
+/// overflow the completion queue. No completion may be lost.
+fn thousand_ops_through_a_tiny_ring(e: Engine) {
+    let ps = pairs(&e, 500);
+    let mut ops = Vec::new();
+    for (c, s) in &ps {
+        for sock in [c, s] {
+            let st = sock
+                .recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
+                .unwrap();
+            assert!(st.is_pending());
+            ops.push(st.op());
+        }
+    }
+    for (i, (c, s)) in ps.iter().enumerate() {
+        let m = (i as u32).to_be_bytes().to_vec();
+        s.send(m.clone(), MsgFlags::empty(), Notify::None)
+            .unwrap()
+            .wait()
+            .unwrap();
+        c.send(m, MsgFlags::empty(), Notify::None)
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    for (k, op) in ops.into_iter().enumerate() {
+        let c = match op.result_timeout(Some(Duration::from_secs(20))).unwrap() {
+            overlapped::Polled::Complete(c) => c,
+            overlapped::Polled::Incomplete(_) => panic!("receive {k} lost"),
+        };
+        assert!(c.error.is_none(), "{:?}", c.error);
+        assert_eq!(&c.data[..], &((k / 2) as u32).to_be_bytes());
+    }
+    assert_eq!(e.ops_in_table(), 0);
+}
+
+#[test]
+fn tiny_ring_full_sq_and_cq_overflow_lose_nothing_uring() {
+    thousand_ops_through_a_tiny_ring(
+        Engine::builder()
+            .choice(EngineChoice::Uring)
+            .ring_entries(2)
+            .build()
+            .unwrap(),
+    );
+}
+
+#[test]
+fn tiny_ring_full_sq_and_cq_overflow_lose_nothing_poll() {
+    thousand_ops_through_a_tiny_ring(
+        Engine::builder()
+            .choice(EngineChoice::Poll)
+            .build()
+            .unwrap(),
+    );
+}
+
+/// Closing a socket with 1,000 pending receives completes every one of them
+/// aborted, with its buffer, and sets each event.
+fn close_with_1000_pending(e: Engine) {
+    let ps = pairs(&e, 1);
+    let (_c, s) = &ps[0];
+    let mut ops = Vec::new();
+    let mut evs = Vec::new();
+    for _ in 0..1000 {
+        let ev = Event::new();
+        ops.push(s.recv(vec![0u8; 16], MsgFlags::empty(), &ev).unwrap().op());
+        evs.push(ev);
+    }
+    s.close().unwrap();
+    assert_eq!(
+        wait_for_events(&evs, WaitMode::All, Some(Duration::from_secs(20)), false).unwrap(),
+        overlapped::WaitOutcome::Event(0)
+    );
+    for op in ops {
+        let c = op.wait().unwrap();
+        assert!(c.is_aborted(), "{:?}", c.error);
+        assert_eq!(c.data.capacity(), 16);
+    }
+    assert_eq!(e.ops_in_table(), 0);
+}
+
+#[test]
+fn close_with_1000_pending_ops_aborts_all_uring() {
+    close_with_1000_pending(
+        Engine::builder()
+            .choice(EngineChoice::Uring)
+            .build()
+            .unwrap(),
+    );
+}
+
+#[test]
+fn close_with_1000_pending_ops_aborts_all_poll() {
+    close_with_1000_pending(
+        Engine::builder()
+            .choice(EngineChoice::Poll)
+            .build()
+            .unwrap(),
+    );
+}
