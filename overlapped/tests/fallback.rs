@@ -16,8 +16,15 @@ fn echo_round_trip(engine: &Engine) {
     let c = Socket::tcp_for(engine, &addr).unwrap();
     c.connect_wait(addr).unwrap();
     let (s, _) = l.accept_wait().unwrap();
-    c.send(b"ping".to_vec(), MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
-    let got = s.recv(vec![0u8; 16], MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+    c.send(b"ping".to_vec(), MsgFlags::empty(), Notify::None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    let got = s
+        .recv(vec![0u8; 16], MsgFlags::empty(), Notify::None)
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(&got.data[..], b"ping");
 }
 
@@ -29,7 +36,9 @@ fn seccomp_child() {
     }
     use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
     let filter: BpfProgram = SeccompFilter::new(
-        vec![(libc::SYS_io_uring_setup, vec![])].into_iter().collect(),
+        vec![(libc::SYS_io_uring_setup, vec![])]
+            .into_iter()
+            .collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
         std::env::consts::ARCH.try_into().expect("supported arch"),
@@ -43,7 +52,10 @@ fn seccomp_child() {
     let err = forced.expect_err("forcing uring under the filter must fail");
     println!("FORCED-URING-ERROR {err}");
 
-    let engine = Engine::builder().choice(EngineChoice::Auto).build().expect("auto engine");
+    let engine = Engine::builder()
+        .choice(EngineChoice::Auto)
+        .build()
+        .expect("auto engine");
     assert_eq!(engine.kind(), EngineKind::Poll);
     echo_round_trip(&engine);
     println!("CHILD-ENGINE {} REASON {}", engine.kind(), engine.reason());
@@ -53,21 +65,37 @@ fn seccomp_child() {
 fn n03_seccomp_refusal_falls_back_to_poll() {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args(["--exact", "seccomp_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "seccomp_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD, "1")
         .env_remove("OVERLAPPED_ENGINE")
         .output()
         .expect("run child");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("CHILD-ENGINE poll"), "{stdout}");
-    assert!(stdout.contains("EPERM") && stdout.contains("seccomp"), "reason must name the refusal: {stdout}");
+    assert!(
+        stdout.contains("EPERM") && stdout.contains("seccomp"),
+        "reason must name the refusal: {stdout}"
+    );
     assert!(stdout.contains("FORCED-URING-ERROR"), "{stdout}");
 }
 
 #[test]
 fn n01_auto_picks_uring_where_it_runs() {
-    let e = Engine::builder().choice(EngineChoice::Auto).build().unwrap();
+    let e = Engine::builder()
+        .choice(EngineChoice::Auto)
+        .build()
+        .unwrap();
     match overlapped::probe::probe_uring() {
         Ok(()) => assert_eq!(e.kind(), EngineKind::Uring),
         Err(why) => {
@@ -81,7 +109,10 @@ fn n01_auto_picks_uring_where_it_runs() {
 #[test]
 fn n02_env_forces_poll_and_rejects_nonsense() {
     assert_eq!("poll".parse::<EngineChoice>().unwrap(), EngineChoice::Poll);
-    assert_eq!("uring".parse::<EngineChoice>().unwrap(), EngineChoice::Uring);
+    assert_eq!(
+        "uring".parse::<EngineChoice>().unwrap(),
+        EngineChoice::Uring
+    );
     assert!("fast".parse::<EngineChoice>().is_err());
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "env_child", "--nocapture"])
@@ -90,7 +121,10 @@ fn n02_env_forces_poll_and_rejects_nonsense() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("ENV-ENGINE poll"), "{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("ENV-ENGINE poll"),
+        "{stdout}"
+    );
 }
 
 #[test]
