@@ -422,6 +422,32 @@ impl<T: OpOutput> Op<T> {
         self.engine.inner.cancel_op(self.key, self.seq)
     }
 
+    /// Awaits the whole completion (flags and peer address included); the
+    /// `Future` impl gives just the result and the buffers.
+    ///
+    /// # Panics
+    /// As for awaiting the handle: not for routine or port operations.
+    pub async fn completion(mut self) -> Completion<T> {
+        assert!(
+            self.consumer,
+            "awaited an operation whose completion goes to its routine or port"
+        );
+        std::future::poll_fn(|cx| {
+            match self
+                .engine
+                .inner
+                .poll_result(self.key, self.seq, cx.waker())
+            {
+                Some(raw) => {
+                    self.done = true;
+                    std::task::Poll::Ready(T::from_raw(raw))
+                }
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
     /// The engine that runs this operation.
     pub fn engine(&self) -> &Engine {
         &self.engine

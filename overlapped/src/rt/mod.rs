@@ -35,6 +35,9 @@ use slab::Slab;
 
 use crate::driver::{ThreadCtx, current_ctx, thread_engines, wait_until};
 
+mod net;
+pub use net::{TcpListener, TcpStream, UdpSocket};
+
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 const MAIN: usize = usize::MAX;

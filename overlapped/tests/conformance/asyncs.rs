@@ -165,3 +165,70 @@ cases! {
         }));
     }
 }
+
+/// The `rt` socket types and the `futures-io` adapters.
+mod adapters {
+    use std::future::Future;
+
+    use overlapped::*;
+
+    use crate::util::*;
+
+    fn read_some(
+        s: &mut rt::TcpStream,
+        out: &mut [u8],
+    ) -> impl Future<Output = std::io::Result<usize>> {
+        std::future::poll_fn(move |cx| {
+            futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut *s), cx, out)
+        })
+    }
+
+    cases! {
+        fn a07_async_read_write_adapters_pass_bytes_unchanged(e: &Engine) {
+            let l = rt::TcpListener::bind(e, v4()).unwrap();
+            let addr = l.local_addr().unwrap();
+            let msg: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+            let got = rt::block_on(async {
+                let m2 = msg.clone();
+                let e2 = e.clone();
+                let writer = rt::spawn(async move {
+                    let mut c = rt::TcpStream::connect(&e2, addr).await.unwrap();
+                    let mut off = 0;
+                    while off < m2.len() {
+                        let n = std::future::poll_fn(|cx| futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut c), cx, &m2[off..])).await.unwrap();
+                        off += n;
+                    }
+                    std::future::poll_fn(|cx| futures_io::AsyncWrite::poll_close(std::pin::Pin::new(&mut c), cx)).await.unwrap();
+                });
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut got = Vec::new();
+                let mut chunk = vec![0u8; 3000];
+                loop {
+                    let n = read_some(&mut s, &mut chunk).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&chunk[..n]);
+                }
+                writer.await;
+                got
+            });
+            assert_eq!(got.len(), msg.len());
+            assert!(got == msg, "bytes changed in the adapters");
+        }
+
+        fn a03_async_udp_send_to_recv_from(e: &Engine) {
+            let a = rt::UdpSocket::bind(e, v4()).unwrap();
+            let b = rt::UdpSocket::bind(e, v4()).unwrap();
+            let (ba, bb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            rt::block_on(async {
+                let (r, _) = a.send_to(b"datagram".to_vec(), bb).await;
+                assert_eq!(r.unwrap(), 8);
+                let (r, buf) = b.recv_from(vec![0u8; 64]).await;
+                let (n, from) = r.unwrap();
+                assert_eq!((n, from), (8, Some(ba)));
+                assert_eq!(&buf[..], b"datagram");
+            });
+        }
+    }
+}

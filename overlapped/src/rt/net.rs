@@ -1,0 +1,311 @@
+//! Async sockets with owned buffers: [`TcpListener`], [`TcpStream`],
+//! [`UdpSocket`]. Every method starts one overlapped operation and awaits
+//! it; buffers go in by value and come back with the result.
+//!
+//! Cancel safety: `read`, `read_vectored`, `accept`, `recv_from` are
+//! cancel-safe (dropping the future loses no data: see the module docs of
+//! [`rt`](crate::rt)). `write`, `write_all`, `send_to` and `connect` are not:
+//! a dropped send may have sent part of its bytes.
+//!
+//! [`TcpStream`] also implements `futures-io`'s `AsyncRead` and
+//! `AsyncWrite`, so the wider ecosystem plugs in. The cost: the traits lend
+//! borrowed slices, while the kernel needs memory it owns until completion,
+//! so the adapter keeps an internal buffer and copies once per read and per
+//! write.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::{Engine, MsgFlags, Notify, Op, Socket};
+
+/// Size of the internal buffer of the `AsyncRead`/`AsyncWrite` adapter.
+const ADAPTER_BUF: usize = 16 * 1024;
+
+/// An async TCP listener.
+#[derive(Debug)]
+pub struct TcpListener {
+    sock: Socket,
+}
+
+impl TcpListener {
+    /// Binds and listens on `addr` (with `SO_REUSEADDR`) on `engine`.
+    pub fn bind(engine: &Engine, addr: SocketAddr) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            sock: Socket::tcp_listener(engine, &addr)?,
+        })
+    }
+    /// Wraps a listening overlapped socket.
+    pub fn from_socket(sock: Socket) -> TcpListener {
+        TcpListener { sock }
+    }
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+    /// Accepts one connection. Cancel-safe.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (r, sock) = self.sock.accept(Notify::None)?.op().await;
+        r?;
+        let sock = sock.ok_or_else(|| io::Error::other("accept completed without a socket"))?;
+        let addr = sock.peer_addr()?;
+        Ok((TcpStream::from_socket(sock), addr))
+    }
+}
+
+enum ReadState {
+    Idle(Vec<u8>),
+    Reading(Op<Vec<u8>>),
+    Ready(Vec<u8>, usize),
+}
+
+enum WriteState {
+    Idle(Vec<u8>),
+    Writing(Op<Vec<u8>>),
+}
+
+/// An async TCP stream.
+pub struct TcpStream {
+    sock: Socket,
+    rd: Option<ReadState>,
+    wr: Option<WriteState>,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("socket", &self.sock)
+            .finish()
+    }
+}
+
+impl TcpStream {
+    /// Wraps a connected overlapped socket.
+    pub fn from_socket(sock: Socket) -> TcpStream {
+        TcpStream {
+            sock,
+            rd: None,
+            wr: None,
+        }
+    }
+    /// Connects to `addr` on `engine`. Not cancel-safe.
+    pub async fn connect(engine: &Engine, addr: SocketAddr) -> io::Result<TcpStream> {
+        let sock = Socket::tcp_for(engine, &addr)?;
+        let (r, ()) = sock.connect(addr, Notify::None)?.op().await;
+        r?;
+        Ok(TcpStream::from_socket(sock))
+    }
+    /// The overlapped socket underneath.
+    pub fn socket(&self) -> &Socket {
+        &self.sock
+    }
+    /// Receives into `buf` (it offers its `len()`; it comes back truncated
+    /// to the bytes received; 0 bytes means end of stream). Cancel-safe.
+    pub async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        match self.sock.recv(buf, MsgFlags::empty(), Notify::None) {
+            Ok(s) => s.op().await,
+            Err(e) => (Err(e.error), e.bufs),
+        }
+    }
+    /// Scatter receive into several buffers. Cancel-safe.
+    pub async fn read_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
+        match self.sock.recv(bufs, MsgFlags::empty(), Notify::None) {
+            Ok(s) => s.op().await,
+            Err(e) => (Err(e.error), e.bufs),
+        }
+    }
+    /// Sends all of `buf` (a stream send completes only when every byte is
+    /// taken). Not cancel-safe.
+    pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        match self.sock.send(buf, MsgFlags::empty(), Notify::None) {
+            Ok(s) => s.op().await,
+            Err(e) => (Err(e.error), e.bufs),
+        }
+    }
+    /// Gather send of several buffers, in order. Not cancel-safe.
+    pub async fn write_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
+        match self.sock.send(bufs, MsgFlags::empty(), Notify::None) {
+            Ok(s) => s.op().await,
+            Err(e) => (Err(e.error), e.bufs),
+        }
+    }
+    /// Sends all of `buf` (same as [`write`](Self::write): overlapped stream
+    /// sends are never short).
+    pub async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let (r, b) = self.write(buf).await;
+        (r.map(|_| ()), b)
+    }
+    /// Receives exactly `n` bytes. `UnexpectedEof` if the stream ends first.
+    pub async fn read_exact(&self, n: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let (r, b) = self.read(vec![0u8; n - out.len()]).await;
+            if r? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the stream ended early",
+                ));
+            }
+            out.extend_from_slice(&b);
+        }
+        Ok(out)
+    }
+    /// `shutdown`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.shutdown(how)
+    }
+}
+
+impl futures_io::AsyncRead for TcpStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self
+                .rd
+                .take()
+                .unwrap_or_else(|| ReadState::Idle(Vec::with_capacity(ADAPTER_BUF)))
+            {
+                ReadState::Ready(buf, pos) => {
+                    let n = out.len().min(buf.len() - pos);
+                    out[..n].copy_from_slice(&buf[pos..pos + n]);
+                    self.rd = Some(if pos + n < buf.len() {
+                        ReadState::Ready(buf, pos + n)
+                    } else {
+                        ReadState::Idle(buf)
+                    });
+                    return Poll::Ready(Ok(n));
+                }
+                ReadState::Idle(mut buf) => {
+                    buf.resize(ADAPTER_BUF, 0);
+                    match self.sock.recv(buf, MsgFlags::empty(), Notify::None) {
+                        Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
+                        Err(e) => {
+                            self.rd = Some(ReadState::Idle(e.bufs));
+                            return Poll::Ready(Err(e.error));
+                        }
+                    }
+                }
+                ReadState::Reading(mut op) => match Pin::new(&mut op).poll(cx) {
+                    Poll::Pending => {
+                        self.rd = Some(ReadState::Reading(op));
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((Err(e), buf)) => {
+                        self.rd = Some(ReadState::Idle(buf));
+                        return Poll::Ready(Err(e));
+                    }
+                    Poll::Ready((Ok(0), buf)) => {
+                        self.rd = Some(ReadState::Idle(buf));
+                        return Poll::Ready(Ok(0));
+                    }
+                    Poll::Ready((Ok(_), buf)) => self.rd = Some(ReadState::Ready(buf, 0)),
+                },
+            }
+        }
+    }
+}
+
+use std::future::Future;
+
+impl futures_io::AsyncWrite for TcpStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.as_mut().poll_flush(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| 0)),
+        }
+        let mut buf = match self.wr.take() {
+            Some(WriteState::Idle(b)) => b,
+            _ => Vec::with_capacity(ADAPTER_BUF),
+        };
+        buf.clear();
+        let n = data.len().min(ADAPTER_BUF);
+        buf.extend_from_slice(&data[..n]);
+        match self.sock.send(buf, MsgFlags::empty(), Notify::None) {
+            Ok(s) => {
+                self.wr = Some(WriteState::Writing(s.op()));
+                Poll::Ready(Ok(n))
+            }
+            Err(e) => {
+                self.wr = Some(WriteState::Idle(e.bufs));
+                Poll::Ready(Err(e.error))
+            }
+        }
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.wr.take() {
+            Some(WriteState::Writing(mut op)) => match Pin::new(&mut op).poll(cx) {
+                Poll::Pending => {
+                    self.wr = Some(WriteState::Writing(op));
+                    Poll::Pending
+                }
+                Poll::Ready((r, buf)) => {
+                    self.wr = Some(WriteState::Idle(buf));
+                    Poll::Ready(r.map(|_| ()))
+                }
+            },
+            other => {
+                self.wr = other;
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.as_mut().poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(self.sock.shutdown(Shutdown::Write)),
+            other => other,
+        }
+    }
+}
+
+/// An async UDP socket.
+#[derive(Debug)]
+pub struct UdpSocket {
+    sock: Socket,
+}
+
+impl UdpSocket {
+    /// Binds a UDP socket on `engine`.
+    pub fn bind(engine: &Engine, addr: SocketAddr) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            sock: Socket::udp_bound(engine, &addr)?,
+        })
+    }
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+    /// Sends one datagram to `addr`.
+    pub async fn send_to(&self, buf: Vec<u8>, addr: SocketAddr) -> (io::Result<usize>, Vec<u8>) {
+        match self
+            .sock
+            .send_to(buf, addr, MsgFlags::empty(), Notify::None)
+        {
+            Ok(s) => s.op().await,
+            Err(e) => (Err(e.error), e.bufs),
+        }
+    }
+    /// Receives one datagram: its length, sender and the buffer (truncated
+    /// to the bytes stored). Cancel-safe.
+    pub async fn recv_from(
+        &self,
+        buf: Vec<u8>,
+    ) -> (io::Result<(usize, Option<SocketAddr>)>, Vec<u8>) {
+        match self.sock.recv_from(buf, MsgFlags::empty(), Notify::None) {
+            Ok(s) => {
+                let c = s.op().completion().await;
+                let addr = c.addr;
+                let (r, b) = c.into_result();
+                (r.map(|n| (n, addr)), b)
+            }
+            Err(e) => (Err(e.error), e.bufs),
+        }
+    }
+}
