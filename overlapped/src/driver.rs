@@ -303,13 +303,13 @@ pub(crate) enum SlotNotify {
     /// Resolved at start from the socket's association.
     Port {
         tag: u64,
-        conv: crate::port::Convert,
+        conv: (std::any::TypeId, crate::port::Convert),
     },
     PortBound {
         port: Arc<crate::port::PortInner>,
         key: usize,
         tag: u64,
-        conv: crate::port::Convert,
+        conv: (std::any::TypeId, crate::port::Convert),
         skip: bool,
     },
 }

@@ -23,7 +23,7 @@
 //! * Closing the port (or dropping its last handle) wakes every waiter with
 //!   an error; queued packets are dropped with their buffers.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -51,7 +51,10 @@ pub struct Packet {
 }
 
 enum Body {
-    Op(Box<dyn Any + Send>),
+    /// The finished operation, converted to its typed completion only when
+    /// the worker asks for it (outside every engine lock: converting an
+    /// accept registers the new socket with its engine).
+    Op(RawDone, TypeId, Convert),
     User(Box<dyn Any + Send>),
 }
 
@@ -78,18 +81,18 @@ impl Packet {
     /// is a posted packet or of another type.
     pub fn into_completion<T: OpOutput>(self) -> Result<Completion<T>, Packet> {
         match self.body {
-            Body::Op(b) => match b.downcast::<Completion<T>>() {
-                Ok(c) => {
-                    let mut c = *c;
-                    c.error = self.error;
-                    Ok(c)
+            Body::Op(raw, ty, conv) if ty == TypeId::of::<Completion<T>>() => {
+                match conv(raw).downcast::<Completion<T>>() {
+                    Ok(c) => {
+                        let mut c = *c;
+                        c.error = self.error;
+                        Ok(c)
+                    }
+                    // The type was checked above.
+                    Err(_) => unreachable!("a completion of the checked type"),
                 }
-                Err(b) => Err(Packet {
-                    body: Body::Op(b),
-                    ..self
-                }),
-            },
-            Body::User(_) => Err(self),
+            }
+            body => Err(Packet { body, ..self }),
         }
     }
 
@@ -104,20 +107,19 @@ impl Packet {
                     ..self
                 }),
             },
-            Body::Op(_) => Err(self),
+            Body::Op(..) => Err(self),
         }
     }
 }
 
-pub(crate) type Convert = fn(RawDone) -> (Option<io::Error>, usize, Box<dyn Any + Send>);
+pub(crate) type Convert = fn(RawDone) -> Box<dyn Any + Send>;
 
-pub(crate) fn convert<T: OpOutput>(
-    raw: RawDone,
-) -> (Option<io::Error>, usize, Box<dyn Any + Send>) {
-    let mut c = T::from_raw(raw);
-    let e = c.error.take();
-    let n = c.bytes;
-    (e, n, Box::new(c))
+/// The typed conversion of an operation started with `T`, and its type.
+pub(crate) fn convert<T: OpOutput>() -> (TypeId, Convert) {
+    fn conv<T: OpOutput>(raw: RawDone) -> Box<dyn Any + Send> {
+        Box::new(T::from_raw(raw))
+    }
+    (TypeId::of::<Completion<T>>(), conv::<T>)
 }
 
 struct WaiterEntry {
@@ -175,14 +177,21 @@ impl PortInner {
         }
     }
 
-    pub(crate) fn push_op(&self, key: usize, tag: u64, conv: Convert, raw: RawDone) {
-        let (error, bytes, data) = conv(raw);
+    pub(crate) fn push_op(
+        &self,
+        key: usize,
+        tag: u64,
+        (ty, conv): (TypeId, Convert),
+        mut raw: RawDone,
+    ) {
+        let error = raw.outcome.error.take();
+        let bytes = raw.outcome.bytes;
         self.push(Packet {
             key,
             tag,
             bytes,
             error,
-            body: Body::Op(data),
+            body: Body::Op(raw, ty, conv),
         });
     }
 

@@ -121,3 +121,45 @@ fn close_with_1000_pending_ops_aborts_all_poll() {
             .unwrap(),
     );
 }
+
+/// An accept whose completion goes to a port: the new socket is registered
+/// with the engine when the worker converts the packet (no lock is held).
+fn accept_through_a_port(e: Engine) {
+    let port = overlapped::CompletionPort::new(1);
+    let l = Socket::tcp_listener(&e, &"127.0.0.1:0".parse().unwrap()).unwrap();
+    port.associate(&l, 9).unwrap();
+    let _op = l.accept(Notify::Port(1)).unwrap();
+    let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let p = port
+        .get_queued(Some(Duration::from_secs(10)))
+        .unwrap()
+        .expect("packet");
+    assert_eq!((p.key, p.tag), (9, 1));
+    let c = p.into_completion::<Option<Socket>>().unwrap();
+    let s = c.data.expect("accepted socket");
+    assert_eq!(c.addr, Some(peer.local_addr().unwrap()));
+    s.send(b"ok".to_vec(), MsgFlags::empty(), Notify::None)
+        .unwrap()
+        .wait()
+        .unwrap();
+}
+
+#[test]
+fn accept_through_a_port_uring() {
+    accept_through_a_port(
+        Engine::builder()
+            .choice(EngineChoice::Uring)
+            .build()
+            .unwrap(),
+    );
+}
+
+#[test]
+fn accept_through_a_port_poll() {
+    accept_through_a_port(
+        Engine::builder()
+            .choice(EngineChoice::Poll)
+            .build()
+            .unwrap(),
+    );
+}

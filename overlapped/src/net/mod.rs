@@ -215,7 +215,7 @@ impl Socket {
             Notify::Port(tag) => (
                 SlotNotify::Port {
                     tag,
-                    conv: crate::port::convert::<T>,
+                    conv: crate::port::convert::<T>(),
                 },
                 false,
                 None,
