@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod client;
 mod doctor;
 mod server;
+mod soak;
 
 /// The overlapped I/O model on Linux: servers, client, bench, doctor.
 #[derive(Debug, Parser)]
@@ -23,6 +24,8 @@ enum Cmd {
     EchoServer(server::ServerArgs),
     /// Talk to an echo server: interactive, or scripted with --count.
     EchoClient(client::ClientArgs),
+    /// Soak test: many connections, random sizes, every byte verified.
+    Soak(soak::SoakArgs),
     /// Check what this system offers the engines.
     Doctor {
         /// Print JSON.
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::EchoServer(a) => server::run(a),
         Cmd::EchoClient(a) => client::run(a),
+        Cmd::Soak(a) => soak::run(a),
         Cmd::Doctor { json } => doctor::run(json),
     }
 }

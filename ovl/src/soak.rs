@@ -1,0 +1,282 @@
+//! `ovl soak`: many connections against an echo server child process for a
+//! while, random message sizes, random gather/scatter splits, random
+//! pipelining depth; every byte verified; the server's RSS and open file
+//! descriptors sampled every second. Exits non-zero, saying why, on any
+//! mismatched, lost or duplicated byte, on RSS growth over 10% after the
+//! warm-up, or when the server's descriptors do not come back to baseline.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use overlapped::probe::EngineChoice;
+use overlapped::rt::{self, TcpStream};
+use overlapped::Engine;
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+use crate::server::Model;
+
+/// Options of `ovl soak`.
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// Connections.
+    #[arg(long, default_value_t = 2000)]
+    pub conns: usize,
+    /// Seconds of load (after a 2 s warm-up, included).
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Server model.
+    #[arg(long, value_enum, default_value_t = Model::Port)]
+    pub model: Model,
+    /// Engine of the server and the load generator.
+    #[arg(long, default_value = "auto")]
+    pub engine: EngineChoice,
+    /// Largest message, bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_size: usize,
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn engine_name(c: EngineChoice) -> &'static str {
+    match c {
+        EngineChoice::Auto => "auto",
+        EngineChoice::Uring => "uring",
+        EngineChoice::Poll => "poll",
+    }
+}
+
+fn model_name(m: Model) -> &'static str {
+    match m {
+        Model::Port => "port",
+        Model::Routines => "routines",
+        Model::Events => "events",
+        Model::Async => "async",
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn fds(pid: u32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count())
+}
+
+fn byte(conn: usize, pos: u64) -> u8 {
+    ((conn as u64).wrapping_mul(2654435761).wrapping_add(pos.wrapping_mul(31)) % 251) as u8
+}
+
+fn split(rng: &mut SmallRng, total: usize) -> Vec<usize> {
+    let parts = rng.random_range(1..=4).min(total.max(1));
+    let mut cuts: Vec<usize> = (1..parts).map(|_| rng.random_range(0..=total)).collect();
+    cuts.sort_unstable();
+    let mut out = Vec::with_capacity(parts);
+    let mut prev = 0;
+    for c in cuts.into_iter().chain(std::iter::once(total)) {
+        out.push(c - prev);
+        prev = c;
+    }
+    out
+}
+
+#[derive(Default)]
+struct Totals {
+    bytes: Cell<u64>,
+    msgs: Cell<u64>,
+    errors: Cell<u64>,
+    mismatches: Cell<u64>,
+}
+
+async fn connection(e: Engine, addr: SocketAddr, id: usize, until: Instant, max: usize, t: Rc<Totals>) {
+    let Ok(s) = TcpStream::connect(&e, addr).await else {
+        t.errors.set(t.errors.get() + 1);
+        return;
+    };
+    let mut rng = SmallRng::seed_from_u64(id as u64);
+    let (mut sent, mut recvd) = (0u64, 0u64);
+    while Instant::now() < until {
+        let depth = rng.random_range(1..=4);
+        let mut outstanding = 0usize;
+        for _ in 0..depth {
+            let size = rng.random_range(1..=max);
+            let bufs: Vec<Vec<u8>> = split(&mut rng, size)
+                .into_iter()
+                .map(|n| {
+                    let b: Vec<u8> = (0..n as u64).map(|k| byte(id, sent + k)).collect();
+                    sent += n as u64;
+                    b
+                })
+                .collect();
+            let (r, _) = s.write_vectored(bufs).await;
+            if r.is_err() {
+                t.errors.set(t.errors.get() + 1);
+                return;
+            }
+            outstanding += size;
+        }
+        while outstanding > 0 {
+            let room: Vec<Vec<u8>> = split(&mut rng, outstanding.min(max)).into_iter().map(|n| vec![0u8; n]).collect();
+            let (r, bufs) = s.read_vectored(room).await;
+            match r {
+                Ok(0) | Err(_) => {
+                    t.errors.set(t.errors.get() + 1);
+                    return;
+                }
+                Ok(n) => {
+                    for b in bufs.iter().flat_map(|b| b.iter()) {
+                        if *b != byte(id, recvd) {
+                            t.mismatches.set(t.mismatches.get() + 1);
+                        }
+                        recvd += 1;
+                    }
+                    outstanding -= n;
+                    t.bytes.set(t.bytes.get() + n as u64);
+                }
+            }
+        }
+        t.msgs.set(t.msgs.get() + depth as u64);
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+}
+
+/// Runs the soak.
+pub fn run(a: SoakArgs) -> ExitCode {
+    let port = match free_port() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ovl soak: no free port: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ovl soak: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let child = Command::new(exe)
+        .args(["echo-server", "--addr", &addr.to_string(), "--model", model_name(a.model), "--engine", engine_name(a.engine)])
+        .args(["--max-conns", &(a.conns + 16).to_string(), "--buf-size", "65536"])
+        .stdout(Stdio::null())
+        .spawn();
+    let server = match child {
+        Ok(c) => Server(c),
+        Err(e) => {
+            eprintln!("ovl soak: cannot start the server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pid = server.0.id();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        if start.elapsed() > Duration::from_secs(10) {
+            eprintln!("ovl soak: the server did not start listening");
+            return ExitCode::from(2);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let fd_base = fds(pid).unwrap_or(0);
+    let engine = match Engine::builder().choice(a.engine).build() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ovl soak: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "soak: {} connections, {} s, server model {:?} on {}, load engine {}",
+        a.conns,
+        a.duration,
+        a.model,
+        engine_name(a.engine),
+        engine.kind()
+    );
+    // Sample the server every second on a helper thread.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            let t0 = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                samples.push((t0.elapsed().as_secs_f64(), rss_kib(pid).unwrap_or(0), fds(pid).unwrap_or(0)));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            samples
+        })
+    };
+    let totals = Rc::new(Totals::default());
+    let until = Instant::now() + Duration::from_secs(a.duration);
+    let max = a.max_size.max(1);
+    rt::block_on(async {
+        let tasks: Vec<_> = (0..a.conns)
+            .map(|id| rt::spawn(connection(engine.clone(), addr, id, until, max, totals.clone())))
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+    });
+    drop(engine);
+    // Descriptors back to baseline once the clients are gone.
+    let settle = Instant::now();
+    let mut fd_end = fds(pid).unwrap_or(0);
+    while fd_end > fd_base && settle.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        fd_end = fds(pid).unwrap_or(0);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.join().unwrap_or_default();
+    let warm: Vec<u64> = samples.iter().filter(|s| s.0 >= 2.0).map(|s| s.1).collect();
+    let (rss_first, rss_max) = (warm.first().copied().unwrap_or(0), warm.iter().copied().max().unwrap_or(0));
+    let growth = if rss_first > 0 { rss_max as f64 / rss_first as f64 - 1.0 } else { 0.0 };
+    let secs = a.duration.max(1) as f64;
+    println!("report:");
+    println!("  messages echoed      {} ({:.0}/s)", totals.msgs.get(), totals.msgs.get() as f64 / secs);
+    println!("  bytes verified       {} ({:.1} MB/s)", totals.bytes.get(), totals.bytes.get() as f64 / secs / 1e6);
+    println!("  mismatched bytes     {}", totals.mismatches.get());
+    println!("  connection errors    {}", totals.errors.get());
+    println!("  server RSS           {rss_first} KiB after warm-up, max {rss_max} KiB ({:+.1}%)", growth * 100.0);
+    println!("  server descriptors   {fd_base} at start, {fd_end} at the end");
+    let mut failed = Vec::new();
+    if totals.mismatches.get() > 0 {
+        failed.push(format!("{} bytes did not match what was sent", totals.mismatches.get()));
+    }
+    if totals.errors.get() > 0 {
+        failed.push(format!("{} connections failed (lost bytes or errors)", totals.errors.get()));
+    }
+    if growth > 0.10 {
+        failed.push(format!("server RSS grew {:.1}% after warm-up", growth * 100.0));
+    }
+    if fd_end > fd_base {
+        failed.push(format!("server descriptors did not come back ({fd_end} vs {fd_base})"));
+    }
+    if failed.is_empty() {
+        println!("PASS");
+        ExitCode::SUCCESS
+    } else {
+        for f in &failed {
+            println!("FAIL: {f}");
+        }
+        ExitCode::from(1)
+    }
+}
