@@ -280,6 +280,11 @@ pub(crate) struct SockEntry {
     /// Bytes a stream receive took from the kernel after its handle was
     /// dropped: served to the next receives first, so no byte is lost.
     leftover: Vec<u8>,
+    /// Posting order of the socket's read-direction ops, and the highest
+    /// order that took bytes (a dropped receive's bytes are kept only when no
+    /// later receive has taken newer bytes).
+    reads_posted: u64,
+    reads_done: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +338,8 @@ struct Slot {
     waiter: Option<Arc<ThreadCtx>>,
     waker: Option<std::task::Waker>,
     issuer: ThreadId,
+    /// Posting order among the socket's read-direction ops.
+    order: u64,
 }
 
 /// A finished operation's outcome with its buffers, on its way to the
@@ -405,6 +412,8 @@ impl Inner {
             port: None,
             skip_on_success: false,
             leftover: Vec::new(),
+            reads_posted: 0,
+            reads_done: 0,
         });
         Ok(SockId { key, seq })
     }
@@ -579,6 +588,12 @@ impl Inner {
             _ => {}
         }
         let dir = kind.dir();
+        let order = if dir == Dir::Read {
+            s.reads_posted += 1;
+            s.reads_posted
+        } else {
+            0
+        };
         let queue_empty = s.queues[dir as usize].is_empty();
         let mut done = 0usize;
         let mut now = None;
@@ -632,6 +647,7 @@ impl Inner {
             waiter: None,
             waker: None,
             issuer: thread::current().id(),
+            order,
         });
         bump(&self.counters.submitted);
         if let (Some(_), SlotNotify::PortBound { skip: true, .. }) = (&now, &st.ops[key].notify) {
@@ -642,6 +658,10 @@ impl Inner {
         match now {
             Some(out) => {
                 bump(&self.counters.completed_now);
+                if out.error.is_none() && out.bytes > 0 {
+                    let r = &mut st.socks[sock.key].reads_done;
+                    *r = (*r).max(order);
+                }
                 let bytes = out.bytes;
                 st.ops[key].phase = Phase::Done;
                 self.deliver(&mut st, key, out);
@@ -729,7 +749,13 @@ impl Inner {
         if out.error.as_ref().is_some_and(crate::op::is_aborted) {
             bump(&self.counters.cancelled);
         }
+        let order = if out.error.is_none() && out.bytes > 0 {
+            st.ops[key].order
+        } else {
+            0
+        };
         if let Some(s) = st.socks.get_mut(sock) {
+            s.reads_done = s.reads_done.max(order);
             s.queues[dir as usize].retain(|&k| k != key);
             if out.error.is_none() {
                 if let OpKind::Connect { .. } = st.ops[key].kind {
@@ -1215,10 +1241,26 @@ impl Inner {
             && out.bytes > 0
             && serves_from_leftover(&slot.kind, slot.stream)
             && !matches!(slot.kind, OpKind::Recv { flags, .. } if flags.contains(crate::op::MsgFlags::PEEK));
-        if let (true, Some(mut b), Some(sock)) = (keep, slot.bufs, st.socks.get_mut(slot.sock)) {
+        let Some(sock) = st.socks.get_mut(slot.sock) else {
+            return;
+        };
+        // Keeping the bytes must not reorder the stream: no later receive may
+        // have completed, nor be parked where newer bytes would reach it
+        // before these.
+        let later_armed = sock.queues[Dir::Read as usize]
+            .iter()
+            .any(|k| st.ops.get(*k).is_some_and(|o| o.phase != Phase::Queued));
+        if let (true, Some(mut b)) = (
+            keep && sock.reads_done == slot.order && !later_armed,
+            slot.bufs,
+        ) {
+            // These bytes precede any still kept: they were taken first.
+            let mut kept: Vec<u8> = Vec::with_capacity(out.bytes + sock.leftover.len());
             for piece in b.as_bufs().io_slices() {
-                sock.leftover.extend_from_slice(&piece);
+                kept.extend_from_slice(&piece);
             }
+            kept.append(&mut sock.leftover);
+            sock.leftover = kept;
         }
     }
 

@@ -1,0 +1,211 @@
+//! Model-based test: random sequences of sends, receives, cancels, drops
+//! and waits over two connections, on both engines, checked against the
+//! SPEC's reference model:
+//!
+//! * every operation completes exactly once (its result is taken once, and
+//!   the op table is empty at the end);
+//! * a cancelled receive either completes aborted with nothing consumed or
+//!   completes with its data;
+//! * the bytes every connection delivers, in posting order of the receives,
+//!   then drained after the end, equal the bytes sent, in order: nothing
+//!   lost, duplicated or reordered — also when a receive's handle was
+//!   dropped after the kernel had filled it.
+
+use std::time::Duration;
+
+use overlapped::probe::EngineChoice;
+use overlapped::{Engine, MsgFlags, Notify, Op, Polled, Socket};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Action {
+    Send { conn: usize, len: usize },
+    Recv { conn: usize, len: usize },
+    Cancel { pick: usize },
+    Drop { pick: usize },
+    Wait { pick: usize },
+    Poll,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        3 => (0..2usize, 1..3000usize).prop_map(|(conn, len)| Action::Send { conn, len }),
+        3 => (0..2usize, 0..2000usize).prop_map(|(conn, len)| Action::Recv { conn, len }),
+        1 => any::<usize>().prop_map(|pick| Action::Cancel { pick }),
+        1 => any::<usize>().prop_map(|pick| Action::Drop { pick }),
+        2 => any::<usize>().prop_map(|pick| Action::Wait { pick }),
+        1 => Just(Action::Poll),
+    ]
+}
+
+struct Conn {
+    client: Socket,
+    server: Socket,
+    sent: Vec<u8>,
+    /// Receives in posting order: Some(handle) while not taken; the data
+    /// taken so far per receive.
+    recvs: Vec<(Option<Op<Vec<u8>>>, Vec<u8>)>,
+}
+
+fn pattern(conn: usize, from: usize, len: usize) -> Vec<u8> {
+    (from..from + len)
+        .map(|i| ((i * 7 + conn * 13) % 251) as u8)
+        .collect()
+}
+
+fn take(op: Op<Vec<u8>>, limit: Duration) -> Result<Vec<u8>, Op<Vec<u8>>> {
+    match op.result_timeout(Some(limit)).expect("handle op") {
+        Polled::Complete(c) => {
+            match &c.error {
+                None => assert_eq!(c.bytes, c.data.len()),
+                Some(e) => {
+                    assert!(overlapped::is_aborted(e), "unexpected error {e}");
+                    assert!(c.data.is_empty() || c.bytes == 0);
+                }
+            }
+            Ok(if c.error.is_none() {
+                c.data
+            } else {
+                Vec::new()
+            })
+        }
+        Polled::Incomplete(op) => Err(op),
+    }
+}
+
+fn run(kind: EngineChoice, actions: Vec<Action>) {
+    let e = Engine::builder().choice(kind).build().unwrap();
+    let l = Socket::tcp_listener(&e, &"127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut conns: Vec<Conn> = (0..2)
+        .map(|_| {
+            let client = Socket::tcp_for(&e, &addr).unwrap();
+            client.connect_wait(addr).unwrap();
+            let (server, _) = l.accept_wait().unwrap();
+            Conn {
+                client,
+                server,
+                sent: Vec::new(),
+                recvs: Vec::new(),
+            }
+        })
+        .collect();
+    let pending = |conns: &Vec<Conn>| -> Vec<(usize, usize)> {
+        conns
+            .iter()
+            .enumerate()
+            .flat_map(|(c, k)| {
+                k.recvs
+                    .iter()
+                    .enumerate()
+                    .filter(|r| r.1.0.is_some())
+                    .map(move |(i, _)| (c, i))
+            })
+            .collect()
+    };
+    for a in actions {
+        match a {
+            Action::Send { conn, len } => {
+                let k = &mut conns[conn];
+                let data = pattern(conn, k.sent.len(), len);
+                k.sent.extend_from_slice(&data);
+                let c = k
+                    .client
+                    .send(data, MsgFlags::empty(), Notify::None)
+                    .unwrap()
+                    .wait()
+                    .unwrap();
+                assert!(c.error.is_none());
+                assert_eq!(c.bytes, len);
+            }
+            Action::Recv { conn, len } => {
+                let k = &mut conns[conn];
+                let op = k
+                    .server
+                    .recv(vec![0u8; len], MsgFlags::empty(), Notify::None)
+                    .unwrap()
+                    .op();
+                k.recvs.push((Some(op), Vec::new()));
+            }
+            Action::Cancel { pick } | Action::Drop { pick } | Action::Wait { pick } => {
+                let p = pending(&conns);
+                if p.is_empty() {
+                    continue;
+                }
+                let (c, i) = p[pick % p.len()];
+                // Dropping is modelled on the newest receive of a connection:
+                // its bytes (if the kernel filled it) go to the next receive.
+                // (An older one whose successors already took newer bytes
+                // gives its bytes up with it, like a buffer thrown away.)
+                if matches!(a, Action::Drop { .. }) {
+                    if i + 1 == conns[c].recvs.len() {
+                        conns[c].recvs[i].0 = None;
+                    }
+                    continue;
+                }
+                let slot = &mut conns[c].recvs[i];
+                match a {
+                    Action::Cancel { .. } => {
+                        let _ = slot.0.as_ref().unwrap().cancel();
+                    }
+                    _ => {
+                        let op = slot.0.take().unwrap();
+                        match take(op, Duration::from_millis(20)) {
+                            Ok(d) => slot.1 = d,
+                            Err(op) => slot.0 = Some(op),
+                        }
+                    }
+                }
+            }
+            Action::Poll => e.poll(),
+        }
+    }
+    // The end: no more data comes; settle every receive, then drain.
+    for (ci, k) in conns.iter_mut().enumerate() {
+        k.client.shutdown(std::net::Shutdown::Write).unwrap();
+        for (op, data) in k.recvs.iter_mut() {
+            if let Some(op) = op.take() {
+                *data = take(op, Duration::from_secs(10))
+                    .unwrap_or_else(|_| panic!("conn {ci}: a receive never completed"));
+            }
+        }
+        let mut got: Vec<u8> = k.recvs.iter().flat_map(|r| r.1.iter().copied()).collect();
+        loop {
+            let c = k
+                .server
+                .recv(vec![0u8; 4096], MsgFlags::empty(), Notify::None)
+                .unwrap()
+                .wait()
+                .unwrap();
+            assert!(c.error.is_none());
+            if c.bytes == 0 {
+                break;
+            }
+            got.extend_from_slice(&c.data);
+        }
+        assert_eq!(got.len(), k.sent.len(), "conn {ci}: byte count");
+        assert!(got == k.sent, "conn {ci}: bytes differ from what was sent");
+    }
+    drop(conns);
+    assert!(
+        (0..200).any(|_| {
+            e.poll();
+            std::thread::sleep(Duration::from_millis(5));
+            e.ops_in_table() == 0
+        }),
+        "operations left in the table: {}",
+        e.ops_in_table()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #[test]
+    fn model_uring(actions in proptest::collection::vec(action(), 1..60)) {
+        run(EngineChoice::Uring, actions);
+    }
+    #[test]
+    fn model_poll(actions in proptest::collection::vec(action(), 1..60)) {
+        run(EngineChoice::Poll, actions);
+    }
+}
