@@ -54,7 +54,7 @@ enum Body {
     /// The finished operation, converted to its typed completion only when
     /// the worker asks for it (outside every engine lock: converting an
     /// accept registers the new socket with its engine).
-    Op(RawDone, TypeId, Convert),
+    Op(Box<RawDone>, TypeId, Convert),
     User(Box<dyn Any + Send>),
 }
 
@@ -82,7 +82,7 @@ impl Packet {
     pub fn into_completion<T: OpOutput>(self) -> Result<Completion<T>, Packet> {
         match self.body {
             Body::Op(raw, ty, conv) if ty == TypeId::of::<Completion<T>>() => {
-                match conv(raw).downcast::<Completion<T>>() {
+                match conv(*raw).downcast::<Completion<T>>() {
                     Ok(c) => {
                         let mut c = *c;
                         c.error = self.error;
@@ -191,7 +191,7 @@ impl PortInner {
             tag,
             bytes,
             error,
-            body: Body::Op(raw, ty, conv),
+            body: Body::Op(Box::new(raw), ty, conv),
         });
     }
 

@@ -38,13 +38,16 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
+/// A receive: its handle while not taken, and the data taken from it.
+type Recv = (Option<Op<Vec<u8>>>, Vec<u8>);
+
 struct Conn {
     client: Socket,
     server: Socket,
     sent: Vec<u8>,
     /// Receives in posting order: Some(handle) while not taken; the data
     /// taken so far per receive.
-    recvs: Vec<(Option<Op<Vec<u8>>>, Vec<u8>)>,
+    recvs: Vec<Recv>,
 }
 
 fn pattern(conn: usize, from: usize, len: usize) -> Vec<u8> {
