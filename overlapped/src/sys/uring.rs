@@ -304,7 +304,9 @@ impl Uring {
             }
             OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => {
                 km.poll_phase = true;
-                opcode::PollAdd::new(fdt, libc::POLLPRI as u32).build()
+                // POLLPRI alone was never reported for TCP urgent data by
+                // io_uring here; with POLLRDBAND the poll fires (measured).
+                opcode::PollAdd::new(fdt, (libc::POLLPRI | libc::POLLRDBAND) as u32).build()
             }
             OpKind::Recv { flags, want_addr } => {
                 let bufs = bufs.expect("receive carries buffers");
