@@ -951,6 +951,13 @@ impl Inner {
                 let (sock, dir, _) = self.finish_op(st, key, out);
                 self.arm_next(st, sock, dir);
             }
+            Finish::Resubmit if slot.cancel => {
+                // A cancelled stream send that had moved part of its bytes:
+                // it ends aborted, reporting the bytes taken.
+                let done = slot.done;
+                let (sock, dir, _) = self.finish_op(st, key, Outcome::aborted(done));
+                self.arm_next(st, sock, dir);
+            }
             Finish::Resubmit => {
                 if let Err(e) = self.park(st, key) {
                     let done = st.ops[key].done;
