@@ -1112,9 +1112,12 @@ impl Inner {
         if reap {
             self.reap_dispatch(&mut st, true);
         }
-        st.ops
-            .get(key)
-            .is_some_and(|s| s.seq == seq && s.phase == Phase::Done)
+        // A slot that is gone belonged to a routine or port operation whose
+        // completion was delivered.
+        match st.ops.get(key) {
+            Some(s) if s.seq == seq => s.phase == Phase::Done,
+            _ => true,
+        }
     }
 
     /// Takes a finished op's outcome, waiting up to `timeout` (`None`: no
