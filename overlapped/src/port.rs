@@ -135,6 +135,8 @@ struct PortState {
     running: Vec<ThreadId>,
     closed: bool,
     engines: Vec<Weak<Inner>>,
+    /// Bumped when an engine is added, so waiters start driving it.
+    engines_version: u64,
     next_waiter: u64,
 }
 
@@ -196,14 +198,23 @@ impl PortInner {
     }
 
     pub(crate) fn add_engine(&self, e: &Arc<Inner>) {
-        let mut st = self.lock();
-        if !st
-            .engines
-            .iter()
-            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e)))
-        {
+        let waiters: Vec<Arc<ThreadCtx>> = {
+            let mut st = self.lock();
+            if st
+                .engines
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e)))
+            {
+                return;
+            }
             st.engines.retain(|w| w.strong_count() > 0);
             st.engines.push(Arc::downgrade(e));
+            st.engines_version += 1;
+            st.waiters.iter().map(|w| w.ctx.clone()).collect()
+        };
+        // Waiters re-read the engines to drive.
+        for w in waiters {
+            w.wake();
         }
     }
 
@@ -416,15 +427,15 @@ impl CompletionPort {
                     registered = true;
                 }
             }
-            let engines: Vec<Arc<Inner>> = inner
-                .lock()
-                .engines
-                .iter()
-                .filter_map(Weak::upgrade)
-                .collect();
+            let (engines, version) = {
+                let st = inner.lock();
+                let v: Vec<Arc<Inner>> = st.engines.iter().filter_map(Weak::upgrade).collect();
+                (v, st.engines_version)
+            };
             let mut ready = || {
                 let st = inner.lock();
                 st.closed
+                    || st.engines_version != version
                     || st.grants.iter().any(|(id, _)| *id == my_id)
                     || (!st.packets.is_empty() && st.running.len() < inner.concurrency)
             };
