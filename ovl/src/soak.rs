@@ -11,9 +11,9 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use overlapped::Engine;
 use overlapped::probe::EngineChoice;
 use overlapped::rt::{self, TcpStream};
-use overlapped::Engine;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 use crate::server::Model;
@@ -64,7 +64,9 @@ fn model_name(m: Model) -> &'static str {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -76,11 +78,16 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn fds(pid: u32) -> Option<usize> {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count())
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|d| d.count())
 }
 
 fn byte(conn: usize, pos: u64) -> u8 {
-    ((conn as u64).wrapping_mul(2654435761).wrapping_add(pos.wrapping_mul(31)) % 251) as u8
+    ((conn as u64)
+        .wrapping_mul(2654435761)
+        .wrapping_add(pos.wrapping_mul(31))
+        % 251) as u8
 }
 
 fn split(rng: &mut SmallRng, total: usize) -> Vec<usize> {
@@ -104,7 +111,14 @@ struct Totals {
     mismatches: Cell<u64>,
 }
 
-async fn connection(e: Engine, addr: SocketAddr, id: usize, until: Instant, max: usize, t: Rc<Totals>) {
+async fn connection(
+    e: Engine,
+    addr: SocketAddr,
+    id: usize,
+    until: Instant,
+    max: usize,
+    t: Rc<Totals>,
+) {
     let Ok(s) = TcpStream::connect(&e, addr).await else {
         t.errors.set(t.errors.get() + 1);
         return;
@@ -132,7 +146,10 @@ async fn connection(e: Engine, addr: SocketAddr, id: usize, until: Instant, max:
             outstanding += size;
         }
         while outstanding > 0 {
-            let room: Vec<Vec<u8>> = split(&mut rng, outstanding.min(max)).into_iter().map(|n| vec![0u8; n]).collect();
+            let room: Vec<Vec<u8>> = split(&mut rng, outstanding.min(max))
+                .into_iter()
+                .map(|n| vec![0u8; n])
+                .collect();
             let (r, bufs) = s.read_vectored(room).await;
             match r {
                 Ok(0) | Err(_) => {
@@ -174,8 +191,21 @@ pub fn run(a: SoakArgs) -> ExitCode {
         }
     };
     let child = Command::new(exe)
-        .args(["echo-server", "--addr", &addr.to_string(), "--model", model_name(a.model), "--engine", engine_name(a.engine)])
-        .args(["--max-conns", &(a.conns + 16).to_string(), "--buf-size", "65536"])
+        .args([
+            "echo-server",
+            "--addr",
+            &addr.to_string(),
+            "--model",
+            model_name(a.model),
+            "--engine",
+            engine_name(a.engine),
+        ])
+        .args([
+            "--max-conns",
+            &(a.conns + 16).to_string(),
+            "--buf-size",
+            "65536",
+        ])
         .stdout(Stdio::null())
         .spawn();
     let server = match child {
@@ -219,7 +249,11 @@ pub fn run(a: SoakArgs) -> ExitCode {
             let mut samples = Vec::new();
             let t0 = Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                samples.push((t0.elapsed().as_secs_f64(), rss_kib(pid).unwrap_or(0), fds(pid).unwrap_or(0)));
+                samples.push((
+                    t0.elapsed().as_secs_f64(),
+                    rss_kib(pid).unwrap_or(0),
+                    fds(pid).unwrap_or(0),
+                ));
                 std::thread::sleep(Duration::from_secs(1));
             }
             samples
@@ -230,7 +264,16 @@ pub fn run(a: SoakArgs) -> ExitCode {
     let max = a.max_size.max(1);
     rt::block_on(async {
         let tasks: Vec<_> = (0..a.conns)
-            .map(|id| rt::spawn(connection(engine.clone(), addr, id, until, max, totals.clone())))
+            .map(|id| {
+                rt::spawn(connection(
+                    engine.clone(),
+                    addr,
+                    id,
+                    until,
+                    max,
+                    totals.clone(),
+                ))
+            })
             .collect();
         for t in tasks {
             t.await;
@@ -247,28 +290,57 @@ pub fn run(a: SoakArgs) -> ExitCode {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let samples = sampler.join().unwrap_or_default();
     let warm: Vec<u64> = samples.iter().filter(|s| s.0 >= 2.0).map(|s| s.1).collect();
-    let (rss_first, rss_max) = (warm.first().copied().unwrap_or(0), warm.iter().copied().max().unwrap_or(0));
-    let growth = if rss_first > 0 { rss_max as f64 / rss_first as f64 - 1.0 } else { 0.0 };
+    let (rss_first, rss_max) = (
+        warm.first().copied().unwrap_or(0),
+        warm.iter().copied().max().unwrap_or(0),
+    );
+    let growth = if rss_first > 0 {
+        rss_max as f64 / rss_first as f64 - 1.0
+    } else {
+        0.0
+    };
     let secs = a.duration.max(1) as f64;
     println!("report:");
-    println!("  messages echoed      {} ({:.0}/s)", totals.msgs.get(), totals.msgs.get() as f64 / secs);
-    println!("  bytes verified       {} ({:.1} MB/s)", totals.bytes.get(), totals.bytes.get() as f64 / secs / 1e6);
+    println!(
+        "  messages echoed      {} ({:.0}/s)",
+        totals.msgs.get(),
+        totals.msgs.get() as f64 / secs
+    );
+    println!(
+        "  bytes verified       {} ({:.1} MB/s)",
+        totals.bytes.get(),
+        totals.bytes.get() as f64 / secs / 1e6
+    );
     println!("  mismatched bytes     {}", totals.mismatches.get());
     println!("  connection errors    {}", totals.errors.get());
-    println!("  server RSS           {rss_first} KiB after warm-up, max {rss_max} KiB ({:+.1}%)", growth * 100.0);
+    println!(
+        "  server RSS           {rss_first} KiB after warm-up, max {rss_max} KiB ({:+.1}%)",
+        growth * 100.0
+    );
     println!("  server descriptors   {fd_base} at start, {fd_end} at the end");
     let mut failed = Vec::new();
     if totals.mismatches.get() > 0 {
-        failed.push(format!("{} bytes did not match what was sent", totals.mismatches.get()));
+        failed.push(format!(
+            "{} bytes did not match what was sent",
+            totals.mismatches.get()
+        ));
     }
     if totals.errors.get() > 0 {
-        failed.push(format!("{} connections failed (lost bytes or errors)", totals.errors.get()));
+        failed.push(format!(
+            "{} connections failed (lost bytes or errors)",
+            totals.errors.get()
+        ));
     }
     if growth > 0.10 {
-        failed.push(format!("server RSS grew {:.1}% after warm-up", growth * 100.0));
+        failed.push(format!(
+            "server RSS grew {:.1}% after warm-up",
+            growth * 100.0
+        ));
     }
     if fd_end > fd_base {
-        failed.push(format!("server descriptors did not come back ({fd_end} vs {fd_base})"));
+        failed.push(format!(
+            "server descriptors did not come back ({fd_end} vs {fd_base})"
+        ));
     }
     if failed.is_empty() {
         println!("PASS");
