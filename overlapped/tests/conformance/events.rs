@@ -16,7 +16,7 @@ cases! {
         assert!(!ev.is_set());
         ev.set();
         assert!(ev.is_set());
-        assert_eq!(wait_for_events(&[ev.clone()], WaitMode::Any, Some(Duration::ZERO), false).unwrap(), WaitOutcome::Event(0));
+        assert_eq!(wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, Some(Duration::ZERO), false).unwrap(), WaitOutcome::Event(0));
         assert!(ev.is_set(), "a wait does not reset a manual-reset event");
         ev.reset();
         assert!(!ev.is_set());
@@ -192,7 +192,7 @@ cases! {
         ev.set();
         let op = c.recv(vec![0u8; 8], MsgFlags::empty(), &ev).unwrap();
         assert!(op.is_pending());
-        assert_eq!(wait_for_events(&[ev.clone()], WaitMode::Any, Some(Duration::ZERO), false).unwrap(), WaitOutcome::Timeout);
+        assert_eq!(wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, Some(Duration::ZERO), false).unwrap(), WaitOutcome::Timeout);
         write_all(&mut p, b"now");
         assert!(ev.wait(TEN));
         assert_eq!(op.wait().unwrap().bytes, 3);

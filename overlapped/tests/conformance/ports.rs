@@ -237,7 +237,7 @@ cases! {
             .collect();
         let clients: Vec<_> = (0..1000)
             .map(|i| {
-                let mut peer = std::net::TcpStream::connect(addr).unwrap();
+                let peer = std::net::TcpStream::connect(addr).unwrap();
                 let (s, _) = l.accept_wait().unwrap();
                 port.associate(&s, i).unwrap();
                 let s = Arc::new(s);

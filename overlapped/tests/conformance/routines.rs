@@ -99,7 +99,7 @@ cases! {
         c.recv(vec![0u8; 4], MsgFlags::empty(), Notify::routine(move |_| r2.set(1))).unwrap();
         write_all(&mut p, b"x");
         let never = Event::new();
-        assert_eq!(wait_for_events(&[never.clone()], WaitMode::Any, TEN, true).unwrap(), WaitOutcome::IoCompletion);
+        assert_eq!(wait_for_events(std::slice::from_ref(&never), WaitMode::Any, TEN, true).unwrap(), WaitOutcome::IoCompletion);
         assert_eq!(ran.get(), 1);
         assert!(!never.is_set());
         // Event set and routine queued at entry: routines first, then the event.
@@ -111,7 +111,7 @@ cases! {
         ev.set();
         std::thread::sleep(Duration::from_millis(20));
         e.poll();
-        assert_eq!(wait_for_events(&[ev.clone()], WaitMode::Any, TEN, true).unwrap(), WaitOutcome::IoCompletion);
+        assert_eq!(wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, TEN, true).unwrap(), WaitOutcome::IoCompletion);
         assert_eq!(ran2.get(), 1);
         assert_eq!(wait_for_events(&[ev], WaitMode::Any, TEN, true).unwrap(), WaitOutcome::Event(0));
     }

@@ -11,7 +11,7 @@ use overlapped::{MsgFlags, Notify, Socket, rt};
 use super::{ServerArgs, Stats, TICK, stopping};
 
 async fn echo(sock: Socket, stats: Arc<Stats>, size: usize, idle: Option<Duration>) {
-    let mut buf = Vec::with_capacity(size);
+    let mut buf = vec![0u8; size];
     loop {
         buf.resize(size, 0);
         let Ok(started) = sock.recv(buf, MsgFlags::empty(), Notify::None) else {
