@@ -247,4 +247,20 @@ cases! {
         assert_eq!(now.cancelled - base.cancelled, 1);
         assert!(now.enter_calls > base.enter_calls);
     }
+
+    fn o11_op_on_listening_socket_fails_at_start(e: &Engine) {
+        let l = Socket::tcp_listener(e, &v4()).unwrap();
+        let err = l.recv(vec![0u8; 4], MsgFlags::empty(), Notify::None).unwrap_err();
+        assert_eq!(err.error.kind(), ErrorKind::NotConnected);
+        let err = l.send(vec![1u8; 4], MsgFlags::empty(), Notify::None).unwrap_err();
+        assert_eq!(err.error.kind(), ErrorKind::NotConnected);
+        assert_eq!(e.ops_in_table(), 0);
+    }
+
+    fn o09_unbound_udp_recv_from_is_invalid_input(e: &Engine) {
+        let u = Socket::udp_for(e, &v4()).unwrap();
+        let err = u.recv_from(vec![0u8; 4], MsgFlags::empty(), Notify::None).unwrap_err();
+        assert_eq!(err.error.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.bufs.capacity(), 4);
+    }
 }
