@@ -166,6 +166,99 @@ cases! {
     }
 }
 
+/// Dropping each kind of pending operation's future, and dropping reads at
+/// random points while data streams in.
+mod drops {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use overlapped::*;
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+    use crate::util::*;
+
+    fn settles(e: &Engine) {
+        assert!(
+            eventually(5 * SEC, || {
+                e.poll();
+                e.ops_in_table() == 0
+            }),
+            "dropped operations were released"
+        );
+    }
+
+    cases! {
+        fn a04_drop_pending_accept_connect_send_recv_from(e: &Engine) {
+            // accept: dropped, then a new accept gets the next client.
+            let l = Socket::tcp_listener(e, &v4()).unwrap();
+            let addr = l.local_addr().unwrap();
+            drop(rt::block_on(rt::timeout(Duration::from_millis(20), l.accept(Notify::None).unwrap().op())));
+            settles(e);
+            let _peer = std::net::TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept_wait().unwrap();
+            // send: a large send dropped while pending completes once inside.
+            s.with_socket2(|x| x.set_send_buffer_size(4096)).unwrap();
+            let big = s.send(vec![1u8; 4 << 20], MsgFlags::empty(), Notify::None).unwrap();
+            assert!(big.is_pending());
+            drop(big);
+            settles(e);
+            // recv_from on UDP.
+            let u = Socket::udp_bound(e, &v4()).unwrap();
+            drop(rt::block_on(rt::timeout(Duration::from_millis(20), u.recv_from(vec![0u8; 8], MsgFlags::empty(), Notify::None).unwrap().op())));
+            settles(e);
+            let v = Socket::udp_bound(e, &v4()).unwrap();
+            v.send_to(b"after".to_vec(), u.local_addr().unwrap(), MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+            let d = u.recv_from(vec![0u8; 8], MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+            assert_eq!(&d.data[..], b"after");
+            // connect: to a listener that never accepts (the handshake
+            // completes in the kernel), dropped right after it starts.
+            let c = Socket::tcp_for(e, &addr).unwrap();
+            drop(c.connect(addr, Notify::None));
+            settles(e);
+        }
+
+        fn a05_random_drops_while_10000_messages_stream_in(e: &Engine) {
+            let l = std::net::TcpListener::bind(v4()).unwrap();
+            let addr = l.local_addr().unwrap();
+            let c = Socket::tcp_for(e, &addr).unwrap();
+            c.connect_wait(addr).unwrap();
+            let (mut peer, _) = l.accept().unwrap();
+            let writer = std::thread::spawn(move || {
+                let mut rng = SmallRng::seed_from_u64(7);
+                for i in 0..10_000u32 {
+                    peer.write_all(&i.to_le_bytes()).unwrap();
+                    if rng.random_range(0..8) == 0 {
+                        std::thread::sleep(Duration::from_micros(rng.random_range(0..200)));
+                    }
+                }
+            });
+            let mut rng = SmallRng::seed_from_u64(11);
+            let mut got: Vec<u8> = Vec::new();
+            while got.len() < 40_000 {
+                let op = c.recv(vec![0u8; rng.random_range(1..64)], MsgFlags::empty(), Notify::None).unwrap().op();
+                if rng.random_range(0..3) == 0 {
+                    // Drop it at a random point: maybe before, maybe after
+                    // the kernel filled it.
+                    let wait = Duration::from_micros(rng.random_range(0..300));
+                    if let Ok((r, b)) = rt::block_on(rt::timeout(wait, op)) {
+                        assert!(r.unwrap() > 0);
+                        got.extend_from_slice(&b);
+                    }
+                } else {
+                    let (r, b) = rt::block_on(op);
+                    assert!(r.unwrap() > 0);
+                    got.extend_from_slice(&b);
+                }
+            }
+            writer.join().unwrap();
+            assert_eq!(got.len(), 40_000, "no byte duplicated");
+            for (i, w) in got.chunks(4).enumerate() {
+                assert_eq!(u32::from_le_bytes(w.try_into().unwrap()), i as u32, "no byte lost or reordered");
+            }
+        }
+    }
+}
+
 /// The `rt` socket types and the `futures-io` adapters.
 mod adapters {
     use std::future::Future;
