@@ -164,3 +164,20 @@ fn iocp_echo_server_serves_100_clients() {
         }
     }
 }
+
+#[test]
+fn async_echo_server_serves_100_clients() {
+    for engine in ["uring", "poll"] {
+        let (_srv, addr, out) = serve("async_echo_server", engine);
+        std::thread::spawn(move || for _ in out.lines() {});
+        let clients: Vec<_> = (0..100)
+            .map(|i| {
+                let a = addr.clone();
+                std::thread::spawn(move || echo_client(&a, i))
+            })
+            .collect();
+        for c in clients {
+            c.join().expect("client");
+        }
+    }
+}
