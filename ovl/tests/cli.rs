@@ -18,6 +18,10 @@ impl Drop for Server {
 
 /// Starts a server on a free loopback port and returns it with its address.
 fn start(model: &str, engine: &str) -> (Server, String) {
+    start_with(model, engine, &[])
+}
+
+fn start_with(model: &str, engine: &str, extra: &[&str]) -> (Server, String) {
     // The async model binds one fixed port from every thread.
     let addr = if model == "async" {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -35,6 +39,7 @@ fn start(model: &str, engine: &str) -> (Server, String) {
             "--engine",
             engine,
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -146,4 +151,80 @@ fn doctor_json_parses() {
     assert!(v["kernel_release"].is_string());
     assert!(v["io_uring"]["available"].is_boolean());
     assert!(v["rlimit_nofile"]["soft"].is_u64() || v["rlimit_nofile"]["soft"].is_null());
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Silent clients and a client that floods without reading cannot make the
+/// server grow without bound, and the server keeps serving others.
+fn hardening_case(model: &str, engine: &str) {
+    use std::io::Write;
+    let (server, addr) = start(model, engine);
+    let pid = server.0.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib(pid);
+    let silent: Vec<_> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let mut flood = std::net::TcpStream::connect(&addr).unwrap();
+    flood.set_nonblocking(true).unwrap();
+    let chunk = vec![0x5au8; 64 * 1024];
+    let t0 = Instant::now();
+    let mut pushed = 0usize;
+    while t0.elapsed() < Duration::from_secs(3) {
+        match flood.write(&chunk) {
+            Ok(n) => pushed += n,
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    assert!(client(&addr, 50, 2000), "a normal client is still served");
+    let after = rss_kib(pid);
+    assert!(pushed > 0);
+    assert!(
+        after < before + 32 * 1024,
+        "server RSS grew from {before} KiB to {after} KiB while flooded ({pushed} bytes pushed)"
+    );
+    drop(silent);
+}
+
+#[test]
+fn hardening_port_uring() {
+    hardening_case("port", "uring");
+}
+#[test]
+fn hardening_routines_poll() {
+    hardening_case("routines", "poll");
+}
+#[test]
+fn hardening_events_uring() {
+    hardening_case("events", "uring");
+}
+
+#[test]
+fn idle_timeout_closes_silent_clients() {
+    use std::io::Read;
+    for (model, engine) in [("port", "uring"), ("routines", "poll"), ("events", "poll")] {
+        let (_server, addr) = start_with(model, engine, &["--idle-timeout", "1"]);
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t0 = Instant::now();
+        let mut b = [0u8; 1];
+        let n = c.read(&mut b).unwrap_or(0);
+        assert_eq!(n, 0, "{model}/{engine}: the idle connection was closed");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{model}/{engine}: {:?}",
+            t0.elapsed()
+        );
+    }
 }
