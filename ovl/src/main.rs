@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod client;
 mod doctor;
 mod server;
@@ -24,6 +25,8 @@ enum Cmd {
     EchoServer(server::ServerArgs),
     /// Talk to an echo server: interactive, or scripted with --count.
     EchoClient(client::ClientArgs),
+    /// Benchmark our servers against tokio and std baselines.
+    Bench(bench::BenchArgs),
     /// Soak test: many connections, random sizes, every byte verified.
     Soak(soak::SoakArgs),
     /// Check what this system offers the engines.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Cmd::EchoServer(a) => server::run(a),
         Cmd::EchoClient(a) => client::run(a),
         Cmd::Soak(a) => soak::run(a),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Doctor { json } => doctor::run(json),
     }
 }

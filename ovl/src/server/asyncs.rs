@@ -75,6 +75,7 @@ pub fn serve(args: &ServerArgs, idle: Option<Duration>, stats: &Arc<Stats>) -> i
                     continue;
                 }
                 stats.connections.fetch_add(1, Ordering::Relaxed);
+                let _ = sock.set_nodelay(true);
                 live.fetch_add(1, Ordering::Relaxed);
                 let (s2, l2) = (stats.clone(), live.clone());
                 rt::spawn(async move {

@@ -106,6 +106,7 @@ pub fn serve(
                                 stats.refused.fetch_add(1, Ordering::Relaxed);
                             } else {
                                 stats.connections.fetch_add(1, Ordering::Relaxed);
+                                let _ = sock.set_nodelay(true);
                                 let mut conn = Conn {
                                     sock,
                                     ev: Event::new(),

@@ -150,6 +150,7 @@ pub fn serve(
                         stats.connections.fetch_add(1, Ordering::Relaxed);
                         let key = next_key;
                         next_key = next_key.wrapping_add(1) % (usize::MAX - 1);
+                        let _ = sock.set_nodelay(true);
                         port.associate(&sock, key)?;
                         sock.set_skip_port_on_success()?;
                         let conn = Arc::new(Conn {

@@ -43,6 +43,7 @@ fn post_accept(srv: &Shared, listener: &Rc<Socket>) {
                 let id = s2.next.get();
                 s2.next.set(id + 1);
                 s2.stats.connections.fetch_add(1, Ordering::Relaxed);
+                let _ = sock.set_nodelay(true);
                 let conn = Rc::new(Conn {
                     sock,
                     idle: Idle::new(),
