@@ -679,7 +679,7 @@ impl Inner {
                         return Err((e, slot.bufs));
                     }
                 }
-                if !in_routine() {
+                if !submits_deferred() {
                     self.flush(&mut st);
                 }
                 Ok((key, seq, None, handle))
@@ -1065,6 +1065,8 @@ impl Inner {
             if !st.followers.iter().any(|f| Arc::ptr_eq(f, ctx)) {
                 st.followers.push(ctx.clone());
             }
+            // Deferred SQEs must reach the kernel before this thread sleeps.
+            self.flush(&mut st);
             drop(st);
             match timeout {
                 Some(t) => thread::park_timeout(t),
@@ -1458,6 +1460,10 @@ struct Local {
     engines: RefCell<Vec<Weak<Inner>>>,
     routines: RefCell<Slab<RoutineFn>>,
     in_routine: Cell<bool>,
+    /// Inside a batch (routines running, async tasks polled, a port worker
+    /// between two `get_queued` calls): starts leave their SQEs for the next
+    /// kernel entry instead of entering the kernel each.
+    defer: Cell<u32>,
 }
 
 impl Drop for Local {
@@ -1486,6 +1492,7 @@ thread_local! {
         engines: RefCell::new(Vec::new()),
         routines: RefCell::new(Slab::new()),
         in_routine: Cell::new(false),
+        defer: Cell::new(0),
     };
 }
 
@@ -1523,6 +1530,37 @@ pub(crate) fn thread_engines() -> Vec<Arc<Inner>> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn submits_deferred() -> bool {
+    LOCAL
+        .try_with(|l| l.in_routine.get() || l.defer.get() > 0)
+        .unwrap_or(false)
+}
+
+/// Runs `f` with submissions deferred: operations started inside it are
+/// submitted together by the next kernel entry of this thread (any wait, or
+/// the end of the batch).
+pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
+    struct End;
+    impl Drop for End {
+        fn drop(&mut self) {
+            let last = LOCAL
+                .try_with(|l| {
+                    l.defer.set(l.defer.get().saturating_sub(1));
+                    l.defer.get() == 0
+                })
+                .unwrap_or(true);
+            if last {
+                for e in thread_engines() {
+                    e.flush_now();
+                }
+            }
+        }
+    }
+    let _ = LOCAL.try_with(|l| l.defer.set(l.defer.get() + 1));
+    let _end = End;
+    f()
 }
 
 pub(crate) fn in_routine() -> bool {

@@ -117,22 +117,31 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .unwrap_or_else(|p| p.into_inner())
         .push_back(MAIN);
     loop {
-        while let Some(id) = ex.pop() {
-            if id == MAIN {
-                if let Poll::Ready(v) = future.as_mut().poll(&mut Context::from_waker(&main_waker))
-                {
-                    return v;
+        // Operations started by the tasks polled here go to the kernel
+        // together, with the next wait.
+        let done = crate::driver::batch(|| {
+            while let Some(id) = ex.pop() {
+                if id == MAIN {
+                    if let Poll::Ready(v) =
+                        future.as_mut().poll(&mut Context::from_waker(&main_waker))
+                    {
+                        return Some(v);
+                    }
+                    continue;
                 }
-                continue;
+                let task = ex.tasks.borrow_mut().get_mut(id).and_then(Option::take);
+                let Some(mut task) = task else { continue };
+                let w = ex.waker(id);
+                if task.as_mut().poll(&mut Context::from_waker(&w)).is_ready() {
+                    ex.tasks.borrow_mut().try_remove(id);
+                } else if let Some(slot) = ex.tasks.borrow_mut().get_mut(id) {
+                    *slot = Some(task);
+                }
             }
-            let task = ex.tasks.borrow_mut().get_mut(id).and_then(Option::take);
-            let Some(mut task) = task else { continue };
-            let w = ex.waker(id);
-            if task.as_mut().poll(&mut Context::from_waker(&w)).is_ready() {
-                ex.tasks.borrow_mut().try_remove(id);
-            } else if let Some(slot) = ex.tasks.borrow_mut().get_mut(id) {
-                *slot = Some(task);
-            }
+            None
+        });
+        if let Some(v) = done {
+            return v;
         }
         // Fire due timers.
         let now = Instant::now();

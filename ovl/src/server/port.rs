@@ -22,7 +22,11 @@ use super::{ServerArgs, Stats, TICK, banner, stopping};
 
 const RECV: u64 = 1;
 const SEND: u64 = 2;
+const ACCEPT: u64 = 3;
 const STOP_KEY: usize = usize::MAX;
+/// The listener's key: accepts complete on the port too, so the workers are
+/// the only threads that drive the engine.
+const LISTENER_KEY: usize = usize::MAX - 1;
 
 struct Conn {
     sock: Socket,
@@ -78,7 +82,64 @@ fn drive(
     }
 }
 
-fn worker(port: CompletionPort, table: Arc<Table>, stats: Arc<Stats>, size: usize) {
+/// What a worker needs to take a new connection.
+struct Acceptor {
+    listener: Socket,
+    next_key: std::sync::atomic::AtomicUsize,
+    max_conns: usize,
+}
+
+fn accepted(
+    port: &CompletionPort,
+    acc: &Acceptor,
+    table: &Table,
+    stats: &Stats,
+    size: usize,
+    c: overlapped::Completion<Option<Socket>>,
+) {
+    if let (None, Some(sock)) = (c.error, c.data) {
+        let n = table.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if n >= acc.max_conns {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.connections.fetch_add(1, Ordering::Relaxed);
+            let key = acc.next_key.fetch_add(1, Ordering::Relaxed) % (usize::MAX - 2);
+            let _ = sock.set_nodelay(true);
+            if port.associate(&sock, key).is_ok() && sock.set_skip_port_on_success().is_ok() {
+                let conn = Arc::new(Conn {
+                    sock,
+                    last: Mutex::new(Instant::now()),
+                });
+                table
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, conn.clone());
+                drive(
+                    &conn,
+                    key,
+                    table,
+                    stats,
+                    size,
+                    Vec::with_capacity(size),
+                    false,
+                );
+            }
+        }
+    }
+    if !stopping() {
+        if let Err(e) = acc.listener.accept(Notify::Port(ACCEPT)) {
+            eprintln!("accept could not start: {}", e.error);
+        }
+    }
+}
+
+fn worker(
+    port: CompletionPort,
+    acc: Arc<Acceptor>,
+    table: Arc<Table>,
+    stats: Arc<Stats>,
+    size: usize,
+) {
     loop {
         let p: Packet = match port.get_queued(Some(TICK)) {
             Ok(Some(p)) => p,
@@ -91,6 +152,12 @@ fn worker(port: CompletionPort, table: Arc<Table>, stats: Arc<Stats>, size: usiz
         }
         let key = p.key;
         let tag = p.tag;
+        if key == LISTENER_KEY {
+            if let Ok(c) = p.into_completion::<Option<Socket>>() {
+                accepted(&port, &acc, &table, &stats, size, c);
+            }
+            continue;
+        }
         let Ok(c) = p.into_completion::<Vec<u8>>() else {
             continue;
         };
@@ -130,51 +197,24 @@ pub fn serve(
     let port = CompletionPort::new(workers);
     let table: Arc<Table> = Arc::new(Mutex::new(HashMap::new()));
     let size = args.buf_size.max(1);
+    port.associate(&listener, LISTENER_KEY)?;
+    let acc = Arc::new(Acceptor {
+        listener,
+        next_key: std::sync::atomic::AtomicUsize::new(0),
+        max_conns: args.max_conns,
+    });
+    // Several accepts in flight, as AcceptEx servers keep.
+    for _ in 0..4 {
+        acc.listener.accept(Notify::Port(ACCEPT))?;
+    }
     let handles: Vec<_> = (0..workers)
         .map(|_| {
-            let (p, t, s) = (port.clone(), table.clone(), stats.clone());
-            std::thread::spawn(move || worker(p, t, s, size))
+            let (p, a, t, s) = (port.clone(), acc.clone(), table.clone(), stats.clone());
+            std::thread::spawn(move || worker(p, a, t, s, size))
         })
         .collect();
-    let mut next_key = 0usize;
-    let mut accept = listener.accept(Notify::None)?.op();
     while !stopping() {
-        match accept.result_timeout(Some(TICK))? {
-            overlapped::Polled::Incomplete(op) => accept = op,
-            overlapped::Polled::Complete(c) => {
-                if let (None, Some(sock)) = (c.error, c.data) {
-                    let n = table.lock().unwrap_or_else(|p| p.into_inner()).len();
-                    if n >= args.max_conns {
-                        stats.refused.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        stats.connections.fetch_add(1, Ordering::Relaxed);
-                        let key = next_key;
-                        next_key = next_key.wrapping_add(1) % (usize::MAX - 1);
-                        let _ = sock.set_nodelay(true);
-                        port.associate(&sock, key)?;
-                        sock.set_skip_port_on_success()?;
-                        let conn = Arc::new(Conn {
-                            sock,
-                            last: Mutex::new(Instant::now()),
-                        });
-                        table
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(key, conn.clone());
-                        drive(
-                            &conn,
-                            key,
-                            &table,
-                            stats,
-                            size,
-                            Vec::with_capacity(size),
-                            false,
-                        );
-                    }
-                }
-                accept = listener.accept(Notify::None)?.op();
-            }
-        }
+        std::thread::sleep(TICK);
         if let Some(limit) = idle {
             let expired: Vec<usize> = table
                 .lock()
