@@ -228,3 +228,92 @@ fn idle_timeout_closes_silent_clients() {
         );
     }
 }
+
+/// Out of descriptors while accepting (`EMFILE`, from a low
+/// `RLIMIT_NOFILE` set with `prlimit`): the server keeps serving the
+/// clients it has, and accepts again once descriptors free up.
+fn emfile_case(model: &str, engine: &str) {
+    use std::io::{Read, Write};
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("prlimit not found: skipping the EMFILE case");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new("prlimit")
+        .args([
+            "--nofile=48:48",
+            OVL,
+            "echo-server",
+            "--addr",
+            &addr,
+            "--model",
+            model,
+            "--engine",
+            engine,
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("prlimit ovl echo-server");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // More clients than descriptors.
+    let mut clients: Vec<std::net::TcpStream> = (0..80)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let echo = |c: &mut std::net::TcpStream| -> bool {
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut b = [0u8; 4];
+        c.write_all(b"ping").is_ok() && c.read_exact(&mut b).is_ok() && &b == b"ping"
+    };
+    // The first clients were accepted before the limit: still served.
+    assert!(
+        echo(&mut clients[0]),
+        "{model}/{engine}: an accepted client is still served"
+    );
+    // Free descriptors: the rest are accepted and served.
+    clients.drain(..40);
+    std::thread::sleep(Duration::from_millis(500));
+    let served = clients
+        .iter_mut()
+        .rev()
+        .take(5)
+        .map(|c| echo(c))
+        .filter(|ok| *ok)
+        .count();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        served, 5,
+        "{model}/{engine}: clients beyond the limit are accepted once descriptors free up"
+    );
+}
+
+#[test]
+fn emfile_port_uring() {
+    emfile_case("port", "uring");
+}
+#[test]
+fn emfile_port_poll() {
+    emfile_case("port", "poll");
+}
+#[test]
+fn emfile_routines_uring() {
+    emfile_case("routines", "uring");
+}
+#[test]
+fn emfile_events_poll() {
+    emfile_case("events", "poll");
+}

@@ -62,7 +62,9 @@ pub fn serve(args: &ServerArgs, idle: Option<Duration>, stats: &Arc<Stats>) -> i
         async move {
             while !stopping() {
                 let Ok(started) = listener.accept(Notify::None) else {
-                    break;
+                    // Out of descriptors or similar: try again shortly.
+                    rt::sleep(TICK).await;
+                    continue;
                 };
                 let Ok((r, sock)) = rt::timeout(TICK, started.op()).await else {
                     continue;

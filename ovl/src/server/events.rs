@@ -90,13 +90,23 @@ pub fn serve(
     banner(engine, listener.local_addr()?, args.model);
     let size = args.buf_size.max(1);
     let accept_ev = Event::new();
+    // `None` after an accept could not start (e.g. out of descriptors):
+    // tried again every tick.
     let mut accept = Some(listener.accept(&accept_ev)?.op());
+    let mut last_try = std::time::Instant::now();
     let mut conns: Vec<Conn> = Vec::new();
     while !stopping() {
         let mut events = Vec::with_capacity(conns.len() + 1);
         events.push(accept_ev.clone());
         events.extend(conns.iter().map(|c| c.ev.clone()));
         wait_for_events(&events, WaitMode::Any, Some(TICK), false)?;
+        if accept.is_none() {
+            accept_ev.reset();
+            if last_try.elapsed() >= TICK {
+                last_try = std::time::Instant::now();
+                accept = listener.accept(&accept_ev).ok().map(|s| s.op());
+            }
+        }
         if accept_ev.is_set() {
             if let Some(op) = accept.take() {
                 match op.result(false)? {
@@ -118,7 +128,7 @@ pub fn serve(
                                 }
                             }
                         }
-                        accept = Some(listener.accept(&accept_ev)?.op());
+                        accept = listener.accept(&accept_ev).ok().map(|s| s.op());
                     }
                     Polled::Incomplete(op) => accept = Some(op),
                 }

@@ -85,6 +85,9 @@ fn drive(
 /// What a worker needs to take a new connection.
 struct Acceptor {
     listener: Socket,
+    /// Accepts in flight; topped up every tick, so accepting resumes after
+    /// a failure (e.g. `EMFILE`: out of descriptors) once descriptors free up.
+    outstanding: std::sync::atomic::AtomicUsize,
     next_key: std::sync::atomic::AtomicUsize,
     max_conns: usize,
 }
@@ -126,10 +129,19 @@ fn accepted(
             }
         }
     }
+    acc.outstanding.fetch_sub(1, Ordering::Relaxed);
     if !stopping() {
-        if let Err(e) = acc.listener.accept(Notify::Port(ACCEPT)) {
-            eprintln!("accept could not start: {}", e.error);
+        top_up(acc);
+    }
+}
+
+/// Keeps four accepts in flight; a start that fails is retried next tick.
+fn top_up(acc: &Acceptor) {
+    while acc.outstanding.load(Ordering::Relaxed) < 4 {
+        if acc.listener.accept(Notify::Port(ACCEPT)).is_err() {
+            return;
         }
+        acc.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -200,13 +212,12 @@ pub fn serve(
     port.associate(&listener, LISTENER_KEY)?;
     let acc = Arc::new(Acceptor {
         listener,
+        outstanding: std::sync::atomic::AtomicUsize::new(0),
         next_key: std::sync::atomic::AtomicUsize::new(0),
         max_conns: args.max_conns,
     });
     // Several accepts in flight, as AcceptEx servers keep.
-    for _ in 0..4 {
-        acc.listener.accept(Notify::Port(ACCEPT))?;
-    }
+    top_up(&acc);
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let (p, a, t, s) = (port.clone(), acc.clone(), table.clone(), stats.clone());
@@ -215,6 +226,7 @@ pub fn serve(
         .collect();
     while !stopping() {
         std::thread::sleep(TICK);
+        top_up(&acc);
         if let Some(limit) = idle {
             let expired: Vec<usize> = table
                 .lock()

@@ -27,6 +27,7 @@ struct Server {
     stats: Arc<Stats>,
     buf_size: usize,
     max_conns: usize,
+    accept_failed: std::cell::Cell<bool>,
 }
 
 type Shared = Rc<Server>;
@@ -56,8 +57,9 @@ fn post_accept(srv: &Shared, listener: &Rc<Socket>) {
             post_accept(&s2, &l2);
         }
     }));
-    if let Err(e) = r {
-        eprintln!("accept could not start: {}", e.error);
+    if r.is_err() {
+        // Out of descriptors or similar: the main loop tries again next tick.
+        srv.accept_failed.set(true);
     }
 }
 
@@ -124,10 +126,14 @@ pub fn serve(
         stats: stats.clone(),
         buf_size: args.buf_size.max(1),
         max_conns: args.max_conns,
+        accept_failed: std::cell::Cell::new(false),
     });
     post_accept(&srv, &listener);
     while !stopping() {
         sleep_ex(Some(TICK), true);
+        if srv.accept_failed.replace(false) {
+            post_accept(&srv, &listener);
+        }
         if idle.is_some() {
             let expired: Vec<u64> = srv
                 .conns
