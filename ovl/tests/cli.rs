@@ -290,7 +290,7 @@ fn emfile_case(model: &str, engine: &str) {
         .iter_mut()
         .rev()
         .take(5)
-        .map(|c| echo(c))
+        .map(echo)
         .filter(|ok| *ok)
         .count();
     let _ = child.kill();
