@@ -111,6 +111,43 @@ struct Totals {
     mismatches: Cell<u64>,
 }
 
+/// Reads and verifies `n` echoed bytes starting at stream offset `from`,
+/// with random scatter splits. Returns false on an error or early end.
+async fn read_back(
+    s: Rc<TcpStream>,
+    id: usize,
+    from: u64,
+    n: usize,
+    max: usize,
+    seed: u64,
+    t: Rc<Totals>,
+) -> bool {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut pos = from;
+    let mut left = n;
+    while left > 0 {
+        let room: Vec<Vec<u8>> = split(&mut rng, left.min(max))
+            .into_iter()
+            .map(|k| vec![0u8; k])
+            .collect();
+        let (r, bufs) = s.read_vectored(room).await;
+        match r {
+            Ok(0) | Err(_) => return false,
+            Ok(k) => {
+                for b in bufs.iter().flat_map(|b| b.iter()) {
+                    if *b != byte(id, pos) {
+                        t.mismatches.set(t.mismatches.get() + 1);
+                    }
+                    pos += 1;
+                }
+                left -= k;
+                t.bytes.set(t.bytes.get() + k as u64);
+            }
+        }
+    }
+    true
+}
+
 async fn connection(
     e: Engine,
     addr: SocketAddr,
@@ -123,13 +160,25 @@ async fn connection(
         t.errors.set(t.errors.get() + 1);
         return;
     };
+    let s = Rc::new(s);
     let mut rng = SmallRng::seed_from_u64(id as u64);
-    let (mut sent, mut recvd) = (0u64, 0u64);
+    let mut sent = 0u64;
     while Instant::now() < until {
+        // A round: `depth` messages in flight, echoes read concurrently by
+        // their own task (so neither side can block the other).
         let depth = rng.random_range(1..=4);
-        let mut outstanding = 0usize;
-        for _ in 0..depth {
-            let size = rng.random_range(1..=max);
+        let sizes: Vec<usize> = (0..depth).map(|_| rng.random_range(1..=max)).collect();
+        let total: usize = sizes.iter().sum();
+        let reader = rt::spawn(read_back(
+            s.clone(),
+            id,
+            sent,
+            total,
+            max,
+            rng.random(),
+            t.clone(),
+        ));
+        for size in sizes {
             let bufs: Vec<Vec<u8>> = split(&mut rng, size)
                 .into_iter()
                 .map(|n| {
@@ -143,30 +192,10 @@ async fn connection(
                 t.errors.set(t.errors.get() + 1);
                 return;
             }
-            outstanding += size;
         }
-        while outstanding > 0 {
-            let room: Vec<Vec<u8>> = split(&mut rng, outstanding.min(max))
-                .into_iter()
-                .map(|n| vec![0u8; n])
-                .collect();
-            let (r, bufs) = s.read_vectored(room).await;
-            match r {
-                Ok(0) | Err(_) => {
-                    t.errors.set(t.errors.get() + 1);
-                    return;
-                }
-                Ok(n) => {
-                    for b in bufs.iter().flat_map(|b| b.iter()) {
-                        if *b != byte(id, recvd) {
-                            t.mismatches.set(t.mismatches.get() + 1);
-                        }
-                        recvd += 1;
-                    }
-                    outstanding -= n;
-                    t.bytes.set(t.bytes.get() + n as u64);
-                }
-            }
+        if !reader.await {
+            t.errors.set(t.errors.get() + 1);
+            return;
         }
         t.msgs.set(t.msgs.get() + depth as u64);
     }
