@@ -76,14 +76,9 @@ struct RoundResult {
 }
 
 fn pin(pid: i32, cpu: usize) {
-    // SAFETY: `set` is a plain bitmask owned by this frame; the call only
-    // reads it.
-    #[allow(unsafe_code)]
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    let _ = rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(pid), &set);
 }
 
 static NCPU: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
@@ -112,10 +107,8 @@ struct Server {
 impl Server {
     /// Stops the server; returns what it printed on the way out.
     fn stop(mut self) -> String {
-        // SAFETY: sending a signal to our own child process.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(3) {

@@ -1,6 +1,8 @@
 //! `ovl`: the command-line tool of the overlapped library — echo servers in
 //! every model, an echo client, a benchmark, and a system check.
 
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -174,11 +174,9 @@ impl Uring {
         backlog: &mut VecDeque<Cqe>,
     ) -> io::Result<()> {
         loop {
-            // SAFETY: `t` proves the driver's state lock is held, so this is
-            // the only live view of the submission queue.
+            // SAFETY: `t` proves the state lock is held: the only live view of the SQ.
             let mut sq = unsafe { self.ring.submission_shared() };
-            // SAFETY: the entry points only at memory owned by the op's slot
-            // (see the module's memory invariant), alive until its CQE.
+            // SAFETY: the entry points only at memory its op's slot owns until its CQE.
             if unsafe { sq.push(&entry) }.is_ok() {
                 return Ok(());
             }
@@ -210,8 +208,7 @@ impl Uring {
 
     /// Moves every available CQE into `out`, without blocking.
     pub(crate) fn reap(&self, _t: &mut RingAccess, out: &mut VecDeque<Cqe>) {
-        // SAFETY: `_t` proves the state lock is held, so this is the only
-        // live view of the completion queue.
+        // SAFETY: `_t` proves the state lock is held: the only live view of the CQ.
         let cq = unsafe { self.ring.completion_shared() };
         out.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
     }
@@ -258,10 +255,9 @@ impl Uring {
     ) -> io::Result<Box<KernelMem>> {
         let mut km = Box::new(KernelMem {
             iov: Vec::new(),
-            // SAFETY: `msghdr` and `sockaddr_storage` are plain C structs for
-            // which all-zero bytes are a valid (empty) value.
+            // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
             msg: unsafe { mem::zeroed() },
-            // SAFETY: as above.
+            // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
             addr: unsafe { mem::zeroed() },
             addrlen: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
             poll_phase: false,
@@ -275,9 +271,9 @@ impl Uring {
                 if let Some(addr) = to {
                     let sa = socket2::SockAddr::from(*addr);
                     let len = sa.len() as usize;
-                    // SAFETY: `sa` holds `len` initialised bytes of a socket
-                    // address and `km.addr` is a `sockaddr_storage`, large
-                    // enough for any of them; the regions do not overlap.
+                    // `sa` holds `len` initialised bytes of a socket address;
+                    // `km.addr` is a `sockaddr_storage`, large enough for any.
+                    // SAFETY: both regions are valid for `len` bytes and disjoint.
                     unsafe {
                         std::ptr::copy_nonoverlapping(
                             sa.as_ptr().cast::<u8>(),
@@ -415,8 +411,7 @@ pub(crate) fn finish(
             Finish::Done(out)
         }
         OpKind::Accept => {
-            // SAFETY: a non-negative result of IORING_OP_ACCEPT is a new file
-            // descriptor that nothing else owns yet.
+            // SAFETY: a non-negative ACCEPT result is a new fd nothing else owns.
             let fd = unsafe { OwnedFd::from_raw_fd(res) };
             let mut out = Outcome::ok(0);
             out.fd = Some(fd);
@@ -430,23 +425,21 @@ pub(crate) fn finish(
 fn sockaddr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
     let len = len as usize;
+    let base = storage as *const libc::sockaddr_storage;
+    // The family says which address the storage holds and the length says it
+    // is complete; `sockaddr_storage` is aligned for every address type.
     match storage.ss_family as libc::c_int {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a `sockaddr_in`, the
-            // length says it is complete, and `sockaddr_storage` is aligned
-            // for every socket address type.
-            let a =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            // SAFETY: a complete `sockaddr_in` lives at `base` (see above).
+            let a = unsafe { &*base.cast::<libc::sockaddr_in>() };
             Some(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
                 u16::from_be(a.sin_port),
             )))
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for `sockaddr_in6`.
-            let a = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
+            // SAFETY: a complete `sockaddr_in6` lives at `base` (see above).
+            let a = unsafe { &*base.cast::<libc::sockaddr_in6>() };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(a.sin6_addr.s6_addr),
                 u16::from_be(a.sin6_port),

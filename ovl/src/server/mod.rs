@@ -62,24 +62,22 @@ pub struct Stats {
     pub refused: AtomicU64,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: std::sync::OnceLock<std::sync::Arc<AtomicBool>> = std::sync::OnceLock::new();
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+fn stop_flag() -> &'static std::sync::Arc<AtomicBool> {
+    STOP.get_or_init(|| std::sync::Arc::new(AtomicBool::new(false)))
 }
 
 /// True once Ctrl-C or SIGTERM arrived.
 pub fn stopping() -> bool {
-    STOP.load(Ordering::SeqCst)
+    stop_flag().load(Ordering::SeqCst)
 }
 
 fn install_signals() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop_flag().clone()) {
+            eprintln!("cannot watch signal {sig}: {e}");
+        }
     }
 }
 
