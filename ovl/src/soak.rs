@@ -24,7 +24,9 @@ pub struct SoakArgs {
     /// Connections.
     #[arg(long, default_value_t = 2000)]
     pub conns: usize,
-    /// Seconds of load (after a 2 s warm-up, included).
+    /// Seconds of load. The first fifth (at least 2 s, at most 60 s) is the
+    /// warm-up: receive buffers are faulted in as messages first fill them,
+    /// so memory grows until every connection has seen a large message.
     #[arg(long, default_value_t = 30)]
     pub duration: u64,
     /// Server model.
@@ -318,7 +320,12 @@ pub fn run(a: SoakArgs) -> ExitCode {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let samples = sampler.join().unwrap_or_default();
-    let warm: Vec<u64> = samples.iter().filter(|s| s.0 >= 2.0).map(|s| s.1).collect();
+    let warmup_s = (a.duration as f64 / 5.0).clamp(2.0, 60.0);
+    let warm: Vec<u64> = samples
+        .iter()
+        .filter(|s| s.0 >= warmup_s)
+        .map(|s| s.1)
+        .collect();
     let (rss_first, rss_max) = (
         warm.first().copied().unwrap_or(0),
         warm.iter().copied().max().unwrap_or(0),
@@ -343,7 +350,7 @@ pub fn run(a: SoakArgs) -> ExitCode {
     println!("  mismatched bytes     {}", totals.mismatches.get());
     println!("  connection errors    {}", totals.errors.get());
     println!(
-        "  server RSS           {rss_first} KiB after warm-up, max {rss_max} KiB ({:+.1}%)",
+        "  server RSS           {rss_first} KiB after the {warmup_s:.0} s warm-up, max {rss_max} KiB ({:+.1}%)",
         growth * 100.0
     );
     println!("  server descriptors   {fd_base} at start, {fd_end} at the end");
