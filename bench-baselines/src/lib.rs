@@ -1,6 +1,6 @@
 //! Baseline echo servers for `ovl bench`, one binary each in `src/bin`:
 //! `tokio-echo` (tokio `current_thread`), `std-echo` (a std thread per
-//! connection). Each takes `--addr HOST:PORT`, prints `listening on ADDR`,
+//! connection), `uring-echo` (a raw io_uring loop, the near-limit reference). Each takes `--addr HOST:PORT`, prints `listening on ADDR`,
 //! and echoes every byte until killed.
 
 /// Reads `--addr HOST:PORT` from the command line (default 127.0.0.1:9000).

@@ -134,6 +134,7 @@ fn command_for(name: &str, addr: SocketAddr) -> Option<Command> {
     let mut c = match name {
         "tokio" => Command::new(dir.join("tokio-echo")),
         "std" => Command::new(dir.join("std-echo")),
+        "uring-raw" => Command::new(dir.join("uring-echo")),
         ours => {
             let (model, engine) = ours.split_once('-')?;
             let mut c = Command::new(&exe);
