@@ -763,6 +763,14 @@ impl Inner {
                 }
             }
         }
+        // A receive that ends with an error or aborted hands its buffers
+        // back truncated to the bytes that landed in them (none).
+        if out.error.is_some() {
+            let slot = &mut st.ops[key];
+            if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
+                b.as_bufs().set_received(out.bytes);
+            }
+        }
         self.deliver(st, key, out);
         (sock, dir, was_armed)
     }

@@ -24,17 +24,29 @@ fn wait1(ev: &Event, timeout: Option<Duration>, alertable: bool) -> WaitOutcome 
 /// An event bound to `e` by a pending receive on a silent connection; the
 /// receive and its sockets are kept alive by the returned guard.
 fn engine_bound_event(e: &Engine) -> (Event, impl Drop) {
-    struct Guard(Option<Op<Vec<u8>>>, Socket, std::net::TcpStream);
+    struct Guard {
+        op: Option<Op<Vec<u8>>>,
+        _sock: Socket,
+        _peer: std::net::TcpStream,
+    }
     impl Drop for Guard {
         fn drop(&mut self) {
-            self.0.take();
+            // The receive is cancelled before its socket closes.
+            self.op.take();
         }
     }
     let (c, p) = std_pair(e);
     let ev = Event::new();
     let op = c.recv(vec![0u8; 1], MsgFlags::empty(), &ev).unwrap();
     assert!(op.is_pending());
-    (ev, Guard(Some(op.op()), c, p))
+    (
+        ev,
+        Guard {
+            op: Some(op.op()),
+            _sock: c,
+            _peer: p,
+        },
+    )
 }
 
 /// Asserts that a finite wait took about `want` (±50 ms, SPEC e06).
