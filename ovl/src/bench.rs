@@ -413,6 +413,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         None if a.quick => [
             "tokio",
             "std",
+            "uring-raw",
             "port-uring",
             "port-poll",
             "routines-uring",
@@ -423,6 +424,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         None => [
             "tokio",
             "std",
+            "uring-raw",
             "port-uring",
             "port-poll",
             "routines-uring",
