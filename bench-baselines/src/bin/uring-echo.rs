@@ -45,8 +45,9 @@ fn main() -> std::io::Result<()> {
     let lfd = types::Fd(listener.as_raw_fd());
     let push = |ring: &mut IoUring, e: io_uring::squeue::Entry| {
         loop {
-            // SAFETY: every entry points into a `Conn` held in the slab until
-            // its CQE is seen (one op per connection at a time), or at nothing.
+            // Every entry points into a `Conn` held in the slab until its CQE
+            // is seen (one op per connection at a time), or at nothing.
+            // SAFETY: so the memory outlives the kernel's use of it.
             if unsafe { ring.submission().push(&e) }.is_ok() {
                 return;
             }
