@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{self, Thread, ThreadId};
 use std::time::{Duration, Instant};
@@ -45,6 +45,7 @@ use slab::Slab;
 
 use crate::event::Event;
 use crate::op::ErasedBufs;
+use crate::sched::RoutineQueue;
 use crate::sys::probe::{EngineChoice, resolve};
 use crate::sys::uring::{CANCEL_TOKEN, Cqe, Finish, KernelMem, RingAccess, WAKE_TOKEN};
 use crate::sys::{self, Attempt, Backend, Dir, EngineKind, OpKind, Outcome};
@@ -1402,8 +1403,7 @@ fn fill_from_leftover(
 /// how to wake it.
 pub(crate) struct ThreadCtx {
     pub(crate) thread: Thread,
-    alive: AtomicBool,
-    routines: Mutex<VecDeque<(usize, RawDone)>>,
+    routines: Mutex<RoutineQueue<(usize, RawDone)>>,
     driving: Mutex<Option<Arc<Inner>>>,
 }
 
@@ -1430,15 +1430,17 @@ impl ThreadCtx {
         }
     }
 
+    /// Queues a routine and wakes the thread; after the thread exited the
+    /// completion is dropped here, with its buffers.
     fn queue_routine(&self, id: usize, raw: RawDone) {
-        {
-            let mut q = self.routines.lock().unwrap_or_else(|p| p.into_inner());
-            if !self.alive.load(Ordering::Acquire) {
-                return;
-            }
-            q.push_back((id, raw));
+        let queued = self
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, raw));
+        if queued.is_ok() {
+            self.wake();
         }
-        self.wake();
     }
 
     pub(crate) fn has_routines(&self) -> bool {
@@ -1453,7 +1455,7 @@ impl ThreadCtx {
         self.routines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
+            .pop()
     }
 }
 
@@ -1476,11 +1478,13 @@ struct Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
-        {
-            let mut q = self.ctx.routines.lock().unwrap_or_else(|p| p.into_inner());
-            self.ctx.alive.store(false, Ordering::Release);
-            q.clear();
-        }
+        let left = self
+            .ctx
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .close();
+        drop(left);
         let tid = self.ctx.thread.id();
         for e in self.engines.borrow().iter().filter_map(Weak::upgrade) {
             e.abort_thread(tid);
@@ -1493,8 +1497,7 @@ thread_local! {
     static LOCAL: Local = Local {
         ctx: Arc::new(ThreadCtx {
             thread: thread::current(),
-            alive: AtomicBool::new(true),
-            routines: Mutex::new(VecDeque::new()),
+            routines: Mutex::new(RoutineQueue::new(true)),
             driving: Mutex::new(None),
         }),
         engines: RefCell::new(Vec::new()),
@@ -1510,8 +1513,7 @@ pub(crate) fn current_ctx() -> Arc<ThreadCtx> {
     LOCAL.try_with(|l| l.ctx.clone()).unwrap_or_else(|_| {
         Arc::new(ThreadCtx {
             thread: thread::current(),
-            alive: AtomicBool::new(false),
-            routines: Mutex::new(VecDeque::new()),
+            routines: Mutex::new(RoutineQueue::new(false)),
             driving: Mutex::new(None),
         })
     })

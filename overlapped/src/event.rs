@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::driver::{
     Inner, ThreadCtx, current_ctx, in_routine, run_routines, thread_engines, wait_until,
 };
+use crate::sched::Signal;
 
 /// A manual-reset event object. Cheap to clone (a shared handle); `Send +
 /// Sync`; dropping one handle never disturbs a waiter holding another.
@@ -30,8 +31,7 @@ struct EvInner {
 
 #[derive(Default)]
 struct EvState {
-    set: bool,
-    waiters: Vec<Arc<ThreadCtx>>,
+    sig: Signal<Arc<ThreadCtx>>,
     engine: Option<Weak<Inner>>,
 }
 
@@ -57,11 +57,7 @@ impl Event {
     /// `WSASetEvent`: sets the event and releases every waiter.
     #[doc(alias = "WSASetEvent")]
     pub fn set(&self) {
-        let waiters = {
-            let mut st = self.lock();
-            st.set = true;
-            st.waiters.clone()
-        };
+        let waiters = self.lock().sig.set();
         for w in waiters {
             w.wake();
         }
@@ -70,12 +66,12 @@ impl Event {
     /// `WSAResetEvent`: clears the event.
     #[doc(alias = "WSAResetEvent")]
     pub fn reset(&self) {
-        self.lock().set = false;
+        self.lock().sig.reset();
     }
 
     /// True when set. Never blocks.
     pub fn is_set(&self) -> bool {
-        self.lock().set
+        self.lock().sig.is_set()
     }
 
     /// Waits for this one event (see [`wait_for_events`]). True when set,
@@ -98,7 +94,7 @@ impl Event {
                 return;
             }
             st.engine = Some(Arc::downgrade(e));
-            st.waiters.clone()
+            st.sig.waiters()
         };
         for w in waiters {
             w.wake();
@@ -110,14 +106,11 @@ impl Event {
     }
 
     fn add_waiter(&self, ctx: &Arc<ThreadCtx>) {
-        self.lock().waiters.push(ctx.clone());
+        self.lock().sig.add_waiter(ctx.clone());
     }
 
     fn remove_waiter(&self, ctx: &Arc<ThreadCtx>) {
-        let mut st = self.lock();
-        if let Some(i) = st.waiters.iter().position(|w| Arc::ptr_eq(w, ctx)) {
-            st.waiters.swap_remove(i);
-        }
+        self.lock().sig.remove_waiter(|w| Arc::ptr_eq(w, ctx));
     }
 
     fn same(&self, other: &Event) -> bool {

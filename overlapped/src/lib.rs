@@ -95,6 +95,7 @@ mod op;
 mod port;
 mod routine;
 pub mod rt;
+mod sched;
 mod sys;
 
 pub use buf::{IOV_MAX, IoBufs};

@@ -24,7 +24,6 @@
 //!   an error; queued packets are dropped with their buffers.
 
 use std::any::{Any, TypeId};
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +34,7 @@ use std::time::{Duration, Instant};
 use crate::driver::{Inner, RawDone, ThreadCtx, current_ctx, wait_until};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
+use crate::sched::PortQueue;
 
 /// One packet taken from a port.
 pub struct Packet {
@@ -122,27 +122,15 @@ pub(crate) fn convert<T: OpOutput>() -> (TypeId, Convert) {
     (TypeId::of::<Completion<T>>(), conv::<T>)
 }
 
-struct WaiterEntry {
-    id: u64,
-    ctx: Arc<ThreadCtx>,
-}
-
-#[derive(Default)]
 struct PortState {
-    packets: VecDeque<Packet>,
-    waiters: Vec<WaiterEntry>,
-    grants: Vec<(u64, Packet)>,
-    running: Vec<ThreadId>,
-    closed: bool,
+    q: PortQueue<Packet, Arc<ThreadCtx>, ThreadId>,
     engines: Vec<Weak<Inner>>,
     /// Bumped when an engine is added, so waiters start driving it.
     engines_version: u64,
-    next_waiter: u64,
 }
 
 pub(crate) struct PortInner {
     st: Mutex<PortState>,
-    concurrency: usize,
     handles: AtomicUsize,
 }
 
@@ -152,29 +140,11 @@ impl PortInner {
     }
 
     /// Queues a packet: hands it to the most recent waiter when fewer than
-    /// `concurrency` threads run, else queues it.
+    /// `concurrency` threads run, else queues it. Dropped when the port is
+    /// closed.
     pub(crate) fn push(&self, p: Packet) {
-        let wake = {
-            let mut st = self.lock();
-            if st.closed {
-                return;
-            }
-            if st.running.len() < self.concurrency && st.packets.is_empty() {
-                if let Some(w) = st.waiters.pop() {
-                    // The released thread counts as running from now on.
-                    st.running.push(w.ctx.thread.id());
-                    st.grants.push((w.id, p));
-                    Some(w.ctx)
-                } else {
-                    st.packets.push_back(p);
-                    None
-                }
-            } else {
-                st.packets.push_back(p);
-                None
-            }
-        };
-        if let Some(ctx) = wake {
+        let pushed = self.lock().q.push(p);
+        if let Ok(Some(ctx)) = pushed {
             ctx.wake();
         }
     }
@@ -210,7 +180,7 @@ impl PortInner {
             st.engines.retain(|w| w.strong_count() > 0);
             st.engines.push(Arc::downgrade(e));
             st.engines_version += 1;
-            st.waiters.iter().map(|w| w.ctx.clone()).collect()
+            st.q.waiters().cloned().collect()
         };
         // Waiters re-read the engines to drive.
         for w in waiters {
@@ -219,18 +189,10 @@ impl PortInner {
     }
 
     fn close(&self) {
-        let (waiters, _dropped) = {
-            let mut st = self.lock();
-            st.closed = true;
-            st.running.clear();
-            let grants: Vec<Packet> = st.grants.drain(..).map(|(_, p)| p).collect();
-            (
-                std::mem::take(&mut st.waiters),
-                (std::mem::take(&mut st.packets), grants),
-            )
-        };
+        let (waiters, dropped) = self.lock().q.close();
+        drop(dropped);
         for w in waiters {
-            w.ctx.wake();
+            w.wake();
         }
     }
 }
@@ -252,7 +214,7 @@ pub struct CompletionPort {
 impl fmt::Debug for CompletionPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CompletionPort")
-            .field("concurrency", &self.inner.concurrency)
+            .field("concurrency", &self.concurrency())
             .finish()
     }
 }
@@ -287,8 +249,11 @@ impl CompletionPort {
         };
         CompletionPort {
             inner: Arc::new(PortInner {
-                st: Mutex::new(PortState::default()),
-                concurrency,
+                st: Mutex::new(PortState {
+                    q: PortQueue::new(concurrency),
+                    engines: Vec::new(),
+                    engines_version: 0,
+                }),
                 handles: AtomicUsize::new(1),
             }),
         }
@@ -296,7 +261,7 @@ impl CompletionPort {
 
     /// The concurrency value.
     pub fn concurrency(&self) -> usize {
-        self.inner.concurrency
+        self.inner.lock().q.concurrency()
     }
 
     /// `CreateIoCompletionPort(socket, port, key, 0)`: associates a socket
@@ -321,16 +286,18 @@ impl CompletionPort {
     /// `BrokenPipe` when the port is closed.
     #[doc(alias = "PostQueuedCompletionStatus")]
     pub fn post<P: Any + Send>(&self, key: usize, bytes: usize, payload: P) -> io::Result<()> {
-        if self.inner.lock().closed {
-            return Err(closed_error());
-        }
-        self.inner.push(Packet {
+        let pushed = self.inner.lock().q.push(Packet {
             key,
             tag: 0,
             bytes,
             error: None,
             body: Body::User(Box::new(payload)),
         });
+        match pushed {
+            Ok(Some(ctx)) => ctx.wake(),
+            Ok(None) => {}
+            Err(_) => return Err(closed_error()),
+        }
         Ok(())
     }
 
@@ -369,63 +336,20 @@ impl CompletionPort {
         let deadline = timeout.map(|t| Instant::now() + t);
         let inner = &self.inner;
         // This thread stops counting as running.
-        let my_id = {
-            let mut st = inner.lock();
-            if let Some(i) = st.running.iter().position(|t| *t == me) {
-                st.running.swap_remove(i);
-            }
-            if st.closed {
-                return Err(closed_error());
-            }
-            st.next_waiter += 1;
-            st.next_waiter
-        };
-        let mut registered = false;
-        let take = |st: &mut PortState, out: &mut Vec<Packet>| {
-            if let Some(i) = st.grants.iter().position(|(id, _)| *id == my_id) {
-                out.push(st.grants.swap_remove(i).1);
-                // Counted as running when the packet was handed over.
-                if let Some(j) = st.running.iter().position(|t| *t == me) {
-                    st.running.swap_remove(j);
-                }
-            } else if !st.packets.is_empty() && st.running.len() < inner.concurrency {
-                if let Some(p) = st.packets.pop_front() {
-                    out.push(p);
-                }
-            }
-            if !out.is_empty() {
-                while out.len() < max {
-                    match st.packets.pop_front() {
-                        Some(p) => out.push(p),
-                        None => break,
-                    }
-                }
-                st.running.push(me);
-                st.waiters.retain(|w| w.id != my_id);
-                return true;
-            }
-            false
-        };
+        let my_id = inner.lock().q.enter(me).map_err(|_| closed_error())?;
         let mut out = Vec::new();
         loop {
             {
                 let mut st = inner.lock();
-                if take(&mut st, &mut out) {
+                if st.q.take(my_id, me, max, &mut out) {
                     drop(st);
                     note_port(inner);
                     return Ok(out);
                 }
-                if st.closed {
+                if st.q.is_closed() {
                     return Err(closed_error());
                 }
-                if !registered || !st.waiters.iter().any(|w| w.id == my_id) {
-                    st.waiters.retain(|w| w.id != my_id);
-                    st.waiters.push(WaiterEntry {
-                        id: my_id,
-                        ctx: ctx.clone(),
-                    });
-                    registered = true;
-                }
+                st.q.register(my_id, me, ctx.clone());
             }
             let (engines, version) = {
                 let st = inner.lock();
@@ -434,19 +358,16 @@ impl CompletionPort {
             };
             let mut ready = || {
                 let st = inner.lock();
-                st.closed
-                    || st.engines_version != version
-                    || st.grants.iter().any(|(id, _)| *id == my_id)
-                    || (!st.packets.is_empty() && st.running.len() < inner.concurrency)
+                st.engines_version != version || st.q.ready(my_id)
             };
             if !wait_until(&engines, deadline, &mut ready) {
                 let mut st = inner.lock();
-                if take(&mut st, &mut out) {
+                if st.q.take(my_id, me, max, &mut out) {
                     drop(st);
                     note_port(inner);
                     return Ok(out);
                 }
-                st.waiters.retain(|w| w.id != my_id);
+                st.q.leave(my_id);
                 return Ok(out);
             }
         }
@@ -466,7 +387,11 @@ impl Drop for PortsUsed {
     fn drop(&mut self) {
         let me = std::thread::current().id();
         for p in self.0.borrow().iter().filter_map(Weak::upgrade) {
-            p.lock().running.retain(|t| *t != me);
+            // A place to run freed: a waiter may take a queued packet.
+            let wake = p.lock().q.thread_exit(me);
+            if let Some(ctx) = wake {
+                ctx.wake();
+            }
         }
     }
 }

@@ -127,6 +127,33 @@ cases! {
         assert_eq!(peak.load(Ordering::SeqCst), 1, "never two workers running at once");
     }
 
+    fn p06_running_thread_exit_releases_a_waiter(_e: &Engine) {
+        // Concurrency 1: a worker holds the only place, a second waits, a
+        // packet queues behind the limit. When the first worker's thread
+        // exits (without calling get_queued again), the waiter gets it.
+        let port = CompletionPort::new(1);
+        port.post(1, 0, ()).unwrap();
+        let p1 = port.clone();
+        let (took_tx, took_rx) = std::sync::mpsc::channel();
+        let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+        let first = std::thread::spawn(move || {
+            let pk = p1.get_queued(TEN).unwrap().unwrap();
+            took_tx.send(pk.key).unwrap();
+            exit_rx.recv().unwrap();
+        });
+        assert_eq!(took_rx.recv().unwrap(), 1);
+        let p2 = port.clone();
+        let second = std::thread::spawn(move || p2.get_queued(TEN).unwrap().map(|p| p.key));
+        std::thread::sleep(Duration::from_millis(50));
+        port.post(2, 0, ()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let t0 = Instant::now();
+        exit_tx.send(()).unwrap();
+        first.join().unwrap();
+        assert_eq!(second.join().unwrap(), Some(2));
+        assert!(t0.elapsed() < Duration::from_secs(5), "released at the exit, not by a timeout");
+    }
+
     fn p07_skip_on_success(e: &Engine) {
         let port = CompletionPort::new(1);
         let (c, mut p) = std_pair(e);
