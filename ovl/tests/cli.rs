@@ -317,3 +317,85 @@ fn emfile_routines_uring() {
 fn emfile_events_poll() {
     emfile_case("events", "poll");
 }
+
+/// `ovl bench` in stream mode (full duplex, a window of unacknowledged
+/// bytes per connection) against one of our servers: every echoed byte
+/// matches, the JSON has the figures, and `--plot` writes an SVG.
+#[test]
+fn bench_stream_json_and_plot() {
+    let dir = std::env::temp_dir().join(format!("ovl-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let svg = dir.join("bench.svg");
+    let mut c = Command::new(OVL)
+        .args([
+            "bench",
+            "--servers",
+            "port-poll",
+            "--modes",
+            "stream",
+            "--conns",
+            "3",
+            "--window",
+            "32768",
+            "--rounds",
+            "1",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ovl bench");
+    let mut stdout = c.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = c.try_wait().expect("wait bench") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("ovl bench did not finish in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = reader.join().unwrap();
+    assert!(status.success(), "ovl bench failed: {status}\n{out}");
+    assert!(out.contains("Stream 1024 B, 3 connections"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("port-poll"))
+        .unwrap_or_else(|| panic!("no port-poll row:\n{out}"));
+    assert!(!row.contains("unavailable"), "{row}");
+
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written")).unwrap();
+    assert_eq!(v["cells"][0]["mode"], "Stream");
+    assert_eq!(v["stream_window_bytes"], 32768);
+    let rounds = v["results"][0]["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 1);
+    for r in rounds {
+        assert_eq!(r["mismatches"], 0, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        assert!(r["msgs_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["mb_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+
+    let plot = std::fs::read_to_string(&svg).expect("SVG written");
+    assert!(plot.contains("<svg"), "not an SVG");
+    assert!(plot.contains("port-poll"), "the server is labelled");
+    assert!(plot.matches("<rect").count() >= 3, "bars drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+}
