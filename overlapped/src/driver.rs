@@ -67,6 +67,10 @@ pub struct Counters {
     /// Kernel entries to submit or wait (`io_uring_enter` calls on io_uring,
     /// `epoll_wait` calls on poll).
     pub enter_calls: u64,
+    /// Non-blocking system calls that tried an operation directly (at its
+    /// start, or on readiness with the poll engine). With `enter_calls`,
+    /// the engine's system calls.
+    pub direct_calls: u64,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +80,7 @@ struct AtomicCounters {
     completed_later: AtomicU64,
     cancelled: AtomicU64,
     enter_calls: AtomicU64,
+    direct_calls: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -157,6 +162,7 @@ impl EngineBuilder {
                     ready: Vec::new(),
                 }),
                 counters: AtomicCounters::default(),
+                last_reap: AtomicU64::new(clock_us()),
             }),
         })
     }
@@ -224,6 +230,7 @@ impl Engine {
             completed_later: c.completed_later.load(Ordering::Relaxed),
             cancelled: c.cancelled.load(Ordering::Relaxed),
             enter_calls: c.enter_calls.load(Ordering::Relaxed),
+            direct_calls: c.direct_calls.load(Ordering::Relaxed),
         }
     }
 
@@ -252,6 +259,18 @@ pub(crate) struct Inner {
     pub(crate) backend: Backend,
     state: Mutex<State>,
     counters: AtomicCounters,
+    /// When completions were last reaped (µs since [`clock_us`]'s origin).
+    last_reap: AtomicU64,
+}
+
+/// Waits that find work without entering the kernel still reap completions
+/// at least this often, so operations completing in the kernel are not
+/// starved by ones that complete at once.
+const REAP_INTERVAL_US: u64 = 200;
+
+fn clock_us() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
 struct State {
@@ -286,6 +305,11 @@ pub(crate) struct SockEntry {
     /// later receive has taken newer bytes).
     reads_posted: u64,
     reads_done: u64,
+    /// io_uring: try the next stream receive at once. Cleared when a try
+    /// found no data (the next receive goes straight to the kernel, which
+    /// polls first: no wasted system call); set again when a completion
+    /// reports more bytes waiting in the socket.
+    recv_direct: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,6 +439,7 @@ impl Inner {
             leftover: Vec::new(),
             reads_posted: 0,
             reads_done: 0,
+            recv_direct: true,
         });
         Ok(SockId { key, seq })
     }
@@ -456,8 +481,11 @@ impl Inner {
         if let (Backend::Poll(p), Some(fd)) = (&self.backend, fd.as_ref()) {
             p.deregister(fd.as_fd());
         }
-        drop(fd);
+        // Every SQE naming this descriptor (deferred starts, the cancels)
+        // reaches the kernel before the descriptor is closed: once closed,
+        // its number may be reused by another socket.
         self.flush(&mut st);
+        drop(fd);
         Self::maybe_remove_sock(&mut st, id.key);
         drop(st);
         Ok(())
@@ -602,8 +630,10 @@ impl Inner {
             if let Some(b) = bufs.as_deref_mut() {
                 now = Some(fill_from_leftover(&mut s.leftover, b.as_bufs(), &kind));
             }
-        } else if queue_empty {
+        } else if queue_empty && !self.skip_try(s, &kind) {
             let fd = fd.as_fd();
+            bump(&self.counters.direct_calls);
+            let plain_recv = self.adaptive_recv(s.stream, &kind);
             match sys::attempt(
                 fd,
                 &mut kind,
@@ -616,6 +646,7 @@ impl Inner {
                     return Err((e, bufs));
                 }
                 Attempt::Done(out) => now = Some(out),
+                Attempt::WouldBlock if plain_recv => s.recv_direct = false,
                 Attempt::WouldBlock => {}
             }
         }
@@ -680,12 +711,29 @@ impl Inner {
                         return Err((e, slot.bufs));
                     }
                 }
-                if !submits_deferred() {
+                // Deferred starts wait for this thread's next kernel entry,
+                // unless another thread is blocked in the kernel for this
+                // engine: that thread cannot submit them.
+                if !submits_deferred() || st.driving {
                     self.flush(&mut st);
                 }
                 Ok((key, seq, None, handle))
             }
         }
+    }
+
+    /// Whether a stream receive is one whose try-now adapts (io_uring only:
+    /// the poll engine learns readiness by trying).
+    fn adaptive_recv(&self, stream: bool, kind: &OpKind) -> bool {
+        stream
+            && matches!(self.backend, Backend::Uring(_))
+            && matches!(kind, OpKind::Recv { flags, .. } if !flags.contains(crate::op::MsgFlags::OOB) && !flags.contains(crate::op::MsgFlags::PEEK))
+    }
+
+    /// Skip the try-now of this start: a receive on a socket whose last try
+    /// found nothing.
+    fn skip_try(&self, s: &SockEntry, kind: &OpKind) -> bool {
+        !s.recv_direct && self.adaptive_recv(s.stream, kind)
     }
 
     /// Parks the armed head op: an SQE on io_uring, nothing on poll (the
@@ -707,6 +755,7 @@ impl Inner {
             .as_ref()
             .map(|f| f.as_raw_fd())
             .ok_or_else(bad_handle)?;
+        let poll_first = !socks[slot.sock].recv_direct;
         let bufs = slot.bufs.as_deref_mut().map(|b| b.as_bufs());
         let km = u.push_op(
             ring,
@@ -716,6 +765,7 @@ impl Inner {
             bufs,
             slot.done,
             slot.stream,
+            poll_first,
             backlog,
         )?;
         slot.kmem = Some(km);
@@ -889,6 +939,7 @@ impl Inner {
         if slot.phase != Phase::Armed {
             return false;
         }
+        bump(&self.counters.direct_calls);
         let a = sys::attempt(
             fd,
             &mut slot.kind,
@@ -955,6 +1006,11 @@ impl Inner {
             slot.stream,
         );
         drop(km);
+        if self.adaptive_recv(slot.stream, &slot.kind) {
+            // Try the next receive at once only if bytes are left (or the
+            // stream ended or failed: the try sees that at once too).
+            st.socks[slot.sock].recv_direct = res <= 0 || sys::uring::sock_nonempty(flags);
+        }
         match fin {
             Finish::Done(out) => {
                 let (sock, dir, _) = self.finish_op(st, key, out);
@@ -1008,10 +1064,16 @@ impl Inner {
     }
 
     /// Reaps everything available and dispatches it, without blocking.
-    fn reap_dispatch(self: &Arc<Self>, st: &mut State, nonblocking_poll: bool) {
+    /// With `submit`, SQEs pushed meanwhile (deferred starts, re-armed
+    /// queues) are submitted too; without, they wait for the next kernel
+    /// entry.
+    fn reap_dispatch(self: &Arc<Self>, st: &mut State, nonblocking_poll: bool, submit: bool) {
+        self.last_reap.store(clock_us(), Ordering::Relaxed);
         match &self.backend {
             Backend::Uring(u) => loop {
-                self.flush(st);
+                if submit {
+                    self.flush(st);
+                }
                 {
                     let State { ring, backlog, .. } = &mut *st;
                     u.reap(ring, backlog);
@@ -1054,10 +1116,21 @@ impl Inner {
         }
     }
 
-    /// Reaps and dispatches once without blocking.
+    /// Reaps (and submits) without blocking when the last reap is older than
+    /// [`REAP_INTERVAL_US`].
+    pub(crate) fn reap_if_due(self: &Arc<Self>) {
+        let last = self.last_reap.load(Ordering::Relaxed);
+        if clock_us().saturating_sub(last) >= REAP_INTERVAL_US {
+            let mut st = self.lock();
+            self.reap_dispatch(&mut st, true, true);
+        }
+    }
+
+    /// Reaps and dispatches once without blocking; submits unless this
+    /// thread's submissions are deferred.
     pub(crate) fn poll_once(self: &Arc<Self>) {
         let mut st = self.lock();
-        self.reap_dispatch(&mut st, true);
+        self.reap_dispatch(&mut st, true, !submits_deferred());
     }
 
     /// One round of "whoever waits, drives": become the driver and block in
@@ -1084,7 +1157,9 @@ impl Inner {
             return;
         }
         st.driving = true;
-        self.reap_dispatch(&mut st, true);
+        // Unsubmitted SQEs go in with the wait below (one kernel entry for
+        // both), or with the reap after it.
+        self.reap_dispatch(&mut st, true, false);
         drop(st);
         set_driving(ctx, Some(self.clone()));
         if !ready() && timeout != Some(Duration::ZERO) {
@@ -1107,7 +1182,7 @@ impl Inner {
         }
         set_driving(ctx, None);
         let mut st = self.lock();
-        self.reap_dispatch(&mut st, false);
+        self.reap_dispatch(&mut st, false, true);
         st.driving = false;
         let followers = std::mem::take(&mut st.followers);
         drop(st);
@@ -1121,7 +1196,7 @@ impl Inner {
     pub(crate) fn is_done(self: &Arc<Self>, key: usize, seq: u32, reap: bool) -> bool {
         let mut st = self.lock();
         if reap {
-            self.reap_dispatch(&mut st, true);
+            self.reap_dispatch(&mut st, true, !submits_deferred());
         }
         // A slot that is gone belonged to a routine or port operation whose
         // completion was delivered.
@@ -1474,6 +1549,10 @@ struct Local {
     /// between two `get_queued` calls): starts leave their SQEs for the next
     /// kernel entry instead of entering the kernel each.
     defer: Cell<u32>,
+    /// Between a wait that returned work (a port packet, a set event, run
+    /// routines) and the thread's next wait: starts are batched into that
+    /// wait's kernel entry.
+    after_wait: Cell<bool>,
 }
 
 impl Drop for Local {
@@ -1488,6 +1567,9 @@ impl Drop for Local {
         let tid = self.ctx.thread.id();
         for e in self.engines.borrow().iter().filter_map(Weak::upgrade) {
             e.abort_thread(tid);
+            // Deferred starts of operations that outlive the thread (port
+            // operations) reach the kernel now.
+            e.flush_now();
         }
         self.routines.borrow_mut().clear();
     }
@@ -1504,6 +1586,7 @@ thread_local! {
         routines: RefCell::new(Slab::new()),
         in_routine: Cell::new(false),
         defer: Cell::new(0),
+        after_wait: Cell::new(false),
     };
 }
 
@@ -1544,8 +1627,27 @@ pub(crate) fn thread_engines() -> Vec<Arc<Inner>> {
 
 fn submits_deferred() -> bool {
     LOCAL
-        .try_with(|l| l.in_routine.get() || l.defer.get() > 0)
+        .try_with(|l| l.in_routine.get() || l.defer.get() > 0 || l.after_wait.get())
         .unwrap_or(false)
+}
+
+/// A blocking wait (`get_queued`, `wait_for_events`, `sleep_ex`) begins: the
+/// starts batched since the previous one are submitted by this wait's
+/// kernel entry (or by [`wait_returned`]).
+pub(crate) fn wait_entered() {
+    let _ = LOCAL.try_with(|l| l.after_wait.set(false));
+}
+
+/// A blocking wait returns. With `work` (a packet, a set event, routines),
+/// the starts the caller makes in response are batched until its next wait;
+/// without (a timeout, an error), whatever is still unsubmitted goes now.
+pub(crate) fn wait_returned(work: bool) {
+    let _ = LOCAL.try_with(|l| l.after_wait.set(work));
+    if !work {
+        for e in thread_engines() {
+            e.flush_now();
+        }
+    }
 }
 
 /// Runs `f` with submissions deferred: operations started inside it are
@@ -1558,7 +1660,7 @@ pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
             let last = LOCAL
                 .try_with(|l| {
                     l.defer.set(l.defer.get().saturating_sub(1));
-                    l.defer.get() == 0
+                    l.defer.get() == 0 && !l.after_wait.get()
                 })
                 .unwrap_or(true);
             if last {
@@ -1603,9 +1705,17 @@ pub(crate) fn run_routines() -> usize {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            let _ = LOCAL.try_with(|l| l.in_routine.set(false));
-            for e in thread_engines() {
-                e.flush_now();
+            let batched = LOCAL
+                .try_with(|l| {
+                    l.in_routine.set(false);
+                    l.after_wait.get()
+                })
+                .unwrap_or(false);
+            // Inside a wait's batch the thread's next wait submits.
+            if !batched {
+                for e in thread_engines() {
+                    e.flush_now();
+                }
             }
         }
     }
@@ -1628,6 +1738,9 @@ pub(crate) fn wait_until(
     ready: &mut dyn FnMut() -> bool,
 ) -> bool {
     let ctx = current_ctx();
+    for e in engines {
+        e.reap_if_due();
+    }
     loop {
         if ready() {
             return true;

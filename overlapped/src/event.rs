@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::driver::{
-    Inner, ThreadCtx, current_ctx, in_routine, run_routines, thread_engines, wait_until,
+    Inner, ThreadCtx, current_ctx, in_routine, run_routines, thread_engines, wait_entered,
+    wait_returned, wait_until,
 };
 use crate::sched::Signal;
 
@@ -178,11 +179,26 @@ pub fn wait_for_events(
             }
         }
     }
+    wait_entered();
+    let r = wait_inner(events, mode, timeout, alertable);
+    wait_returned(!matches!(r, WaitOutcome::Timeout));
+    if r == WaitOutcome::IoCompletion {
+        run_routines();
+    }
+    Ok(r)
+}
+
+/// The wait itself; routines are run by the caller.
+fn wait_inner(
+    events: &[Event],
+    mode: WaitMode,
+    timeout: Option<Duration>,
+    alertable: bool,
+) -> WaitOutcome {
     let alertable = alertable && !in_routine();
     let ctx = current_ctx();
     if alertable && ctx.has_routines() {
-        run_routines();
-        return Ok(WaitOutcome::IoCompletion);
+        return WaitOutcome::IoCompletion;
     }
     let check = || -> Option<usize> {
         match mode {
@@ -191,7 +207,7 @@ pub fn wait_for_events(
         }
     };
     if let Some(i) = check() {
-        return Ok(WaitOutcome::Event(i));
+        return WaitOutcome::Event(i);
     }
     let deadline = timeout.map(|t| Instant::now() + t);
     for e in events {
@@ -233,11 +249,5 @@ pub fn wait_for_events(
     for e in events {
         e.remove_waiter(&ctx);
     }
-    Ok(match outcome {
-        Some(o) => o,
-        None => {
-            run_routines();
-            WaitOutcome::IoCompletion
-        }
-    })
+    outcome.unwrap_or(WaitOutcome::IoCompletion)
 }

@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::driver::{Inner, RawDone, ThreadCtx, current_ctx, wait_until};
+use crate::driver::{
+    Inner, RawDone, ThreadCtx, current_ctx, wait_entered, wait_returned, wait_until,
+};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
 use crate::sched::PortQueue;
@@ -331,12 +333,28 @@ impl CompletionPort {
                 "room for zero packets",
             ));
         }
+        wait_entered();
+        let r = self.get_queued_inner(max, timeout);
+        wait_returned(matches!(&r, Ok(v) if !v.is_empty()));
+        r
+    }
+
+    fn get_queued_inner(&self, max: usize, timeout: Option<Duration>) -> io::Result<Vec<Packet>> {
         let me = std::thread::current().id();
         let ctx = current_ctx();
         let deadline = timeout.map(|t| Instant::now() + t);
         let inner = &self.inner;
         // This thread stops counting as running.
-        let my_id = inner.lock().q.enter(me).map_err(|_| closed_error())?;
+        let (my_id, mut engines, mut version) = {
+            let mut st = inner.lock();
+            let id = st.q.enter(me).map_err(|_| closed_error())?;
+            let v: Vec<Arc<Inner>> = st.engines.iter().filter_map(Weak::upgrade).collect();
+            (id, v, st.engines_version)
+        };
+        // Queued packets do not keep completions in the kernel waiting.
+        for e in &engines {
+            e.reap_if_due();
+        }
         let mut out = Vec::new();
         loop {
             {
@@ -351,11 +369,13 @@ impl CompletionPort {
                 }
                 st.q.register(my_id, me, ctx.clone());
             }
-            let (engines, version) = {
+            {
                 let st = inner.lock();
-                let v: Vec<Arc<Inner>> = st.engines.iter().filter_map(Weak::upgrade).collect();
-                (v, st.engines_version)
-            };
+                if st.engines_version != version {
+                    engines = st.engines.iter().filter_map(Weak::upgrade).collect();
+                    version = st.engines_version;
+                }
+            }
             let mut ready = || {
                 let st = inner.lock();
                 st.engines_version != version || st.q.ready(my_id)

@@ -24,7 +24,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::driver::{current_ctx, in_routine, run_routines, thread_engines, wait_until};
+use crate::driver::{
+    current_ctx, in_routine, run_routines, thread_engines, wait_entered, wait_returned, wait_until,
+};
 
 /// How [`sleep_ex`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +43,21 @@ pub enum SleepOutcome {
 /// completion routines ran; `timeout: None` sleeps without limit.
 #[doc(alias = "SleepEx")]
 pub fn sleep_ex(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
+    wait_entered();
+    let r = sleep_inner(timeout, alertable);
+    wait_returned(r == SleepOutcome::IoCompletion);
+    if r == SleepOutcome::IoCompletion {
+        run_routines();
+    }
+    r
+}
+
+/// The sleep itself; routines are run by the caller.
+fn sleep_inner(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
     let alertable = alertable && !in_routine();
     let ctx = current_ctx();
     let deadline = timeout.map(|t| Instant::now() + t);
     if alertable && ctx.has_routines() {
-        run_routines();
         return SleepOutcome::IoCompletion;
     }
     loop {
@@ -54,7 +66,6 @@ pub fn sleep_ex(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
         let mut ready = || (alertable && ctx.has_routines()) || thread_engines().len() != n;
         let hit = wait_until(&engines, deadline, &mut ready);
         if alertable && ctx.has_routines() {
-            run_routines();
             return SleepOutcome::IoCompletion;
         }
         if !hit {

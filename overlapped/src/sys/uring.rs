@@ -99,6 +99,30 @@ pub(crate) enum Finish {
 pub(crate) struct Uring {
     ring: IoUring,
     wake_fd: OwnedFd,
+    /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (5.19 and later).
+    poll_first: bool,
+}
+
+/// `IORING_RECVSEND_POLL_FIRST`: arm the poll before trying the receive.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uts = rustix::system::uname();
+    let release = uts.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
+/// Whether a completion's receive left more bytes in the socket
+/// (`IORING_CQE_F_SOCK_NONEMPTY`).
+pub(crate) fn sock_nonempty(flags: u32) -> bool {
+    io_uring::cqueue::sock_nonempty(flags)
 }
 
 impl std::fmt::Debug for Uring {
@@ -134,7 +158,11 @@ impl Uring {
         }
         let wake_fd =
             eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(super::to_io)?;
-        let u = Uring { ring, wake_fd };
+        let u = Uring {
+            ring,
+            wake_fd,
+            poll_first: kernel_at_least(5, 19),
+        };
         let mut t = RingAccess::new();
         let mut backlog = VecDeque::new();
         u.arm_wake(&mut t, &mut backlog)?;
@@ -257,6 +285,7 @@ impl Uring {
         bufs: Option<&mut dyn IoBufs>,
         done: usize,
         stream: bool,
+        poll_first: bool,
         backlog: &mut VecDeque<Cqe>,
     ) -> io::Result<Box<KernelMem>> {
         let mut km = Box::new(KernelMem {
@@ -321,8 +350,14 @@ impl Uring {
                 if flags.contains(MsgFlags::PEEK) {
                     f |= libc::MSG_PEEK;
                 }
+                let prio = if poll_first && self.poll_first {
+                    RECVSEND_POLL_FIRST
+                } else {
+                    0
+                };
                 opcode::RecvMsg::new(fdt, &raw mut km.msg)
                     .flags(f as u32)
+                    .ioprio(prio)
                     .build()
             }
             OpKind::Accept => {

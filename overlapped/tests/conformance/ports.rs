@@ -127,6 +127,48 @@ cases! {
         assert_eq!(peak.load(Ordering::SeqCst), 1, "never two workers running at once");
     }
 
+    fn p11_worker_starts_batched_into_its_next_wait(e: &Engine) {
+        // One worker, 50 connections with data waiting: the worker takes
+        // the 50 packets and starts the next 50 receives. Those starts reach
+        // the kernel together with its next wait, not one kernel entry each.
+        const N: usize = 50;
+        let port = CompletionPort::new(1);
+        let mut pairs: Vec<(Socket, std::net::TcpStream)> = (0..N).map(|_| std_pair(e)).collect();
+        for (i, (c, _)) in pairs.iter().enumerate() {
+            port.associate(c, i).unwrap();
+            c.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0)).unwrap();
+        }
+        for (_, p) in &mut pairs {
+            write_all(p, b"ping");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let before = e.counters().enter_calls;
+        let mut got = 0;
+        while got < N {
+            let pk = packet(&port);
+            let c = pk.into_completion::<Vec<u8>>().unwrap();
+            assert_eq!(&c.data[..], b"ping");
+            got += 1;
+        }
+        let mut restarted = Vec::new();
+        for (c, _) in &pairs {
+            restarted.push(c.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(1)).unwrap());
+        }
+        // The next wait submits them; a second round proves they are live.
+        assert!(port.get_queued(Some(Duration::from_millis(20))).unwrap().is_none());
+        let entries = e.counters().enter_calls - before;
+        assert!(entries <= 10, "{entries} kernel entries for {N} packets and {N} starts");
+        for (_, p) in &mut pairs {
+            write_all(p, b"pong");
+        }
+        for _ in 0..N {
+            let pk = packet(&port);
+            assert_eq!(pk.tag, 1);
+            assert_eq!(&pk.into_completion::<Vec<u8>>().unwrap().data[..], b"pong");
+        }
+        drop(restarted);
+    }
+
     fn p06_running_thread_exit_releases_a_waiter(_e: &Engine) {
         // Concurrency 1: a worker holds the only place, a second waits, a
         // packet queues behind the limit. When the first worker's thread

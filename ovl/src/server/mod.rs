@@ -147,6 +147,7 @@ pub fn run(args: ServerArgs) -> ExitCode {
             "completed_later": c.completed_later,
             "cancelled": c.cancelled,
             "enter_calls": c.enter_calls,
+            "direct_calls": c.direct_calls,
             "connections": stats.connections.load(Ordering::Relaxed),
             "bytes": stats.bytes.load(Ordering::Relaxed),
         })
