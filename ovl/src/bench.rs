@@ -101,6 +101,8 @@ struct RoundResult {
     mismatches: u64,
     cpu_us_per_msg: f64,
     enters_per_msg: Option<f64>,
+    /// Kernel entries plus direct (try-now) system calls, per message.
+    syscalls_per_msg: Option<f64>,
     immediate_share: Option<f64>,
 }
 
@@ -755,7 +757,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                 // messages measured (close enough for a steady load).
                 let cpu_s = (t1.saturating_sub(t0)) as f64 / clk_tck()
                     * (dur.as_secs_f64() / (dur + warm).as_secs_f64());
-                let (enters, immediate) = match &st {
+                let (enters, syscalls, immediate) = match &st {
                     Some(v) => {
                         let f =
                             |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
@@ -763,6 +765,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                         let ops = f("completed_now") + f("completed_later");
                         (
                             Some(f("enter_calls") / echoed),
+                            Some((f("enter_calls") + f("direct_calls")) / echoed),
                             Some(if ops > 0.0 {
                                 f("completed_now") / ops
                             } else {
@@ -770,7 +773,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                             }),
                         )
                     }
-                    None => (None, None),
+                    None => (None, None, None),
                 };
                 results
                     .entry((ci, name.clone()))
@@ -785,6 +788,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                         mismatches,
                         cpu_us_per_msg: cpu_s * 1e6 / m,
                         enters_per_msg: enters,
+                        syscalls_per_msg: syscalls,
                         immediate_share: immediate,
                     });
             }
@@ -821,7 +825,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
             }
         );
         println!(
-            "  {:<16} {:>26} {:>8} {:>7} {:>7} {:>8} {:>6} {:>9} {:>10} {:>8} {:>8} {:>7}",
+            "  {:<16} {:>26} {:>8} {:>7} {:>7} {:>8} {:>6} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7}",
             "server",
             "msgs/s",
             "MB/s",
@@ -833,6 +837,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
             "cpu us/msg",
             "cpu x tk",
             "enter/m",
+            "sys/m",
             "now %"
         );
         let tokio_rate = results
@@ -869,21 +874,25 @@ pub fn run(a: BenchArgs) -> ExitCode {
                 .iter()
                 .filter_map(|r| r.immediate_share)
                 .collect::<Vec<_>>();
+            let sys = rs
+                .iter()
+                .filter_map(|r| r.syscalls_per_msg)
+                .collect::<Vec<_>>();
+            let med = |v: &[f64], f: &dyn Fn(f64) -> String| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    f(median(&mut v.to_vec()))
+                }
+            };
             println!(
-                "  {name:<16} {:>26} {mb:>8.1} {p50:>7.0} {p99:>7.0} {p999:>8.0} {errs:>6} {:>9} {cpu:>10.2} {:>8} {:>8} {:>7}",
+                "  {name:<16} {:>26} {mb:>8.1} {p50:>7.0} {p99:>7.0} {p999:>8.0} {errs:>6} {:>9} {cpu:>10.2} {:>8} {:>8} {:>7} {:>7}",
                 format!("{rate:.0} ({lo:.0}..{hi:.0})"),
                 tokio_rate.map_or("-".into(), |t| format!("{:.2}", rate / t.max(1.0))),
                 tokio_cpu.map_or("-".into(), |t| format!("{:.2}", cpu / t.max(1e-9))),
-                if enters.is_empty() {
-                    "-".into()
-                } else {
-                    format!("{:.3}", median(&mut enters.clone()))
-                },
-                if now.is_empty() {
-                    "-".into()
-                } else {
-                    format!("{:.0}", 100.0 * median(&mut now.clone()))
-                },
+                med(&enters, &|x| format!("{x:.3}")),
+                med(&sys, &|x| format!("{x:.2}")),
+                med(&now, &|x| format!("{:.0}", 100.0 * x)),
             );
         }
     }

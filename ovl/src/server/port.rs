@@ -35,25 +35,50 @@ struct Conn {
 
 type Table = Mutex<HashMap<usize, Arc<Conn>>>;
 
+/// What every worker shares.
+struct Shared {
+    port: CompletionPort,
+    acc: Acceptor,
+    table: Table,
+    stats: Arc<Stats>,
+    /// Receive buffer size.
+    size: usize,
+}
+
+impl Shared {
+    fn conn(&self, key: usize) -> Option<Arc<Conn>> {
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+    }
+}
+
 fn end(table: &Table, key: usize) {
     if let Some(c) = table.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) {
         let _ = c.sock.close();
     }
 }
 
-/// Echo loop for one connection, starting with received data (`Some`) or
-/// with a receive to post (`None`); immediate completions are handled here,
-/// pending ones come back as packets.
-fn drive(
-    conn: &Conn,
-    key: usize,
-    table: &Table,
-    stats: &Stats,
-    size: usize,
-    mut data: Vec<u8>,
-    mut have: bool,
-) {
-    loop {
+/// Echo rounds one connection may run inline (its operations completing at
+/// once) before it goes to the back of the port's queue, so a connection
+/// that always has data cannot starve the others.
+const INLINE_ROUNDS: usize = 8;
+
+/// Echo loop for one connection, starting with received data (`have`) or
+/// with a receive to post; immediate completions are handled here, pending
+/// ones come back as packets.
+fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Vec<u8>, mut have: bool) {
+    let (table, stats, size) = (&sh.table, &sh.stats, sh.size);
+    for round in 0.. {
+        if have && round == INLINE_ROUNDS {
+            // Resume later, behind the packets already queued.
+            if sh.port.post(key, data.len(), data).is_err() {
+                end(table, key);
+            }
+            return;
+        }
         if have {
             match conn.sock.send(data, MsgFlags::empty(), Notify::Port(SEND)) {
                 Ok(Started::Now { op, .. }) => match op.wait() {
@@ -92,14 +117,8 @@ struct Acceptor {
     max_conns: usize,
 }
 
-fn accepted(
-    port: &CompletionPort,
-    acc: &Acceptor,
-    table: &Table,
-    stats: &Stats,
-    size: usize,
-    c: overlapped::Completion<Option<Socket>>,
-) {
+fn accepted(sh: &Shared, c: overlapped::Completion<Option<Socket>>) {
+    let (port, acc, table, stats) = (&sh.port, &sh.acc, &sh.table, &sh.stats);
     if let (None, Some(sock)) = (c.error, c.data) {
         let n = table.lock().unwrap_or_else(|p| p.into_inner()).len();
         if n >= acc.max_conns {
@@ -117,15 +136,7 @@ fn accepted(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, conn.clone());
-                drive(
-                    &conn,
-                    key,
-                    table,
-                    stats,
-                    size,
-                    Vec::with_capacity(size),
-                    false,
-                );
+                drive(sh, &conn, key, Vec::with_capacity(sh.size), false);
             }
         }
     }
@@ -145,15 +156,9 @@ fn top_up(acc: &Acceptor) {
     }
 }
 
-fn worker(
-    port: CompletionPort,
-    acc: Arc<Acceptor>,
-    table: Arc<Table>,
-    stats: Arc<Stats>,
-    size: usize,
-) {
+fn worker(sh: Arc<Shared>) {
     loop {
-        let p: Packet = match port.get_queued(Some(TICK)) {
+        let p: Packet = match sh.port.get_queued(Some(TICK)) {
             Ok(Some(p)) => p,
             Ok(None) if stopping() => return,
             Ok(None) => continue,
@@ -166,28 +171,30 @@ fn worker(
         let tag = p.tag;
         if key == LISTENER_KEY {
             if let Ok(c) = p.into_completion::<Option<Socket>>() {
-                accepted(&port, &acc, &table, &stats, size, c);
+                accepted(&sh, c);
+            }
+            continue;
+        }
+        let Some(conn) = sh.conn(key) else { continue };
+        if p.is_posted() {
+            // A connection resuming its echo loop with received data.
+            if let Ok(data) = p.into_payload::<Vec<u8>>() {
+                drive(&sh, &conn, key, data, true);
             }
             continue;
         }
         let Ok(c) = p.into_completion::<Vec<u8>>() else {
             continue;
         };
-        let conn = table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        let Some(conn) = conn else { continue };
         if c.error.is_some() || (tag == RECV && c.bytes == 0) {
-            end(&table, key);
+            end(&sh.table, key);
             continue;
         }
         *conn.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if tag == SEND {
-            stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
+            sh.stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
         }
-        drive(&conn, key, &table, &stats, size, c.data, tag == RECV);
+        drive(&sh, &conn, key, c.data, tag == RECV);
     }
 }
 
@@ -207,28 +214,33 @@ pub fn serve(
     };
     println!("{workers} worker threads");
     let port = CompletionPort::new(workers);
-    let table: Arc<Table> = Arc::new(Mutex::new(HashMap::new()));
-    let size = args.buf_size.max(1);
     port.associate(&listener, LISTENER_KEY)?;
-    let acc = Arc::new(Acceptor {
-        listener,
-        outstanding: std::sync::atomic::AtomicUsize::new(0),
-        next_key: std::sync::atomic::AtomicUsize::new(0),
-        max_conns: args.max_conns,
+    let sh = Arc::new(Shared {
+        port,
+        acc: Acceptor {
+            listener,
+            outstanding: std::sync::atomic::AtomicUsize::new(0),
+            next_key: std::sync::atomic::AtomicUsize::new(0),
+            max_conns: args.max_conns,
+        },
+        table: Mutex::new(HashMap::new()),
+        stats: stats.clone(),
+        size: args.buf_size.max(1),
     });
     // Several accepts in flight, as AcceptEx servers keep.
-    top_up(&acc);
+    top_up(&sh.acc);
     let handles: Vec<_> = (0..workers)
         .map(|_| {
-            let (p, a, t, s) = (port.clone(), acc.clone(), table.clone(), stats.clone());
-            std::thread::spawn(move || worker(p, a, t, s, size))
+            let sh = sh.clone();
+            std::thread::spawn(move || worker(sh))
         })
         .collect();
     while !stopping() {
         std::thread::sleep(TICK);
-        top_up(&acc);
+        top_up(&sh.acc);
         if let Some(limit) = idle {
-            let expired: Vec<usize> = table
+            let expired: Vec<usize> = sh
+                .table
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
@@ -236,24 +248,25 @@ pub fn serve(
                 .map(|(k, _)| *k)
                 .collect();
             for k in expired {
-                end(&table, k);
+                end(&sh.table, k);
             }
         }
     }
     for _ in 0..workers {
-        let _ = port.post(STOP_KEY, 0, ());
+        let _ = sh.port.post(STOP_KEY, 0, ());
     }
     for h in handles {
         let _ = h.join();
     }
-    let keys: Vec<usize> = table
+    let keys: Vec<usize> = sh
+        .table
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .keys()
         .copied()
         .collect();
     for k in keys {
-        end(&table, k);
+        end(&sh.table, k);
     }
     Ok(())
 }
