@@ -7,6 +7,8 @@
 //! cargo run --example echo_client -- 127.0.0.1:9000
 //! ```
 
+mod common;
+
 use std::io;
 
 use overlapped::rt::{self, TcpListener};
@@ -42,15 +44,7 @@ async fn serve(listener: Socket) {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9000".into());
-    let mut addr: std::net::SocketAddr = addr.parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad address {addr:?}: {e}"),
-        )
-    })?;
+    let mut addr = common::parse_addr(std::env::args().nth(1))?;
     if addr.port() == 0 {
         // Every thread binds the same port: pick one now.
         addr.set_port(std::net::TcpListener::bind(addr)?.local_addr()?.port());

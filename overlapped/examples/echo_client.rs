@@ -7,20 +7,14 @@
 //! cargo run --example echo_client -- 127.0.0.1:9000
 //! ```
 
+mod common;
+
 use std::io::{self, BufRead, Write};
 
 use overlapped::{Engine, MsgFlags, Notify, Socket};
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9000".into());
-    let addr = addr.parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad address {addr:?}: {e}"),
-        )
-    })?;
+    let addr = common::parse_addr(std::env::args().nth(1))?;
     let engine = Engine::new()?;
     let sock = Socket::tcp_for(&engine, &addr)?;
     sock.connect_wait(addr)?;

@@ -14,6 +14,8 @@
 //! cargo run --example echo_client -- 127.0.0.1:9000
 //! ```
 
+mod common;
+
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -72,15 +74,7 @@ fn worker(port: CompletionPort, conns: Conns) {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9000".into());
-    let addr = addr.parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad address {addr:?}: {e}"),
-        )
-    })?;
+    let addr = common::parse_addr(std::env::args().nth(1))?;
     let engine = Engine::new()?;
     let port = CompletionPort::new(0);
     let conns: Conns = Arc::default();

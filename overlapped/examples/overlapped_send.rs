@@ -6,22 +6,16 @@
 //! `--force-pending` shrinks the send buffer and sends 4 MiB, so the
 //! pending branch runs (pair it with `ovl echo-server`, which reads it all).
 
+mod common;
+
 use std::io;
 
-use overlapped::{
-    Engine, Event, INFINITE, MsgFlags, Polled, Socket, Started, WaitMode, wait_for_events,
-};
+use overlapped::{Engine, Event, MsgFlags, Socket};
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9000".into());
+    let addr = common::parse_addr(args.next())?;
     let force_pending = args.any(|a| a == "--force-pending");
-    let addr = addr.parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad address {addr:?}: {e}"),
-        )
-    })?;
     let engine = Engine::new()?;
     let sock = Socket::tcp_for(&engine, &addr)?;
     sock.connect_wait(addr)?;
@@ -33,28 +27,12 @@ fn main() -> io::Result<()> {
         b"Network is Computer!\0".to_vec()
     };
     let ev = Event::new();
-    let op = match sock.send(msg, MsgFlags::empty(), &ev)? {
-        Started::Now { bytes, op } => {
-            println!("send completed at once ({bytes} bytes)");
-            op
-        }
-        Started::Pending(op) => {
-            println!("Background data send");
-            wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, INFINITE, false)?;
-            op
-        }
-    };
-    let done = match op.result(false)? {
-        Polled::Complete(c) => c,
-        Polled::Incomplete(_) => {
-            return Err(io::Error::other(
-                "the event was set but the send is incomplete",
-            ));
-        }
-    };
-    if let Some(e) = done.error {
-        return Err(e);
+    let started = sock.send(msg, MsgFlags::empty(), &ev)?;
+    match started.bytes_now() {
+        Some(bytes) => println!("send completed at once ({bytes} bytes)"),
+        None => println!("Background data send"),
     }
+    let done = common::wait_then_take(&ev, started, "send")?;
     println!("Send data size: {}", done.bytes);
     Ok(())
 }

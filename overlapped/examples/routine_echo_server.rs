@@ -13,6 +13,8 @@
 //! cargo run --example echo_client -- 127.0.0.1:9000
 //! ```
 
+mod common;
+
 use std::io;
 use std::rc::Rc;
 
@@ -81,15 +83,7 @@ fn post_send(sock: Rc<Socket>, data: Vec<u8>) {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9000".into());
-    let addr = addr.parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad address {addr:?}: {e}"),
-        )
-    })?;
+    let addr = common::parse_addr(std::env::args().nth(1))?;
     let engine = Engine::new()?;
     let listener = Rc::new(Socket::tcp_listener(&engine, &addr)?);
     println!(

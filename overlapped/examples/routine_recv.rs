@@ -9,6 +9,8 @@
 //! cargo run --example overlapped_send -- 127.0.0.1:9000
 //! ```
 
+mod common;
+
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
@@ -16,15 +18,7 @@ use std::rc::Rc;
 use overlapped::{Completion, Engine, INFINITE, MsgFlags, Notify, SleepOutcome, Socket, sleep_ex};
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9000".into());
-    let addr = addr.parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad address {addr:?}: {e}"),
-        )
-    })?;
+    let addr = common::parse_addr(std::env::args().nth(1))?;
     let engine = Engine::new()?;
     let listener = Socket::tcp_listener(&engine, &addr)?;
     println!(

@@ -18,10 +18,19 @@ use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::{Engine, MsgFlags, Notify, Op, Socket};
+use crate::{Engine, MsgFlags, Notify, Op, OpOutput, Socket, StartError, Started};
 
 /// Size of the internal buffer of the `AsyncRead`/`AsyncWrite` adapter.
 const ADAPTER_BUF: usize = 16 * 1024;
+
+/// Awaits the operation a start began, or, when the start failed, gives back
+/// its error with the buffers (no completion follows a failed start).
+async fn finish<B: OpOutput>(start: Result<Started<B>, StartError<B>>) -> (io::Result<usize>, B) {
+    match start {
+        Ok(s) => s.op().await,
+        Err(e) => (Err(e.error), e.bufs),
+    }
+}
 
 /// An async TCP listener.
 #[derive(Debug)]
@@ -103,32 +112,20 @@ impl TcpStream {
     /// Receives into `buf` (it offers its `len()`; it comes back truncated
     /// to the bytes received; 0 bytes means end of stream). Cancel-safe.
     pub async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        match self.sock.recv(buf, MsgFlags::empty(), Notify::None) {
-            Ok(s) => s.op().await,
-            Err(e) => (Err(e.error), e.bufs),
-        }
+        finish(self.sock.recv(buf, MsgFlags::empty(), Notify::None)).await
     }
     /// Scatter receive into several buffers. Cancel-safe.
     pub async fn read_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
-        match self.sock.recv(bufs, MsgFlags::empty(), Notify::None) {
-            Ok(s) => s.op().await,
-            Err(e) => (Err(e.error), e.bufs),
-        }
+        finish(self.sock.recv(bufs, MsgFlags::empty(), Notify::None)).await
     }
     /// Sends all of `buf` (a stream send completes only when every byte is
     /// taken). Not cancel-safe.
     pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        match self.sock.send(buf, MsgFlags::empty(), Notify::None) {
-            Ok(s) => s.op().await,
-            Err(e) => (Err(e.error), e.bufs),
-        }
+        finish(self.sock.send(buf, MsgFlags::empty(), Notify::None)).await
     }
     /// Gather send of several buffers, in order. Not cancel-safe.
     pub async fn write_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
-        match self.sock.send(bufs, MsgFlags::empty(), Notify::None) {
-            Ok(s) => s.op().await,
-            Err(e) => (Err(e.error), e.bufs),
-        }
+        finish(self.sock.send(bufs, MsgFlags::empty(), Notify::None)).await
     }
     /// Sends all of `buf` (same as [`write`](Self::write): overlapped stream
     /// sends are never short).
@@ -284,13 +281,11 @@ impl UdpSocket {
     }
     /// Sends one datagram to `addr`.
     pub async fn send_to(&self, buf: Vec<u8>, addr: SocketAddr) -> (io::Result<usize>, Vec<u8>) {
-        match self
-            .sock
-            .send_to(buf, addr, MsgFlags::empty(), Notify::None)
-        {
-            Ok(s) => s.op().await,
-            Err(e) => (Err(e.error), e.bufs),
-        }
+        finish(
+            self.sock
+                .send_to(buf, addr, MsgFlags::empty(), Notify::None),
+        )
+        .await
     }
     /// Receives one datagram: its length, sender and the buffer (truncated
     /// to the bytes stored). Cancel-safe.
