@@ -102,6 +102,64 @@ thread_local! {
     });
 }
 
+/// Operations a task may take results of in one poll before it yields (a
+/// task whose operations always complete at once would otherwise never let
+/// the thread's other tasks run).
+const COOP_BUDGET: u32 = 32;
+
+thread_local! {
+    static BUDGET: std::cell::Cell<u32> = const { std::cell::Cell::new(u32::MAX) };
+}
+
+/// Spends one unit of the running task's budget; false when it is spent.
+/// Outside [`block_on`] the budget is unlimited.
+fn coop_step() -> bool {
+    BUDGET
+        .try_with(|b| {
+            let left = b.get();
+            if left == 0 {
+                return false;
+            }
+            if left != u32::MAX {
+                b.set(left - 1);
+            }
+            true
+        })
+        .unwrap_or(true)
+}
+
+/// Before an operation starts: yields once the running task has used its
+/// budget, so a task whose operations keep completing at once lets the
+/// thread's other tasks run. (An operation that completed at start still
+/// resolves on its first poll; the yield comes before the start.)
+pub(crate) async fn coop() {
+    if !coop_step() {
+        yield_now().await;
+    }
+}
+
+/// Yields to the runtime once: the task is polled again after the tasks
+/// already ready. A loop of raw operations that always complete at start
+/// should call this now and then (the methods of [`TcpStream`] and friends
+/// do it for you).
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+fn set_budget(n: u32) {
+    let _ = BUDGET.try_with(|b| b.set(n));
+}
+
 fn exec() -> Rc<Exec> {
     EXEC.with(Rc::clone)
 }
@@ -121,6 +179,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         // together, with the next wait.
         let done = crate::driver::batch(|| {
             while let Some(id) = ex.pop() {
+                set_budget(COOP_BUDGET);
                 if id == MAIN {
                     if let Poll::Ready(v) =
                         future.as_mut().poll(&mut Context::from_waker(&main_waker))
@@ -140,6 +199,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             }
             None
         });
+        set_budget(u32::MAX);
         if let Some(v) = done {
             return v;
         }

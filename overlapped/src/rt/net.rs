@@ -23,10 +23,15 @@ use crate::{Engine, MsgFlags, Notify, Op, OpOutput, Socket, StartError, Started}
 /// Size of the internal buffer of the `AsyncRead`/`AsyncWrite` adapter.
 const ADAPTER_BUF: usize = 16 * 1024;
 
-/// Awaits the operation a start began, or, when the start failed, gives back
-/// its error with the buffers (no completion follows a failed start).
-async fn finish<B: OpOutput>(start: Result<Started<B>, StartError<B>>) -> (io::Result<usize>, B) {
-    match start {
+/// Starts an operation (after the task's cooperative yield, see
+/// [`rt::coop`](super::coop)) and awaits it, or, when the start failed,
+/// gives back its error with the buffers (no completion follows a failed
+/// start).
+async fn finish<B: OpOutput>(
+    start: impl FnOnce() -> Result<Started<B>, StartError<B>>,
+) -> (io::Result<usize>, B) {
+    super::coop().await;
+    match start() {
         Ok(s) => s.op().await,
         Err(e) => (Err(e.error), e.bufs),
     }
@@ -55,6 +60,7 @@ impl TcpListener {
     }
     /// Accepts one connection. Cancel-safe.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        super::coop().await;
         let (r, sock) = self.sock.accept(Notify::None)?.op().await;
         r?;
         let sock = sock.ok_or_else(|| io::Error::other("accept completed without a socket"))?;
@@ -112,20 +118,20 @@ impl TcpStream {
     /// Receives into `buf` (it offers its `len()`; it comes back truncated
     /// to the bytes received; 0 bytes means end of stream). Cancel-safe.
     pub async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        finish(self.sock.recv(buf, MsgFlags::empty(), Notify::None)).await
+        finish(|| self.sock.recv(buf, MsgFlags::empty(), Notify::None)).await
     }
     /// Scatter receive into several buffers. Cancel-safe.
     pub async fn read_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
-        finish(self.sock.recv(bufs, MsgFlags::empty(), Notify::None)).await
+        finish(|| self.sock.recv(bufs, MsgFlags::empty(), Notify::None)).await
     }
     /// Sends all of `buf` (a stream send completes only when every byte is
     /// taken). Not cancel-safe.
     pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        finish(self.sock.send(buf, MsgFlags::empty(), Notify::None)).await
+        finish(|| self.sock.send(buf, MsgFlags::empty(), Notify::None)).await
     }
     /// Gather send of several buffers, in order. Not cancel-safe.
     pub async fn write_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
-        finish(self.sock.send(bufs, MsgFlags::empty(), Notify::None)).await
+        finish(|| self.sock.send(bufs, MsgFlags::empty(), Notify::None)).await
     }
     /// Sends all of `buf` (same as [`write`](Self::write): overlapped stream
     /// sends are never short).
@@ -281,10 +287,10 @@ impl UdpSocket {
     }
     /// Sends one datagram to `addr`.
     pub async fn send_to(&self, buf: Vec<u8>, addr: SocketAddr) -> (io::Result<usize>, Vec<u8>) {
-        finish(
+        finish(|| {
             self.sock
-                .send_to(buf, addr, MsgFlags::empty(), Notify::None),
-        )
+                .send_to(buf, addr, MsgFlags::empty(), Notify::None)
+        })
         .await
     }
     /// Receives one datagram: its length, sender and the buffer (truncated
@@ -293,6 +299,7 @@ impl UdpSocket {
         &self,
         buf: Vec<u8>,
     ) -> (io::Result<(usize, Option<SocketAddr>)>, Vec<u8>) {
+        super::coop().await;
         match self.sock.recv_from(buf, MsgFlags::empty(), Notify::None) {
             Ok(s) => {
                 let c = s.op().completion().await;

@@ -104,6 +104,33 @@ cases! {
         assert_eq!(total, (0..PAIRS).map(|i| 100 + i * 7).sum::<usize>());
     }
 
+    fn a03_a_task_whose_reads_complete_at_once_lets_others_run(e: &Engine) {
+        // The peer writes 64 KiB first, so every 16-byte read completes at
+        // start; the reading task still yields now and then, and the other
+        // task runs long before the reader is done.
+        let (c, mut p) = std_pair(e);
+        write_all(&mut p, &vec![7u8; 64 * 1024]);
+        std::thread::sleep(Duration::from_millis(50));
+        let stream = rt::TcpStream::from_socket(c);
+        let (ran_at, reads) = rt::block_on(async move {
+            let reads = std::rc::Rc::new(std::cell::Cell::new(0usize));
+            let r2 = reads.clone();
+            let other = rt::spawn(async move { r2.get() });
+            let mut buf = vec![0u8; 16];
+            let mut total = 0;
+            while total < 64 * 1024 {
+                buf.resize(16, 0);
+                let (r, b) = stream.read(buf).await;
+                buf = b;
+                total += r.unwrap();
+                reads.set(reads.get() + 1);
+            }
+            (other.await, reads.get())
+        });
+        assert_eq!(reads, 4096);
+        assert!(ran_at <= 64, "the other task first ran after {ran_at} of {reads} reads");
+    }
+
     fn a04_dropping_a_pending_read_cancels_it_once(e: &Engine) {
         let (_c, s) = tcp_pair(e);
         let before = e.counters();
