@@ -82,6 +82,30 @@
 //! the engine; [`Engine::kind`] and [`Engine::reason`] say which and why;
 //! [`probe`] runs the checks. The design notes are in the `driver` module's
 //! source and in `DESIGN.md`.
+//!
+//! ## When operations reach the kernel
+//!
+//! A start first tries the operation with a non-blocking system call (that
+//! is how it can complete *now*). A pending operation is handed to the
+//! engine at once; on io_uring its submission entry is submitted:
+//!
+//! * at once, normally;
+//! * **batched** when the starting thread is answering a wait that returned
+//!   work — between a [`CompletionPort::get_queued`] that returned a
+//!   packet, a [`wait_for_events`] that returned an event or a
+//!   [`sleep_ex`] that ran routines, and that thread's next wait (or any
+//!   blocking call on an operation, or its exit): the entries go in with
+//!   that wait's one kernel entry. When another thread is blocked in the
+//!   engine at the time, the start submits at once (that thread could not
+//!   submit it). Inside completion routines and async tasks starts are
+//!   batched the same way.
+//!
+//! On io_uring a stream receive that found no data skips the try of the
+//! next receive on that socket (the kernel polls first), until a completion
+//! reports more bytes waiting: such receives are *pending* even when data
+//! arrived meanwhile — a start may always return pending. Every wait also
+//! reaps finished operations at least every 200 µs, so operations that
+//! complete in the kernel are not starved by ones that complete at start.
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]

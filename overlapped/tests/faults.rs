@@ -1,5 +1,7 @@
 //! Fault tests: tiny rings that force a full submission queue and a
-//! completion-queue overflow, close with many pending operations.
+//! completion-queue overflow, close with many pending operations, accepts
+//! through a port, cancel-versus-complete races, a peer reset in the middle
+//! of a send and queued receives.
 
 use std::time::Duration;
 
@@ -225,6 +227,94 @@ fn cancel_races_100000_uring() {
 #[test]
 fn cancel_races_100000_poll() {
     cancel_races(
+        Engine::builder()
+            .choice(EngineChoice::Poll)
+            .build()
+            .unwrap(),
+    );
+}
+
+/// The peer resets the connection while a large send is parked part-way
+/// (the socket buffers are full) and three receives are queued: every
+/// operation completes exactly once (the send with the reset, the receives
+/// with an error or the end of the stream), each with its buffers back, and
+/// the send reports the bytes it moved.
+fn peer_reset_mid_send_and_receives(e: Engine) {
+    use std::io::Read;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let c = Socket::tcp_for(&e, &addr).unwrap();
+    c.connect_wait(addr).unwrap();
+    let (mut peer, _) = l.accept().unwrap();
+    const BIG: usize = 16 << 20;
+    let send = c
+        .send(vec![5u8; BIG], MsgFlags::empty(), Notify::None)
+        .unwrap();
+    assert!(send.is_pending(), "16 MiB cannot fit the socket buffers");
+    let recvs: Vec<_> = (0..3)
+        .map(|_| {
+            c.recv(vec![0u8; 64], MsgFlags::empty(), Notify::None)
+                .unwrap()
+        })
+        .collect();
+    // Take some of the send, so it is part-way, then reset.
+    let mut got = vec![0u8; 256 * 1024];
+    let mut taken = 0;
+    while taken < got.len() {
+        taken += peer.read(&mut got[taken..]).unwrap();
+    }
+    socket2::SockRef::from(&peer)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(peer);
+    let done = send.wait().unwrap();
+    let err = done.error.expect("a send into a reset connection fails");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{err}"
+    );
+    assert!(
+        done.bytes >= taken && done.bytes < BIG,
+        "{} bytes",
+        done.bytes
+    );
+    assert_eq!(done.data.len(), BIG, "the send's buffer comes back whole");
+    for r in recvs {
+        // The reset error is reported once (here to the send); later reads
+        // of the socket see the end of the stream.
+        let d = r.wait().unwrap();
+        if let Some(err) = &d.error {
+            assert!(
+                overlapped::is_aborted(err)
+                    || matches!(
+                        err.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ),
+                "{err}"
+            );
+        }
+        assert_eq!(d.bytes, 0);
+        assert_eq!(d.data.capacity(), 64);
+    }
+    assert_eq!(e.ops_in_table(), 0);
+}
+
+#[test]
+fn peer_reset_mid_send_and_receives_uring() {
+    peer_reset_mid_send_and_receives(
+        Engine::builder()
+            .choice(EngineChoice::Uring)
+            .build()
+            .unwrap(),
+    );
+}
+
+#[test]
+fn peer_reset_mid_send_and_receives_poll() {
+    peer_reset_mid_send_and_receives(
         Engine::builder()
             .choice(EngineChoice::Poll)
             .build()
