@@ -210,6 +210,56 @@ fn hardening_events_uring() {
     hardening_case("events", "uring");
 }
 
+/// `--max-conns`: connections beyond the limit are closed at once; the
+/// admitted ones are served; once one leaves, a new client is admitted.
+#[test]
+fn max_conns_refuses_beyond_the_limit() {
+    use std::io::{Read, Write};
+    for (model, engine) in [
+        ("port", "uring"),
+        ("routines", "poll"),
+        ("events", "uring"),
+        ("async", "poll"),
+    ] {
+        let (_server, addr) = start_with(model, engine, &["--max-conns", "2"]);
+        let echo = |c: &mut std::net::TcpStream| -> bool {
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 4];
+            c.write_all(b"ping").is_ok() && c.read_exact(&mut b).is_ok() && &b == b"ping"
+        };
+        let mut a = std::net::TcpStream::connect(&addr).unwrap();
+        let mut b = std::net::TcpStream::connect(&addr).unwrap();
+        assert!(
+            echo(&mut a) && echo(&mut b),
+            "{model}/{engine}: admitted clients"
+        );
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.write_all(b"ping");
+        let mut buf = [0u8; 4];
+        let refused = matches!(c.read(&mut buf), Ok(0) | Err(_));
+        assert!(refused, "{model}/{engine}: the third client is closed");
+        drop(a);
+        // The server notices the departure, then admits a newcomer.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut d = std::net::TcpStream::connect(&addr).unwrap();
+            if echo(&mut d) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{model}/{engine}: a newcomer admitted"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            echo(&mut b),
+            "{model}/{engine}: the remaining client still served"
+        );
+    }
+}
+
 #[test]
 fn idle_timeout_closes_silent_clients() {
     use std::io::Read;
