@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use overlapped::{CompletionPort, Engine, MsgFlags, Notify, Packet, Socket, Started};
+use overlapped::{CompletionPort, Engine, MsgFlags, Notify, Packet, Socket, StartError, Started};
 
 use super::{ServerArgs, Stats, TICK, banner, stopping};
 
@@ -66,6 +66,28 @@ fn end(table: &Table, key: usize) {
 /// that always has data cannot starve the others.
 const INLINE_ROUNDS: usize = 8;
 
+/// How a start went, for the inline loop.
+enum Step {
+    /// Completed at start: bytes moved and the buffer.
+    Now(usize, Vec<u8>),
+    /// Its packet will come.
+    Pending,
+    /// Failed (at start or at once): the connection ends.
+    Failed,
+}
+
+fn step(start: Result<Started<Vec<u8>>, StartError<Vec<u8>>>) -> Step {
+    match start {
+        // Skip-on-success: no packet comes; the result is taken here.
+        Ok(Started::Now { op, .. }) => match op.wait() {
+            Ok(c) if c.error.is_none() => Step::Now(c.bytes, c.data),
+            _ => Step::Failed,
+        },
+        Ok(Started::Pending(_)) => Step::Pending,
+        Err(_) => Step::Failed,
+    }
+}
+
 /// Echo loop for one connection, starting with received data (`have`) or
 /// with a receive to post; immediate completions are handled here, pending
 /// ones come back as packets.
@@ -80,29 +102,24 @@ fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Vec<u8>, mut have: bool
             return;
         }
         if have {
-            match conn.sock.send(data, MsgFlags::empty(), Notify::Port(SEND)) {
-                Ok(Started::Now { op, .. }) => match op.wait() {
-                    Ok(c) if c.error.is_none() => {
-                        stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
-                        data = c.data;
-                    }
-                    _ => return end(table, key),
-                },
-                Ok(Started::Pending(_)) => return,
-                Err(_) => return end(table, key),
+            match step(conn.sock.send(data, MsgFlags::empty(), Notify::Port(SEND))) {
+                Step::Now(n, d) => {
+                    stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    data = d;
+                }
+                Step::Pending => return,
+                Step::Failed => return end(table, key),
             }
         }
         data.resize(data.capacity().max(size), 0);
-        match conn.sock.recv(data, MsgFlags::empty(), Notify::Port(RECV)) {
-            Ok(Started::Now { op, .. }) => match op.wait() {
-                Ok(c) if c.error.is_none() && c.bytes > 0 => {
-                    data = c.data;
-                    have = true;
-                }
-                _ => return end(table, key),
-            },
-            Ok(Started::Pending(_)) => return,
-            Err(_) => return end(table, key),
+        match step(conn.sock.recv(data, MsgFlags::empty(), Notify::Port(RECV))) {
+            Step::Now(n, d) if n > 0 => {
+                data = d;
+                have = true;
+            }
+            Step::Pending => return,
+            // An error, or the end of the stream.
+            Step::Now(..) | Step::Failed => return end(table, key),
         }
     }
 }
