@@ -62,6 +62,17 @@ pub trait IoBufs: sealed::Sealed + Send + 'static {
     /// the bytes that landed in it.
     #[doc(hidden)]
     fn set_received(&mut self, n: usize);
+    /// The buffer, when the array holds exactly one (the common case, which
+    /// needs no iovec array).
+    #[doc(hidden)]
+    fn one(&mut self) -> Option<&mut Vec<u8>>;
+    /// The total length, `None` when it overflows.
+    #[doc(hidden)]
+    fn total_len(&self) -> Option<usize>;
+}
+
+fn checked_total<'a>(mut bufs: impl Iterator<Item = &'a Vec<u8>>) -> Option<usize> {
+    bufs.try_fold(0usize, |acc, b| acc.checked_add(b.len()))
 }
 
 fn truncate_all<'a>(bufs: impl Iterator<Item = &'a mut Vec<u8>>, mut n: usize) {
@@ -92,6 +103,12 @@ impl IoBufs for Vec<u8> {
     fn set_received(&mut self, n: usize) {
         truncate_all(std::iter::once(self), n);
     }
+    fn one(&mut self) -> Option<&mut Vec<u8>> {
+        Some(self)
+    }
+    fn total_len(&self) -> Option<usize> {
+        Some(self.len())
+    }
 }
 
 impl sealed::Sealed for Vec<Vec<u8>> {}
@@ -113,6 +130,15 @@ impl IoBufs for Vec<Vec<u8>> {
     }
     fn set_received(&mut self, n: usize) {
         truncate_all(self.iter_mut(), n);
+    }
+    fn one(&mut self) -> Option<&mut Vec<u8>> {
+        match self.as_mut_slice() {
+            [b] => Some(b),
+            _ => None,
+        }
+    }
+    fn total_len(&self) -> Option<usize> {
+        checked_total(self.iter())
     }
 }
 
@@ -136,6 +162,15 @@ impl<const N: usize> IoBufs for [Vec<u8>; N] {
     fn set_received(&mut self, n: usize) {
         truncate_all(self.iter_mut(), n);
     }
+    fn one(&mut self) -> Option<&mut Vec<u8>> {
+        match self.as_mut_slice() {
+            [b] => Some(b),
+            _ => None,
+        }
+    }
+    fn total_len(&self) -> Option<usize> {
+        checked_total(self.iter())
+    }
 }
 
 /// Checks a buffer array at start: at least one buffer, at most
@@ -156,11 +191,8 @@ pub(crate) fn check_bufs<B: IoBufs>(bufs: &B) -> std::io::Result<usize> {
             format!("{n} buffers is more than the system allows (IOV_MAX = {IOV_MAX})"),
         ));
     }
-    let mut lens = Vec::with_capacity(n);
-    bufs.lens(&mut lens);
-    let total = lens
-        .iter()
-        .try_fold(0usize, |acc, &l| acc.checked_add(l))
+    let total = bufs
+        .total_len()
         .filter(|&t| t <= isize::MAX as usize)
         .ok_or_else(|| {
             Error::new(

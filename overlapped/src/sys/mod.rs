@@ -179,6 +179,22 @@ pub(crate) fn attempt(
         OpKind::Send { flags, to } => {
             let bufs = bufs.expect("send carries buffers");
             let flags = tx_flags(*flags);
+            if let (None, Some(b)) = (&to, bufs.one()) {
+                // One buffer, no address: plain send(2), no iovec array.
+                loop {
+                    match rustix::net::send(fd, &b[*done..], flags) {
+                        Ok(n) => {
+                            *done += n;
+                            if !stream || *done >= b.len() || n == 0 {
+                                return Attempt::Done(Outcome::ok(*done));
+                            }
+                        }
+                        Err(e) if e == rustix::io::Errno::INTR => {}
+                        Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                        Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
+                    }
+                }
+            }
             loop {
                 let mut slices = bufs.io_slices();
                 let total: usize = slices.iter().map(|s| s.len()).sum();
@@ -205,6 +221,27 @@ pub(crate) fn attempt(
             let bufs = bufs.expect("receive carries buffers");
             let oob = flags.contains(MsgFlags::OOB);
             let rflags = rx_flags(*flags);
+            if let (true, false, Some(b)) = (stream, *want_addr, bufs.one()) {
+                // One buffer on a stream: plain recv(2), no msghdr.
+                loop {
+                    match rustix::net::recv(fd, &mut b[..], rflags) {
+                        Ok((_, n)) => {
+                            b.truncate(n);
+                            let mut out = Outcome::ok(n);
+                            if oob {
+                                out.flags |= RecvFlags::OOB;
+                            }
+                            return Attempt::Done(out);
+                        }
+                        Err(e) if e == rustix::io::Errno::INTR => {}
+                        Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                        Err(e) if oob && e == rustix::io::Errno::INVAL => {
+                            return Attempt::WouldBlock;
+                        }
+                        Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
+                    }
+                }
+            }
             loop {
                 let mut slices = bufs.io_slices_mut();
                 let mut control = Default::default();
