@@ -1650,6 +1650,14 @@ pub(crate) fn wait_returned(work: bool) {
     }
 }
 
+/// An alertable wait returns at once because routines are queued: the
+/// engines still get reaped now and then (see [`Inner::reap_if_due`]).
+pub(crate) fn reap_thread_engines_if_due() {
+    for e in thread_engines() {
+        e.reap_if_due();
+    }
+}
+
 /// Runs `f` with submissions deferred: operations started inside it are
 /// submitted together by the next kernel entry of this thread (any wait, or
 /// the end of the batch).
@@ -1688,8 +1696,9 @@ pub(crate) fn unregister_routine(id: usize) {
     let _ = LOCAL.try_with(|l| l.routines.borrow_mut().try_remove(id));
 }
 
-/// Runs the calling thread's queued routines, in completion order. Returns
-/// how many ran. Inside a routine this runs nothing: routines never nest.
+/// Runs the routines queued on the calling thread at entry, in completion
+/// order. Returns how many ran. Inside a routine this runs nothing:
+/// routines never nest.
 pub(crate) fn run_routines() -> usize {
     let Ok(ctx) = LOCAL.try_with(|l| {
         if l.in_routine.get() {
@@ -1720,8 +1729,16 @@ pub(crate) fn run_routines() -> usize {
         }
     }
     let _reset = Reset;
+    // The routines queued at entry: ones queued meanwhile (operations the
+    // routines started that completed at once) wait for the next alertable
+    // wait, which reaps the engines first, so operations completing in the
+    // kernel get their turn.
+    let queued = ctx.routines.lock().unwrap_or_else(|p| p.into_inner()).len();
     let mut n = 0;
-    while let Some((id, raw)) = ctx.pop_routine() {
+    for _ in 0..queued {
+        let Some((id, raw)) = ctx.pop_routine() else {
+            break;
+        };
         let f = LOCAL.with(|l| l.routines.borrow_mut().try_remove(id));
         if let Some(f) = f {
             f(raw);

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::driver::{
-    Inner, ThreadCtx, current_ctx, in_routine, run_routines, thread_engines, wait_entered,
-    wait_returned, wait_until,
+    Inner, ThreadCtx, current_ctx, in_routine, reap_thread_engines_if_due, run_routines,
+    thread_engines, wait_entered, wait_returned, wait_until,
 };
 use crate::sched::Signal;
 
@@ -198,6 +198,7 @@ fn wait_inner(
     let alertable = alertable && !in_routine();
     let ctx = current_ctx();
     if alertable && ctx.has_routines() {
+        reap_thread_engines_if_due();
         return WaitOutcome::IoCompletion;
     }
     let check = || -> Option<usize> {

@@ -4,9 +4,12 @@
 //! When the operation completes — even during its start call — the routine is
 //! queued to the thread that started the operation, and runs only while that
 //! thread is in an **alertable wait**: [`sleep_ex`] with `alertable`, or
-//! [`wait_for_events`](crate::wait_for_events) with `alertable`. All queued
-//! routines run, in completion order, then the wait returns *I/O
-//! completion*.
+//! [`wait_for_events`](crate::wait_for_events) with `alertable`. The
+//! routines queued when the wait returns run, in completion order, then the
+//! wait returns *I/O completion*; routines queued while they run (their new
+//! operations completed at once) run in the next alertable wait, after the
+//! engines were reaped, so they cannot starve operations completing in the
+//! kernel.
 //!
 //! Rules we chose where Windows leaves room:
 //!
@@ -25,7 +28,8 @@
 use std::time::{Duration, Instant};
 
 use crate::driver::{
-    current_ctx, in_routine, run_routines, thread_engines, wait_entered, wait_returned, wait_until,
+    current_ctx, in_routine, reap_thread_engines_if_due, run_routines, thread_engines,
+    wait_entered, wait_returned, wait_until,
 };
 
 /// How [`sleep_ex`] ended.
@@ -58,6 +62,7 @@ fn sleep_inner(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
     let ctx = current_ctx();
     let deadline = timeout.map(|t| Instant::now() + t);
     if alertable && ctx.has_routines() {
+        reap_thread_engines_if_due();
         return SleepOutcome::IoCompletion;
     }
     loop {

@@ -259,6 +259,10 @@ impl<R> RoutineQueue<R> {
         self.queue.is_empty()
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// The thread exits: closes the queue and returns what was still queued.
     pub(crate) fn close(&mut self) -> VecDeque<R> {
         self.open = false;

@@ -113,6 +113,48 @@ cases! {
         assert_eq!(read_n(&mut p, 5), b"abcde");
     }
 
+    fn r01_a_chain_of_immediate_routines_does_not_starve_a_pending_one(e: &Engine) {
+        // Connection A has 64 KiB waiting: its routine re-posts a 4-byte
+        // receive, which completes at once, 16,384 times. Connection B's
+        // receive is pending; its byte arrives while A's chain runs. B's
+        // routine runs long before the chain ends: each alertable wait runs
+        // the routines queued at its start, and the engine is reaped between
+        // waits.
+        const CHAIN: usize = 16 * 1024;
+        let (a, mut pa) = std_pair(e);
+        let (b, mut pb) = std_pair(e);
+        write_all(&mut pa, &vec![1u8; 4 * CHAIN]);
+        let a_count = Rc::new(Cell::new(0usize));
+        let b_seen_at = Rc::new(Cell::new(None::<usize>));
+        let b2 = b_seen_at.clone();
+        let ac = a_count.clone();
+        b.recv(vec![0u8; 1], MsgFlags::empty(), Notify::routine(move |d: Completion<Vec<u8>>| {
+            assert_eq!(d.bytes, 1);
+            b2.set(Some(ac.get()));
+        })).unwrap();
+        fn post(a: Rc<Socket>, count: Rc<Cell<usize>>) {
+            let (a2, c2) = (a.clone(), count.clone());
+            a.recv(vec![0u8; 4], MsgFlags::empty(), Notify::routine(move |d: Completion<Vec<u8>>| {
+                assert!(d.error.is_none());
+                c2.set(c2.get() + d.bytes / 4);
+                if c2.get() < CHAIN {
+                    post(a2, c2);
+                }
+            })).unwrap();
+        }
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2));
+            write_all(&mut pb, b"x");
+            pb
+        });
+        post(Rc::new(a), a_count.clone());
+        let (ac, bs) = (a_count.clone(), b_seen_at.clone());
+        alertable_until(move || ac.get() >= CHAIN && bs.get().is_some());
+        let _pb = writer.join().unwrap();
+        let at = b_seen_at.get().unwrap();
+        assert!(at < CHAIN * 3 / 4, "B's routine ran after {at} of A's {CHAIN} routines");
+    }
+
     fn r02_routine_runs_only_on_the_issuing_thread(e: &Engine) {
         let (c, mut p) = std_pair(e);
         let me = std::thread::current().id();
