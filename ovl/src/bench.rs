@@ -41,10 +41,10 @@ pub struct BenchArgs {
     /// Rounds per server and cell.
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// Measured seconds per round.
+    /// Measured seconds per round [default: 1]
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Warm-up seconds per round.
+    /// Warm-up seconds per round [default: 0.3]
     #[arg(long)]
     pub warmup: Option<f64>,
     /// Messages in flight per connection in pipeline mode.
@@ -707,8 +707,10 @@ pub fn run(a: BenchArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let rounds = a.rounds.unwrap_or(if a.quick { 1 } else { 3 });
-    let dur = Duration::from_secs_f64(a.duration.unwrap_or(if a.quick { 1.0 } else { 2.0 }));
-    let warm = Duration::from_secs_f64(a.warmup.unwrap_or(if a.quick { 0.3 } else { 0.5 }));
+    // Defaults keep the whole run near two minutes; the README's figures
+    // use longer rounds (`--duration 2 --warmup 0.5`).
+    let dur = Duration::from_secs_f64(a.duration.unwrap_or(1.0));
+    let warm = Duration::from_secs_f64(a.warmup.unwrap_or(0.3));
     let ncpu = cpus();
     NCPU.store(ncpu, std::sync::atomic::Ordering::Relaxed);
     if ncpu >= 2 {
