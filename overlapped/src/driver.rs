@@ -15,7 +15,19 @@
 //! * **Completed now.** A start whose queue is empty first tries the
 //!   operation non-blocking (both engines, the same code): success is the
 //!   model's *completed now*; an error is a start failure, after which no
-//!   completion ever follows.
+//!   completion ever follows. On io_uring a stream receive skips the try
+//!   after a try found nothing (`recv_direct`), and parks with
+//!   `IORING_RECVSEND_POLL_FIRST` until a completion reports bytes left
+//!   (`IORING_CQE_F_SOCK_NONEMPTY`): a wasted system call per message saved.
+//! * **Batched submission.** SQEs of starts made while a thread answers a
+//!   wait (`after_wait`), runs routines or polls async tasks are left in the
+//!   ring and go in with that thread's next kernel entry (`drive_once`
+//!   submits and waits in one `io_uring_enter`). A start submits at once
+//!   when another thread is blocked in the engine (it could not submit for
+//!   us). A socket's SQEs are always submitted before its descriptor closes
+//!   (a closed number may be reused at once). Waits that find work without
+//!   entering the kernel still reap every [`REAP_INTERVAL_US`], so
+//!   completions waiting in the kernel are not starved.
 //! * **Whoever waits, drives.** One thread at a time drives an engine: it
 //!   submits, blocks in `io_uring_enter`/`epoll_wait` with the state lock
 //!   released, then reaps and dispatches. Other waiters park and are woken by
