@@ -280,6 +280,30 @@ pub(crate) struct Inner {
 /// starved by ones that complete at once.
 const REAP_INTERVAL_US: u64 = 200;
 
+/// `OVERLAPPED_WAIT_SLICE_MS`: the longest one blocking `io_uring_enter`
+/// may last (unset: no limit; the wait simply repeats). For tools that run
+/// one thread at a time and hold their lock across a blocking
+/// `io_uring_enter`, such as valgrind: without a slice, a thread waiting in
+/// the ring would stop every other thread of the program.
+fn wait_slice() -> Option<Duration> {
+    static SLICE: OnceLock<Option<Duration>> = OnceLock::new();
+    *SLICE.get_or_init(|| {
+        std::env::var("OVERLAPPED_WAIT_SLICE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis)
+    })
+}
+
+fn cap_wait(timeout: Option<Duration>) -> Option<Duration> {
+    match (timeout, wait_slice()) {
+        (Some(t), Some(s)) => Some(t.min(s)),
+        (None, s) => s,
+        (t, None) => t,
+    }
+}
+
 fn clock_us() -> u64 {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     ORIGIN.get_or_init(Instant::now).elapsed().as_micros() as u64
@@ -1178,7 +1202,7 @@ impl Inner {
             bump(&self.counters.enter_calls);
             match &self.backend {
                 Backend::Uring(u) => {
-                    if let Err(e) = u.wait(timeout) {
+                    if let Err(e) = u.wait(cap_wait(timeout)) {
                         tracing::warn!(error = %e, "io_uring wait failed");
                     }
                 }
