@@ -143,6 +143,7 @@ cases! {
         }
         std::thread::sleep(Duration::from_millis(100));
         let before = e.counters().enter_calls;
+        let t0 = Instant::now();
         let mut got = 0;
         while got < N {
             let pk = packet(&port);
@@ -154,10 +155,16 @@ cases! {
         for (c, _) in &pairs {
             restarted.push(c.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(1)).unwrap());
         }
+        // Waits that find work also reap every 200 us (fairness): a slow run
+        // (a loaded machine, valgrind) is allowed those reaps on top.
+        let allowed = 10 + t0.elapsed().as_micros() / 200;
         // The next wait submits them; a second round proves they are live.
         assert!(port.get_queued(Some(Duration::from_millis(20))).unwrap().is_none());
         let entries = e.counters().enter_calls - before;
-        assert!(entries <= 10, "{entries} kernel entries for {N} packets and {N} starts");
+        assert!(
+            u128::from(entries) <= allowed,
+            "{entries} kernel entries for {N} packets and {N} starts (allowed {allowed})"
+        );
         for (_, p) in &mut pairs {
             write_all(p, b"pong");
         }
