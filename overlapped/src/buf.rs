@@ -111,67 +111,44 @@ impl IoBufs for Vec<u8> {
     }
 }
 
-impl sealed::Sealed for Vec<Vec<u8>> {}
-impl IoBufs for Vec<Vec<u8>> {
-    fn buf_count(&self) -> usize {
-        self.len()
-    }
-    fn lens(&self, out: &mut Vec<usize>) {
-        out.extend(self.iter().map(Vec::len));
-    }
-    fn io_slices(&self) -> Vec<IoSlice<'_>> {
-        self.iter().map(|b| IoSlice::new(b)).collect()
-    }
-    fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
-        self.iter_mut().map(|b| IoSliceMut::new(b)).collect()
-    }
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-        out.extend(self.iter_mut().map(|b| (b.as_mut_ptr(), b.len())));
-    }
-    fn set_received(&mut self, n: usize) {
-        truncate_all(self.iter_mut(), n);
-    }
-    fn one(&mut self) -> Option<&mut Vec<u8>> {
-        match self.as_mut_slice() {
-            [b] => Some(b),
-            _ => None,
+/// The buffer arrays: `Vec<Vec<u8>>` and `[Vec<u8>; N]` share one
+/// implementation (both deref to `[Vec<u8>]`).
+macro_rules! impl_buf_array {
+    ($([$($gen:tt)*] $ty:ty),* $(,)?) => {$(
+        impl<$($gen)*> sealed::Sealed for $ty {}
+        impl<$($gen)*> IoBufs for $ty {
+            fn buf_count(&self) -> usize {
+                self.len()
+            }
+            fn lens(&self, out: &mut Vec<usize>) {
+                out.extend(self.iter().map(Vec::len));
+            }
+            fn io_slices(&self) -> Vec<IoSlice<'_>> {
+                self.iter().map(|b| IoSlice::new(b)).collect()
+            }
+            fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
+                self.iter_mut().map(|b| IoSliceMut::new(b)).collect()
+            }
+            fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
+                out.extend(self.iter_mut().map(|b| (b.as_mut_ptr(), b.len())));
+            }
+            fn set_received(&mut self, n: usize) {
+                truncate_all(self.iter_mut(), n);
+            }
+            fn one(&mut self) -> Option<&mut Vec<u8>> {
+                match &mut self[..] {
+                    [b] => Some(b),
+                    _ => None,
+                }
+            }
+            fn total_len(&self) -> Option<usize> {
+                checked_total(self.iter())
+            }
         }
-    }
-    fn total_len(&self) -> Option<usize> {
-        checked_total(self.iter())
-    }
+    )*};
 }
 
-impl<const N: usize> sealed::Sealed for [Vec<u8>; N] {}
-impl<const N: usize> IoBufs for [Vec<u8>; N] {
-    fn buf_count(&self) -> usize {
-        N
-    }
-    fn lens(&self, out: &mut Vec<usize>) {
-        out.extend(self.iter().map(Vec::len));
-    }
-    fn io_slices(&self) -> Vec<IoSlice<'_>> {
-        self.iter().map(|b| IoSlice::new(b)).collect()
-    }
-    fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
-        self.iter_mut().map(|b| IoSliceMut::new(b)).collect()
-    }
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-        out.extend(self.iter_mut().map(|b| (b.as_mut_ptr(), b.len())));
-    }
-    fn set_received(&mut self, n: usize) {
-        truncate_all(self.iter_mut(), n);
-    }
-    fn one(&mut self) -> Option<&mut Vec<u8>> {
-        match self.as_mut_slice() {
-            [b] => Some(b),
-            _ => None,
-        }
-    }
-    fn total_len(&self) -> Option<usize> {
-        checked_total(self.iter())
-    }
-}
+impl_buf_array!([] Vec<Vec<u8>>, [const N: usize] [Vec<u8>; N]);
 
 /// Checks a buffer array at start: at least one buffer, at most
 /// [`IOV_MAX`], and a total length that fits the kernel's `ssize_t`.

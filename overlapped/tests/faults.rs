@@ -8,6 +8,11 @@ use std::time::Duration;
 use overlapped::probe::EngineChoice;
 use overlapped::{Engine, Event, MsgFlags, Notify, Socket, WaitMode, wait_for_events};
 
+/// A fresh engine of the chosen kind.
+fn engine(choice: EngineChoice) -> Engine {
+    Engine::builder().choice(choice).build().unwrap()
+}
+
 fn pairs(e: &Engine, n: usize) -> Vec<(Socket, Socket)> {
     let l = Socket::tcp_listener(e, &"127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = l.local_addr().unwrap();
@@ -71,12 +76,7 @@ fn tiny_ring_full_sq_and_cq_overflow_lose_nothing_uring() {
 
 #[test]
 fn tiny_ring_full_sq_and_cq_overflow_lose_nothing_poll() {
-    thousand_ops_through_a_tiny_ring(
-        Engine::builder()
-            .choice(EngineChoice::Poll)
-            .build()
-            .unwrap(),
-    );
+    thousand_ops_through_a_tiny_ring(engine(EngineChoice::Poll));
 }
 
 /// Closing a socket with 1,000 pending receives completes every one of them
@@ -106,22 +106,12 @@ fn close_with_1000_pending(e: Engine) {
 
 #[test]
 fn close_with_1000_pending_ops_aborts_all_uring() {
-    close_with_1000_pending(
-        Engine::builder()
-            .choice(EngineChoice::Uring)
-            .build()
-            .unwrap(),
-    );
+    close_with_1000_pending(engine(EngineChoice::Uring));
 }
 
 #[test]
 fn close_with_1000_pending_ops_aborts_all_poll() {
-    close_with_1000_pending(
-        Engine::builder()
-            .choice(EngineChoice::Poll)
-            .build()
-            .unwrap(),
-    );
+    close_with_1000_pending(engine(EngineChoice::Poll));
 }
 
 /// An accept whose completion goes to a port: the new socket is registered
@@ -148,22 +138,12 @@ fn accept_through_a_port(e: Engine) {
 
 #[test]
 fn accept_through_a_port_uring() {
-    accept_through_a_port(
-        Engine::builder()
-            .choice(EngineChoice::Uring)
-            .build()
-            .unwrap(),
-    );
+    accept_through_a_port(engine(EngineChoice::Uring));
 }
 
 #[test]
 fn accept_through_a_port_poll() {
-    accept_through_a_port(
-        Engine::builder()
-            .choice(EngineChoice::Poll)
-            .build()
-            .unwrap(),
-    );
+    accept_through_a_port(engine(EngineChoice::Poll));
 }
 
 /// 100,000 cancel-versus-complete races on one connection: every receive
@@ -216,22 +196,12 @@ fn cancel_races(e: Engine) {
 
 #[test]
 fn cancel_races_100000_uring() {
-    cancel_races(
-        Engine::builder()
-            .choice(EngineChoice::Uring)
-            .build()
-            .unwrap(),
-    );
+    cancel_races(engine(EngineChoice::Uring));
 }
 
 #[test]
 fn cancel_races_100000_poll() {
-    cancel_races(
-        Engine::builder()
-            .choice(EngineChoice::Poll)
-            .build()
-            .unwrap(),
-    );
+    cancel_races(engine(EngineChoice::Poll));
 }
 
 /// The peer resets the connection while a large send is parked part-way
@@ -304,20 +274,10 @@ fn peer_reset_mid_send_and_receives(e: Engine) {
 
 #[test]
 fn peer_reset_mid_send_and_receives_uring() {
-    peer_reset_mid_send_and_receives(
-        Engine::builder()
-            .choice(EngineChoice::Uring)
-            .build()
-            .unwrap(),
-    );
+    peer_reset_mid_send_and_receives(engine(EngineChoice::Uring));
 }
 
 #[test]
 fn peer_reset_mid_send_and_receives_poll() {
-    peer_reset_mid_send_and_receives(
-        Engine::builder()
-            .choice(EngineChoice::Poll)
-            .build()
-            .unwrap(),
-    );
+    peer_reset_mid_send_and_receives(engine(EngineChoice::Poll));
 }
