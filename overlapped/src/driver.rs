@@ -309,6 +309,17 @@ fn clock_us() -> u64 {
     ORIGIN.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
+/// True when [`REAP_INTERVAL_US`] has passed since the time in `last`; the
+/// one caller that sees it first also moves `last` to now.
+pub(crate) fn interval_passed(last: &AtomicU64) -> bool {
+    let prev = last.load(Ordering::Relaxed);
+    let now = clock_us();
+    now.saturating_sub(prev) >= REAP_INTERVAL_US
+        && last
+            .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 struct State {
     ops: Slab<Slot>,
     socks: Slab<SockEntry>,

@@ -26,13 +26,14 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::driver::{
-    Inner, RawDone, ThreadCtx, current_ctx, wait_entered, wait_returned, wait_until,
+    Inner, RawDone, ThreadCtx, current_ctx, interval_passed, wait_entered, wait_returned,
+    wait_until,
 };
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
@@ -134,11 +135,22 @@ struct PortState {
 pub(crate) struct PortInner {
     st: Mutex<PortState>,
     handles: AtomicUsize,
+    concurrency: usize,
+    /// When a waiter last reaped the port's engines (see [`interval_passed`]).
+    last_reap: AtomicU64,
 }
 
 impl PortInner {
     fn lock(&self) -> MutexGuard<'_, PortState> {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The engines of the associated sockets that are still alive, with the
+    /// version of that list.
+    fn live_engines(&self) -> (Vec<Arc<Inner>>, u64) {
+        let st = self.lock();
+        let v = st.engines.iter().filter_map(Weak::upgrade).collect();
+        (v, st.engines_version)
     }
 
     /// Queues a packet: hands it to the most recent waiter when fewer than
@@ -257,13 +269,15 @@ impl CompletionPort {
                     engines_version: 0,
                 }),
                 handles: AtomicUsize::new(1),
+                concurrency,
+                last_reap: AtomicU64::new(0),
             }),
         }
     }
 
     /// The concurrency value.
     pub fn concurrency(&self) -> usize {
-        self.inner.lock().q.concurrency()
+        self.inner.concurrency
     }
 
     /// `CreateIoCompletionPort(socket, port, key, 0)`: associates a socket
@@ -345,16 +359,16 @@ impl CompletionPort {
         let deadline = timeout.map(|t| Instant::now() + t);
         let inner = &self.inner;
         // This thread stops counting as running.
-        let (my_id, mut engines, mut version) = {
-            let mut st = inner.lock();
-            let id = st.q.enter(me).map_err(|_| closed_error())?;
-            let v: Vec<Arc<Inner>> = st.engines.iter().filter_map(Weak::upgrade).collect();
-            (id, v, st.engines_version)
-        };
-        // Queued packets do not keep completions in the kernel waiting.
-        for e in &engines {
-            e.reap_if_due();
+        let my_id = inner.lock().q.enter(me).map_err(|_| closed_error())?;
+        // Queued packets do not keep completions in the kernel waiting: at
+        // most every REAP_INTERVAL_US one waiter reaps the engines first.
+        if interval_passed(&inner.last_reap) {
+            for e in inner.live_engines().0 {
+                e.reap_if_due();
+            }
         }
+        // The engines to drive, collected only when this thread must wait.
+        let mut engines: Option<(Vec<Arc<Inner>>, u64)> = None;
         let mut out = Vec::new();
         loop {
             {
@@ -368,19 +382,21 @@ impl CompletionPort {
                     return Err(closed_error());
                 }
                 st.q.register(my_id, me, ctx.clone());
-            }
-            {
-                let st = inner.lock();
-                if st.engines_version != version {
-                    engines = st.engines.iter().filter_map(Weak::upgrade).collect();
-                    version = st.engines_version;
+                if engines
+                    .as_ref()
+                    .is_none_or(|(_, v)| *v != st.engines_version)
+                {
+                    drop(st);
+                    engines = Some(inner.live_engines());
                 }
             }
+            let (engines, version) = engines.as_ref().expect("collected above");
+            let version = *version;
             let mut ready = || {
                 let st = inner.lock();
                 st.engines_version != version || st.q.ready(my_id)
             };
-            if !wait_until(&engines, deadline, &mut ready) {
+            if !wait_until(engines, deadline, &mut ready) {
                 let mut st = inner.lock();
                 if st.q.take(my_id, me, max, &mut out) {
                     drop(st);

@@ -53,6 +53,7 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn concurrency(&self) -> usize {
         self.concurrency
     }

@@ -45,11 +45,11 @@ cases! {
         let port = CompletionPort::new(1);
         let t0 = Instant::now();
         assert!(port.get_queued(Some(Duration::ZERO)).unwrap().is_none());
-        assert!(t0.elapsed() < Duration::from_millis(5));
+        assert!(t0.elapsed() < slack(5 * MS));
         let t0 = Instant::now();
         assert!(port.get_queued(Some(Duration::from_millis(100))).unwrap().is_none());
         let took = t0.elapsed();
-        assert!(took >= Duration::from_millis(100) && took < Duration::from_millis(300), "{took:?}");
+        assert!(took >= 100 * MS && took < 100 * MS + slack(200 * MS), "{took:?}");
     }
 
     fn p03_post_delivers_exactly_that_packet(_e: &Engine) {

@@ -8,8 +8,24 @@ use std::time::{Duration, Instant};
 
 use overlapped::{Engine, EngineKind, Socket};
 
-/// The bound on any one case.
+/// The bound on any one case (before [`slack`]).
 pub const CASE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `OVERLAPPED_TEST_TIME_SCALE` (a whole number, default 1) multiplies the
+/// upper time bounds the cases assert, for runs under a tool that slows the
+/// program down: `scripts/memcheck` sets it for valgrind. Lower bounds
+/// ("waited at least the timeout") are never scaled.
+pub fn slack(d: Duration) -> Duration {
+    static SCALE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let scale = *SCALE.get_or_init(|| {
+        std::env::var("OVERLAPPED_TEST_TIME_SCALE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or(1)
+    });
+    d * scale
+}
 
 /// A fresh engine of this kind.
 pub fn engine(kind: EngineKind) -> Engine {
@@ -17,7 +33,7 @@ pub fn engine(kind: EngineKind) -> Engine {
 }
 
 /// Runs `f` on its own thread and fails the test if it takes longer than
-/// [`CASE_LIMIT`].
+/// [`CASE_LIMIT`] (scaled by [`slack`]).
 pub fn bounded(name: &str, f: impl FnOnce() + Send + 'static) {
     let (tx, rx) = mpsc::channel();
     let h = std::thread::Builder::new()
@@ -27,14 +43,15 @@ pub fn bounded(name: &str, f: impl FnOnce() + Send + 'static) {
             let _ = tx.send(());
         })
         .expect("spawn case thread");
-    match rx.recv_timeout(CASE_LIMIT) {
+    let limit = slack(CASE_LIMIT);
+    match rx.recv_timeout(limit) {
         Ok(()) => h.join().expect("case thread"),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             if let Err(p) = h.join() {
                 std::panic::resume_unwind(p);
             }
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("case {name} exceeded {CASE_LIMIT:?}"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("case {name} exceeded {limit:?}"),
     }
 }
 
@@ -78,15 +95,15 @@ pub fn tcp_pair_at(e: &Engine, at: SocketAddr) -> (Socket, Socket) {
 }
 
 /// An overlapped TCP socket connected to a plain std peer: (ours, peer).
-/// The peer has read and write timeouts of 10 s.
+/// The peer has read and write timeouts of 10 s (scaled by [`slack`]).
 pub fn std_pair(e: &Engine) -> (Socket, TcpStream) {
     let l = TcpListener::bind(v4()).unwrap();
     let addr = l.local_addr().unwrap();
     let c = Socket::tcp_for(e, &addr).unwrap();
     c.connect_wait(addr).expect("connect");
     let (p, _) = l.accept().unwrap();
-    p.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    p.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    p.set_read_timeout(Some(slack(10 * SEC))).unwrap();
+    p.set_write_timeout(Some(slack(10 * SEC))).unwrap();
     (c, p)
 }
 
