@@ -17,6 +17,11 @@
 //!   (`buf.resize(buf.capacity(), 0)`) — the counterpart of resetting
 //!   `WSABUF.len` before the next `WSARecv`.
 //!
+//! [`Slice`] is the other buffer: a window into a `Vec<u8>` that keeps its
+//! length. A receive shrinks the window to the bytes that landed, and
+//! widening it again costs nothing, where restoring a truncated `Vec`'s
+//! length writes zeros over the room (16 KiB per message in an echo loop).
+//!
 //! A zero-length buffer is legal: a zero-length stream receive is the
 //! readiness probe of the model (it completes with 0 when the socket becomes
 //! readable and consumes nothing).
@@ -38,8 +43,8 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// Buffers an operation can own: one `Vec<u8>`, a `Vec<Vec<u8>>`, or an
-/// array `[Vec<u8>; N]`.
+/// Buffers an operation can own: one `Vec<u8>` or [`Slice`], or a
+/// `Vec<_>` or array `[_; N]` of them.
 ///
 /// Sealed: implemented only for types whose bytes are heap allocations that
 /// stay put when the value moves.
@@ -62,57 +67,195 @@ pub trait IoBufs: sealed::Sealed + Send + 'static {
     /// the bytes that landed in it.
     #[doc(hidden)]
     fn set_received(&mut self, n: usize);
-    /// The buffer, when the array holds exactly one (the common case, which
-    /// needs no iovec array).
+    /// The buffer's bytes, when the array holds exactly one (the common
+    /// case, which needs no iovec array).
     #[doc(hidden)]
-    fn one(&mut self) -> Option<&mut Vec<u8>>;
+    fn one(&mut self) -> Option<&mut [u8]>;
     /// The total length, `None` when it overflows.
     #[doc(hidden)]
     fn total_len(&self) -> Option<usize>;
 }
 
-fn checked_total<'a>(mut bufs: impl Iterator<Item = &'a Vec<u8>>) -> Option<usize> {
-    bufs.try_fold(0usize, |acc, b| acc.checked_add(b.len()))
+/// One buffer of an array: a `Vec<u8>` (its `..len()`) or a [`Slice`] (its
+/// window). The operations see only the window.
+trait Piece {
+    fn window(&self) -> &[u8];
+    fn window_mut(&mut self) -> &mut [u8];
+    /// Keeps the first `n` bytes of the window (`n <= window().len()`).
+    fn keep(&mut self, n: usize);
 }
 
-fn truncate_all<'a>(bufs: impl Iterator<Item = &'a mut Vec<u8>>, mut n: usize) {
+impl Piece for Vec<u8> {
+    fn window(&self) -> &[u8] {
+        self
+    }
+    fn window_mut(&mut self) -> &mut [u8] {
+        self
+    }
+    fn keep(&mut self, n: usize) {
+        self.truncate(n);
+    }
+}
+
+impl Piece for Slice {
+    fn window(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn window_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+    fn keep(&mut self, n: usize) {
+        self.end = self.start + n.min(self.end - self.start);
+    }
+}
+
+/// A window `start..end` of an owned `Vec<u8>`: a `WSABUF` that points into
+/// a larger buffer.
+///
+/// A send sends the window's bytes; a receive offers the window and, on
+/// completion, shrinks the window to the bytes that landed in it. The
+/// `Vec` itself keeps its length, so receiving again needs no refill: set
+/// the window back with [`Slice::set_range`]. Two uses:
+///
+/// * an echo or relay loop receives into `Slice::from(vec![0; 16384])`,
+///   sends the `Slice` it gets back (exactly the received bytes), then
+///   widens it again, with no zeroing between messages;
+/// * a framing loop appends: receive into `filled..capacity` of one buffer
+///   until a whole message is there.
+///
+/// The window can only be set within the `Vec`'s length, and the `Vec` is
+/// reachable only by value ([`Slice::into_inner`]) or read-only, so a window
+/// handed to the kernel always lies inside the allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Slice {
+    /// The window `range` of `buf`.
+    ///
+    /// # Panics
+    /// When `range` does not lie within `buf.len()` (as slice indexing does).
+    pub fn new(buf: Vec<u8>, range: impl std::ops::RangeBounds<usize>) -> Slice {
+        let mut s = Slice::from(buf);
+        s.set_range(range);
+        s
+    }
+
+    /// Moves the window to `range`.
+    ///
+    /// # Panics
+    /// When `range` does not lie within the buffer's length.
+    pub fn set_range(&mut self, range: impl std::ops::RangeBounds<usize>) {
+        use std::ops::Bound;
+        let len = self.buf.len();
+        let start = match range.start_bound() {
+            Bound::Included(&a) => a,
+            Bound::Excluded(&a) => a.checked_add(1).expect("range start overflows"),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&b) => b.checked_add(1).expect("range end overflows"),
+            Bound::Excluded(&b) => b,
+            Bound::Unbounded => len,
+        };
+        assert!(
+            start <= end && end <= len,
+            "window {start}..{end} is not within a buffer of {len} bytes"
+        );
+        (self.start, self.end) = (start, end);
+    }
+
+    /// The window, as a range of the buffer.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.end
+    }
+
+    /// The whole buffer, window or not.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The buffer, giving up the window.
+    pub fn into_inner(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// The whole buffer as the window.
+impl From<Vec<u8>> for Slice {
+    fn from(buf: Vec<u8>) -> Slice {
+        let end = buf.len();
+        Slice { buf, start: 0, end }
+    }
+}
+
+/// The window's bytes.
+impl std::ops::Deref for Slice {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.window()
+    }
+}
+
+impl std::ops::DerefMut for Slice {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.window_mut()
+    }
+}
+
+fn checked_total<'a, P: Piece + 'a>(mut bufs: impl Iterator<Item = &'a P>) -> Option<usize> {
+    bufs.try_fold(0usize, |acc, b| acc.checked_add(b.window().len()))
+}
+
+fn keep_all<'a, P: Piece + 'a>(bufs: impl Iterator<Item = &'a mut P>, mut n: usize) {
     for b in bufs {
-        let here = n.min(b.len());
-        b.truncate(here);
+        let here = n.min(b.window().len());
+        b.keep(here);
         n -= here;
     }
 }
 
-impl sealed::Sealed for Vec<u8> {}
-impl IoBufs for Vec<u8> {
-    fn buf_count(&self) -> usize {
-        1
-    }
-    fn lens(&self, out: &mut Vec<usize>) {
-        out.push(self.len());
-    }
-    fn io_slices(&self) -> Vec<IoSlice<'_>> {
-        vec![IoSlice::new(self)]
-    }
-    fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
-        vec![IoSliceMut::new(self)]
-    }
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-        out.push((self.as_mut_ptr(), self.len()));
-    }
-    fn set_received(&mut self, n: usize) {
-        truncate_all(std::iter::once(self), n);
-    }
-    fn one(&mut self) -> Option<&mut Vec<u8>> {
-        Some(self)
-    }
-    fn total_len(&self) -> Option<usize> {
-        Some(self.len())
-    }
+/// One buffer: `Vec<u8>` and [`Slice`].
+macro_rules! impl_buf_one {
+    ($($ty:ty),*) => {$(
+        impl sealed::Sealed for $ty {}
+        impl IoBufs for $ty {
+            fn buf_count(&self) -> usize {
+                1
+            }
+            fn lens(&self, out: &mut Vec<usize>) {
+                out.push(self.window().len());
+            }
+            fn io_slices(&self) -> Vec<IoSlice<'_>> {
+                vec![IoSlice::new(self.window())]
+            }
+            fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
+                vec![IoSliceMut::new(self.window_mut())]
+            }
+            fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
+                let w = self.window_mut();
+                out.push((w.as_mut_ptr(), w.len()));
+            }
+            fn set_received(&mut self, n: usize) {
+                keep_all(std::iter::once(self), n);
+            }
+            fn one(&mut self) -> Option<&mut [u8]> {
+                Some(self.window_mut())
+            }
+            fn total_len(&self) -> Option<usize> {
+                Some(self.window().len())
+            }
+        }
+    )*};
 }
 
-/// The buffer arrays: `Vec<Vec<u8>>` and `[Vec<u8>; N]` share one
-/// implementation (both deref to `[Vec<u8>]`).
+impl_buf_one!(Vec<u8>, Slice);
+
+/// The buffer arrays: `Vec<_>` and `[_; N]` of `Vec<u8>` or [`Slice`] share
+/// one implementation (all deref to a slice of pieces).
 macro_rules! impl_buf_array {
     ($([$($gen:tt)*] $ty:ty),* $(,)?) => {$(
         impl<$($gen)*> sealed::Sealed for $ty {}
@@ -121,23 +264,26 @@ macro_rules! impl_buf_array {
                 self.len()
             }
             fn lens(&self, out: &mut Vec<usize>) {
-                out.extend(self.iter().map(Vec::len));
+                out.extend(self.iter().map(|b| b.window().len()));
             }
             fn io_slices(&self) -> Vec<IoSlice<'_>> {
-                self.iter().map(|b| IoSlice::new(b)).collect()
+                self.iter().map(|b| IoSlice::new(b.window())).collect()
             }
             fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
-                self.iter_mut().map(|b| IoSliceMut::new(b)).collect()
+                self.iter_mut().map(|b| IoSliceMut::new(b.window_mut())).collect()
             }
             fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-                out.extend(self.iter_mut().map(|b| (b.as_mut_ptr(), b.len())));
+                out.extend(self.iter_mut().map(|b| {
+                    let w = b.window_mut();
+                    (w.as_mut_ptr(), w.len())
+                }));
             }
             fn set_received(&mut self, n: usize) {
-                truncate_all(self.iter_mut(), n);
+                keep_all(self.iter_mut(), n);
             }
-            fn one(&mut self) -> Option<&mut Vec<u8>> {
+            fn one(&mut self) -> Option<&mut [u8]> {
                 match &mut self[..] {
-                    [b] => Some(b),
+                    [b] => Some(b.window_mut()),
                     _ => None,
                 }
             }
@@ -148,7 +294,12 @@ macro_rules! impl_buf_array {
     )*};
 }
 
-impl_buf_array!([] Vec<Vec<u8>>, [const N: usize] [Vec<u8>; N]);
+impl_buf_array!(
+    [] Vec<Vec<u8>>,
+    [const N: usize] [Vec<u8>; N],
+    [] Vec<Slice>,
+    [const N: usize] [Slice; N],
+);
 
 /// Checks a buffer array at start: at least one buffer, at most
 /// [`IOV_MAX`], and a total length that fits the kernel's `ssize_t`.
@@ -190,6 +341,27 @@ mod tests {
         b.set_received(8);
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 5, 0]);
         assert_eq!(b[2].capacity(), 100);
+    }
+
+    #[test]
+    fn slice_windows_scatter_and_keep_the_buffer() {
+        let mut b = [Slice::new(vec![7u8; 10], 2..5), Slice::from(vec![0u8; 4])];
+        assert_eq!(b.total_len(), Some(7));
+        let mut lens = Vec::new();
+        b.lens(&mut lens);
+        assert_eq!(lens, vec![3, 4]);
+        b.set_received(5);
+        assert_eq!((b[0].range(), b[1].range()), (2..5, 0..2));
+        assert_eq!((b[0].buffer().len(), b[1].buffer().len()), (10, 4));
+        b[1].set_range(1..=3);
+        assert_eq!(b[1].len(), 3);
+        assert_eq!(b[1].clone().into_inner(), vec![0u8; 4]);
+    }
+
+    #[test]
+    #[should_panic(expected = "not within a buffer of 4 bytes")]
+    fn slice_window_beyond_the_buffer_panics() {
+        let _ = Slice::new(vec![0u8; 4], 2..5);
     }
 
     #[test]

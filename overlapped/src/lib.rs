@@ -122,7 +122,7 @@ pub mod rt;
 mod sched;
 mod sys;
 
-pub use buf::{IOV_MAX, IoBufs};
+pub use buf::{IOV_MAX, IoBufs, Slice};
 pub use driver::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder, RawDone};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
 pub use net::Socket;

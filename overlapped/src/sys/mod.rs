@@ -226,7 +226,7 @@ pub(crate) fn attempt(
                 loop {
                     match rustix::net::recv(fd, &mut b[..], rflags) {
                         Ok((_, n)) => {
-                            b.truncate(n);
+                            bufs.set_received(n);
                             let mut out = Outcome::ok(n);
                             if oob {
                                 out.flags |= RecvFlags::OOB;

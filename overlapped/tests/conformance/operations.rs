@@ -72,6 +72,36 @@ cases! {
         assert_eq!(done.data.concat(), b"0123456789");
     }
 
+    fn o05_slice_windows_are_what_is_sent_and_received(e: &Engine) {
+        let (c, mut p) = std_pair(e);
+        // A send sends the window only.
+        let out = Slice::new(b"..hello..".to_vec(), 2..7);
+        let done = c.send(out, MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+        assert_eq!((done.bytes, done.data.range()), (5, 2..7));
+        assert_eq!(read_n(&mut p, 5), b"hello");
+        // A pending receive (the kernel's path) fills the window from its
+        // start and shrinks it; the bytes around it and the length stay.
+        let op = pending(c.recv(Slice::new(vec![0xAA; 16], 4..12), MsgFlags::empty(), Notify::None).unwrap());
+        write_all(&mut p, b"abc");
+        let got = op.wait().unwrap().data;
+        assert_eq!((got.range(), &got[..]), (4..7, &b"abc"[..]));
+        assert_eq!(got.buffer(), &[[0xAA; 4].as_slice(), b"abc", &[0xAA; 9]].concat()[..]);
+        // Data already there (the at-once path), scattered over two windows.
+        write_all(&mut p, b"0123456789");
+        std::thread::sleep(Duration::from_millis(20));
+        let bufs = [Slice::new(vec![0u8; 8], 6..), Slice::from(vec![0u8; 64])];
+        let done = c.recv(bufs, MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+        let [a, b] = done.data;
+        assert_eq!((&a[..], a.range(), &b[..], b.range()), (&b"01"[..], 6..8, &b"23456789"[..], 0..8));
+        assert_eq!((a.buffer().len(), b.buffer().len()), (8, 64));
+        // Widening the window again is all a next receive needs.
+        let mut b = b;
+        b.set_range(..);
+        write_all(&mut p, b"xyz");
+        let done = c.recv(b, MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+        assert_eq!(&done.data[..], b"xyz");
+    }
+
     fn o06_sixteen_recvs_fill_in_posting_order(e: &Engine) {
         let (c, mut p) = std_pair(e);
         let ops: Vec<_> = (0..16).map(|_| pending(c.recv(vec![0u8; 4], MsgFlags::empty(), Notify::None).unwrap())).collect();

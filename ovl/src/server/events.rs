@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use overlapped::{Engine, Event, MsgFlags, Op, Polled, Socket, WaitMode, wait_for_events};
+use overlapped::{Engine, Event, MsgFlags, Op, Polled, Slice, Socket, WaitMode, wait_for_events};
 
 use super::{Idle, ServerArgs, Stats, TICK, banner, stopping};
 
 enum Pending {
-    Recv(Op<Vec<u8>>),
-    Send(Op<Vec<u8>>),
+    Recv(Op<Slice>),
+    Send(Op<Slice>),
 }
 
 struct Conn {
@@ -25,8 +25,10 @@ struct Conn {
     idle: Idle,
 }
 
-fn post_recv(conn: &mut Conn, mut buf: Vec<u8>, size: usize) -> bool {
-    buf.resize(buf.capacity().max(size), 0);
+/// Receives into the connection's buffer, its window widened back to the
+/// whole buffer.
+fn post_recv(conn: &mut Conn, mut buf: Slice) -> bool {
+    buf.set_range(..);
     match conn.sock.recv(buf, MsgFlags::empty(), &conn.ev) {
         Ok(s) => {
             conn.op = Some(Pending::Recv(s.op()));
@@ -37,7 +39,7 @@ fn post_recv(conn: &mut Conn, mut buf: Vec<u8>, size: usize) -> bool {
 }
 
 /// Handles a set event of a connection. False when the connection ended.
-fn progress(conn: &mut Conn, size: usize, stats: &Stats) -> bool {
+fn progress(conn: &mut Conn, stats: &Stats) -> bool {
     let Some(p) = conn.op.take() else {
         return false;
     };
@@ -68,7 +70,7 @@ fn progress(conn: &mut Conn, size: usize, stats: &Stats) -> bool {
                     return false;
                 }
                 stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
-                post_recv(conn, c.data, size)
+                post_recv(conn, c.data)
             }
             Ok(Polled::Incomplete(op)) => {
                 conn.op = Some(Pending::Send(op));
@@ -123,7 +125,7 @@ pub fn serve(
                                     op: None,
                                     idle: Idle::new(),
                                 };
-                                if post_recv(&mut conn, Vec::with_capacity(size), size) {
+                                if post_recv(&mut conn, Slice::from(vec![0; size])) {
                                     conns.push(conn);
                                 }
                             }
@@ -136,7 +138,7 @@ pub fn serve(
         }
         conns.retain_mut(|c| {
             let alive = if c.ev.is_set() {
-                progress(c, size, stats)
+                progress(c, stats)
             } else {
                 true
             };

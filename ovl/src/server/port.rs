@@ -16,7 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use overlapped::{CompletionPort, Engine, MsgFlags, Notify, Packet, Socket, StartError, Started};
+use overlapped::{
+    CompletionPort, Engine, MsgFlags, Notify, Packet, Slice, Socket, StartError, Started,
+};
 
 use super::{ServerArgs, Stats, TICK, banner, stopping};
 
@@ -69,14 +71,14 @@ const INLINE_ROUNDS: usize = 8;
 /// How a start went, for the inline loop.
 enum Step {
     /// Completed at start: bytes moved and the buffer.
-    Now(usize, Vec<u8>),
+    Now(usize, Slice),
     /// Its packet will come.
     Pending,
     /// Failed (at start or at once): the connection ends.
     Failed,
 }
 
-fn step(start: Result<Started<Vec<u8>>, StartError<Vec<u8>>>) -> Step {
+fn step(start: Result<Started<Slice>, StartError<Slice>>) -> Step {
     match start {
         // Skip-on-success: no packet comes; the result is taken here.
         Ok(Started::Now { op, .. }) => match op.wait() {
@@ -90,9 +92,11 @@ fn step(start: Result<Started<Vec<u8>>, StartError<Vec<u8>>>) -> Step {
 
 /// Echo loop for one connection, starting with received data (`have`) or
 /// with a receive to post; immediate completions are handled here, pending
-/// ones come back as packets.
-fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Vec<u8>, mut have: bool) {
-    let (table, stats, size) = (&sh.table, &sh.stats, sh.size);
+/// ones come back as packets. `data` is the connection's buffer: its window
+/// is the bytes to echo, and widening it back to the whole buffer is all a
+/// receive needs (no refill).
+fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Slice, mut have: bool) {
+    let (table, stats) = (&sh.table, &sh.stats);
     for round in 0.. {
         if have && round == INLINE_ROUNDS {
             // Resume later, behind the packets already queued.
@@ -111,7 +115,7 @@ fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Vec<u8>, mut have: bool
                 Step::Failed => return end(table, key),
             }
         }
-        data.resize(data.capacity().max(size), 0);
+        data.set_range(..);
         match step(conn.sock.recv(data, MsgFlags::empty(), Notify::Port(RECV))) {
             Step::Now(n, d) if n > 0 => {
                 data = d;
@@ -153,7 +157,7 @@ fn accepted(sh: &Shared, c: overlapped::Completion<Option<Socket>>) {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, conn.clone());
-                drive(sh, &conn, key, Vec::with_capacity(sh.size), false);
+                drive(sh, &conn, key, Slice::from(vec![0; sh.size]), false);
             }
         }
     }
@@ -195,12 +199,12 @@ fn worker(sh: Arc<Shared>) {
         let Some(conn) = sh.conn(key) else { continue };
         if p.is_posted() {
             // A connection resuming its echo loop with received data.
-            if let Ok(data) = p.into_payload::<Vec<u8>>() {
+            if let Ok(data) = p.into_payload::<Slice>() {
                 drive(&sh, &conn, key, data, true);
             }
             continue;
         }
-        let Ok(c) = p.into_completion::<Vec<u8>>() else {
+        let Ok(c) = p.into_completion::<Slice>() else {
             continue;
         };
         if c.error.is_some() || (tag == RECV && c.bytes == 0) {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use overlapped::{Completion, Engine, MsgFlags, Notify, Socket, sleep_ex};
+use overlapped::{Completion, Engine, MsgFlags, Notify, Slice, Socket, sleep_ex};
 
 use super::{Idle, ServerArgs, Stats, TICK, banner, stopping};
 
@@ -50,7 +50,7 @@ fn post_accept(srv: &Shared, listener: &Rc<Socket>) {
                     idle: Idle::new(),
                 });
                 s2.conns.borrow_mut().insert(id, conn.clone());
-                post_recv(&s2, id, conn, vec![0u8; s2.buf_size]);
+                post_recv(&s2, id, conn, Slice::from(vec![0u8; s2.buf_size]));
             }
         }
         if !stopping() {
@@ -69,15 +69,16 @@ fn end(srv: &Shared, id: u64) {
     }
 }
 
-fn post_recv(srv: &Shared, id: u64, conn: Rc<Conn>, mut buf: Vec<u8>) {
-    // Restore the full receive length (the textbook forgets this).
-    buf.resize(buf.capacity().max(srv.buf_size), 0);
+fn post_recv(srv: &Shared, id: u64, conn: Rc<Conn>, mut buf: Slice) {
+    // Offer the whole buffer again (the textbook forgets to restore the
+    // length after a short receive).
+    buf.set_range(..);
     let s2 = srv.clone();
     let c2 = conn.clone();
     let r = conn.sock.recv(
         buf,
         MsgFlags::empty(),
-        Notify::routine(move |c: Completion<Vec<u8>>| {
+        Notify::routine(move |c: Completion<Slice>| {
             if c.error.is_some() || c.bytes == 0 {
                 end(&s2, id);
                 return;
@@ -91,13 +92,13 @@ fn post_recv(srv: &Shared, id: u64, conn: Rc<Conn>, mut buf: Vec<u8>) {
     }
 }
 
-fn post_send(srv: &Shared, id: u64, conn: Rc<Conn>, data: Vec<u8>) {
+fn post_send(srv: &Shared, id: u64, conn: Rc<Conn>, data: Slice) {
     let s2 = srv.clone();
     let c2 = conn.clone();
     let r = conn.sock.send(
         data,
         MsgFlags::empty(),
-        Notify::routine(move |c: Completion<Vec<u8>>| {
+        Notify::routine(move |c: Completion<Slice>| {
             if c.error.is_some() {
                 end(&s2, id);
                 return;
