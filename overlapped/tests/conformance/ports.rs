@@ -289,7 +289,7 @@ cases! {
             .map(|_| {
                 let (p, conns) = (port.clone(), conns.clone());
                 std::thread::spawn(move || {
-                    while let Ok(Some(pk)) = p.get_queued(Some(Duration::from_secs(20))) {
+                    while let Ok(Some(pk)) = p.get_queued(Some(slack(20 * SEC))) {
                         if pk.is_posted() {
                             return;
                         }
@@ -319,7 +319,7 @@ cases! {
                 let s = Arc::new(s);
                 conns.lock().unwrap().insert(i, s.clone());
                 let _ = s.recv(vec![0u8; 16 * 1024], MsgFlags::empty(), Notify::Port(0)).unwrap();
-                peer.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                peer.set_read_timeout(Some(slack(20 * SEC))).unwrap();
                 peer
             })
             .collect();

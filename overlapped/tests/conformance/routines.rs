@@ -20,9 +20,9 @@ fn bump(c: &Cell<u32>) {
     c.set(c.get() + 1);
 }
 
-/// Sleeps alertably until `done()` or ten seconds.
+/// Sleeps alertably until `done()` or ten seconds (scaled by [`slack`]).
 fn alertable_until(mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
+    let end = Instant::now() + slack(10 * SEC);
     while !done() && Instant::now() < end {
         sleep_ex(Some(Duration::from_millis(100)), true);
     }
