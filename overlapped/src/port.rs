@@ -384,13 +384,12 @@ impl CompletionPort {
                 st.q.register(my_id, me, ctx.clone());
                 if engines
                     .as_ref()
-                    .is_none_or(|(_, v)| *v != st.engines_version)
+                    .is_some_and(|(_, v)| *v != st.engines_version)
                 {
-                    drop(st);
-                    engines = Some(inner.live_engines());
+                    engines = None;
                 }
             }
-            let (engines, version) = engines.as_ref().expect("collected above");
+            let (engines, version) = engines.get_or_insert_with(|| inner.live_engines());
             let version = *version;
             let mut ready = || {
                 let st = inner.lock();
