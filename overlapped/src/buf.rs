@@ -126,7 +126,7 @@ impl Piece for Slice {
 /// The window can only be set within the `Vec`'s length, and the `Vec` is
 /// reachable only by value ([`Slice::into_inner`]) or read-only, so a window
 /// handed to the kernel always lies inside the allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Slice {
     buf: Vec<u8>,
     start: usize,
@@ -181,6 +181,17 @@ impl Slice {
     /// The buffer, giving up the window.
     pub fn into_inner(self) -> Vec<u8> {
         self.buf
+    }
+}
+
+/// The window and the buffer's length, not the bytes (a receive buffer is
+/// often 16 KiB of mostly stale data).
+impl std::fmt::Debug for Slice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slice")
+            .field("range", &self.range())
+            .field("buffer_len", &self.buf.len())
+            .finish()
     }
 }
 
@@ -356,6 +367,7 @@ mod tests {
         b[1].set_range(1..=3);
         assert_eq!(b[1].len(), 3);
         assert_eq!(b[1].clone().into_inner(), vec![0u8; 4]);
+        assert_eq!(format!("{:?}", b[1]), "Slice { range: 1..4, buffer_len: 4 }");
     }
 
     #[test]
