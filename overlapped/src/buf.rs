@@ -367,7 +367,10 @@ mod tests {
         b[1].set_range(1..=3);
         assert_eq!(b[1].len(), 3);
         assert_eq!(b[1].clone().into_inner(), vec![0u8; 4]);
-        assert_eq!(format!("{:?}", b[1]), "Slice { range: 1..4, buffer_len: 4 }");
+        assert_eq!(
+            format!("{:?}", b[1]),
+            "Slice { range: 1..4, buffer_len: 4 }"
+        );
     }
 
     #[test]
