@@ -217,100 +217,101 @@ impl std::ops::DerefMut for Slice {
     }
 }
 
-fn checked_total<'a, P: Piece + 'a>(mut bufs: impl Iterator<Item = &'a P>) -> Option<usize> {
-    bufs.try_fold(0usize, |acc, b| acc.checked_add(b.window().len()))
+/// What every buffer type is to the operations: a slice of pieces. One
+/// buffer is a slice of one.
+trait Pieces {
+    type Piece: Piece;
+    fn pieces(&self) -> &[Self::Piece];
+    fn pieces_mut(&mut self) -> &mut [Self::Piece];
 }
 
-fn keep_all<'a, P: Piece + 'a>(bufs: impl Iterator<Item = &'a mut P>, mut n: usize) {
-    for b in bufs {
-        let here = n.min(b.window().len());
-        b.keep(here);
-        n -= here;
+impl Pieces for Vec<u8> {
+    type Piece = Vec<u8>;
+    fn pieces(&self) -> &[Vec<u8>] {
+        std::slice::from_ref(self)
+    }
+    fn pieces_mut(&mut self) -> &mut [Vec<u8>] {
+        std::slice::from_mut(self)
     }
 }
 
-/// One buffer: `Vec<u8>` and [`Slice`].
-macro_rules! impl_buf_one {
-    ($($ty:ty),*) => {$(
-        impl sealed::Sealed for $ty {}
-        impl IoBufs for $ty {
-            fn buf_count(&self) -> usize {
-                1
-            }
-            fn lens(&self, out: &mut Vec<usize>) {
-                out.push(self.window().len());
-            }
-            fn io_slices(&self) -> Vec<IoSlice<'_>> {
-                vec![IoSlice::new(self.window())]
-            }
-            fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
-                vec![IoSliceMut::new(self.window_mut())]
-            }
-            fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-                let w = self.window_mut();
-                out.push((w.as_mut_ptr(), w.len()));
-            }
-            fn set_received(&mut self, n: usize) {
-                keep_all(std::iter::once(self), n);
-            }
-            fn one(&mut self) -> Option<&mut [u8]> {
-                Some(self.window_mut())
-            }
-            fn total_len(&self) -> Option<usize> {
-                Some(self.window().len())
-            }
-        }
-    )*};
+impl Pieces for Slice {
+    type Piece = Slice;
+    fn pieces(&self) -> &[Slice] {
+        std::slice::from_ref(self)
+    }
+    fn pieces_mut(&mut self) -> &mut [Slice] {
+        std::slice::from_mut(self)
+    }
 }
 
-impl_buf_one!(Vec<u8>, Slice);
-
-/// The buffer arrays: `Vec<_>` and `[_; N]` of `Vec<u8>` or [`Slice`] share
-/// one implementation (all deref to a slice of pieces).
-macro_rules! impl_buf_array {
-    ($([$($gen:tt)*] $ty:ty),* $(,)?) => {$(
-        impl<$($gen)*> sealed::Sealed for $ty {}
-        impl<$($gen)*> IoBufs for $ty {
-            fn buf_count(&self) -> usize {
-                self.len()
-            }
-            fn lens(&self, out: &mut Vec<usize>) {
-                out.extend(self.iter().map(|b| b.window().len()));
-            }
-            fn io_slices(&self) -> Vec<IoSlice<'_>> {
-                self.iter().map(|b| IoSlice::new(b.window())).collect()
-            }
-            fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
-                self.iter_mut().map(|b| IoSliceMut::new(b.window_mut())).collect()
-            }
-            fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-                out.extend(self.iter_mut().map(|b| {
-                    let w = b.window_mut();
-                    (w.as_mut_ptr(), w.len())
-                }));
-            }
-            fn set_received(&mut self, n: usize) {
-                keep_all(self.iter_mut(), n);
-            }
-            fn one(&mut self) -> Option<&mut [u8]> {
-                match &mut self[..] {
-                    [b] => Some(b.window_mut()),
-                    _ => None,
-                }
-            }
-            fn total_len(&self) -> Option<usize> {
-                checked_total(self.iter())
-            }
-        }
-    )*};
+impl<P: Piece> Pieces for Vec<P> {
+    type Piece = P;
+    fn pieces(&self) -> &[P] {
+        self
+    }
+    fn pieces_mut(&mut self) -> &mut [P] {
+        self
+    }
 }
 
-impl_buf_array!(
-    [] Vec<Vec<u8>>,
-    [const N: usize] [Vec<u8>; N],
-    [] Vec<Slice>,
-    [const N: usize] [Slice; N],
-);
+impl<P: Piece, const N: usize> Pieces for [P; N] {
+    type Piece = P;
+    fn pieces(&self) -> &[P] {
+        self
+    }
+    fn pieces_mut(&mut self) -> &mut [P] {
+        self
+    }
+}
+
+/// The buffer types: one `Vec<u8>` or [`Slice`], and `Vec<_>` and `[_; N]`
+/// of either.
+impl<T: Pieces + Send + 'static> sealed::Sealed for T {}
+impl<T: Pieces + Send + 'static> IoBufs for T {
+    fn buf_count(&self) -> usize {
+        self.pieces().len()
+    }
+    fn lens(&self, out: &mut Vec<usize>) {
+        out.extend(self.pieces().iter().map(|b| b.window().len()));
+    }
+    fn io_slices(&self) -> Vec<IoSlice<'_>> {
+        self.pieces()
+            .iter()
+            .map(|b| IoSlice::new(b.window()))
+            .collect()
+    }
+    fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
+        self.pieces_mut()
+            .iter_mut()
+            .map(|b| IoSliceMut::new(b.window_mut()))
+            .collect()
+    }
+    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
+        out.extend(self.pieces_mut().iter_mut().map(|b| {
+            let w = b.window_mut();
+            (w.as_mut_ptr(), w.len())
+        }));
+    }
+    fn set_received(&mut self, mut n: usize) {
+        for b in self.pieces_mut() {
+            let here = n.min(b.window().len());
+            b.keep(here);
+            n -= here;
+        }
+    }
+    fn one(&mut self) -> Option<&mut [u8]> {
+        match self.pieces_mut() {
+            [b] => Some(b.window_mut()),
+            _ => None,
+        }
+    }
+    fn total_len(&self) -> Option<usize> {
+        self.pieces()
+            .iter()
+            .try_fold(0usize, |acc, b| acc.checked_add(b.window().len()))
+    }
+}
 
 /// Checks a buffer array at start: at least one buffer, at most
 /// [`IOV_MAX`], and a total length that fits the kernel's `ssize_t`.
