@@ -135,7 +135,6 @@ struct PortState {
 pub(crate) struct PortInner {
     st: Mutex<PortState>,
     handles: AtomicUsize,
-    concurrency: usize,
     /// When a waiter last reaped the port's engines (see [`interval_passed`]).
     last_reap: AtomicU64,
 }
@@ -269,7 +268,6 @@ impl CompletionPort {
                     engines_version: 0,
                 }),
                 handles: AtomicUsize::new(1),
-                concurrency,
                 last_reap: AtomicU64::new(0),
             }),
         }
@@ -277,7 +275,7 @@ impl CompletionPort {
 
     /// The concurrency value.
     pub fn concurrency(&self) -> usize {
-        self.inner.concurrency
+        self.inner.lock().q.concurrency()
     }
 
     /// `CreateIoCompletionPort(socket, port, key, 0)`: associates a socket

@@ -53,7 +53,6 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn concurrency(&self) -> usize {
         self.concurrency
     }
