@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use overlapped::{MsgFlags, Notify, Slice, Socket, rt};
+use overlapped::{MsgFlags, Notify, Socket, rt};
 
-use super::{ServerArgs, Stats, TICK, stopping};
+use super::{ServerArgs, Stats, TICK, conn_buffer, stopping};
 
 async fn echo(sock: Socket, stats: Arc<Stats>, size: usize, idle: Option<Duration>) {
-    let mut buf = Slice::from(vec![0u8; size]);
+    let mut buf = conn_buffer(size);
     loop {
         buf.set_range(..);
         let Ok(started) = sock.recv(buf, MsgFlags::empty(), Notify::None) else {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use overlapped::{Engine, Event, MsgFlags, Op, Polled, Slice, Socket, WaitMode, wait_for_events};
 
-use super::{Idle, ServerArgs, Stats, TICK, banner, stopping};
+use super::{Idle, ServerArgs, Stats, TICK, banner, conn_buffer, stopping};
 
 enum Pending {
     Recv(Op<Slice>),
@@ -125,7 +125,7 @@ pub fn serve(
                                     op: None,
                                     idle: Idle::new(),
                                 };
-                                if post_recv(&mut conn, Slice::from(vec![0; size])) {
+                                if post_recv(&mut conn, conn_buffer(size)) {
                                     conns.push(conn);
                                 }
                             }

@@ -85,6 +85,15 @@ fn install_signals() {
 /// connections.
 pub const TICK: Duration = Duration::from_millis(100);
 
+/// A connection's receive buffer, `size` bytes, written once so its pages
+/// are committed when the connection starts: the server's memory is set by
+/// its connection count, not by how many connections have yet seen a large
+/// message (a zeroed allocation would be faulted in bit by bit as data
+/// first reaches each page, and `ovl soak` would read that as growth).
+pub fn conn_buffer(size: usize) -> overlapped::Slice {
+    overlapped::Slice::from(vec![0xA5; size])
+}
+
 /// Tracks the last activity of a connection for the idle timeout.
 #[derive(Debug)]
 pub struct Idle {

@@ -20,7 +20,7 @@ use overlapped::{
     CompletionPort, Engine, MsgFlags, Notify, Packet, Slice, Socket, StartError, Started,
 };
 
-use super::{ServerArgs, Stats, TICK, banner, stopping};
+use super::{ServerArgs, Stats, TICK, banner, conn_buffer, stopping};
 
 const RECV: u64 = 1;
 const SEND: u64 = 2;
@@ -157,7 +157,7 @@ fn accepted(sh: &Shared, c: overlapped::Completion<Option<Socket>>) {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, conn.clone());
-                drive(sh, &conn, key, Slice::from(vec![0; sh.size]), false);
+                drive(sh, &conn, key, conn_buffer(sh.size), false);
             }
         }
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use overlapped::{Completion, Engine, MsgFlags, Notify, Slice, Socket, sleep_ex};
 
-use super::{Idle, ServerArgs, Stats, TICK, banner, stopping};
+use super::{Idle, ServerArgs, Stats, TICK, banner, conn_buffer, stopping};
 
 struct Conn {
     sock: Socket,
@@ -50,7 +50,7 @@ fn post_accept(srv: &Shared, listener: &Rc<Socket>) {
                     idle: Idle::new(),
                 });
                 s2.conns.borrow_mut().insert(id, conn.clone());
-                post_recv(&s2, id, conn, Slice::from(vec![0u8; s2.buf_size]));
+                post_recv(&s2, id, conn, conn_buffer(s2.buf_size));
             }
         }
         if !stopping() {
