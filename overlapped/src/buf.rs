@@ -30,6 +30,7 @@
 //! address that does not change when the value is moved, can be lent to the
 //! kernel.
 
+use std::any::Any;
 use std::io::{IoSlice, IoSliceMut};
 
 /// The most buffers one operation may carry (Linux `UIO_MAXIOV`).
@@ -341,6 +342,21 @@ pub(crate) fn check_bufs<B: IoBufs>(bufs: &B) -> std::io::Result<usize> {
             )
         })?;
     Ok(total)
+}
+
+/// Buffers with their type erased while the engine holds them.
+pub(crate) trait ErasedBufs: Send {
+    fn as_bufs(&mut self) -> &mut dyn IoBufs;
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl<B: IoBufs> ErasedBufs for B {
+    fn as_bufs(&mut self) -> &mut dyn IoBufs {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
 }
 
 #[cfg(test)]

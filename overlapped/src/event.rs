@@ -12,11 +12,13 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use crate::driver::{
-    Inner, ThreadCtx, current_ctx, in_routine, reap_thread_engines_if_due, run_routines,
-    thread_engines, wait_entered, wait_returned, wait_until,
-};
+use crate::core::wait_until;
+use crate::engine::Inner;
 use crate::sched::Signal;
+use crate::thread::{
+    ThreadCtx, current_ctx, in_routine, reap_thread_engines_if_due, run_routines, thread_engines,
+    wait_entered, wait_returned,
+};
 
 /// A manual-reset event object. Cheap to clone (a shared handle); `Send +
 /// Sync`; dropping one handle never disturbs a waiter holding another.

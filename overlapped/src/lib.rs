@@ -112,8 +112,10 @@
 #![warn(missing_docs)]
 
 pub mod buf;
-mod driver;
+mod core;
+mod engine;
 mod event;
+mod flags;
 mod net;
 mod op;
 mod port;
@@ -121,15 +123,15 @@ mod routine;
 pub mod rt;
 mod sched;
 mod sys;
+mod thread;
 
+pub use crate::core::RawDone;
 pub use buf::{IOV_MAX, IoBufs, Slice};
-pub use driver::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder, RawDone};
+pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
+pub use flags::{MsgFlags, RecvFlags, aborted_error, is_aborted};
 pub use net::Socket;
-pub use op::{
-    Completion, MsgFlags, Notify, Op, OpOutput, Polled, RecvFlags, StartError, Started,
-    aborted_error, is_aborted,
-};
+pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
 pub use port::{CompletionPort, Packet};
 pub use routine::{SleepOutcome, sleep_ex};
 pub use socket2::{Domain, Type};

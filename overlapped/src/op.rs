@@ -1,89 +1,19 @@
 //! The operation handle (the overlapped state), its start and completion
 //! values, and the notify choice.
 
-use std::any::Any;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::ops::{BitOr, BitOrAssign};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::buf::IoBufs;
-use crate::driver::{Engine, RawDone};
+use crate::core::{OpId, RawDone, Sock};
+use crate::engine::Engine;
 use crate::event::Event;
+use crate::flags::{RecvFlags, is_aborted};
 use crate::net::Socket;
-
-macro_rules! flag_type {
-    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $flag:ident = $v:expr;)* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-        pub struct $name(u32);
-        impl $name {
-            $($(#[$fm])* pub const $flag: $name = $name($v);)*
-            /// No flags.
-            pub const fn empty() -> Self { $name(0) }
-            /// True when every flag of `other` is set here.
-            pub const fn contains(self, other: Self) -> bool { self.0 & other.0 == other.0 }
-            /// True when no flag is set.
-            pub const fn is_empty(self) -> bool { self.0 == 0 }
-            /// The raw bits.
-            pub const fn bits(self) -> u32 { self.0 }
-        }
-        impl BitOr for $name {
-            type Output = $name;
-            fn bitor(self, o: $name) -> $name { $name(self.0 | o.0) }
-        }
-        impl BitOrAssign for $name {
-            fn bitor_assign(&mut self, o: $name) { self.0 |= o.0 }
-        }
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut names = Vec::new();
-                $(if self.contains($name::$flag) && $v != 0 { names.push(stringify!($flag)); })*
-                write!(f, "{}({})", stringify!($name), if names.is_empty() { "empty".to_string() } else { names.join(" | ") })
-            }
-        }
-    };
-}
-
-flag_type! {
-    /// Per-call flags of a send or receive (`dwFlags` / `lpFlags` in).
-    MsgFlags {
-        /// `MSG_OOB`: urgent data. On a send the **last** byte is sent urgent
-        /// (TCP semantics); a receive reads the one urgent byte and, if none
-        /// has arrived yet, stays pending until one does.
-        OOB = 0x1;
-        /// `MSG_PEEK`: receive without consuming. (Winsock documents it for
-        /// non-overlapped receives only; ours is an extension.)
-        PEEK = 0x2;
-        /// `MSG_DONTROUTE`: bypass routing (may be ignored by the system).
-        DONTROUTE = 0x4;
-    }
-}
-
-flag_type! {
-    /// Flags a receive reports (`lpFlags` out).
-    RecvFlags {
-        /// The byte came from the urgent (out-of-band) channel.
-        OOB = 0x1;
-        /// The datagram was larger than the buffers; the rest was discarded
-        /// (Winsock reports `WSAEMSGSIZE`, Linux `MSG_TRUNC`).
-        TRUNCATED = 0x2;
-    }
-}
-
-/// The error every cancelled or aborted operation completes with
-/// (`ECANCELED`; Winsock's `WSA_OPERATION_ABORTED`, 995).
-pub fn aborted_error() -> io::Error {
-    io::Error::from_raw_os_error(libc::ECANCELED)
-}
-
-/// True for the *aborted* completion of a cancelled operation, a closed
-/// socket, or an exited thread.
-pub fn is_aborted(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ECANCELED)
-}
 
 /// How a finished operation ended: the `dwError`, `cbTransferred` and
 /// `dwFlags` of the model, plus the buffers (or other value) handed back.
@@ -315,21 +245,6 @@ impl OpOutput for Option<Socket> {
     }
 }
 
-/// Buffers with their type erased while the engine holds them.
-pub(crate) trait ErasedBufs: Send {
-    fn as_bufs(&mut self) -> &mut dyn IoBufs;
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
-}
-
-impl<B: IoBufs> ErasedBufs for B {
-    fn as_bufs(&mut self) -> &mut dyn IoBufs {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
-    }
-}
-
 /// The overlapped state of one operation in flight (`WSAOVERLAPPED`).
 ///
 /// It owns the operation's buffers from start to completion. Take the result
@@ -341,8 +256,8 @@ impl<B: IoBufs> ErasedBufs for B {
 #[must_use = "dropping a pending operation's handle cancels it"]
 pub struct Op<T: OpOutput> {
     pub(crate) engine: Engine,
-    pub(crate) key: usize,
-    pub(crate) seq: u32,
+    pub(crate) sock: Arc<Sock>,
+    pub(crate) id: OpId,
     /// The handle takes the result (false for routine operations).
     pub(crate) consumer: bool,
     pub(crate) done: bool,
@@ -352,8 +267,9 @@ pub struct Op<T: OpOutput> {
 impl<T: OpOutput> fmt::Debug for Op<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Op")
-            .field("id", &self.key)
-            .field("generation", &self.seq)
+            .field("socket", &self.sock.key)
+            .field("id", &self.id.key)
+            .field("generation", &self.id.seq)
             .field("engine", &self.engine.kind())
             .finish()
     }
@@ -370,7 +286,7 @@ impl<T: OpOutput> Op<T> {
     /// Cheap check (`HasOverlappedIoCompleted`): reaps finished work without
     /// blocking, then says whether this operation is complete.
     pub fn is_complete(&self) -> bool {
-        self.engine.inner.is_done(self.key, self.seq, true)
+        self.engine.inner.is_done(&self.sock, self.id, true)
     }
 
     /// `WSAGetOverlappedResult`: with `wait = false` returns at once,
@@ -390,7 +306,7 @@ impl<T: OpOutput> Op<T> {
         if !self.consumer {
             return Err(not_consumer());
         }
-        match self.engine.inner.take_result(self.key, self.seq, timeout) {
+        match self.engine.inner.take_result(&self.sock, self.id, timeout) {
             Some(raw) => {
                 self.done = true;
                 Ok(Polled::Complete(T::from_raw(raw)))
@@ -419,7 +335,7 @@ impl<T: OpOutput> Op<T> {
     /// `ERROR_NOT_FOUND`).
     #[doc(alias = "CancelIoEx")]
     pub fn cancel(&self) -> io::Result<()> {
-        self.engine.inner.cancel_op(self.key, self.seq)
+        self.engine.inner.cancel_op(&self.sock, self.id)
     }
 
     /// Awaits the whole completion (flags and peer address included); the
@@ -436,7 +352,7 @@ impl<T: OpOutput> Op<T> {
             match self
                 .engine
                 .inner
-                .poll_result(self.key, self.seq, cx.waker())
+                .poll_result(&self.sock, self.id, cx.waker())
             {
                 Some(raw) => {
                     self.done = true;
@@ -457,7 +373,7 @@ impl<T: OpOutput> Op<T> {
 impl<T: OpOutput> Drop for Op<T> {
     fn drop(&mut self) {
         if self.consumer && !self.done {
-            self.engine.inner.drop_handle(self.key, self.seq);
+            self.engine.inner.drop_handle(&self.sock, self.id);
         }
     }
 }
@@ -485,7 +401,7 @@ impl<T: OpOutput> std::future::Future for Op<T> {
         match self
             .engine
             .inner
-            .poll_result(self.key, self.seq, cx.waker())
+            .poll_result(&self.sock, self.id, cx.waker())
         {
             Some(raw) => {
                 self.done = true;

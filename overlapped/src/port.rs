@@ -31,13 +31,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::driver::{
-    Inner, RawDone, ThreadCtx, current_ctx, interval_passed, wait_entered, wait_returned,
-    wait_until,
-};
+use crate::core::{RawDone, interval_passed, wait_until};
+use crate::engine::Inner;
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
 use crate::sched::PortQueue;
+use crate::thread::{ThreadCtx, current_ctx, wait_entered, wait_returned};
 
 /// One packet taken from a port.
 pub struct Packet {

@@ -27,9 +27,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::driver::{
+use crate::core::wait_until;
+use crate::thread::{
     current_ctx, in_routine, reap_thread_engines_if_due, run_routines, thread_engines,
-    wait_entered, wait_returned, wait_until,
+    wait_entered, wait_returned,
 };
 
 /// How [`sleep_ex`] ended.

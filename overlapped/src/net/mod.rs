@@ -10,16 +10,19 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use socket2::{Domain, Protocol, SockRef, Type};
 
+use crate::buf::ErasedBufs;
 use crate::buf::{IoBufs, check_bufs};
-use crate::driver::{
-    Engine, SlotNotify, SockId, current_ctx, register_routine, unregister_routine,
-};
-use crate::op::{ErasedBufs, MsgFlags, Notify, Op, OpOutput, StartError, Started};
+use crate::core::{SlotNotify, Sock};
+use crate::engine::Engine;
+use crate::flags::MsgFlags;
+use crate::op::{Notify, Op, OpOutput, StartError, Started};
 use crate::sys::OpKind;
+use crate::thread::{current_ctx, register_routine, unregister_routine};
 
 /// An overlapped socket.
 ///
@@ -31,7 +34,7 @@ use crate::sys::OpKind;
 #[derive(Debug)]
 pub struct Socket {
     engine: Engine,
-    id: SockId,
+    sock: Arc<Sock>,
     ty: Type,
     closed: AtomicBool,
 }
@@ -115,12 +118,12 @@ impl Socket {
         connected: bool,
         bound: bool,
     ) -> io::Result<Socket> {
-        let id = engine
+        let sock = engine
             .inner
             .add_socket(fd, stream_of(ty), connected, bound)?;
         Ok(Socket {
             engine: engine.clone(),
-            id,
+            sock,
             ty,
             closed: AtomicBool::new(false),
         })
@@ -143,12 +146,12 @@ impl Socket {
     pub fn with_socket2<R>(&self, f: impl FnOnce(&SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
         self.engine
             .inner
-            .with_sock(self.id, |fd, _| f(&SockRef::from(&fd)))
+            .with_sock(&self.sock, |fd, _| f(&SockRef::from(&fd)))
     }
 
     /// `bind`.
     pub fn bind(&self, addr: &SocketAddr) -> io::Result<()> {
-        self.engine.inner.with_sock(self.id, |fd, e| {
+        self.engine.inner.with_sock(&self.sock, |fd, e| {
             SockRef::from(&fd).bind(&(*addr).into())?;
             e.bound = true;
             Ok(())
@@ -188,7 +191,7 @@ impl Socket {
     pub fn raw_fd(&self) -> RawFd {
         self.engine
             .inner
-            .with_sock(self.id, |fd, _| Ok(fd.as_raw_fd()))
+            .with_sock(&self.sock, |fd, _| Ok(fd.as_raw_fd()))
             .unwrap_or(-1)
     }
 
@@ -225,14 +228,14 @@ impl Socket {
         match self
             .engine
             .inner
-            .start(self.id, kind, erased, slot_notify, handle)
+            .start(&self.sock, kind, erased, slot_notify, handle)
         {
-            Ok((key, seq, now, consumer)) => {
+            Ok(crate::core::StartOk { id, now, handle }) => {
                 let op = Op {
                     engine: self.engine.clone(),
-                    key,
-                    seq,
-                    consumer,
+                    sock: self.sock.clone(),
+                    id,
+                    consumer: handle,
                     done: false,
                     _t: PhantomData,
                 };
@@ -384,7 +387,7 @@ impl Socket {
     /// socket (and no other). Returns how many were pending.
     #[doc(alias = "CancelIoEx")]
     pub fn cancel_all(&self) -> io::Result<usize> {
-        self.engine.inner.cancel_socket(self.id)
+        self.engine.inner.cancel_socket(&self.sock)
     }
 
     /// `closesocket`: every pending operation completes *aborted* (their
@@ -395,7 +398,7 @@ impl Socket {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.engine.inner.close_socket(self.id)
+        self.engine.inner.close_socket(&self.sock)
     }
 
     pub(crate) fn associate(
@@ -403,7 +406,7 @@ impl Socket {
         port: &std::sync::Arc<crate::port::PortInner>,
         key: usize,
     ) -> io::Result<()> {
-        self.engine.inner.associate(self.id, port, key)
+        self.engine.inner.associate(&self.sock, port, key)
     }
 
     /// `SetFileCompletionNotificationModes(socket,
@@ -412,7 +415,7 @@ impl Socket {
     /// ([`Started::Now`]). One-way, as on Windows.
     #[doc(alias = "SetFileCompletionNotificationModes")]
     pub fn set_skip_port_on_success(&self) -> io::Result<()> {
-        self.engine.inner.set_skip_on_success(self.id)
+        self.engine.inner.set_skip_on_success(&self.sock)
     }
 
     /// Connects a stream socket and waits (a convenience over

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::driver::{ThreadCtx, current_ctx, thread_engines, wait_until};
+use crate::core::wait_until;
+use crate::thread::{ThreadCtx, current_ctx, thread_engines};
 
 mod net;
 pub use net::{TcpListener, TcpStream, UdpSocket};
@@ -177,7 +178,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     loop {
         // Operations started by the tasks polled here go to the kernel
         // together, with the next wait.
-        let done = crate::driver::batch(|| {
+        let done = crate::thread::batch(|| {
             while let Some(id) = ex.pop() {
                 set_budget(COOP_BUDGET);
                 if id == MAIN {

@@ -2,31 +2,51 @@
 //!
 //! # The backend contract
 //!
-//! An engine ([`Backend`]) must provide, for every [`OpKind`]:
+//! The engine-neutral core (`crate::core`) keeps the op table, the
+//! per-socket direction queues and the notifications. It never looks inside
+//! a backend: it calls [`Backend`], whose methods are the whole contract.
+//! A backend provides:
 //!
-//! 1. a **non-blocking attempt** — shared by both engines and defined once
-//!    here ([`attempt`]): the start of every operation tries it first (that is
-//!    the *completed now* result of the model), and the poll engine repeats
-//!    it on readiness;
-//! 2. a way to **park** the operation until it can progress: the io_uring
-//!    engine hands it to the kernel as an SQE (`uring.rs`, one `match` arm per
-//!    kind); the poll engine waits for readiness of the socket (`poll.rs`);
-//! 3. **cancel** of a parked operation, **reap** of finished work without
-//!    blocking, a **blocking wait** with a timeout, and a **wake** that any
-//!    thread may call to end that wait.
+//! 1. **Sockets**: [`register`](Backend::register) /
+//!    [`deregister`](Backend::deregister) a descriptor under the core's
+//!    socket token, and [`SockSys`], the per-socket state it keeps (inside
+//!    the socket's lock).
+//! 2. **The try at start**: whether a start should first try the operation
+//!    non-blocking ([`try_first`](Backend::try_first)), and what it learns
+//!    from that try ([`tried`](Backend::tried)). The try itself is
+//!    [`attempt`], shared by every backend.
+//! 3. **Parking** the head operation of a direction queue
+//!    ([`arm`](Backend::arm)): it either finishes at once or becomes a
+//!    [`Parked`] value that owns the operation's buffers (and, on io_uring,
+//!    the memory the kernel reads and writes) until the backend gives them
+//!    back in a [`Step::Done`].
+//! 4. **Progress**: [`reap`](Backend::reap) (never blocks) and
+//!    [`wait`](Backend::wait) (blocks up to a timeout) report [`Wakeup`]s;
+//!    the core routes each to its operation or socket and calls
+//!    [`progress`](Backend::progress), which interprets it (CQE results,
+//!    resubmission of requests the kernel cancelled on its own, readiness and
+//!    retries) and answers parked-again or done.
+//! 5. **Cancel** of a parked operation ([`cancel`](Backend::cancel)):
+//!    done at once, or asked of the kernel (the answer comes as a wakeup).
+//! 6. **Submission**: [`flush`](Backend::flush) hands queued requests to the
+//!    kernel; [`wake`](Backend::wake) ends a blocking wait on another thread.
 //!
-//! Both `match`es over [`OpKind`] are exhaustive, so an operation without
-//! both halves does not compile. A third engine is one new file and one arm
-//! of [`Backend`].
+//! No backend call is made while a lock shared by all threads of an engine
+//! is held: the core holds at most the lock of the socket concerned.
+//!
+//! Adding a backend is one new file (its type, [`Parked`] and [`SockSys`]
+//! variants) and one arm in each `match` below.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rustix::net::{RecvFlags as RxFlags, SendFlags as TxFlags, SocketFlags};
 
-use crate::buf::IoBufs;
-use crate::op::{MsgFlags, RecvFlags};
+use crate::buf::{ErasedBufs, IoBufs};
+use crate::flags::{MsgFlags, RecvFlags};
 
 pub(crate) mod poll;
 pub(crate) mod probe;
@@ -122,7 +142,7 @@ impl Outcome {
         }
     }
     pub(crate) fn aborted(bytes: usize) -> Self {
-        Outcome::err(crate::op::aborted_error(), bytes)
+        Outcome::err(crate::flags::aborted_error(), bytes)
     }
 }
 
@@ -313,20 +333,252 @@ pub(crate) fn attempt(
     }
 }
 
+impl OpKind {
+    /// A receive of the normal channel on a stream without `PEEK`: the one
+    /// whose try at start adapts on io_uring.
+    pub(crate) fn is_plain_stream_recv(&self, stream: bool) -> bool {
+        stream
+            && matches!(self, OpKind::Recv { flags, .. }
+                if !flags.contains(MsgFlags::OOB) && !flags.contains(MsgFlags::PEEK))
+    }
+}
+
+/// System calls a backend made, for [`Counters`](crate::Counters).
+#[derive(Debug, Default)]
+pub(crate) struct Calls {
+    /// Kernel entries to submit or wait.
+    pub(crate) enter: AtomicU64,
+    /// Non-blocking tries of an operation.
+    pub(crate) direct: AtomicU64,
+}
+
+impl Calls {
+    pub(crate) fn enter(&self) {
+        self.enter.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn direct(&self) {
+        self.direct.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Per-socket state of a backend, kept inside the socket's lock.
+#[derive(Debug)]
+pub(crate) enum SockSys {
+    Uring(uring::RecvPolicy),
+    Poll,
+}
+
+/// What the core tells a backend about one operation.
+pub(crate) struct OpRef<'a> {
+    /// The socket's descriptor.
+    pub(crate) fd: Option<BorrowedFd<'a>>,
+    /// The core's token for this operation (unique while it is parked).
+    pub(crate) token: u64,
+    pub(crate) kind: &'a mut OpKind,
+    /// Progress of a stream send across attempts.
+    pub(crate) done: &'a mut usize,
+    pub(crate) stream: bool,
+    /// The core asked to cancel the operation.
+    pub(crate) cancel: bool,
+    pub(crate) sock: &'a mut SockSys,
+}
+
+/// Buffers as the core stores them.
+pub(crate) type Bufs = Option<Box<dyn ErasedBufs>>;
+
+/// A parked operation: owns its buffers (and the kernel's memory) until the
+/// backend hands them back in [`Step::Done`]. Dropping it anywhere else is
+/// safe: what the kernel may still use is leaked, never freed.
+#[derive(Debug)]
+pub(crate) enum Parked {
+    Uring(uring::InFlight),
+    Poll(poll::Waiting),
+}
+
+/// The answer of [`Backend::arm`], [`Backend::progress`] and
+/// [`Backend::cancel`].
+pub(crate) enum Step {
+    Parked(Parked),
+    Done(Outcome, Bufs),
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Parked(p) => f.debug_tuple("Parked").field(p).finish(),
+            Step::Done(o, _) => f.debug_tuple("Done").field(o).finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Something a reap or a wait found: the completion of a parked operation
+/// (io_uring) or the readiness of a socket (poll), under the core's token.
+#[derive(Debug)]
+pub(crate) enum Wakeup {
+    Op { token: u64, cqe: uring::Cqe },
+    Sock { token: u64, dirs: [bool; 3] },
+}
+
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.
 #[derive(Debug)]
+pub(crate) struct Backend {
+    imp: Imp,
+    calls: Calls,
+}
+
+#[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per engine, never moved
-pub(crate) enum Backend {
+enum Imp {
     Uring(uring::Uring),
     Poll(poll::Poll),
 }
 
 impl Backend {
+    /// Sets up a backend of `kind`.
+    pub(crate) fn new(kind: EngineKind, ring_entries: u32) -> io::Result<Backend> {
+        let imp = match kind {
+            EngineKind::Uring => Imp::Uring(uring::Uring::new(ring_entries)?),
+            EngineKind::Poll => Imp::Poll(poll::Poll::new()?),
+        };
+        Ok(Backend {
+            imp,
+            calls: Calls::default(),
+        })
+    }
+
+    /// The system calls made so far.
+    pub(crate) fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// Fresh per-socket state.
+    pub(crate) fn new_sock(&self) -> SockSys {
+        match &self.imp {
+            Imp::Uring(_) => SockSys::Uring(uring::RecvPolicy::default()),
+            Imp::Poll(_) => SockSys::Poll,
+        }
+    }
+
+    /// Registers a new socket under the core's socket token.
+    pub(crate) fn register(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        match &self.imp {
+            Imp::Uring(_) => Ok(()),
+            Imp::Poll(p) => p.register(fd, token),
+        }
+    }
+
+    /// Forgets a socket before its descriptor is closed.
+    pub(crate) fn deregister(&self, fd: BorrowedFd<'_>) {
+        match &self.imp {
+            Imp::Uring(_) => {}
+            Imp::Poll(p) => p.deregister(fd),
+        }
+    }
+
+    /// Whether a start whose queue is empty tries the operation first.
+    pub(crate) fn try_first(&self, sock: &SockSys, kind: &OpKind, stream: bool) -> bool {
+        match (&self.imp, sock) {
+            (Imp::Uring(_), SockSys::Uring(p)) => p.try_first(kind, stream),
+            _ => true,
+        }
+    }
+
+    /// The try at start found nothing to do (`would_block`) or finished.
+    pub(crate) fn tried(&self, sock: &mut SockSys, kind: &OpKind, stream: bool, would_block: bool) {
+        if let SockSys::Uring(p) = sock {
+            p.tried(kind, stream, would_block);
+        }
+    }
+
+    /// Parks the head operation of a direction queue. `tried`: the start
+    /// just tried it and it would block.
+    ///
+    /// # Safety
+    /// `op.token` must not belong to another operation of this backend that
+    /// is parked (its [`Parked`] value not yet handed back in a
+    /// [`Step::Done`]): a completion is matched to its operation by token,
+    /// and the kernel memory freed on completion is the one of the
+    /// operation the token names.
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn arm(&self, op: OpRef<'_>, bufs: Bufs, tried: bool) -> Step {
+        match &self.imp {
+            // SAFETY: the caller keeps the token unique (see above).
+            Imp::Uring(u) => unsafe { u.arm(op, bufs) },
+            Imp::Poll(p) => p.arm(op, bufs, tried, &self.calls),
+        }
+    }
+
+    /// Interprets a wakeup for a parked operation (for a socket wakeup, the
+    /// head operation of a direction that may progress).
+    pub(crate) fn progress(&self, op: OpRef<'_>, parked: Parked, wakeup: &Wakeup) -> Step {
+        match (&self.imp, parked) {
+            (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
+            (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
+            (_, parked) => Step::Parked(parked),
+        }
+    }
+
+    /// Cancels a parked operation: done at once, or the kernel is asked and
+    /// the operation completes *aborted* through a later wakeup.
+    pub(crate) fn cancel(&self, op: OpRef<'_>, parked: Parked) -> Step {
+        match (&self.imp, parked) {
+            (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
+            (_, Parked::Poll(w)) => Step::Done(Outcome::aborted(*op.done), w.into_bufs()),
+            (_, parked) => Step::Parked(parked),
+        }
+    }
+
+    /// Collects what finished, without blocking. `poll_now`: on poll, ask the
+    /// kernel (`epoll_wait` with a zero timeout).
+    pub(crate) fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>) {
+        match &self.imp {
+            Imp::Uring(u) => u.reap(out),
+            Imp::Poll(p) if poll_now => {
+                self.calls.enter();
+                if let Err(e) = p.wait(Some(Duration::ZERO), out) {
+                    tracing::warn!(error = %e, "epoll_wait failed");
+                }
+            }
+            Imp::Poll(_) => {}
+        }
+    }
+
+    /// Blocks until something finished, [`wake`](Self::wake) was called or
+    /// `timeout` passed; submits queued requests on the way in.
+    pub(crate) fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Wakeup>) {
+        self.calls.enter();
+        match &self.imp {
+            Imp::Uring(u) => {
+                if let Err(e) = u.wait(timeout) {
+                    tracing::warn!(error = %e, "io_uring wait failed");
+                }
+                u.reap(out);
+            }
+            Imp::Poll(p) => {
+                if let Err(e) = p.wait(timeout, out) {
+                    tracing::warn!(error = %e, "epoll_wait failed");
+                }
+            }
+        }
+    }
+
+    /// Hands queued requests to the kernel (a no-op when none are queued).
+    pub(crate) fn flush(&self) {
+        if let Imp::Uring(u) = &self.imp {
+            if u.has_unsubmitted() {
+                self.calls.enter();
+                if let Err(e) = u.submit() {
+                    tracing::warn!(error = %e, "io_uring submit failed");
+                }
+            }
+        }
+    }
+
     /// Ends a blocking [`wait`](Self::wait) in progress on another thread.
     pub(crate) fn wake(&self) {
-        match self {
-            Backend::Uring(u) => u.wake(),
-            Backend::Poll(p) => p.wake(),
+        match &self.imp {
+            Imp::Uring(u) => u.wake(),
+            Imp::Poll(p) => p.wake(),
         }
     }
 }

@@ -3,10 +3,10 @@
 //! Every operation is first tried non-blocking (the shared
 //! [`attempt`](super::attempt)); an operation that would block waits at the
 //! head of its socket's direction queue until epoll reports readiness, then
-//! the driver tries it again. Sockets are registered once, edge-triggered,
+//! the engine tries it again (on the thread that reaped the readiness). Sockets are registered once, edge-triggered,
 //! for `IN | OUT | PRI | RDHUP`: a pending operation always follows a failed
-//! attempt, so the next edge is never missed (attempts and readiness are
-//! handled under the same lock). Urgent data waits for `EPOLLPRI`. Sends pass
+//! attempt, so the next edge is never missed (an attempt and the handling of
+//! a readiness event for its socket run under the socket's lock). Urgent data waits for `EPOLLPRI`. Sends pass
 //! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
 //! the epoll set.
 //!
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rustix::event::{EventfdFlags, epoll, eventfd};
 
-use super::{Dir, to_io};
+use super::{Attempt, Bufs, Calls, Dir, OpRef, Outcome, Parked, Step, Wakeup, attempt, to_io};
 
 const WAKE_TOKEN: u64 = u64::MAX;
 
@@ -62,11 +62,7 @@ impl Poll {
 
     /// Waits up to `timeout` (zero polls, `None` blocks) and appends each
     /// ready socket's token with the directions that may progress.
-    pub(crate) fn wait(
-        &self,
-        timeout: Option<Duration>,
-        out: &mut Vec<(u64, [bool; 3])>,
-    ) -> io::Result<()> {
+    pub(crate) fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Wakeup>) -> io::Result<()> {
         use epoll::EventFlags as F;
         let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
         let ts = timeout.map(|d| rustix::event::Timespec {
@@ -95,7 +91,7 @@ impl Poll {
             dirs[Dir::Read as usize] = broken || f.intersects(F::IN | F::RDHUP);
             dirs[Dir::Write as usize] = broken || f.contains(F::OUT);
             dirs[Dir::Urgent as usize] = broken || f.contains(F::PRI);
-            out.push((token, dirs));
+            out.push(Wakeup::Sock { token, dirs });
         }
         Ok(())
     }
@@ -103,5 +99,47 @@ impl Poll {
     /// Ends a blocking [`wait`](Self::wait) on another thread.
     pub(crate) fn wake(&self) {
         let _ = rustix::io::write(self.wake_fd.as_fd(), &1u64.to_ne_bytes());
+    }
+}
+
+/// A parked operation of the poll engine: its buffers, waiting for the
+/// socket's readiness.
+pub(crate) struct Waiting(Bufs);
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").finish_non_exhaustive()
+    }
+}
+
+impl Waiting {
+    /// The buffers back (nothing outside the process refers to them).
+    pub(crate) fn into_bufs(self) -> Bufs {
+        self.0
+    }
+}
+
+impl Poll {
+    /// Parks the head operation: it waits for readiness. Unless the start
+    /// just tried it, it is tried first.
+    pub(crate) fn arm(&self, op: OpRef<'_>, bufs: Bufs, tried: bool, calls: &Calls) -> Step {
+        let w = Waiting(bufs);
+        if tried {
+            return Step::Parked(Parked::Poll(w));
+        }
+        self.progress(op, w, calls)
+    }
+
+    /// The socket may progress in the operation's direction: try it again.
+    pub(crate) fn progress(&self, op: OpRef<'_>, mut w: Waiting, calls: &Calls) -> Step {
+        let Some(fd) = op.fd else {
+            return Step::Done(Outcome::aborted(*op.done), w.into_bufs());
+        };
+        calls.direct();
+        let bufs = w.0.as_deref_mut().map(|b| b.as_bufs());
+        match attempt(fd, op.kind, bufs, op.done, op.stream) {
+            Attempt::Done(out) => Step::Done(out, w.into_bufs()),
+            Attempt::WouldBlock => Step::Parked(Parked::Poll(w)),
+        }
     }
 }

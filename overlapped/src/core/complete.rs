@@ -1,0 +1,293 @@
+//! Completion: backend calls on a parked operation, finishing an operation,
+//! delivering it to its consumer, arming the next of its queue, and routing
+//! the backend's wakeups.
+
+use std::mem;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::table::{SlotState, SockState, op_of, op_token, sock_of};
+use super::{RawDone, SlotNotify, leftover};
+use crate::engine::{Engine, Inner};
+use crate::sys::{Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
+
+impl Inner {
+    /// Parks slot `key` (the head of its queue) with the backend. `Some`
+    /// when it finished instead (its buffers are back in the slot).
+    #[allow(unsafe_code)]
+    pub(super) fn arm_slot(
+        &self,
+        sock_key: u32,
+        s: &mut SockState,
+        key: usize,
+        tried: bool,
+    ) -> Option<Outcome> {
+        let SockState { fd, ops, sys, .. } = s;
+        let slot = &mut ops[key];
+        let bufs = slot.bufs.take();
+        let op = OpRef {
+            fd: fd.as_ref().map(|f| f.as_fd()),
+            token: op_token(sock_key, key as u16, slot.seq),
+            kind: &mut slot.kind,
+            done: &mut slot.done,
+            stream: slot.stream,
+            cancel: slot.cancel,
+            sock: sys,
+        };
+        // SAFETY: the token is (socket key, slot index, generation). While an
+        // operation is parked its slot holds the `Parked` value, so the slot
+        // is not freed, and the socket stays in the registry (its queue is
+        // not empty): no other parked operation has this token.
+        let step = unsafe { self.backend.arm(op, bufs, tried) };
+        match step {
+            Step::Parked(p) => {
+                slot.state = SlotState::Armed(p);
+                None
+            }
+            Step::Done(out, bufs) => {
+                slot.bufs = bufs;
+                Some(out)
+            }
+        }
+    }
+
+    /// Runs `call` on the parked value of slot `key`. `Some` when the
+    /// operation finished (its buffers are back in the slot).
+    fn step_slot(
+        &self,
+        sock_key: u32,
+        s: &mut SockState,
+        key: usize,
+        call: impl FnOnce(OpRef<'_>, Parked) -> Step,
+    ) -> Option<Outcome> {
+        let SockState { fd, ops, sys, .. } = s;
+        let slot = ops.get_mut(key)?;
+        let SlotState::Armed(parked) = mem::replace(&mut slot.state, SlotState::Queued) else {
+            return None;
+        };
+        let op = OpRef {
+            fd: fd.as_ref().map(|f| f.as_fd()),
+            token: op_token(sock_key, key as u16, slot.seq),
+            kind: &mut slot.kind,
+            done: &mut slot.done,
+            stream: slot.stream,
+            cancel: slot.cancel,
+            sock: sys,
+        };
+        match call(op, parked) {
+            Step::Parked(p) => {
+                slot.state = SlotState::Armed(p);
+                None
+            }
+            Step::Done(out, bufs) => {
+                slot.bufs = bufs;
+                Some(out)
+            }
+        }
+    }
+
+    /// Finishes an operation: records the outcome, takes it off its queue,
+    /// delivers it.
+    pub(super) fn finish_op(self: &Arc<Self>, s: &mut SockState, key: usize, out: Outcome) {
+        let slot = &mut s.ops[key];
+        let dir = slot.dir;
+        if !slot.immediate {
+            self.counters
+                .completed_later
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if out.error.as_ref().is_some_and(crate::flags::is_aborted) {
+            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+        // A receive that ends with an error or aborted hands its buffers
+        // back truncated to the bytes that landed in them (none).
+        if out.error.is_some() {
+            if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
+                b.as_bufs().set_received(out.bytes);
+            }
+        }
+        if out.error.is_none() {
+            if out.bytes > 0 {
+                s.reads_done = s.reads_done.max(slot.order);
+            }
+            if let OpKind::Connect { .. } = slot.kind {
+                s.connected = true;
+            }
+        }
+        s.queues[dir as usize].retain(|&k| k as usize != key);
+        self.deliver(s, key, out);
+    }
+
+    /// Hands a finished operation's outcome to its consumer.
+    pub(super) fn deliver(self: &Arc<Self>, s: &mut SockState, key: usize, out: Outcome) {
+        let slot = &mut s.ops[key];
+        match &mut slot.notify {
+            SlotNotify::Routine { ctx, id } => {
+                let (ctx, id) = (ctx.clone(), *id);
+                let slot = s.ops.remove(key);
+                ctx.queue_routine(id, self.raw_done(out, slot.bufs));
+            }
+            SlotNotify::PortBound {
+                port,
+                key: pkey,
+                tag,
+                conv,
+                ..
+            } if !slot.handle => {
+                let (port, pkey, tag, conv) = (port.clone(), *pkey, *tag, *conv);
+                let slot = s.ops.remove(key);
+                port.push_op(pkey, tag, conv, self.raw_done(out, slot.bufs));
+            }
+            notify => {
+                if let SlotNotify::Event(ev) = notify {
+                    ev.set();
+                }
+                if let Some(w) = slot.waiter.take() {
+                    w.wake();
+                }
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
+                }
+                if slot.handle {
+                    slot.state = SlotState::Done(out);
+                } else {
+                    let slot = s.ops.remove(key);
+                    leftover::keep_unclaimed(s, slot, out);
+                }
+            }
+        }
+    }
+
+    pub(super) fn raw_done(self: &Arc<Self>, outcome: Outcome, bufs: crate::sys::Bufs) -> RawDone {
+        RawDone {
+            outcome,
+            bufs,
+            engine: Engine {
+                inner: self.clone(),
+            },
+        }
+    }
+
+    /// Arms the next operations of a queue after its head finished: each is
+    /// parked in turn until one stays parked.
+    pub(super) fn arm_next(self: &Arc<Self>, sock_key: u32, s: &mut SockState, dir: Dir) {
+        loop {
+            let Some(&head) = s.queues[dir as usize].front() else {
+                return;
+            };
+            let head = head as usize;
+            if !matches!(s.ops[head].state, SlotState::Queued) {
+                return;
+            }
+            if let Some(out) = leftover::serve_head(s, head) {
+                self.finish_op(s, head, out);
+                continue;
+            }
+            match self.arm_slot(sock_key, s, head, false) {
+                Some(out) => self.finish_op(s, head, out),
+                None => return,
+            }
+        }
+    }
+
+    /// Routes one wakeup of the backend to its operation or socket.
+    pub(super) fn dispatch(self: &Arc<Self>, w: &Wakeup) {
+        match w {
+            Wakeup::Op { token, .. } => {
+                let (sock_key, slot, seq) = op_of(*token);
+                let Some(sock) = self.socks.get(sock_key) else {
+                    return;
+                };
+                let mut guard = sock.lock();
+                let s = &mut *guard;
+                if s.slot(slot, seq).is_none() {
+                    return;
+                }
+                let key = slot as usize;
+                let dir = s.ops[key].dir;
+                if let Some(out) =
+                    self.step_slot(sock_key, s, key, |op, p| self.backend.progress(op, p, w))
+                {
+                    self.finish_op(s, key, out);
+                    self.arm_next(sock_key, s, dir);
+                }
+                self.remove_if_closed(&sock, s);
+            }
+            Wakeup::Sock { token, dirs } => {
+                let (sock_key, seq) = sock_of(*token);
+                let Some(sock) = self.socks.get(sock_key) else {
+                    return;
+                };
+                if sock.seq != seq {
+                    return;
+                }
+                let mut guard = sock.lock();
+                let s = &mut *guard;
+                for dir in [Dir::Read, Dir::Write, Dir::Urgent] {
+                    if !dirs[dir as usize] {
+                        continue;
+                    }
+                    let Some(&head) = s.queues[dir as usize].front() else {
+                        continue;
+                    };
+                    let key = head as usize;
+                    if let Some(out) =
+                        self.step_slot(sock_key, s, key, |op, p| self.backend.progress(op, p, w))
+                    {
+                        self.finish_op(s, key, out);
+                        self.arm_next(sock_key, s, dir);
+                    }
+                }
+                self.remove_if_closed(&sock, s);
+            }
+        }
+    }
+
+    /// Cancels operation `key`: it completes *aborted* now, or (parked in
+    /// the kernel) once the kernel answers the cancel.
+    pub(super) fn cancel_locked(
+        self: &Arc<Self>,
+        sock_key: u32,
+        s: &mut SockState,
+        key: usize,
+    ) -> std::io::Result<()> {
+        let not_found = || {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the operation is not in flight (already complete)",
+            )
+        };
+        let Some(slot) = s.ops.get_mut(key) else {
+            return Err(not_found());
+        };
+        match slot.state {
+            SlotState::Done(_) => Err(not_found()),
+            SlotState::Queued => {
+                slot.cancel = true;
+                let out = Outcome::aborted(slot.done);
+                self.finish_op(s, key, out);
+                Ok(())
+            }
+            SlotState::Armed(_) if slot.cancel => Ok(()),
+            SlotState::Armed(_) => {
+                slot.cancel = true;
+                let dir = slot.dir;
+                if let Some(out) =
+                    self.step_slot(sock_key, s, key, |op, p| self.backend.cancel(op, p))
+                {
+                    self.finish_op(s, key, out);
+                    self.arm_next(sock_key, s, dir);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets a closed socket once its last operation left its queues.
+    pub(super) fn remove_if_closed(&self, sock: &super::Sock, s: &SockState) {
+        if s.closed && s.idle() {
+            self.socks.remove(sock);
+        }
+    }
+}

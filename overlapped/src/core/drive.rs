@@ -1,0 +1,218 @@
+//! "Whoever waits, drives": reaping and dispatching, the one blocking wait
+//! in the kernel at a time, and the wait loop every blocking call uses.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::engine::Inner;
+use crate::sys::Wakeup;
+use crate::thread::{ThreadCtx, current_ctx, set_driving, submits_deferred};
+
+/// Waits that find work without entering the kernel still reap completions
+/// at least this often, so operations completing in the kernel are not
+/// starved by ones that complete at once.
+pub(crate) const REAP_INTERVAL_US: u64 = 200;
+
+/// Who blocks in the engine's kernel wait, and who waits for it to leave.
+#[derive(Debug, Default)]
+pub(crate) struct DriveState {
+    driving: AtomicBool,
+    followers: Mutex<Vec<Arc<ThreadCtx>>>,
+}
+
+impl DriveState {
+    /// True while a thread is (or is about to be) blocked in the kernel.
+    pub(crate) fn is_driving(&self) -> bool {
+        self.driving.load(Ordering::Acquire)
+    }
+}
+
+/// `OVERLAPPED_WAIT_SLICE_MS`: the longest one blocking `io_uring_enter`
+/// may last (unset: no limit; the wait simply repeats). For tools that run
+/// one thread at a time and hold their lock across a blocking
+/// `io_uring_enter`, such as valgrind: without a slice, a thread waiting in
+/// the ring would stop every other thread of the program.
+fn wait_slice() -> Option<Duration> {
+    static SLICE: OnceLock<Option<Duration>> = OnceLock::new();
+    *SLICE.get_or_init(|| {
+        std::env::var("OVERLAPPED_WAIT_SLICE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis)
+    })
+}
+
+fn cap_wait(timeout: Option<Duration>) -> Option<Duration> {
+    match (timeout, wait_slice()) {
+        (Some(t), Some(s)) => Some(t.min(s)),
+        (None, s) => s,
+        (t, None) => t,
+    }
+}
+
+pub(crate) fn clock_us() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// True when [`REAP_INTERVAL_US`] has passed since the time in `last`; the
+/// one caller that sees it first also moves `last` to now.
+pub(crate) fn interval_passed(last: &AtomicU64) -> bool {
+    let prev = last.load(Ordering::Relaxed);
+    let now = clock_us();
+    now.saturating_sub(prev) >= REAP_INTERVAL_US
+        && last
+            .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
+impl Inner {
+    fn dispatch_all(self: &Arc<Self>, found: &mut Vec<Wakeup>) {
+        for w in found.drain(..) {
+            self.dispatch(&w);
+        }
+    }
+
+    /// Reaps everything available and dispatches it, without blocking.
+    /// With `submit`, requests queued meanwhile are submitted too; without,
+    /// they wait for the next kernel entry. `poll_now`: the poll engine asks
+    /// the kernel for readiness.
+    pub(crate) fn reap_dispatch(self: &Arc<Self>, poll_now: bool, submit: bool) {
+        self.last_reap.store(clock_us(), Ordering::Relaxed);
+        let mut found = Vec::new();
+        let mut poll_now = poll_now;
+        loop {
+            if submit {
+                self.backend.flush();
+            }
+            self.backend.reap(poll_now, &mut found);
+            poll_now = false;
+            if found.is_empty() {
+                return;
+            }
+            self.dispatch_all(&mut found);
+        }
+    }
+
+    /// Reaps (and submits) without blocking when the last reap is older than
+    /// [`REAP_INTERVAL_US`].
+    pub(crate) fn reap_if_due(self: &Arc<Self>) {
+        let last = self.last_reap.load(Ordering::Relaxed);
+        if clock_us().saturating_sub(last) >= REAP_INTERVAL_US {
+            self.reap_dispatch(true, true);
+        }
+    }
+
+    /// Reaps and dispatches once without blocking; submits unless this
+    /// thread's submissions are deferred.
+    pub(crate) fn poll_once(self: &Arc<Self>) {
+        self.reap_dispatch(true, !submits_deferred());
+    }
+
+    /// Submits what this thread left for its next kernel entry.
+    pub(crate) fn flush_now(&self) {
+        self.backend.flush();
+    }
+
+    /// One round of "whoever waits, drives": become the driver and block in
+    /// the kernel for up to `timeout` (unless `ready` already holds), or, if
+    /// another thread drives, park until woken.
+    pub(crate) fn drive_once(
+        self: &Arc<Inner>,
+        ctx: &Arc<ThreadCtx>,
+        timeout: Option<Duration>,
+        ready: &mut dyn FnMut() -> bool,
+    ) {
+        let d = &self.drive;
+        if d.driving
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            {
+                let mut f = d.followers.lock().unwrap_or_else(|p| p.into_inner());
+                if !f.iter().any(|x| Arc::ptr_eq(x, ctx)) {
+                    f.push(ctx.clone());
+                }
+            }
+            // The driver may have left between the two steps above: then
+            // nobody would unpark this thread.
+            if d.is_driving() {
+                // Deferred requests must reach the kernel before this thread
+                // sleeps.
+                self.backend.flush();
+                if !ready() {
+                    match timeout {
+                        Some(t) => thread::park_timeout(t),
+                        None => thread::park(),
+                    }
+                }
+            }
+            return;
+        }
+        // Unsubmitted requests go in with the wait below (one kernel entry
+        // for both), or with the reap after it.
+        self.reap_dispatch(true, false);
+        set_driving(ctx, Some(self.clone()));
+        let mut found = Vec::new();
+        if !ready() && timeout != Some(Duration::ZERO) {
+            self.backend.wait(cap_wait(timeout), &mut found);
+            if wait_slice().is_some() {
+                // Such a tool hands its lock to another thread only at a
+                // yield or after a long run of this thread's code.
+                std::thread::yield_now();
+            }
+        }
+        set_driving(ctx, None);
+        self.dispatch_all(&mut found);
+        self.reap_dispatch(false, true);
+        d.driving.store(false, Ordering::Release);
+        let followers = std::mem::take(&mut *d.followers.lock().unwrap_or_else(|p| p.into_inner()));
+        for f in followers {
+            f.thread.unpark();
+        }
+    }
+}
+
+/// Drives `engines` until `ready()` or the deadline. True when ready.
+pub(crate) fn wait_until(
+    engines: &[Arc<Inner>],
+    deadline: Option<Instant>,
+    ready: &mut dyn FnMut() -> bool,
+) -> bool {
+    let ctx = current_ctx();
+    for e in engines {
+        e.reap_if_due();
+    }
+    loop {
+        if ready() {
+            return true;
+        }
+        let remaining = match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if d <= now {
+                    return false;
+                }
+                Some(d - now)
+            }
+            None => None,
+        };
+        match engines {
+            [] => match remaining {
+                Some(t) => thread::park_timeout(t),
+                None => thread::park(),
+            },
+            [one] => one.drive_once(&ctx, remaining, ready),
+            [first, rest @ ..] => {
+                for e in rest {
+                    e.poll_once();
+                }
+                let slice = Duration::from_millis(5);
+                first.drive_once(&ctx, Some(remaining.map_or(slice, |r| r.min(slice))), ready);
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Bytes kept from dropped receives: a stream receive whose handle was
+//! dropped after it took bytes from the kernel leaves them to the socket's
+//! next receives, so no byte of the stream is lost or reordered.
+
+use super::table::{Slot, SlotState, SockState};
+use crate::buf::IoBufs;
+use crate::flags::MsgFlags;
+use crate::sys::{Dir, OpKind, Outcome};
+
+/// Stream receives of the normal channel are served from kept bytes.
+pub(super) fn serves(kind: &OpKind, stream: bool) -> bool {
+    stream && matches!(kind, OpKind::Recv { flags, .. } if !flags.contains(MsgFlags::OOB))
+}
+
+/// Completes a receive from kept bytes (consuming them unless `PEEK`).
+pub(super) fn fill(leftover: &mut Vec<u8>, bufs: &mut dyn IoBufs, kind: &OpKind) -> Outcome {
+    let peek = matches!(kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::PEEK));
+    let mut n = 0;
+    for slice in bufs.io_slices_mut().iter_mut() {
+        let take = slice.len().min(leftover.len() - n);
+        slice[..take].copy_from_slice(&leftover[n..n + take]);
+        n += take;
+    }
+    bufs.set_received(n);
+    if !peek {
+        leftover.drain(..n);
+    }
+    Outcome::ok(n)
+}
+
+/// Serves the queued head `key` from kept bytes, if it is a receive they
+/// serve.
+pub(super) fn serve_head(s: &mut SockState, key: usize) -> Option<Outcome> {
+    if s.leftover.is_empty() {
+        return None;
+    }
+    let SockState { ops, leftover, .. } = s;
+    let slot = &mut ops[key];
+    if !serves(&slot.kind, slot.stream) {
+        return None;
+    }
+    let b = slot.bufs.as_deref_mut()?;
+    Some(fill(leftover, b.as_bufs(), &slot.kind))
+}
+
+/// A finished operation nobody will take (its handle was dropped): bytes a
+/// stream receive took from the kernel are kept for the socket's next
+/// receive; everything else is freed with the slot.
+pub(super) fn keep_unclaimed(s: &mut SockState, slot: Slot, out: Outcome) {
+    let keep = out.error.is_none()
+        && out.bytes > 0
+        && serves(&slot.kind, slot.stream)
+        && !matches!(slot.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::PEEK));
+    // Keeping the bytes must not reorder the stream: no later receive may
+    // have completed, nor be parked where newer bytes would reach it before
+    // these.
+    let later_armed = s.queues[Dir::Read as usize].iter().any(|k| {
+        s.ops
+            .get(*k as usize)
+            .is_some_and(|o| !matches!(o.state, SlotState::Queued))
+    });
+    if let (true, Some(mut b)) = (
+        keep && s.reads_done == slot.order && !later_armed,
+        slot.bufs,
+    ) {
+        // These bytes precede any still kept: they were taken first.
+        let mut kept: Vec<u8> = Vec::with_capacity(out.bytes + s.leftover.len());
+        for piece in b.as_bufs().io_slices() {
+            kept.extend_from_slice(&piece);
+        }
+        kept.append(&mut s.leftover);
+        s.leftover = kept;
+    }
+}

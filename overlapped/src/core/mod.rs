@@ -1,0 +1,112 @@
+//! The engine-neutral core: the op table, per-socket direction queues,
+//! starts, completion and dispatch, and "whoever waits, drives".
+//!
+//! # Design notes
+//!
+//! * **Locks.** Each socket's state (its descriptor, direction queues and
+//!   operations) sits behind the socket's own lock. A start, a completion, a
+//!   cancel or a readiness retry takes that lock only (plus, to notify, the
+//!   port's queue, the event or the routine queue). No lock shared by all
+//!   threads of an engine is held across a system call: the registry's
+//!   shards are locked only to add, find or remove a socket, and the
+//!   backend's submission and completion locks only to copy entries (see
+//!   `docs/DESIGN.md`, "Scaling across threads").
+//! * **Op table.** An operation lives in a slab inside its socket; its token
+//!   is the socket's key, the slot's index and a generation ([`table`]). A
+//!   slot is freed only once the operation's final completion was reaped
+//!   *and* its consumer (handle, routine, port) took the result, so a token
+//!   is never reused while a completion for it can still arrive.
+//! * **Order.** Each socket has three direction queues (read, write,
+//!   urgent). Only the head of a queue is parked with the backend; the next
+//!   is armed when the head completes. io_uring would otherwise fill and send
+//!   operations parked on one socket in reverse order.
+//! * **Completed now.** A start whose queue is empty first tries the
+//!   operation non-blocking (the backend may skip the try, see
+//!   `sys/uring`): success is the model's *completed now*; an error is a
+//!   start failure, after which no completion ever follows.
+//! * **Batched submission.** Requests of starts made while a thread answers
+//!   a wait, runs routines or polls async tasks go to the kernel with that
+//!   thread's next kernel entry, unless another thread is blocked in the
+//!   engine (it could not submit them). A socket's requests are always
+//!   submitted before its descriptor closes.
+//! * **Whoever waits, drives.** One thread at a time blocks in the engine's
+//!   kernel wait; it then reaps and dispatches. Other waiters park and are
+//!   woken by what they wait for or when the driver leaves ([`drive`]).
+//! * **Threads.** The model's thread-exit rule (SPEC c08) is applied by a
+//!   thread-local guard ([`crate::thread`]), identically on both engines.
+
+mod complete;
+mod drive;
+mod handle;
+mod leftover;
+mod start;
+pub(crate) mod table;
+
+use std::fmt;
+
+pub(crate) use drive::{DriveState, clock_us as drive_clock_us, interval_passed, wait_until};
+pub(crate) use table::{Registry, Sock};
+
+use crate::buf::ErasedBufs;
+use crate::engine::Engine;
+use crate::event::Event;
+use crate::sys::Outcome;
+use crate::thread::ThreadCtx;
+
+/// How a finished operation is made known.
+pub(crate) enum SlotNotify {
+    None,
+    Event(Event),
+    Routine {
+        ctx: std::sync::Arc<ThreadCtx>,
+        id: usize,
+    },
+    /// Resolved at start from the socket's association.
+    Port {
+        tag: u64,
+        conv: (std::any::TypeId, crate::port::Convert),
+    },
+    PortBound {
+        port: std::sync::Arc<crate::port::PortInner>,
+        key: usize,
+        tag: u64,
+        conv: (std::any::TypeId, crate::port::Convert),
+        skip: bool,
+    },
+}
+
+/// A finished operation's outcome with its buffers, on its way to the
+/// handle or the routine that consumes it.
+pub struct RawDone {
+    pub(crate) outcome: Outcome,
+    pub(crate) bufs: Option<Box<dyn ErasedBufs>>,
+    pub(crate) engine: Engine,
+}
+
+impl fmt::Debug for RawDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawDone")
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names one operation: its slot index and generation in its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpId {
+    pub(crate) key: u16,
+    pub(crate) seq: u16,
+}
+
+/// What a start produced: the operation's id, the byte count when it
+/// completed now, and whether the handle takes the result.
+#[derive(Debug)]
+pub(crate) struct StartOk {
+    pub(crate) id: OpId,
+    pub(crate) now: Option<usize>,
+    pub(crate) handle: bool,
+}
+
+fn bad_handle() -> std::io::Error {
+    std::io::Error::from_raw_os_error(libc::EBADF)
+}

@@ -1,0 +1,244 @@
+//! The op table: sockets in a sharded registry, each socket's operations in
+//! a slab inside the socket's own lock, and the one token encoding that
+//! names a socket or an operation to a backend.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::thread::ThreadId;
+
+use slab::Slab;
+
+use super::SlotNotify;
+use crate::sys::{Bufs, Dir, OpKind, Outcome, Parked, SockSys};
+use crate::thread::ThreadCtx;
+
+/// Registry shards: socket creation and the lookup of a completion's socket
+/// lock one shard, chosen by the socket's key.
+const SHARDS: usize = 32;
+
+/// Most operations of one socket held at once (in flight or with a result
+/// not yet taken): an operation's index in its socket has 16 bits.
+pub(crate) const MAX_OPS_PER_SOCKET: usize = 0xFFFF;
+
+/// The sockets of an engine, by key.
+pub(crate) struct Registry {
+    shards: Box<[Mutex<Slab<Arc<Sock>>>]>,
+    next_shard: AtomicUsize,
+    next_gen: AtomicU32,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Registry {
+            shards: (0..SHARDS).map(|_| Mutex::new(Slab::new())).collect(),
+            next_shard: AtomicUsize::new(0),
+            next_gen: AtomicU32::new(1),
+        }
+    }
+
+    /// Adds a socket built by `make` from its key and generation.
+    pub(crate) fn insert(&self, make: impl FnOnce(u32, u32) -> Sock) -> Arc<Sock> {
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        let seq = self.next_gen.fetch_add(1, Ordering::Relaxed) & 0x7FFF_FFFF;
+        let mut s = lock(&self.shards[shard]);
+        let entry = s.vacant_entry();
+        let key = (entry.key() * SHARDS + shard) as u32;
+        let sock = Arc::new(make(key, seq));
+        entry.insert(sock.clone());
+        sock
+    }
+
+    /// The socket under `key`.
+    pub(crate) fn get(&self, key: u32) -> Option<Arc<Sock>> {
+        let (idx, shard) = (key as usize / SHARDS, key as usize % SHARDS);
+        lock(&self.shards[shard]).get(idx).cloned()
+    }
+
+    /// Forgets `sock` (its key may then be reused); a no-op when it is
+    /// already gone.
+    pub(crate) fn remove(&self, sock: &Sock) {
+        let (idx, shard) = (sock.key as usize / SHARDS, sock.key as usize % SHARDS);
+        let mut s = lock(&self.shards[shard]);
+        if s.get(idx)
+            .is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), sock))
+        {
+            s.remove(idx);
+        }
+    }
+
+    /// Every socket (a snapshot).
+    pub(crate) fn all(&self) -> Vec<Arc<Sock>> {
+        let mut v = Vec::new();
+        for s in self.shards.iter() {
+            v.extend(lock(s).iter().map(|(_, x)| x.clone()));
+        }
+        v
+    }
+}
+
+/// A socket's entry: its key and generation, and its state behind its own
+/// lock (the only lock an operation's start, completion or cancel takes,
+/// besides the notification's own).
+pub(crate) struct Sock {
+    pub(crate) key: u32,
+    pub(crate) seq: u32,
+    st: Mutex<SockState>,
+}
+
+impl fmt::Debug for Sock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sock")
+            .field("key", &self.key)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl Sock {
+    pub(crate) fn new(key: u32, seq: u32, st: SockState) -> Sock {
+        Sock {
+            key,
+            seq,
+            st: Mutex::new(st),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SockState> {
+        lock(&self.st)
+    }
+}
+
+pub(crate) struct SockState {
+    pub(crate) fd: Option<OwnedFd>,
+    pub(crate) stream: bool,
+    pub(crate) connected: bool,
+    pub(crate) bound: bool,
+    pub(crate) closed: bool,
+    /// Slot indexes of the direction queues, in posting order.
+    pub(crate) queues: [VecDeque<u16>; 3],
+    pub(crate) port: Option<(Arc<crate::port::PortInner>, usize)>,
+    pub(crate) skip_on_success: bool,
+    /// Bytes a stream receive took from the kernel after its handle was
+    /// dropped: served to the next receives first, so no byte is lost.
+    pub(crate) leftover: Vec<u8>,
+    /// Posting order of the read-direction ops, and the highest order that
+    /// took bytes (a dropped receive's bytes are kept only when no later
+    /// receive has taken newer bytes).
+    pub(crate) reads_posted: u64,
+    pub(crate) reads_done: u64,
+    /// The backend's own per-socket state.
+    pub(crate) sys: SockSys,
+    pub(crate) ops: Slab<Slot>,
+    next_gen: u16,
+}
+
+impl SockState {
+    pub(crate) fn new(
+        fd: OwnedFd,
+        stream: bool,
+        connected: bool,
+        bound: bool,
+        sys: SockSys,
+    ) -> Self {
+        SockState {
+            fd: Some(fd),
+            stream,
+            connected,
+            bound,
+            closed: false,
+            queues: Default::default(),
+            port: None,
+            skip_on_success: false,
+            leftover: Vec::new(),
+            reads_posted: 0,
+            reads_done: 0,
+            sys,
+            ops: Slab::new(),
+            next_gen: 1,
+        }
+    }
+
+    /// A generation for a new slot (never `0xFFFF`, so no operation token
+    /// equals a backend's reserved ones).
+    pub(crate) fn new_gen(&mut self) -> u16 {
+        let g = self.next_gen;
+        self.next_gen = if g >= 0xFFFE { 1 } else { g + 1 };
+        g
+    }
+
+    /// The slot `key` if it has generation `seq`.
+    pub(crate) fn slot(&mut self, key: u16, seq: u16) -> Option<&mut Slot> {
+        self.ops.get_mut(key as usize).filter(|s| s.seq == seq)
+    }
+
+    pub(crate) fn idle(&self) -> bool {
+        self.queues.iter().all(VecDeque::is_empty)
+    }
+}
+
+/// Where an operation is.
+#[derive(Debug)]
+pub(crate) enum SlotState {
+    /// Waiting behind other operations of its direction.
+    Queued,
+    /// Head of its queue, parked with the backend (which holds its buffers).
+    Armed(Parked),
+    /// Finished; the outcome waits for the handle.
+    Done(Outcome),
+}
+
+/// One operation.
+pub(crate) struct Slot {
+    pub(crate) seq: u16,
+    pub(crate) kind: OpKind,
+    pub(crate) dir: Dir,
+    pub(crate) stream: bool,
+    /// The buffers while the slot is not armed.
+    pub(crate) bufs: Bufs,
+    pub(crate) done: usize,
+    pub(crate) state: SlotState,
+    pub(crate) cancel: bool,
+    pub(crate) immediate: bool,
+    pub(crate) notify: SlotNotify,
+    /// A handle will take the result.
+    pub(crate) handle: bool,
+    pub(crate) waiter: Option<Arc<ThreadCtx>>,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) issuer: ThreadId,
+    /// Posting order among the socket's read-direction ops.
+    pub(crate) order: u64,
+}
+
+/// An operation's token: socket key, slot index, slot generation.
+pub(crate) fn op_token(sock: u32, slot: u16, seq: u16) -> u64 {
+    sock as u64 | (slot as u64) << 32 | (seq as u64) << 48
+}
+
+/// The parts of an operation's token.
+pub(crate) fn op_of(token: u64) -> (u32, u16, u16) {
+    (token as u32, (token >> 32) as u16, (token >> 48) as u16)
+}
+
+/// A socket's token: key and generation.
+pub(crate) fn sock_token(key: u32, seq: u32) -> u64 {
+    key as u64 | (seq as u64) << 32
+}
+
+/// The parts of a socket's token.
+pub(crate) fn sock_of(token: u64) -> (u32, u32) {
+    (token as u32, (token >> 32) as u32)
+}

@@ -1,0 +1,295 @@
+//! The engine: [`Engine`], its builder, its counters, and what it holds (the
+//! backend, the socket registry, the drive state).
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::core::table::{SlotState, op_of};
+use crate::core::{DriveState, Registry};
+use crate::sys::probe::{EngineChoice, resolve};
+use crate::sys::{Backend, EngineKind, OpRef, Step, Wakeup};
+
+/// Default submission-queue size of an io_uring engine.
+pub const DEFAULT_RING_ENTRIES: u32 = 256;
+
+/// A snapshot of an engine's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Operations started successfully (completed now or pending).
+    pub submitted: u64,
+    /// Operations that completed during their start call.
+    pub completed_now: u64,
+    /// Operations that completed later.
+    pub completed_later: u64,
+    /// Operations that completed *aborted* (cancel, close, thread exit).
+    pub cancelled: u64,
+    /// Kernel entries to submit or wait (`io_uring_enter` calls on io_uring,
+    /// `epoll_wait` calls on poll).
+    pub enter_calls: u64,
+    /// Non-blocking system calls that tried an operation directly (at its
+    /// start, or on readiness with the poll engine). With `enter_calls`,
+    /// the engine's system calls.
+    pub direct_calls: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AtomicCounters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) completed_now: AtomicU64,
+    pub(crate) completed_later: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+}
+
+/// An engine: one io_uring ring or one epoll set, its op table, and the
+/// sockets created on it. Any number of threads may use one engine at once:
+/// each socket has its own lock, and no lock shared by the engine's threads
+/// is held across a system call. Cheap to clone (a shared handle).
+///
+/// Choose the engine at run time with [`Engine::new`] (honours
+/// `OVERLAPPED_ENGINE=auto|uring|poll`) or [`Engine::builder`]; the choice
+/// and its reason are available from [`kind`](Engine::kind) and
+/// [`reason`](Engine::reason).
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("kind", &self.inner.kind)
+            .field("reason", &self.inner.reason)
+            .finish()
+    }
+}
+
+/// Options for [`Engine::builder`].
+#[derive(Debug, Clone)]
+pub struct EngineBuilder {
+    choice: Option<EngineChoice>,
+    ring_entries: u32,
+}
+
+impl EngineBuilder {
+    /// Forces a choice (overrides `OVERLAPPED_ENGINE`).
+    pub fn choice(mut self, choice: EngineChoice) -> Self {
+        self.choice = Some(choice);
+        self
+    }
+    /// Submission-queue entries of an io_uring engine (a power of two is
+    /// used; tiny rings are legal and only cost more kernel entries).
+    pub fn ring_entries(mut self, n: u32) -> Self {
+        self.ring_entries = n.max(1);
+        self
+    }
+    /// Creates the engine.
+    ///
+    /// # Errors
+    /// An unknown `OVERLAPPED_ENGINE` value; `uring` forced where io_uring
+    /// cannot run (the error says why); a failure to set up the engine.
+    pub fn build(self) -> io::Result<Engine> {
+        let choice = match self.choice {
+            Some(c) => c,
+            None => EngineChoice::from_env()?,
+        };
+        let (kind, reason) = resolve(choice)?;
+        let backend = Backend::new(kind, self.ring_entries)?;
+        static LOGGED: std::sync::Once = std::sync::Once::new();
+        LOGGED.call_once(
+            || tracing::info!(engine = %kind, reason = %reason, "overlapped engine chosen"),
+        );
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                kind,
+                reason,
+                backend,
+                socks: Registry::new(),
+                drive: DriveState::default(),
+                counters: AtomicCounters::default(),
+                last_reap: AtomicU64::new(clock_us()),
+            }),
+        })
+    }
+}
+impl Engine {
+    /// An engine chosen by `OVERLAPPED_ENGINE` (default `auto`: io_uring
+    /// when it can run here, else poll).
+    ///
+    /// # Errors
+    /// See [`EngineBuilder::build`].
+    pub fn new() -> io::Result<Engine> {
+        Engine::builder().build()
+    }
+
+    /// A builder with the default options.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            choice: None,
+            ring_entries: DEFAULT_RING_ENTRIES,
+        }
+    }
+
+    /// An engine of this kind (no fallback).
+    ///
+    /// # Errors
+    /// See [`EngineBuilder::build`].
+    pub fn with_kind(kind: EngineKind) -> io::Result<Engine> {
+        let choice = match kind {
+            EngineKind::Uring => EngineChoice::Uring,
+            EngineKind::Poll => EngineChoice::Poll,
+        };
+        Engine::builder().choice(choice).build()
+    }
+
+    /// The process-wide default engine, created on first use.
+    ///
+    /// # Errors
+    /// See [`EngineBuilder::build`] (the error is returned on every call).
+    pub fn global() -> io::Result<Engine> {
+        static GLOBAL: OnceLock<Result<Engine, (io::ErrorKind, String)>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Engine::new().map_err(|e| (e.kind(), e.to_string())))
+            .clone()
+            .map_err(|(k, m)| io::Error::new(k, m))
+    }
+
+    /// Which engine this is.
+    pub fn kind(&self) -> EngineKind {
+        self.inner.kind
+    }
+
+    /// Why this engine was chosen (for `auto`, why io_uring was or was not
+    /// used).
+    pub fn reason(&self) -> &str {
+        &self.inner.reason
+    }
+
+    /// The engine's counters.
+    pub fn counters(&self) -> Counters {
+        let c = &self.inner.counters;
+        Counters {
+            submitted: c.submitted.load(Ordering::Relaxed),
+            completed_now: c.completed_now.load(Ordering::Relaxed),
+            completed_later: c.completed_later.load(Ordering::Relaxed),
+            cancelled: c.cancelled.load(Ordering::Relaxed),
+            enter_calls: self.inner.backend.calls().enter.load(Ordering::Relaxed),
+            direct_calls: self.inner.backend.calls().direct.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Operations whose slots are still held (in flight, or complete with a
+    /// result not yet taken). Zero once everything finished and was taken.
+    pub fn ops_in_table(&self) -> usize {
+        self.inner.ops_held()
+    }
+
+    /// Reaps and dispatches finished work without blocking.
+    pub fn poll(&self) {
+        self.inner.poll_once();
+    }
+
+    /// Drives the engine for up to `timeout`: blocks until some work finished
+    /// or the time passed.
+    pub fn drive(&self, timeout: Option<Duration>) {
+        let ctx = crate::thread::current_ctx();
+        self.inner.drive_once(&ctx, timeout, &mut || false);
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) kind: EngineKind,
+    pub(crate) reason: String,
+    pub(crate) backend: Backend,
+    pub(crate) socks: Registry,
+    pub(crate) drive: DriveState,
+    pub(crate) counters: AtomicCounters,
+    /// When completions were last reaped (µs since the engine clock's origin).
+    pub(crate) last_reap: AtomicU64,
+}
+
+fn clock_us() -> u64 {
+    crate::core::drive_clock_us()
+}
+
+impl Drop for Inner {
+    /// Operations still parked in the kernel (sockets closed, their aborted
+    /// completions not yet reaped) are cancelled and their completions
+    /// collected, so their memory is freed; what the kernel has not let go
+    /// of within two seconds is leaked, never freed.
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        let socks = self.socks.all();
+        let parked = |socks: &[Arc<crate::core::Sock>]| {
+            socks.iter().any(|s| {
+                s.lock()
+                    .ops
+                    .iter()
+                    .any(|(_, o)| matches!(o.state, SlotState::Armed(_)))
+            })
+        };
+        if !parked(&socks) {
+            return;
+        }
+        for sock in &socks {
+            let mut s = sock.lock();
+            let s = &mut *s;
+            for (key, slot) in s.ops.iter_mut() {
+                if let SlotState::Armed(p) = std::mem::replace(&mut slot.state, SlotState::Queued) {
+                    slot.cancel = true;
+                    let op = OpRef {
+                        fd: s.fd.as_ref().map(|f| f.as_fd()),
+                        token: crate::core::table::op_token(sock.key, key as u16, slot.seq),
+                        kind: &mut slot.kind,
+                        done: &mut slot.done,
+                        stream: slot.stream,
+                        cancel: true,
+                        sock: &mut s.sys,
+                    };
+                    if let Step::Parked(p) = self.backend.cancel(op, p) {
+                        slot.state = SlotState::Armed(p);
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut found = Vec::new();
+        while parked(&socks) && Instant::now() < deadline {
+            self.backend.flush();
+            self.backend
+                .wait(Some(Duration::from_millis(10)), &mut found);
+            for w in found.drain(..) {
+                let Wakeup::Op { token, .. } = &w else {
+                    continue;
+                };
+                let (key, slot_key, seq) = op_of(*token);
+                let Some(sock) = socks.iter().find(|s| s.key == key) else {
+                    continue;
+                };
+                let mut s = sock.lock();
+                let s = &mut *s;
+                let Some(slot) = s.ops.get_mut(slot_key as usize).filter(|o| o.seq == seq) else {
+                    continue;
+                };
+                if let SlotState::Armed(p) = std::mem::replace(&mut slot.state, SlotState::Queued) {
+                    let op = OpRef {
+                        fd: s.fd.as_ref().map(|f| f.as_fd()),
+                        token: *token,
+                        kind: &mut slot.kind,
+                        done: &mut slot.done,
+                        stream: slot.stream,
+                        cancel: true,
+                        sock: &mut s.sys,
+                    };
+                    if let Step::Parked(p) = self.backend.progress(op, p, &w) {
+                        slot.state = SlotState::Armed(p);
+                    }
+                }
+            }
+        }
+        // Whatever is still parked drops with its socket: its kernel memory
+        // and buffers are leaked (see `sys::uring::InFlight`).
+    }
+}

@@ -1,0 +1,345 @@
+//! The memory an io_uring request reads or writes, as a value: an
+//! [`InFlight`] owns an operation's kernel memory (iovec array, `msghdr`,
+//! peer address) and its buffers from the push of its SQE until its CQE is
+//! reaped. Only the reap path can take it apart ([`InFlight::complete`]
+//! needs the reaped [`Cqe`]); dropped anywhere else (a ring torn down while
+//! the kernel may still write), it leaks what it holds instead of freeing
+//! it.
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, squeue, types};
+
+use super::Cqe;
+use crate::buf::IoBufs;
+use crate::flags::{MsgFlags, RecvFlags};
+use crate::sys::{Bufs, OpKind, Outcome};
+
+/// Memory the kernel reads or writes while an operation is parked in the
+/// ring. Boxed so its address is stable.
+pub(super) struct KernelMem {
+    iov: Vec<libc::iovec>,
+    msg: libc::msghdr,
+    addr: libc::sockaddr_storage,
+    addrlen: libc::socklen_t,
+    /// The SQE is a readiness poll; on its CQE the engine runs the
+    /// non-blocking attempt (urgent receives, connects).
+    poll_phase: bool,
+    /// Total bytes of a send (to tell a short completion from a whole one).
+    total: usize,
+}
+
+impl std::fmt::Debug for KernelMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelMem")
+            .field("iovecs", &self.iov.len())
+            .field("poll_phase", &self.poll_phase)
+            .finish()
+    }
+}
+
+/// A parked io_uring operation: its kernel memory and buffers, owned until
+/// the CQE of its request is reaped.
+pub(crate) struct InFlight {
+    mem: Option<Box<KernelMem>>,
+    bufs: Bufs,
+    /// Times the request was pushed again after the kernel cancelled it on
+    /// its own (its submitting thread exited).
+    pub(super) resubmits: u32,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("mem", &self.mem)
+            .field("resubmits", &self.resubmits)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the raw pointers inside `KernelMem` point into the box itself or
+// into the operation's heap buffers, which move with it; nothing is tied to
+// a thread.
+unsafe impl Send for InFlight {}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // Not taken apart by the reap path: the kernel may still use this
+        // memory. Leak it rather than free it.
+        if let Some(m) = self.mem.take() {
+            mem::forget(m);
+        }
+        if let Some(b) = self.bufs.take() {
+            mem::forget(b);
+        }
+    }
+}
+
+impl InFlight {
+    /// Takes the value apart once the request's CQE was reaped (`_cqe` is
+    /// the proof: only the reap path makes one).
+    pub(super) fn complete(mut self, _cqe: &Cqe) -> (Option<Box<KernelMem>>, Bufs) {
+        (self.mem.take(), self.bufs.take())
+    }
+
+    /// Takes the value apart when its SQE never reached the ring.
+    pub(super) fn never_pushed(mut self) -> Bufs {
+        drop(self.mem.take());
+        self.bufs.take()
+    }
+}
+
+fn missing_bufs() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the operation carries no buffers",
+    )
+}
+
+/// What to push for an operation: its [`InFlight`] (buffers and kernel
+/// memory) and the SQE that points into it (without `user_data`). Building
+/// it is safe: the entry is inert until pushed.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare(
+    fd: RawFd,
+    kind: &OpKind,
+    mut bufs: Bufs,
+    done: usize,
+    stream: bool,
+    poll_first: bool,
+    resubmits: u32,
+) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
+    let mut km = Box::new(KernelMem {
+        iov: Vec::new(),
+        // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
+        msg: unsafe { mem::zeroed() },
+        // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
+        addr: unsafe { mem::zeroed() },
+        addrlen: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        poll_phase: false,
+        total: 0,
+    });
+    let entry = match build(
+        &mut km,
+        fd,
+        kind,
+        bufs.as_deref_mut().map(|b| b.as_bufs()),
+        done,
+        stream,
+        poll_first,
+    ) {
+        Ok(e) => e,
+        Err(e) => return Err((e, bufs)),
+    };
+    Ok((
+        InFlight {
+            mem: Some(km),
+            bufs,
+            resubmits,
+        },
+        entry,
+    ))
+}
+
+/// The SQE of one operation kind (one arm per [`OpKind`]).
+fn build(
+    km: &mut KernelMem,
+    fd: RawFd,
+    kind: &OpKind,
+    bufs: Option<&mut dyn IoBufs>,
+    done: usize,
+    stream: bool,
+    poll_first: bool,
+) -> io::Result<squeue::Entry> {
+    let fdt = types::Fd(fd);
+    let entry = match kind {
+        OpKind::Send { flags, to } => {
+            let Some(bufs) = bufs else {
+                return Err(missing_bufs());
+            };
+            fill_iov(km, bufs, done);
+            if let Some(addr) = to {
+                let sa = socket2::SockAddr::from(*addr);
+                let len = sa.len() as usize;
+                // `sa` holds `len` initialised bytes of a socket address;
+                // `km.addr` is a `sockaddr_storage`, large enough for any.
+                // SAFETY: both regions are valid for `len` bytes and disjoint.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        sa.as_ptr().cast::<u8>(),
+                        (&raw mut km.addr).cast::<u8>(),
+                        len,
+                    );
+                }
+                km.msg.msg_name = (&raw mut km.addr).cast();
+                km.msg.msg_namelen = sa.len();
+            }
+            let mut f = libc::MSG_NOSIGNAL;
+            if stream {
+                f |= libc::MSG_WAITALL;
+            }
+            if flags.contains(MsgFlags::OOB) {
+                f |= libc::MSG_OOB;
+            }
+            if flags.contains(MsgFlags::DONTROUTE) {
+                f |= libc::MSG_DONTROUTE;
+            }
+            opcode::SendMsg::new(fdt, &raw const km.msg)
+                .flags(f as u32)
+                .build()
+        }
+        OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => {
+            km.poll_phase = true;
+            // POLLPRI alone was never reported for TCP urgent data by
+            // io_uring here; with POLLRDBAND the poll fires (measured).
+            opcode::PollAdd::new(fdt, (libc::POLLPRI | libc::POLLRDBAND) as u32).build()
+        }
+        OpKind::Recv { flags, want_addr } => {
+            let Some(bufs) = bufs else {
+                return Err(missing_bufs());
+            };
+            fill_iov(km, bufs, 0);
+            if *want_addr {
+                km.msg.msg_name = (&raw mut km.addr).cast();
+                km.msg.msg_namelen = km.addrlen;
+            }
+            let mut f = 0;
+            if flags.contains(MsgFlags::PEEK) {
+                f |= libc::MSG_PEEK;
+            }
+            let prio = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
+            opcode::RecvMsg::new(fdt, &raw mut km.msg)
+                .flags(f as u32)
+                .ioprio(prio)
+                .build()
+        }
+        OpKind::Accept => opcode::Accept::new(fdt, (&raw mut km.addr).cast(), &raw mut km.addrlen)
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build(),
+        OpKind::Connect { .. } => {
+            km.poll_phase = true;
+            opcode::PollAdd::new(fdt, libc::POLLOUT as u32).build()
+        }
+    };
+    Ok(entry)
+}
+
+/// `IORING_RECVSEND_POLL_FIRST`: arm the poll before trying the receive.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// Builds the iovec array and `msghdr` of a send or receive, skipping the
+/// first `skip` bytes (a stream send's progress).
+fn fill_iov(km: &mut KernelMem, bufs: &mut dyn IoBufs, mut skip: usize) {
+    let mut parts = Vec::with_capacity(bufs.buf_count());
+    bufs.raw_parts(&mut parts);
+    km.total = parts.iter().map(|p| p.1).sum();
+    for (ptr, len) in parts {
+        if skip >= len && len > 0 {
+            skip -= len;
+            continue;
+        }
+        let here = skip.min(len);
+        skip -= here;
+        km.iov.push(libc::iovec {
+            iov_base: ptr.wrapping_add(here).cast(),
+            iov_len: len - here,
+        });
+    }
+    km.msg.msg_iov = km.iov.as_mut_ptr();
+    km.msg.msg_iovlen = km.iov.len() as _;
+}
+
+/// What a reaped CQE means for its operation.
+#[derive(Debug)]
+pub(super) enum Finish {
+    Done(Outcome),
+    /// A stream send was taken in part; park the rest.
+    Resubmit,
+    /// A readiness poll fired; run the non-blocking attempt.
+    Attempt,
+}
+
+/// Interprets the CQE of a parked operation.
+pub(super) fn finish(
+    km: &KernelMem,
+    res: i32,
+    kind: &OpKind,
+    bufs: Option<&mut dyn IoBufs>,
+    done: &mut usize,
+    stream: bool,
+) -> Finish {
+    if km.poll_phase {
+        return Finish::Attempt;
+    }
+    if res < 0 {
+        return Finish::Done(Outcome::err(io::Error::from_raw_os_error(-res), *done));
+    }
+    let n = res as usize;
+    match kind {
+        OpKind::Send { .. } => {
+            *done += n;
+            if stream && *done < km.total && n > 0 {
+                Finish::Resubmit
+            } else {
+                Finish::Done(Outcome::ok(*done))
+            }
+        }
+        OpKind::Recv { flags, want_addr } => {
+            let mut out = Outcome::ok(n);
+            if km.msg.msg_flags & libc::MSG_TRUNC != 0 {
+                out.flags |= RecvFlags::TRUNCATED;
+            }
+            if flags.contains(MsgFlags::OOB) {
+                out.flags |= RecvFlags::OOB;
+            }
+            if *want_addr && km.msg.msg_namelen > 0 {
+                out.addr = sockaddr_of(&km.addr, km.msg.msg_namelen);
+            }
+            if let Some(b) = bufs {
+                b.set_received(n);
+            }
+            Finish::Done(out)
+        }
+        OpKind::Accept => {
+            // SAFETY: a non-negative ACCEPT result is a new fd nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(res) };
+            let mut out = Outcome::ok(0);
+            out.fd = Some(fd);
+            out.addr = sockaddr_of(&km.addr, km.addrlen);
+            Finish::Done(out)
+        }
+        OpKind::Connect { .. } => Finish::Attempt,
+    }
+}
+
+fn sockaddr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    let len = len as usize;
+    let base = storage as *const libc::sockaddr_storage;
+    // The family says which address the storage holds and the length says it
+    // is complete; `sockaddr_storage` is aligned for every address type.
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: a complete `sockaddr_in` lives at `base` (see above).
+            let a = unsafe { &*base.cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: a complete `sockaddr_in6` lives at `base` (see above).
+            let a = unsafe { &*base.cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,194 @@
+//! The io_uring engine, on the `io-uring` crate.
+//!
+//! # Memory invariant (read before any `unsafe` here)
+//!
+//! Every SQE that points at memory points into an [`InFlight`]: the
+//! operation's kernel memory and buffers, owned by that value from the push
+//! of the SQE until the CQE of its token is reaped. Only the reap path takes
+//! an `InFlight` apart (it needs the reaped [`Cqe`]); dropped anywhere else,
+//! it leaks what it holds. The one entry to the ring that hands it memory is
+//! the `unsafe fn` [`Uring::push_op`](ring::Uring::push_op), whose contract
+//! is that a token is never used by two requests at once.
+//!
+//! # Ring choice
+//!
+//! One ring per [`Engine`](crate::Engine), without `SINGLE_ISSUER` or
+//! `DEFER_TASKRUN`: "whoever waits, drives" means any thread may enter it,
+//! and a port's waiters must see completions whichever thread submitted
+//! them. With `COOP_TASKRUN` (and `TASKRUN_FLAG`): without it every network
+//! completion interrupts the thread that submitted the request, which cost
+//! the port-model echo server two thirds of its throughput. The price: the
+//! completion of an op whose submitting thread spins without entering the
+//! kernel waits for that thread's next timer tick (SPEC e11 still holds).
+//!
+//! # Policies kept here
+//!
+//! * **Receives.** After a stream receive found no data at start, the next
+//!   receive on that socket skips the try and parks with
+//!   `IORING_RECVSEND_POLL_FIRST` until a completion reports bytes left in
+//!   the socket (`IORING_CQE_F_SOCK_NONEMPTY`): no wasted system call.
+//! * **Short sends.** Stream sends carry `MSG_WAITALL`; a send the kernel
+//!   took in part is pushed again for the rest.
+//! * **Urgent receives and connects** park as a readiness poll and run the
+//!   non-blocking attempt when it fires.
+//! * **Thread exit.** The kernel cancels a request when its submitting
+//!   thread exits; an `ECANCELED` the engine did not ask for is pushed again
+//!   (the model's own thread-exit rule is applied by the core).
+
+#![allow(unsafe_code)]
+
+mod inflight;
+mod ring;
+
+pub(crate) use inflight::InFlight;
+pub(crate) use ring::{Cqe, Uring};
+
+use inflight::{Finish, finish, prepare};
+
+use super::attempt;
+use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, SockSys, Step, Wakeup};
+
+/// How many times a request the kernel cancelled on its own is pushed again
+/// before the operation ends *aborted*.
+const MAX_RESUBMITS: u32 = 1000;
+
+/// Per-socket receive policy: try the next stream receive at once, or park
+/// it polling first (see the module docs).
+#[derive(Debug)]
+pub(crate) struct RecvPolicy {
+    recv_direct: bool,
+}
+
+impl Default for RecvPolicy {
+    fn default() -> Self {
+        RecvPolicy { recv_direct: true }
+    }
+}
+
+impl RecvPolicy {
+    pub(super) fn try_first(&self, kind: &OpKind, stream: bool) -> bool {
+        self.recv_direct || !kind.is_plain_stream_recv(stream)
+    }
+
+    pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, would_block: bool) {
+        if would_block && kind.is_plain_stream_recv(stream) {
+            self.recv_direct = false;
+        }
+    }
+}
+
+impl Uring {
+    /// Parks an operation: pushes its SQE.
+    ///
+    /// # Safety
+    /// As [`Backend::arm`](super::Backend::arm): `op.token` is unique among
+    /// parked operations.
+    pub(crate) unsafe fn arm(&self, op: OpRef<'_>, bufs: Bufs) -> Step {
+        // SAFETY: the caller's contract.
+        unsafe { self.park(op, bufs, 0) }
+    }
+
+    /// # Safety
+    /// As [`arm`](Self::arm).
+    unsafe fn park(&self, op: OpRef<'_>, bufs: Bufs, resubmits: u32) -> Step {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = op.fd else {
+            return Step::Done(Outcome::aborted(*op.done), bufs);
+        };
+        let poll_first =
+            self.poll_first && matches!(&*op.sock, SockSys::Uring(p) if !p.recv_direct);
+        let prepared = prepare(
+            fd.as_raw_fd(),
+            op.kind,
+            bufs,
+            *op.done,
+            op.stream,
+            poll_first,
+            resubmits,
+        );
+        let (inflight, entry) = match prepared {
+            Ok(p) => p,
+            Err((e, bufs)) => return Step::Done(Outcome::err(e, *op.done), bufs),
+        };
+        // SAFETY: the token is unique (the caller's contract); `inflight`
+        // goes back to the caller inside `Parked`, kept until its CQE.
+        match unsafe { self.push_op(op.token, inflight, entry) } {
+            Ok(f) => Step::Parked(Parked::Uring(f)),
+            Err((e, bufs)) => Step::Done(Outcome::err(e, *op.done), bufs),
+        }
+    }
+
+    /// Interprets the CQE of a parked operation.
+    pub(crate) fn progress(
+        &self,
+        op: OpRef<'_>,
+        f: InFlight,
+        wakeup: &Wakeup,
+        calls: &Calls,
+    ) -> Step {
+        let Wakeup::Op { cqe, .. } = wakeup else {
+            return Step::Parked(Parked::Uring(f));
+        };
+        let resubmits = f.resubmits;
+        let (mem, mut bufs) = f.complete(cqe);
+        let Some(km) = mem else {
+            return Step::Done(Outcome::aborted(*op.done), bufs);
+        };
+        let res = cqe.res;
+        if res == -libc::ECANCELED {
+            drop(km);
+            if op.cancel || resubmits >= MAX_RESUBMITS {
+                return Step::Done(Outcome::aborted(*op.done), bufs);
+            }
+            // The kernel cancelled it because the thread that submitted it
+            // exited; the operation itself is still wanted.
+            // SAFETY: the token is the one this operation was parked under,
+            // and its previous request is over (this is its CQE).
+            return unsafe { self.park(op, bufs, resubmits + 1) };
+        }
+        let fin = finish(
+            &km,
+            res,
+            op.kind,
+            bufs.as_deref_mut().map(|b| b.as_bufs()),
+            op.done,
+            op.stream,
+        );
+        drop(km);
+        if let SockSys::Uring(p) = &mut *op.sock {
+            if op.kind.is_plain_stream_recv(op.stream) {
+                // Try the next receive at once only if bytes are left (or
+                // the stream ended or failed: the try sees that at once too).
+                p.recv_direct = res <= 0 || io_uring::cqueue::sock_nonempty(cqe.flags);
+            }
+        }
+        match fin {
+            Finish::Done(out) => Step::Done(out, bufs),
+            // A cancelled stream send that had moved part of its bytes: it
+            // ends aborted, reporting the bytes taken.
+            Finish::Resubmit if op.cancel => Step::Done(Outcome::aborted(*op.done), bufs),
+            // SAFETY: as above, the operation's own token, its request over.
+            Finish::Resubmit => unsafe { self.park(op, bufs, resubmits) },
+            Finish::Attempt => {
+                let Some(fd) = op.fd else {
+                    return Step::Done(Outcome::aborted(*op.done), bufs);
+                };
+                calls.direct();
+                let b = bufs.as_deref_mut().map(|b| b.as_bufs());
+                match attempt(fd, op.kind, b, op.done, op.stream) {
+                    Attempt::Done(out) => Step::Done(out, bufs),
+                    // SAFETY: as above.
+                    Attempt::WouldBlock => unsafe { self.park(op, bufs, resubmits) },
+                }
+            }
+        }
+    }
+
+    /// Asks the kernel to cancel a parked operation; its CQE ends it.
+    pub(crate) fn cancel(&self, op: OpRef<'_>, f: InFlight) -> Step {
+        if let Err(e) = self.push_cancel(op.token) {
+            tracing::warn!(error = %e, "io_uring cancel could not be queued");
+        }
+        Step::Parked(Parked::Uring(f))
+    }
+}

@@ -1,0 +1,280 @@
+//! The ring itself: setup, the locks that guard its two queues, pushing
+//! SQEs, submitting, reaping CQEs, waiting and waking.
+//!
+//! The submission queue is touched only through an [`SqAccess`], which only
+//! [`Uring::sq`] makes, by locking the submission lock; the completion queue
+//! only under the completion lock. Neither lock is held across a system call
+//! except a submit forced by a full submission queue. `io_uring_enter` itself
+//! (submit, wait) runs without a lock: the kernel serializes entries of one
+//! ring.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use rustix::event::{EventfdFlags, eventfd};
+
+use super::InFlight;
+use crate::sys::{Bufs, Wakeup};
+
+/// `user_data` of the wake-up poll on the engine's eventfd.
+const WAKE_TOKEN: u64 = u64::MAX;
+/// `user_data` of cancel requests (their own CQEs carry nothing we need).
+const CANCEL_TOKEN: u64 = u64::MAX - 1;
+
+/// A reaped completion's result and flags. Only the reap path makes one,
+/// so holding one proves the request it answers is over.
+#[derive(Debug)]
+pub(crate) struct Cqe {
+    pub(super) res: i32,
+    pub(super) flags: u32,
+}
+
+/// The io_uring backend's ring.
+pub(crate) struct Uring {
+    ring: IoUring,
+    /// Guards the submission queue.
+    sq: Mutex<()>,
+    /// Guards the completion queue; holds completions reaped while a full
+    /// submission queue was being flushed, for the next reap.
+    cq: Mutex<Vec<Wakeup>>,
+    wake_fd: OwnedFd,
+    /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (5.19 and later).
+    pub(super) poll_first: bool,
+}
+
+impl std::fmt::Debug for Uring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uring")
+            .field("sq_entries", &self.ring.params().sq_entries())
+            .field("cq_entries", &self.ring.params().cq_entries())
+            .finish()
+    }
+}
+
+/// Proof that the submission lock is held: the only way to the SQ. Made
+/// only by [`Uring::sq`].
+pub(super) struct SqAccess<'a>(MutexGuard<'a, ()>);
+
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uts = rustix::system::uname();
+    let release = uts.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
+impl Uring {
+    /// Sets up a ring of `entries` submission entries (completion queue
+    /// twice that) and arms the wake-up poll.
+    pub(crate) fn new(entries: u32) -> io::Result<Self> {
+        let ring = IoUring::builder()
+            .setup_submit_all()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .setup_cqsize(entries.saturating_mul(2).max(2))
+            .build(entries)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(entries.saturating_mul(2).max(2))
+                    .build(entries)
+            })?;
+        let p = ring.params();
+        if !p.is_feature_nodrop() || !p.is_feature_ext_arg() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring lacks IORING_FEAT_NODROP or IORING_FEAT_EXT_ARG (kernel 5.11+ needed)",
+            ));
+        }
+        let wake_fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(crate::sys::to_io)?;
+        let u = Uring {
+            ring,
+            sq: Mutex::new(()),
+            cq: Mutex::new(Vec::new()),
+            wake_fd,
+            poll_first: kernel_at_least(5, 19),
+        };
+        u.arm_wake()?;
+        u.submit()?;
+        Ok(u)
+    }
+
+    fn sq(&self) -> SqAccess<'_> {
+        SqAccess(self.sq.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn cq(&self) -> MutexGuard<'_, Vec<Wakeup>> {
+        self.cq.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn arm_wake(&self) -> io::Result<()> {
+        let e = opcode::PollAdd::new(types::Fd(self.wake_fd.as_raw_fd()), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(WAKE_TOKEN);
+        // SAFETY: the entry points at no memory (a poll on our own eventfd).
+        unsafe { self.push(&mut self.sq(), &e) }
+    }
+
+    /// Ends a blocking [`wait`](Self::wait) on another thread.
+    pub(crate) fn wake(&self) {
+        let _ = rustix::io::write(&self.wake_fd, &1u64.to_ne_bytes());
+    }
+
+    /// Pushes one SQE; a full submission queue is submitted and the push
+    /// retried, never dropped.
+    ///
+    /// # Safety
+    /// Every pointer in `entry` must stay valid, and the memory it names
+    /// unused by anything else, until the entry's CQE is reaped.
+    unsafe fn push(&self, t: &mut SqAccess<'_>, entry: &squeue::Entry) -> io::Result<()> {
+        let _held = &t.0;
+        loop {
+            // SAFETY: `t` proves the submission lock is held: this is the
+            // only live view of the SQ.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: the caller keeps the entry's memory valid until its CQE.
+            if unsafe { sq.push(entry) }.is_ok() {
+                return Ok(());
+            }
+            drop(sq);
+            self.submit()?;
+        }
+    }
+
+    /// Parks an operation in the kernel: pushes `entry` (built by
+    /// [`prepare`](super::inflight::prepare) with `inflight`) under `token`.
+    /// On success the returned [`InFlight`] must be kept until the CQE for
+    /// `token` is reaped (dropping it earlier leaks its memory, safely).
+    ///
+    /// # Safety
+    /// No other request pushed with `token` may be in the kernel or reaped
+    /// but not yet handed to its operation: the CQE of `token` frees the
+    /// memory of the operation that token names.
+    pub(super) unsafe fn push_op(
+        &self,
+        token: u64,
+        inflight: InFlight,
+        entry: squeue::Entry,
+    ) -> Result<InFlight, (io::Error, Bufs)> {
+        let entry = entry.user_data(token);
+        // SAFETY: the entry points only into `inflight`, which owns that
+        // memory until the CQE of `token` (and leaks it if dropped before);
+        // the token is unique (the caller's contract).
+        match unsafe { self.push(&mut self.sq(), &entry) } {
+            Ok(()) => Ok(inflight),
+            Err(e) => Err((e, inflight.never_pushed())),
+        }
+    }
+
+    /// Asks the kernel to cancel the request pushed under `target`.
+    pub(crate) fn push_cancel(&self, target: u64) -> io::Result<()> {
+        let e = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(CANCEL_TOKEN);
+        // SAFETY: a cancel request points at no memory.
+        unsafe { self.push(&mut self.sq(), &e) }
+    }
+
+    /// Submits everything queued. A completion queue in overflow (`EBUSY`)
+    /// is reaped into the backlog and the submit retried: nothing is lost.
+    pub(crate) fn submit(&self) -> io::Result<()> {
+        loop {
+            match self.ring.submitter().submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
+                    let mut backlog = self.cq();
+                    let rearm = self.drain_cq(&mut backlog);
+                    drop(backlog);
+                    if rearm {
+                        self.arm_wake()?;
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// True when SQEs wait to be submitted.
+    pub(crate) fn has_unsubmitted(&self) -> bool {
+        let t = self.sq();
+        let _held = &t.0;
+        // SAFETY: `t` proves the submission lock is held (only view of the SQ).
+        let sq = unsafe { self.ring.submission_shared() };
+        !sq.is_empty()
+    }
+
+    /// Moves every available completion into `out`, without blocking.
+    pub(crate) fn reap(&self, out: &mut Vec<Wakeup>) {
+        let mut backlog = self.cq();
+        out.append(&mut backlog);
+        let rearm = self.drain_cq(out);
+        drop(backlog);
+        if rearm {
+            if let Err(e) = self.arm_wake() {
+                tracing::warn!(error = %e, "re-arming the wake-up poll failed");
+            }
+        }
+    }
+
+    /// Moves the CQ's entries into `out` (the caller holds the completion
+    /// lock). True when the wake-up poll must be armed again.
+    fn drain_cq(&self, out: &mut Vec<Wakeup>) -> bool {
+        // SAFETY: the caller holds the completion lock: the only live view
+        // of the CQ.
+        let cq = unsafe { self.ring.completion_shared() };
+        let mut rearm = false;
+        for c in cq {
+            match c.user_data() {
+                WAKE_TOKEN => {
+                    let mut buf = [0u8; 8];
+                    let _ = rustix::io::read(&self.wake_fd, &mut buf);
+                    rearm |= !cqueue::more(c.flags());
+                }
+                CANCEL_TOKEN => {}
+                token => out.push(Wakeup::Op {
+                    token,
+                    cqe: Cqe {
+                        res: c.result(),
+                        flags: c.flags(),
+                    },
+                }),
+            }
+        }
+        rearm
+    }
+
+    /// Blocks until at least one completion is available, the wake eventfd
+    /// fires, or `timeout` passes. Submits whatever is queued on the way in.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let r = match timeout {
+            Some(d) => {
+                let ts = types::Timespec::from(d);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submitter().submit_and_wait(1),
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The per-thread context: the thread's routine queue and how to wake it,
+//! the engines it started operations on (for the thread-exit rule and
+//! alertable waits), and the batching of its submissions.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::{self, Thread};
+
+use slab::Slab;
+
+use crate::core::RawDone;
+use crate::engine::Inner;
+use crate::sched::RoutineQueue;
+
+/// Per-thread state shared with the engines: the thread's routine queue and
+/// how to wake it.
+pub(crate) struct ThreadCtx {
+    pub(crate) thread: Thread,
+    routines: Mutex<RoutineQueue<(usize, RawDone)>>,
+    driving: Mutex<Option<Arc<Inner>>>,
+}
+
+impl fmt::Debug for ThreadCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadCtx")
+            .field("thread", &self.thread.id())
+            .finish()
+    }
+}
+
+impl ThreadCtx {
+    /// Wakes the thread: unparks it and, if it is blocked in an engine, ends
+    /// that wait.
+    pub(crate) fn wake(&self) {
+        self.thread.unpark();
+        let d = self
+            .driving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(e) = d {
+            e.backend.wake();
+        }
+    }
+
+    /// Queues a routine and wakes the thread; after the thread exited the
+    /// completion is dropped here, with its buffers.
+    pub(crate) fn queue_routine(&self, id: usize, raw: RawDone) {
+        let queued = self
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, raw));
+        if queued.is_ok() {
+            self.wake();
+        }
+    }
+
+    pub(crate) fn has_routines(&self) -> bool {
+        !self
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    pub(crate) fn pop_routine(&self) -> Option<(usize, RawDone)> {
+        self.routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+    }
+}
+
+pub(crate) fn set_driving(ctx: &ThreadCtx, e: Option<Arc<Inner>>) {
+    *ctx.driving.lock().unwrap_or_else(|p| p.into_inner()) = e;
+}
+
+type RoutineFn = Box<dyn FnOnce(RawDone)>;
+
+struct Local {
+    ctx: Arc<ThreadCtx>,
+    engines: RefCell<Vec<Weak<Inner>>>,
+    routines: RefCell<Slab<RoutineFn>>,
+    in_routine: Cell<bool>,
+    /// Inside a batch (routines running, async tasks polled, a port worker
+    /// between two `get_queued` calls): starts leave their SQEs for the next
+    /// kernel entry instead of entering the kernel each.
+    defer: Cell<u32>,
+    /// Between a wait that returned work (a port packet, a set event, run
+    /// routines) and the thread's next wait: starts are batched into that
+    /// wait's kernel entry.
+    after_wait: Cell<bool>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let left = self
+            .ctx
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .close();
+        drop(left);
+        let tid = self.ctx.thread.id();
+        for e in self.engines.borrow().iter().filter_map(Weak::upgrade) {
+            e.abort_thread(tid);
+            // Deferred starts of operations that outlive the thread (port
+            // operations) reach the kernel now.
+            e.flush_now();
+        }
+        self.routines.borrow_mut().clear();
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = Local {
+        ctx: Arc::new(ThreadCtx {
+            thread: thread::current(),
+            routines: Mutex::new(RoutineQueue::new(true)),
+            driving: Mutex::new(None),
+        }),
+        engines: RefCell::new(Vec::new()),
+        routines: RefCell::new(Slab::new()),
+        in_routine: Cell::new(false),
+        defer: Cell::new(0),
+        after_wait: Cell::new(false),
+    };
+}
+
+/// The calling thread's context (a detached one while the thread is
+/// exiting).
+pub(crate) fn current_ctx() -> Arc<ThreadCtx> {
+    LOCAL.try_with(|l| l.ctx.clone()).unwrap_or_else(|_| {
+        Arc::new(ThreadCtx {
+            thread: thread::current(),
+            routines: Mutex::new(RoutineQueue::new(false)),
+            driving: Mutex::new(None),
+        })
+    })
+}
+
+pub(crate) fn note_engine(e: &Arc<Inner>) {
+    let _ = LOCAL.try_with(|l| {
+        let mut v = l.engines.borrow_mut();
+        if !v.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
+            v.retain(|w| w.strong_count() > 0);
+            v.push(Arc::downgrade(e));
+        }
+    });
+}
+
+/// The engines the calling thread has started operations on.
+pub(crate) fn thread_engines() -> Vec<Arc<Inner>> {
+    LOCAL
+        .try_with(|l| {
+            l.engines
+                .borrow()
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn submits_deferred() -> bool {
+    LOCAL
+        .try_with(|l| l.in_routine.get() || l.defer.get() > 0 || l.after_wait.get())
+        .unwrap_or(false)
+}
+
+/// A blocking wait (`get_queued`, `wait_for_events`, `sleep_ex`) begins: the
+/// starts batched since the previous one are submitted by this wait's
+/// kernel entry (or by [`wait_returned`]).
+pub(crate) fn wait_entered() {
+    let _ = LOCAL.try_with(|l| l.after_wait.set(false));
+}
+
+/// A blocking wait returns. With `work` (a packet, a set event, routines),
+/// the starts the caller makes in response are batched until its next wait;
+/// without (a timeout, an error), whatever is still unsubmitted goes now.
+pub(crate) fn wait_returned(work: bool) {
+    let _ = LOCAL.try_with(|l| l.after_wait.set(work));
+    if !work {
+        for e in thread_engines() {
+            e.flush_now();
+        }
+    }
+}
+
+/// An alertable wait returns at once because routines are queued: the
+/// engines still get reaped now and then (see [`Inner::reap_if_due`]).
+pub(crate) fn reap_thread_engines_if_due() {
+    for e in thread_engines() {
+        e.reap_if_due();
+    }
+}
+
+/// Runs `f` with submissions deferred: operations started inside it are
+/// submitted together by the next kernel entry of this thread (any wait, or
+/// the end of the batch).
+pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
+    struct End;
+    impl Drop for End {
+        fn drop(&mut self) {
+            let last = LOCAL
+                .try_with(|l| {
+                    l.defer.set(l.defer.get().saturating_sub(1));
+                    l.defer.get() == 0 && !l.after_wait.get()
+                })
+                .unwrap_or(true);
+            if last {
+                for e in thread_engines() {
+                    e.flush_now();
+                }
+            }
+        }
+    }
+    let _ = LOCAL.try_with(|l| l.defer.set(l.defer.get() + 1));
+    let _end = End;
+    f()
+}
+
+pub(crate) fn in_routine() -> bool {
+    LOCAL.try_with(|l| l.in_routine.get()).unwrap_or(false)
+}
+
+/// Stores a routine on the calling thread; returns its id.
+pub(crate) fn register_routine(f: RoutineFn) -> usize {
+    LOCAL.with(|l| l.routines.borrow_mut().insert(f))
+}
+
+pub(crate) fn unregister_routine(id: usize) {
+    let _ = LOCAL.try_with(|l| l.routines.borrow_mut().try_remove(id));
+}
+
+/// Runs the routines queued on the calling thread at entry, in completion
+/// order. Returns how many ran. Inside a routine this runs nothing:
+/// routines never nest.
+pub(crate) fn run_routines() -> usize {
+    let Ok(ctx) = LOCAL.try_with(|l| {
+        if l.in_routine.get() {
+            None
+        } else {
+            l.in_routine.set(true);
+            Some(l.ctx.clone())
+        }
+    }) else {
+        return 0;
+    };
+    let Some(ctx) = ctx else { return 0 };
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let batched = LOCAL
+                .try_with(|l| {
+                    l.in_routine.set(false);
+                    l.after_wait.get()
+                })
+                .unwrap_or(false);
+            // Inside a wait's batch the thread's next wait submits.
+            if !batched {
+                for e in thread_engines() {
+                    e.flush_now();
+                }
+            }
+        }
+    }
+    let _reset = Reset;
+    // The routines queued at entry: ones queued meanwhile (operations the
+    // routines started that completed at once) wait for the next alertable
+    // wait, which reaps the engines first, so operations completing in the
+    // kernel get their turn.
+    let queued = ctx.routines.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let mut n = 0;
+    for _ in 0..queued {
+        let Some((id, raw)) = ctx.pop_routine() else {
+            break;
+        };
+        let f = LOCAL.with(|l| l.routines.borrow_mut().try_remove(id));
+        if let Some(f) = f {
+            f(raw);
+            n += 1;
+        }
+    }
+    n
+}
