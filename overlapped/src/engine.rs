@@ -199,6 +199,36 @@ impl Engine {
     }
 }
 
+/// A handle that does not keep its engine alive.
+#[derive(Clone)]
+pub(crate) struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    pub(crate) fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+    pub(crate) fn is(&self, e: &Engine) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&e.inner))
+    }
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
+impl Engine {
+    pub(crate) fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+    pub(crate) fn same(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+    /// Reaps (and submits) when the last reap is older than the reap
+    /// interval.
+    pub(crate) fn reap_if_due(&self) {
+        self.inner.reap_if_due();
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) kind: EngineKind,
     pub(crate) reason: String,

@@ -9,11 +9,11 @@
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::core::wait_until;
-use crate::engine::Inner;
+use crate::engine::{Engine, WeakEngine};
 use crate::sched::Signal;
 use crate::thread::{
     ThreadCtx, current_ctx, in_routine, reap_thread_engines_if_due, run_routines, thread_engines,
@@ -35,7 +35,7 @@ struct EvInner {
 #[derive(Default)]
 struct EvState {
     sig: Signal<Arc<ThreadCtx>>,
-    engine: Option<Weak<Inner>>,
+    engine: Option<WeakEngine>,
 }
 
 impl fmt::Debug for Event {
@@ -86,17 +86,13 @@ impl Event {
         )
     }
 
-    pub(crate) fn bind_engine(&self, e: &Arc<Inner>) {
+    pub(crate) fn bind_engine(&self, e: &Engine) {
         let waiters = {
             let mut st = self.lock();
-            if st
-                .engine
-                .as_ref()
-                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e)))
-            {
+            if st.engine.as_ref().is_some_and(|w| w.is(e)) {
                 return;
             }
-            st.engine = Some(Arc::downgrade(e));
+            st.engine = Some(e.downgrade());
             st.sig.waiters()
         };
         for w in waiters {
@@ -104,8 +100,8 @@ impl Event {
         }
     }
 
-    fn engine(&self) -> Option<Arc<Inner>> {
-        self.lock().engine.as_ref().and_then(Weak::upgrade)
+    fn engine(&self) -> Option<Engine> {
+        self.lock().engine.as_ref().and_then(WeakEngine::upgrade)
     }
 
     fn add_waiter(&self, ctx: &Arc<ThreadCtx>) {
@@ -118,6 +114,12 @@ impl Event {
 
     fn same(&self, other: &Event) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl crate::core::Signal for Event {
+    fn set(&self) {
+        Event::set(self);
     }
 }
 
@@ -217,9 +219,9 @@ fn wait_inner(
         e.add_waiter(&ctx);
     }
     let engines_of = || {
-        let mut v: Vec<Arc<Inner>> = Vec::new();
-        let mut push = |e: Arc<Inner>| {
-            if !v.iter().any(|x| Arc::ptr_eq(x, &e)) {
+        let mut v: Vec<Engine> = Vec::new();
+        let mut push = |e: Engine| {
+            if !v.iter().any(|x| x.same(&e)) {
                 v.push(e);
             }
         };

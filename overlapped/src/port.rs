@@ -31,8 +31,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use crate::core::{Convert, PortSink};
 use crate::core::{RawDone, interval_passed, wait_until};
-use crate::engine::Inner;
+use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
 use crate::sched::PortQueue;
@@ -56,7 +57,7 @@ enum Body {
     /// The finished operation, converted to its typed completion only when
     /// the worker asks for it (outside every engine lock: converting an
     /// accept registers the new socket with its engine).
-    Op(Box<RawDone>, TypeId, Convert),
+    Op(Box<RawDone>, Convert),
     User(Box<dyn Any + Send>),
 }
 
@@ -83,7 +84,7 @@ impl Packet {
     /// is a posted packet or of another type.
     pub fn into_completion<T: OpOutput>(self) -> Result<Completion<T>, Packet> {
         match self.body {
-            Body::Op(raw, ty, conv) if ty == TypeId::of::<Completion<T>>() => {
+            Body::Op(raw, (ty, conv)) if ty == TypeId::of::<Completion<T>>() => {
                 match conv(*raw).downcast::<Completion<T>>() {
                     Ok(c) => {
                         let mut c = *c;
@@ -114,10 +115,8 @@ impl Packet {
     }
 }
 
-pub(crate) type Convert = fn(RawDone) -> Box<dyn Any + Send>;
-
 /// The typed conversion of an operation started with `T`, and its type.
-pub(crate) fn convert<T: OpOutput>() -> (TypeId, Convert) {
+pub(crate) fn convert<T: OpOutput>() -> Convert {
     fn conv<T: OpOutput>(raw: RawDone) -> Box<dyn Any + Send> {
         Box::new(T::from_raw(raw))
     }
@@ -126,7 +125,7 @@ pub(crate) fn convert<T: OpOutput>() -> (TypeId, Convert) {
 
 struct PortState {
     q: PortQueue<Packet, Arc<ThreadCtx>, ThreadId>,
-    engines: Vec<Weak<Inner>>,
+    engines: Vec<WeakEngine>,
     /// Bumped when an engine is added, so waiters start driving it.
     engines_version: u64,
 }
@@ -145,9 +144,9 @@ impl PortInner {
 
     /// The engines of the associated sockets that are still alive, with the
     /// version of that list.
-    fn live_engines(&self) -> (Vec<Arc<Inner>>, u64) {
+    fn live_engines(&self) -> (Vec<Engine>, u64) {
         let st = self.lock();
-        let v = st.engines.iter().filter_map(Weak::upgrade).collect();
+        let v = st.engines.iter().filter_map(WeakEngine::upgrade).collect();
         (v, st.engines_version)
     }
 
@@ -161,36 +160,14 @@ impl PortInner {
         }
     }
 
-    pub(crate) fn push_op(
-        &self,
-        key: usize,
-        tag: u64,
-        (ty, conv): (TypeId, Convert),
-        mut raw: RawDone,
-    ) {
-        let error = raw.outcome.error.take();
-        let bytes = raw.outcome.bytes;
-        self.push(Packet {
-            key,
-            tag,
-            bytes,
-            error,
-            body: Body::Op(Box::new(raw), ty, conv),
-        });
-    }
-
-    pub(crate) fn add_engine(&self, e: &Arc<Inner>) {
+    pub(crate) fn add_engine(&self, e: &Engine) {
         let waiters: Vec<Arc<ThreadCtx>> = {
             let mut st = self.lock();
-            if st
-                .engines
-                .iter()
-                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e)))
-            {
+            if st.engines.iter().any(|w| w.is(e)) {
                 return;
             }
-            st.engines.retain(|w| w.strong_count() > 0);
-            st.engines.push(Arc::downgrade(e));
+            st.engines.retain(WeakEngine::is_alive);
+            st.engines.push(e.downgrade());
             st.engines_version += 1;
             st.q.waiters().cloned().collect()
         };
@@ -214,6 +191,20 @@ fn closed_error() -> io::Error {
         io::ErrorKind::BrokenPipe,
         "the completion port was closed while waiting (ERROR_ABANDONED_WAIT_0)",
     )
+}
+
+impl PortSink for PortInner {
+    fn push_op(&self, key: usize, tag: u64, conv: Convert, mut raw: RawDone) {
+        let error = raw.outcome.error.take();
+        let bytes = raw.outcome.bytes;
+        self.push(Packet {
+            key,
+            tag,
+            bytes,
+            error,
+            body: Body::Op(Box::new(raw), conv),
+        });
+    }
 }
 
 /// A completion port shared by worker threads. Cheap to clone; the port
@@ -287,8 +278,8 @@ impl CompletionPort {
     /// (a socket belongs to at most one); `EBADF` for a closed socket.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn associate(&self, socket: &Socket, key: usize) -> io::Result<()> {
-        socket.associate(&self.inner, key)?;
-        self.inner.add_engine(&socket.engine().inner);
+        socket.associate(self.inner.clone(), key)?;
+        self.inner.add_engine(socket.engine());
         Ok(())
     }
 
@@ -365,7 +356,7 @@ impl CompletionPort {
             }
         }
         // The engines to drive, collected only when this thread must wait.
-        let mut engines: Option<(Vec<Arc<Inner>>, u64)> = None;
+        let mut engines: Option<(Vec<Engine>, u64)> = None;
         let mut out = Vec::new();
         loop {
             {

@@ -10,7 +10,7 @@ use std::thread::{self, Thread};
 use slab::Slab;
 
 use crate::core::RawDone;
-use crate::engine::Inner;
+use crate::engine::{Engine, Inner};
 use crate::sched::RoutineQueue;
 
 /// Per-thread state shared with the engines: the thread's routine queue and
@@ -152,13 +152,14 @@ pub(crate) fn note_engine(e: &Arc<Inner>) {
 }
 
 /// The engines the calling thread has started operations on.
-pub(crate) fn thread_engines() -> Vec<Arc<Inner>> {
+pub(crate) fn thread_engines() -> Vec<Engine> {
     LOCAL
         .try_with(|l| {
             l.engines
                 .borrow()
                 .iter()
                 .filter_map(Weak::upgrade)
+                .map(|inner| Engine { inner })
                 .collect()
         })
         .unwrap_or_default()
@@ -184,7 +185,7 @@ pub(crate) fn wait_returned(work: bool) {
     let _ = LOCAL.try_with(|l| l.after_wait.set(work));
     if !work {
         for e in thread_engines() {
-            e.flush_now();
+            e.inner.flush_now();
         }
     }
 }
@@ -212,7 +213,7 @@ pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
                 .unwrap_or(true);
             if last {
                 for e in thread_engines() {
-                    e.flush_now();
+                    e.inner.flush_now();
                 }
             }
         }
@@ -262,7 +263,7 @@ pub(crate) fn run_routines() -> usize {
             // Inside a wait's batch the thread's next wait submits.
             if !batched {
                 for e in thread_engines() {
-                    e.flush_now();
+                    e.inner.flush_now();
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::engine::Inner;
+use crate::engine::{Engine, Inner};
 use crate::sys::Wakeup;
 use crate::thread::{ThreadCtx, current_ctx, set_driving, submits_deferred};
 
@@ -178,13 +178,13 @@ impl Inner {
 
 /// Drives `engines` until `ready()` or the deadline. True when ready.
 pub(crate) fn wait_until(
-    engines: &[Arc<Inner>],
+    engines: &[Engine],
     deadline: Option<Instant>,
     ready: &mut dyn FnMut() -> bool,
 ) -> bool {
     let ctx = current_ctx();
     for e in engines {
-        e.reap_if_due();
+        e.inner.reap_if_due();
     }
     loop {
         if ready() {
@@ -205,13 +205,17 @@ pub(crate) fn wait_until(
                 Some(t) => thread::park_timeout(t),
                 None => thread::park(),
             },
-            [one] => one.drive_once(&ctx, remaining, ready),
+            [one] => one.inner.drive_once(&ctx, remaining, ready),
             [first, rest @ ..] => {
                 for e in rest {
-                    e.poll_once();
+                    e.inner.poll_once();
                 }
                 let slice = Duration::from_millis(5);
-                first.drive_once(&ctx, Some(remaining.map_or(slice, |r| r.min(slice))), ready);
+                first.inner.drive_once(
+                    &ctx,
+                    Some(remaining.map_or(slice, |r| r.min(slice))),
+                    ready,
+                );
             }
         }
     }

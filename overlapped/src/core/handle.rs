@@ -64,7 +64,7 @@ impl Inner {
     pub(crate) fn associate(
         &self,
         sock: &Sock,
-        port: &Arc<crate::port::PortInner>,
+        port: Arc<dyn super::PortSink>,
         key: usize,
     ) -> io::Result<()> {
         self.with_sock(sock, |_, s| {
@@ -74,7 +74,7 @@ impl Inner {
                     "the socket is already associated with a completion port",
                 ));
             }
-            s.port = Some((port.clone(), key));
+            s.port = Some((port, key));
             Ok(())
         })
     }
@@ -130,7 +130,9 @@ impl Inner {
     ) -> Option<RawDone> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let ctx = thread::current_ctx();
-        let engines = [self.clone()];
+        let engines = [crate::engine::Engine {
+            inner: self.clone(),
+        }];
         let mut check = || match sock.lock().slot(id.key, id.seq) {
             Some(s) if matches!(s.state, SlotState::Done(_)) => true,
             Some(s) => {

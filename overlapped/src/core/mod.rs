@@ -47,30 +47,47 @@ use std::fmt;
 pub(crate) use drive::{DriveState, clock_us as drive_clock_us, interval_passed, wait_until};
 pub(crate) use table::{Registry, Sock};
 
+use std::any::{Any, TypeId};
+use std::sync::Arc;
+
 use crate::buf::ErasedBufs;
 use crate::engine::Engine;
-use crate::event::Event;
 use crate::sys::Outcome;
 use crate::thread::ThreadCtx;
+
+/// What the core needs of an event object: to be set on completion.
+pub(crate) trait Signal: Send + Sync {
+    fn set(&self);
+}
+
+/// What the core needs of a completion port: to queue a finished
+/// operation's packet.
+pub(crate) trait PortSink: Send + Sync {
+    fn push_op(&self, key: usize, tag: u64, conv: Convert, raw: RawDone);
+}
+
+/// The typed conversion of a finished operation (for a port packet), and
+/// the type it makes.
+pub(crate) type Convert = (TypeId, fn(RawDone) -> Box<dyn Any + Send>);
 
 /// How a finished operation is made known.
 pub(crate) enum SlotNotify {
     None,
-    Event(Event),
+    Event(Box<dyn Signal>),
     Routine {
-        ctx: std::sync::Arc<ThreadCtx>,
+        ctx: Arc<ThreadCtx>,
         id: usize,
     },
     /// Resolved at start from the socket's association.
     Port {
         tag: u64,
-        conv: (std::any::TypeId, crate::port::Convert),
+        conv: Convert,
     },
     PortBound {
-        port: std::sync::Arc<crate::port::PortInner>,
+        port: Arc<dyn PortSink>,
         key: usize,
         tag: u64,
-        conv: (std::any::TypeId, crate::port::Convert),
+        conv: Convert,
         skip: bool,
     },
 }

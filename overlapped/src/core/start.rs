@@ -46,10 +46,6 @@ impl Inner {
         mut handle: bool,
     ) -> Result<StartOk, (io::Error, Bufs)> {
         thread::note_engine(self);
-        if let SlotNotify::Event(ev) = &notify {
-            ev.reset();
-            ev.bind_engine(self);
-        }
         let mut guard = sock.lock();
         let s = &mut *guard;
         if s.closed {

@@ -130,7 +130,7 @@ pub(crate) struct SockState {
     pub(crate) closed: bool,
     /// Slot indexes of the direction queues, in posting order.
     pub(crate) queues: [VecDeque<u16>; 3],
-    pub(crate) port: Option<(Arc<crate::port::PortInner>, usize)>,
+    pub(crate) port: Option<(Arc<dyn super::PortSink>, usize)>,
     pub(crate) skip_on_success: bool,
     /// Bytes a stream receive took from the kernel after its handle was
     /// dropped: served to the next receives first, so no byte is lost.

@@ -203,7 +203,11 @@ impl Socket {
     ) -> Result<Started<T>, (io::Error, Option<B>)> {
         let (slot_notify, handle, routine) = match notify {
             Notify::None => (SlotNotify::None, true, None),
-            Notify::Event(e) => (SlotNotify::Event(e), true, None),
+            Notify::Event(e) => {
+                e.reset();
+                e.bind_engine(&self.engine);
+                (SlotNotify::Event(Box::new(e)), true, None)
+            }
             Notify::Routine(f) => {
                 let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
                 (
@@ -403,7 +407,7 @@ impl Socket {
 
     pub(crate) fn associate(
         &self,
-        port: &std::sync::Arc<crate::port::PortInner>,
+        port: Arc<crate::port::PortInner>,
         key: usize,
     ) -> io::Result<()> {
         self.engine.inner.associate(&self.sock, port, key)
