@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use crate::core::wait_until;
 use crate::engine::{Engine, WeakEngine};
-use crate::sched::Signal;
 use crate::thread::{
     ThreadCtx, current_ctx, in_routine, reap_thread_engines_if_due, run_routines, thread_engines,
     wait_entered, wait_returned,
 };
+use crate::wait::{Signal, SignalWait, wait_signals};
 
 /// A manual-reset event object. Cheap to clone (a shared handle); `Send +
 /// Sync`; dropping one handle never disturbs a waiter holding another.
@@ -29,13 +29,10 @@ pub struct Event {
 
 #[derive(Default)]
 struct EvInner {
-    st: Mutex<EvState>,
-}
-
-#[derive(Default)]
-struct EvState {
-    sig: Signal<Arc<ThreadCtx>>,
-    engine: Option<WeakEngine>,
+    sig: Mutex<Signal<Arc<ThreadCtx>>>,
+    /// The engine of the last operation started with this event: a wait
+    /// drives it.
+    engine: Mutex<Option<WeakEngine>>,
 }
 
 impl fmt::Debug for Event {
@@ -53,14 +50,14 @@ impl Event {
         Event::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, EvState> {
-        self.inner.st.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Signal<Arc<ThreadCtx>>> {
+        self.inner.sig.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `WSASetEvent`: sets the event and releases every waiter.
     #[doc(alias = "WSASetEvent")]
     pub fn set(&self) {
-        let waiters = self.lock().sig.set();
+        let waiters = self.lock().set();
         for w in waiters {
             w.wake();
         }
@@ -69,12 +66,12 @@ impl Event {
     /// `WSAResetEvent`: clears the event.
     #[doc(alias = "WSAResetEvent")]
     pub fn reset(&self) {
-        self.lock().sig.reset();
+        self.lock().reset();
     }
 
     /// True when set. Never blocks.
     pub fn is_set(&self) -> bool {
-        self.lock().sig.is_set()
+        self.lock().is_set()
     }
 
     /// Waits for this one event (see [`wait_for_events`]). True when set,
@@ -87,29 +84,27 @@ impl Event {
     }
 
     pub(crate) fn bind_engine(&self, e: &Engine) {
-        let waiters = {
-            let mut st = self.lock();
-            if st.engine.as_ref().is_some_and(|w| w.is(e)) {
+        {
+            let mut engine = self.inner.engine.lock().unwrap_or_else(|p| p.into_inner());
+            if engine.as_ref().is_some_and(|w| w.is(e)) {
                 return;
             }
-            st.engine = Some(e.downgrade());
-            st.sig.waiters()
-        };
+            *engine = Some(e.downgrade());
+        }
+        // Waiters re-read the engines to drive.
+        let waiters = self.lock().waiters();
         for w in waiters {
             w.wake();
         }
     }
 
     fn engine(&self) -> Option<Engine> {
-        self.lock().engine.as_ref().and_then(WeakEngine::upgrade)
-    }
-
-    fn add_waiter(&self, ctx: &Arc<ThreadCtx>) {
-        self.lock().sig.add_waiter(ctx.clone());
-    }
-
-    fn remove_waiter(&self, ctx: &Arc<ThreadCtx>) {
-        self.lock().sig.remove_waiter(|w| Arc::ptr_eq(w, ctx));
+        self.inner
+            .engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(WeakEngine::upgrade)
     }
 
     fn same(&self, other: &Event) -> bool {
@@ -205,19 +200,7 @@ fn wait_inner(
         reap_thread_engines_if_due();
         return WaitOutcome::IoCompletion;
     }
-    let check = || -> Option<usize> {
-        match mode {
-            WaitMode::Any => events.iter().position(Event::is_set),
-            WaitMode::All => events.iter().all(Event::is_set).then_some(0),
-        }
-    };
-    if let Some(i) = check() {
-        return WaitOutcome::Event(i);
-    }
     let deadline = timeout.map(|t| Instant::now() + t);
-    for e in events {
-        e.add_waiter(&ctx);
-    }
     let engines_of = || {
         let mut v: Vec<Engine> = Vec::new();
         let mut push = |e: Engine| {
@@ -235,24 +218,27 @@ fn wait_inner(
         }
         v
     };
-    let outcome = loop {
+    // Drive the engines of the events (and, alertable, the thread's); again
+    // when that set changes.
+    let block = |ready: &mut dyn FnMut() -> bool| {
         let engines = engines_of();
         let n = engines.len();
-        let mut ready =
-            || (alertable && ctx.has_routines()) || check().is_some() || engines_of().len() != n;
-        let hit = wait_until(&engines, deadline, &mut ready);
-        if alertable && ctx.has_routines() {
-            break None;
-        }
-        if let Some(i) = check() {
-            break Some(WaitOutcome::Event(i));
-        }
-        if !hit {
-            break Some(WaitOutcome::Timeout);
-        }
+        wait_until(&engines, deadline, &mut || {
+            ready() || engines_of().len() != n
+        })
     };
-    for e in events {
-        e.remove_waiter(&ctx);
+    let sigs: Vec<&Mutex<Signal<Arc<ThreadCtx>>>> = events.iter().map(|e| &e.inner.sig).collect();
+    let r = wait_signals(
+        &sigs,
+        mode == WaitMode::All,
+        &ctx,
+        |w| Arc::ptr_eq(w, &ctx),
+        || alertable && ctx.has_routines(),
+        block,
+    );
+    match r {
+        SignalWait::Signalled(i) => WaitOutcome::Event(i),
+        SignalWait::Interrupted => WaitOutcome::IoCompletion,
+        SignalWait::TimedOut => WaitOutcome::Timeout,
     }
-    outcome.unwrap_or(WaitOutcome::IoCompletion)
 }

@@ -121,9 +121,9 @@ mod op;
 mod port;
 mod routine;
 pub mod rt;
-mod sched;
 mod sys;
 mod thread;
+mod wait;
 
 pub use crate::core::RawDone;
 pub use buf::{IOV_MAX, IoBufs, Slice};

@@ -36,8 +36,8 @@ use crate::core::{RawDone, interval_passed, wait_until};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
-use crate::sched::PortQueue;
 use crate::thread::{ThreadCtx, current_ctx, wait_entered, wait_returned};
+use crate::wait::{self, PortQueue};
 
 /// One packet taken from a port.
 pub struct Packet {
@@ -123,54 +123,53 @@ pub(crate) fn convert<T: OpOutput>() -> Convert {
     (TypeId::of::<Completion<T>>(), conv::<T>)
 }
 
-struct PortState {
-    q: PortQueue<Packet, Arc<ThreadCtx>, ThreadId>,
-    engines: Vec<WeakEngine>,
-    /// Bumped when an engine is added, so waiters start driving it.
-    engines_version: u64,
-}
+type Queue = PortQueue<Packet, Arc<ThreadCtx>, ThreadId>;
 
 pub(crate) struct PortInner {
-    st: Mutex<PortState>,
+    q: Mutex<Queue>,
+    /// The engines of the associated sockets, which waiters drive.
+    engines: Mutex<Vec<WeakEngine>>,
+    /// Bumped when an engine is added, so waiters start driving it.
+    engines_version: AtomicU64,
     handles: AtomicUsize,
     /// When a waiter last reaped the port's engines (see [`interval_passed`]).
     last_reap: AtomicU64,
 }
 
 impl PortInner {
-    fn lock(&self) -> MutexGuard<'_, PortState> {
-        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    fn q(&self) -> MutexGuard<'_, Queue> {
+        self.q.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The engines of the associated sockets that are still alive, with the
     /// version of that list.
     fn live_engines(&self) -> (Vec<Engine>, u64) {
-        let st = self.lock();
-        let v = st.engines.iter().filter_map(WeakEngine::upgrade).collect();
-        (v, st.engines_version)
+        let e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        let v = e.iter().filter_map(WeakEngine::upgrade).collect();
+        (v, self.engines_version.load(Ordering::Acquire))
     }
 
     /// Queues a packet: hands it to the most recent waiter when fewer than
     /// `concurrency` threads run, else queues it. Dropped when the port is
     /// closed.
     pub(crate) fn push(&self, p: Packet) {
-        let pushed = self.lock().q.push(p);
+        let pushed = self.q().push(p);
         if let Ok(Some(ctx)) = pushed {
             ctx.wake();
         }
     }
 
     pub(crate) fn add_engine(&self, e: &Engine) {
-        let waiters: Vec<Arc<ThreadCtx>> = {
-            let mut st = self.lock();
-            if st.engines.iter().any(|w| w.is(e)) {
+        {
+            let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+            if engines.iter().any(|w| w.is(e)) {
                 return;
             }
-            st.engines.retain(WeakEngine::is_alive);
-            st.engines.push(e.downgrade());
-            st.engines_version += 1;
-            st.q.waiters().cloned().collect()
-        };
+            engines.retain(WeakEngine::is_alive);
+            engines.push(e.downgrade());
+            self.engines_version.fetch_add(1, Ordering::AcqRel);
+        }
+        let waiters: Vec<Arc<ThreadCtx>> = self.q().waiters().cloned().collect();
         // Waiters re-read the engines to drive.
         for w in waiters {
             w.wake();
@@ -178,7 +177,7 @@ impl PortInner {
     }
 
     fn close(&self) {
-        let (waiters, dropped) = self.lock().q.close();
+        let (waiters, dropped) = self.q().close();
         drop(dropped);
         for w in waiters {
             w.wake();
@@ -252,11 +251,9 @@ impl CompletionPort {
         };
         CompletionPort {
             inner: Arc::new(PortInner {
-                st: Mutex::new(PortState {
-                    q: PortQueue::new(concurrency),
-                    engines: Vec::new(),
-                    engines_version: 0,
-                }),
+                q: Mutex::new(PortQueue::new(concurrency)),
+                engines: Mutex::new(Vec::new()),
+                engines_version: AtomicU64::new(0),
                 handles: AtomicUsize::new(1),
                 last_reap: AtomicU64::new(0),
             }),
@@ -265,7 +262,7 @@ impl CompletionPort {
 
     /// The concurrency value.
     pub fn concurrency(&self) -> usize {
-        self.inner.lock().q.concurrency()
+        self.inner.q().concurrency()
     }
 
     /// `CreateIoCompletionPort(socket, port, key, 0)`: associates a socket
@@ -290,7 +287,7 @@ impl CompletionPort {
     /// `BrokenPipe` when the port is closed.
     #[doc(alias = "PostQueuedCompletionStatus")]
     pub fn post<P: Any + Send>(&self, key: usize, bytes: usize, payload: P) -> io::Result<()> {
-        let pushed = self.inner.lock().q.push(Packet {
+        let pushed = self.inner.q().push(Packet {
             key,
             tag: 0,
             bytes,
@@ -346,8 +343,6 @@ impl CompletionPort {
         let ctx = current_ctx();
         let deadline = timeout.map(|t| Instant::now() + t);
         let inner = &self.inner;
-        // This thread stops counting as running.
-        let my_id = inner.lock().q.enter(me).map_err(|_| closed_error())?;
         // Queued packets do not keep completions in the kernel waiting: at
         // most every REAP_INTERVAL_US one waiter reaps the engines first.
         if interval_passed(&inner.last_reap) {
@@ -355,45 +350,25 @@ impl CompletionPort {
                 e.reap_if_due();
             }
         }
-        // The engines to drive, collected only when this thread must wait.
+        // The engines to drive, collected only when this thread must wait,
+        // again when one was added.
         let mut engines: Option<(Vec<Engine>, u64)> = None;
-        let mut out = Vec::new();
-        loop {
-            {
-                let mut st = inner.lock();
-                if st.q.take(my_id, me, max, &mut out) {
-                    drop(st);
-                    note_port(inner);
-                    return Ok(out);
-                }
-                if st.q.is_closed() {
-                    return Err(closed_error());
-                }
-                st.q.register(my_id, me, ctx.clone());
-                if engines
-                    .as_ref()
-                    .is_some_and(|(_, v)| *v != st.engines_version)
-                {
-                    engines = None;
-                }
+        let block = |ready: &mut dyn FnMut() -> bool| {
+            let now = inner.engines_version.load(Ordering::Acquire);
+            if engines.as_ref().is_some_and(|(_, v)| *v != now) {
+                engines = None;
             }
-            let (engines, version) = engines.get_or_insert_with(|| inner.live_engines());
+            let (list, version) = engines.get_or_insert_with(|| inner.live_engines());
             let version = *version;
-            let mut ready = || {
-                let st = inner.lock();
-                st.engines_version != version || st.q.ready(my_id)
-            };
-            if !wait_until(engines, deadline, &mut ready) {
-                let mut st = inner.lock();
-                if st.q.take(my_id, me, max, &mut out) {
-                    drop(st);
-                    note_port(inner);
-                    return Ok(out);
-                }
-                st.q.leave(my_id);
-                return Ok(out);
-            }
+            wait_until(list, deadline, &mut || {
+                ready() || inner.engines_version.load(Ordering::Acquire) != version
+            })
+        };
+        let got = wait::get_queued(&inner.q, me, &ctx, max, block).map_err(|_| closed_error())?;
+        if !got.is_empty() {
+            note_port(inner);
         }
+        Ok(got)
     }
 
     /// Closes the port: every waiter wakes with an error, queued packets are
@@ -411,7 +386,7 @@ impl Drop for PortsUsed {
         let me = std::thread::current().id();
         for p in self.0.borrow().iter().filter_map(Weak::upgrade) {
             // A place to run freed: a waiter may take a queued packet.
-            let wake = p.lock().q.thread_exit(me);
+            let wake = p.q().thread_exit(me);
             if let Some(ctx) = wake {
                 ctx.wake();
             }

@@ -66,16 +66,18 @@ fn sleep_inner(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
         reap_thread_engines_if_due();
         return SleepOutcome::IoCompletion;
     }
-    loop {
+    // Drive the engines the thread started operations on; again when that
+    // set changes.
+    let block = |ready: &mut dyn FnMut() -> bool| {
         let engines = thread_engines();
         let n = engines.len();
-        let mut ready = || (alertable && ctx.has_routines()) || thread_engines().len() != n;
-        let hit = wait_until(&engines, deadline, &mut ready);
-        if alertable && ctx.has_routines() {
-            return SleepOutcome::IoCompletion;
-        }
-        if !hit {
-            return SleepOutcome::Timeout;
-        }
+        wait_until(&engines, deadline, &mut || {
+            ready() || thread_engines().len() != n
+        })
+    };
+    if ctx.wait_routines(alertable, block) {
+        SleepOutcome::IoCompletion
+    } else {
+        SleepOutcome::Timeout
     }
 }

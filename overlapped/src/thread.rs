@@ -11,7 +11,7 @@ use slab::Slab;
 
 use crate::core::RawDone;
 use crate::engine::{Engine, Inner};
-use crate::sched::RoutineQueue;
+use crate::wait::{RoutineQueue, wait_routines};
 
 /// Per-thread state shared with the engines: the thread's routine queue and
 /// how to wake it.
@@ -55,6 +55,16 @@ impl ThreadCtx {
         if queued.is_ok() {
             self.wake();
         }
+    }
+
+    /// The alertable wait on this thread's routine queue (see
+    /// [`wait_routines`]).
+    pub(crate) fn wait_routines(
+        &self,
+        alertable: bool,
+        block: impl FnMut(&mut dyn FnMut() -> bool) -> bool,
+    ) -> bool {
+        wait_routines(&self.routines, alertable, block)
     }
 
     pub(crate) fn has_routines(&self) -> bool {

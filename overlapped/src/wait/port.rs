@@ -1,0 +1,205 @@
+//! A completion port's queue and its wait (`get_queued`).
+
+use std::collections::VecDeque;
+
+use super::{Lock, wait_loop};
+
+/// A completion port's queue: packets, waiting threads, threads released to
+/// run. `P` is a packet, `W` a handle that wakes a waiter, `T` a thread's
+/// identity.
+///
+/// * Packets are delivered first-in first-out.
+/// * A packet queued while fewer than `concurrency` threads run and nothing
+///   is queued is granted at once to the waiter that registered last (LIFO).
+/// * A thread counts as running from the moment it is handed a packet until
+///   it enters the next wait (or exits).
+#[derive(Debug)]
+pub(crate) struct PortQueue<P, W, T> {
+    concurrency: usize,
+    packets: VecDeque<P>,
+    waiters: Vec<(u64, T, W)>,
+    grants: Vec<(u64, P)>,
+    running: Vec<T>,
+    closed: bool,
+    next_waiter: u64,
+}
+
+/// The port was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
+    pub(crate) fn new(concurrency: usize) -> Self {
+        PortQueue {
+            concurrency: concurrency.max(1),
+            packets: VecDeque::new(),
+            waiters: Vec::new(),
+            grants: Vec::new(),
+            running: Vec::new(),
+            closed: false,
+            next_waiter: 0,
+        }
+    }
+
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Threads released to run right now.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Queues a packet. Returns the waiter to wake when it was granted to
+    /// one; gives the packet back when the port is closed.
+    pub(crate) fn push(&mut self, p: P) -> Result<Option<W>, P> {
+        if self.closed {
+            return Err(p);
+        }
+        if self.running.len() < self.concurrency && self.packets.is_empty() {
+            if let Some((id, thread, w)) = self.waiters.pop() {
+                // The released thread counts as running from now on.
+                self.running.push(thread);
+                self.grants.push((id, p));
+                return Ok(Some(w));
+            }
+        }
+        self.packets.push_back(p);
+        Ok(None)
+    }
+
+    /// A thread enters a wait: it stops counting as running and gets a
+    /// waiter id.
+    pub(crate) fn enter(&mut self, me: T) -> Result<u64, Closed> {
+        self.forget_running(me);
+        if self.closed {
+            return Err(Closed);
+        }
+        self.next_waiter += 1;
+        Ok(self.next_waiter)
+    }
+
+    fn forget_running(&mut self, me: T) {
+        if let Some(i) = self.running.iter().position(|t| *t == me) {
+            self.running.swap_remove(i);
+        }
+    }
+
+    /// Takes up to `max` packets for waiter `id` (its grant first). True
+    /// when it got any: the thread then runs and no longer waits.
+    pub(crate) fn take(&mut self, id: u64, me: T, max: usize, out: &mut Vec<P>) -> bool {
+        if let Some(i) = self.grants.iter().position(|(g, _)| *g == id) {
+            out.push(self.grants.swap_remove(i).1);
+            // Counted as running when the packet was handed over; counted
+            // again once below.
+            self.forget_running(me);
+        } else if !self.packets.is_empty() && self.running.len() < self.concurrency {
+            out.extend(self.packets.pop_front());
+        }
+        if out.is_empty() {
+            return false;
+        }
+        while out.len() < max {
+            match self.packets.pop_front() {
+                Some(p) => out.push(p),
+                None => break,
+            }
+        }
+        self.running.push(me);
+        self.leave(id);
+        true
+    }
+
+    /// Registers waiter `id` (once; it keeps its place in the LIFO order).
+    pub(crate) fn register(&mut self, id: u64, me: T, w: W) {
+        if !self.waiters.iter().any(|(i, ..)| *i == id) {
+            self.waiters.push((id, me, w));
+        }
+    }
+
+    /// Whether waiter `id` has something to take, or the port closed.
+    pub(crate) fn ready(&self, id: u64) -> bool {
+        self.closed
+            || self.grants.iter().any(|(g, _)| *g == id)
+            || (!self.packets.is_empty() && self.running.len() < self.concurrency)
+    }
+
+    /// Waiter `id` stops waiting (timeout).
+    pub(crate) fn leave(&mut self, id: u64) {
+        self.waiters.retain(|(i, ..)| *i != id);
+    }
+
+    /// The waiters, e.g. to wake them all.
+    pub(crate) fn waiters(&self) -> impl Iterator<Item = &W> {
+        self.waiters.iter().map(|(_, _, w)| w)
+    }
+
+    /// Closes the port: returns the waiters to wake and the packets to drop
+    /// (outside the lock: dropping a packet drops its buffers).
+    pub(crate) fn close(&mut self) -> (Vec<W>, Vec<P>) {
+        self.closed = true;
+        self.running.clear();
+        let mut dropped: Vec<P> = self.packets.drain(..).collect();
+        dropped.extend(self.grants.drain(..).map(|(_, p)| p));
+        let waiters = self.waiters.drain(..).map(|(_, _, w)| w).collect();
+        (waiters, dropped)
+    }
+
+    /// A thread exited: it no longer counts as running. Returns the waiter
+    /// to wake when that frees a place for a queued packet.
+    pub(crate) fn thread_exit(&mut self, me: T) -> Option<W>
+    where
+        W: Clone,
+    {
+        self.running.retain(|t| *t != me);
+        if self.packets.is_empty() || self.running.len() >= self.concurrency {
+            return None;
+        }
+        self.waiters.last().map(|(_, _, w)| w.clone())
+    }
+}
+
+/// `get_queued` on `q`: up to `max` packets for thread `me` (woken through
+/// `waker`), blocking with `block` (see [`wait_loop`]). Empty when the
+/// deadline passed.
+pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
+    q: &impl Lock<PortQueue<P, W, T>>,
+    me: T,
+    waker: &W,
+    max: usize,
+    block: impl FnMut(&mut dyn FnMut() -> bool) -> bool,
+) -> Result<Vec<P>, Closed> {
+    // This thread stops counting as running.
+    let id = q.with(|q| q.enter(me))?;
+    wait_loop(
+        || {
+            q.with(|q| {
+                let mut got = Vec::new();
+                if q.take(id, me, max, &mut got) {
+                    Some(Ok(got))
+                } else if q.is_closed() {
+                    Some(Err(Closed))
+                } else {
+                    q.register(id, me, waker.clone());
+                    None
+                }
+            })
+        },
+        || q.with(|q| q.ready(id)),
+        block,
+        || {
+            q.with(|q| {
+                let mut got = Vec::new();
+                if !q.take(id, me, max, &mut got) {
+                    q.leave(id);
+                }
+                Ok(got)
+            })
+        },
+    )
+}
