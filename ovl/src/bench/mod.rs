@@ -18,9 +18,12 @@
 //! (`--modes`): with it the default run would take well past its budget.
 //! `--plot FILE.svg` draws msgs/s and p99 per server and cell.
 //!
+//! `--scale` is another benchmark: how the engine scales across threads, in
+//! one process (see [`scale`]).
+//!
 //! Files: this one (options, the run), [`servers`] (server processes),
 //! [`load`] (the load generator), [`perf`] (`--syscalls`), [`report`]
-//! (medians, table, JSON), [`plot`].
+//! (medians, table, JSON), [`plot`], [`scale`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -34,6 +37,7 @@ mod load;
 mod perf;
 mod plot;
 mod report;
+mod scale;
 mod servers;
 
 use report::{Results, RoundResult};
@@ -43,49 +47,75 @@ use servers::{EngineFigures, Server};
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// About 20 s: fewer servers and cells, short rounds.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scale")]
     pub quick: bool,
     /// Comma-separated servers: tokio, std, uring-raw, and MODEL-ENGINE
     /// (MODEL: port, routines, events, async; ENGINE: uring, poll, auto).
-    #[arg(long, value_delimiter = ',', value_parser = server_name)]
+    #[arg(long, value_delimiter = ',', value_parser = server_name, conflicts_with = "scale")]
     pub servers: Vec<String>,
-    /// Rounds per server and cell [default: 3, 1 with --quick]
+    /// Rounds per server and cell (with --scale: per shape, engine and
+    /// thread count) [default: 3, 1 with --quick]
     #[arg(long, value_parser = at_least_one)]
     pub rounds: Option<usize>,
-    /// Measured seconds per round [default: 1]
+    /// Measured seconds per round [default: 1, 2 with --scale]
     #[arg(long, value_parser = positive_seconds)]
     pub duration: Option<f64>,
     /// Warm-up seconds per round [default: 0.3]
     #[arg(long, value_parser = seconds)]
     pub warmup: Option<f64>,
     /// Messages in flight per connection in pipeline mode.
-    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one, conflicts_with = "scale")]
     pub depth: usize,
     /// Comma-separated modes: pingpong, pipeline, stream [default:
     /// pingpong,pipeline].
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "scale")]
     pub modes: Vec<Mode>,
     /// Message size in bytes (in stream mode, the unit msgs/s counts).
     #[arg(long, default_value_t = 1024, value_parser = at_least_one)]
     pub size: usize,
     /// Comma-separated connection counts, replacing each mode's defaults
     /// (pingpong 50,500 or 50 with --quick; pipeline 50; stream 50).
-    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one, conflicts_with = "scale")]
     pub conns: Vec<usize>,
     /// Most unacknowledged bytes per connection in stream mode.
-    #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one, conflicts_with = "scale")]
     pub window: usize,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Draw msgs/s and p99 per server and cell to this SVG file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scale")]
     pub plot: Option<PathBuf>,
     /// Count every system call of each server process with perf
     /// (`raw_syscalls:sys_enter`, over the measured part of each round)
     /// and show them per message; n/a where perf cannot.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scale")]
     pub syscalls: bool,
+    /// The scaling benchmark instead, in this process: 1..N threads with
+    /// their own loopback pairs doing ping-pong, on one shared engine, on an
+    /// engine each, and as workers of one completion port.
+    #[arg(long)]
+    pub scale: bool,
+    /// The options of `--scale` alone (boxed: they are seldom used).
+    #[command(flatten)]
+    pub scale_opts: Box<ScaleArgs>,
+}
+
+/// Options of `ovl bench --scale`.
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// --scale: the most threads (N) [default: the number of CPUs]
+    #[arg(long, requires = "scale", value_parser = threads)]
+    pub threads: Option<usize>,
+    /// --scale: loopback TCP pairs per thread [default: 8]
+    #[arg(long, requires = "scale", value_parser = pairs)]
+    pub pairs: Option<usize>,
+    /// --scale: comma-separated engines [default: uring,poll]
+    #[arg(long, value_enum, value_delimiter = ',', requires = "scale")]
+    pub engine: Vec<EngineName>,
+    /// --scale: comma-separated shapes [default: shared,per-thread,port]
+    #[arg(long, value_enum, value_delimiter = ',', requires = "scale")]
+    pub shapes: Vec<Shape>,
 }
 
 /// How a connection loads the server.
@@ -97,6 +127,26 @@ pub enum Mode {
     Pipeline,
     /// Continuous send and concurrent read, `--window` bytes in flight.
     Stream,
+}
+
+/// An engine of `--scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum EngineName {
+    /// io_uring.
+    Uring,
+    /// epoll.
+    Poll,
+}
+
+/// How the threads of `--scale` share the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Shape {
+    /// T threads on one engine.
+    Shared,
+    /// T threads, each on its own engine.
+    PerThread,
+    /// One completion port (on one engine) and T worker threads.
+    Port,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -118,6 +168,14 @@ fn count(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
 
 fn at_least_one(s: &str) -> Result<usize, String> {
     count(s, 1, usize::MAX)
+}
+
+fn threads(s: &str) -> Result<usize, String> {
+    count(s, 1, 256)
+}
+
+fn pairs(s: &str) -> Result<usize, String> {
+    count(s, 1, 1024)
 }
 
 /// A number of seconds, 0 to a day.
@@ -159,7 +217,9 @@ fn check(a: &BenchArgs) -> Result<(), String> {
     }
     once("--servers", &a.servers)?;
     once("--modes", &a.modes)?;
-    once("--conns", &a.conns)
+    once("--conns", &a.conns)?;
+    once("--engine", &a.scale_opts.engine)?;
+    once("--shapes", &a.scale_opts.shapes)
 }
 
 /// The servers of the run: `--servers`, or the defaults.
@@ -294,6 +354,9 @@ pub fn run(a: BenchArgs) -> ExitCode {
     if let Err(e) = check(&a) {
         eprintln!("ovl bench: {e}");
         return ExitCode::from(2);
+    }
+    if a.scale {
+        return scale::run(&a);
     }
     let servers = servers_for(&a);
     let cells = cells_for(&a);
@@ -501,6 +564,16 @@ mod tests {
             (&["--servers", "tokio,"], "unknown server"),
             (&["--servers", "tokio,tokio"], "named twice"),
             (&["--modes", "pingpong,pingpong"], "named twice"),
+            (&["--scale", "--servers", "tokio"], "cannot be used with"),
+            (&["--scale", "--syscalls"], "cannot be used with"),
+            (&["--scale", "--depth", "4"], "cannot be used with"),
+            (&["--threads", "2"], "--scale"),
+            (&["--engine", "poll"], "--scale"),
+            (&["--scale", "--threads", "0"], "1 to 256"),
+            (&["--scale", "--threads", "10000"], "1 to 256"),
+            (&["--scale", "--pairs", "0"], "1 to 1024"),
+            (&["--scale", "--engine", "epoll"], "epoll"),
+            (&["--scale", "--engine", "poll,poll"], "named twice"),
         ] {
             let e = refused(argv);
             assert!(e.contains(says), "{argv:?}: {e}");
@@ -513,8 +586,21 @@ mod tests {
             &["--duration", "0.5", "--warmup", "0", "--rounds", "1"][..],
             &["--servers", "tokio,std,uring-raw,port-uring,async-auto"],
             &["--syscalls", "--quick"],
+            &["--scale"],
             &[
-                "--modes", "stream", "--window", "1", "--conns", "1,2", "--json", "x.json",
+                "--scale",
+                "--threads",
+                "4",
+                "--pairs",
+                "2",
+                "--engine",
+                "poll",
+                "--shapes",
+                "port,shared",
+                "--size",
+                "64",
+                "--json",
+                "x.json",
             ],
         ] {
             let a = args(argv);
