@@ -1,13 +1,18 @@
-//! The textbook programs, run as programs: the overlapped pair prints the
-//! book's lines, the routine receiver orders its lines as the book does, and
-//! the routine echo server serves 100 concurrent clients on each engine with
-//! every byte verified.
+//! The textbook programs, run as programs, on each engine: the overlapped
+//! pair prints the book's lines, the routine receiver orders its lines as
+//! the book does, and the routine, IOCP and async echo servers serve 100
+//! concurrent clients with every byte verified.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+#[path = "util/mod.rs"]
+mod util;
+
+use util::Kind;
 
 fn example(name: &str) -> PathBuf {
     let mut p = std::env::current_exe().unwrap();
@@ -64,29 +69,25 @@ fn pair(server: &str, engine: &str) -> String {
     rest(out, srv)
 }
 
-#[test]
-fn overlapped_send_and_recv_print_the_book_lines() {
-    for engine in ["uring", "poll"] {
-        let out = pair("overlapped_recv", engine);
-        assert!(
-            out.contains("Received message: Network is Computer!"),
-            "{engine}: {out}"
-        );
-    }
+fn overlapped_send_and_recv_print_the_book_lines(kind: Kind) {
+    let engine = kind.name();
+    let out = pair("overlapped_recv", engine);
+    assert!(
+        out.contains("Received message: Network is Computer!"),
+        "{engine}: {out}"
+    );
 }
 
-#[test]
-fn routine_recv_prints_message_before_completion_line() {
-    for engine in ["uring", "poll"] {
-        let out = pair("routine_recv", engine);
-        let m = out
-            .find("Received message: Network is Computer!")
-            .unwrap_or_else(|| panic!("{out}"));
-        let c = out
-            .find("Overlapped I/O Completed")
-            .unwrap_or_else(|| panic!("{out}"));
-        assert!(m < c, "{engine}: {out}");
-    }
+fn routine_recv_prints_message_before_completion_line(kind: Kind) {
+    let engine = kind.name();
+    let out = pair("routine_recv", engine);
+    let m = out
+        .find("Received message: Network is Computer!")
+        .unwrap_or_else(|| panic!("{out}"));
+    let c = out
+        .find("Overlapped I/O Completed")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(m < c, "{engine}: {out}");
 }
 
 fn echo_client(addr: &str, id: usize) {
@@ -103,30 +104,26 @@ fn echo_client(addr: &str, id: usize) {
     }
 }
 
-#[test]
-fn routine_echo_server_serves_100_clients() {
-    serves_100_clients("routine_echo_server");
+fn routine_echo_server_serves_100_clients(kind: Kind) {
+    serves_100_clients("routine_echo_server", kind);
 }
 
-/// Runs an example echo server on each engine and checks 100 concurrent
+/// Runs an example echo server on an engine and checks 100 concurrent
 /// clients, every byte verified.
-fn serves_100_clients(name: &str) {
-    for engine in ["uring", "poll"] {
-        let (_srv, addr, out) = serve(name, engine);
-        std::thread::spawn(move || for _ in out.lines() {});
-        let clients: Vec<_> = (0..100)
-            .map(|i| {
-                let a = addr.clone();
-                std::thread::spawn(move || echo_client(&a, i))
-            })
-            .collect();
-        for c in clients {
-            c.join().expect("client");
-        }
+fn serves_100_clients(name: &str, kind: Kind) {
+    let (_srv, addr, out) = serve(name, kind.name());
+    std::thread::spawn(move || for _ in out.lines() {});
+    let clients: Vec<_> = (0..100)
+        .map(|i| {
+            let a = addr.clone();
+            std::thread::spawn(move || echo_client(&a, i))
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
     }
 }
 
-#[test]
 fn echo_client_stops_when_the_server_closes_mid_line() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
@@ -154,12 +151,19 @@ fn echo_client_stops_when_the_server_closes_mid_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("closed the connection"));
 }
 
-#[test]
-fn iocp_echo_server_serves_100_clients() {
-    serves_100_clients("iocp_echo_server");
+fn iocp_echo_server_serves_100_clients(kind: Kind) {
+    serves_100_clients("iocp_echo_server", kind);
 }
 
-#[test]
-fn async_echo_server_serves_100_clients() {
-    serves_100_clients("async_echo_server");
+fn async_echo_server_serves_100_clients(kind: Kind) {
+    serves_100_clients("async_echo_server", kind);
+}
+
+util::cases! {
+    overlapped_send_and_recv_print_the_book_lines,
+    routine_recv_prints_message_before_completion_line,
+    routine_echo_server_serves_100_clients,
+    engine_free echo_client_stops_when_the_server_closes_mid_line,
+    iocp_echo_server_serves_100_clients,
+    async_echo_server_serves_100_clients,
 }

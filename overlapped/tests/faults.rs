@@ -5,32 +5,23 @@
 
 use std::time::Duration;
 
-use overlapped::probe::EngineChoice;
 use overlapped::{Engine, Event, MsgFlags, Notify, Socket, WaitMode, wait_for_events};
 
-/// A fresh engine of the chosen kind.
-fn engine(choice: EngineChoice) -> Engine {
-    Engine::builder().choice(choice).build().unwrap()
-}
+#[path = "util/mod.rs"]
+mod util;
 
-fn pairs(e: &Engine, n: usize) -> Vec<(Socket, Socket)> {
-    let l = Socket::tcp_listener(e, &"127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = l.local_addr().unwrap();
-    (0..n)
-        .map(|_| {
-            let c = Socket::tcp_for(e, &addr).unwrap();
-            c.connect_wait(addr).unwrap();
-            let (s, _) = l.accept_wait().unwrap();
-            (c, s)
-        })
-        .collect()
-}
+use util::{Kind, tcp_pairs};
 
 /// 1,000 receives parked in a ring of 2 entries (completion queue of 4):
 /// every push beyond two flushes the submission queue, and the completions
-/// overflow the completion queue. No completion may be lost.
-fn thousand_ops_through_a_tiny_ring(e: Engine) {
-    let ps = pairs(&e, 500);
+/// overflow the completion queue. No completion may be lost. (On the poll
+/// engine, which has no ring, the same operations through a default engine.)
+fn tiny_ring_full_sq_and_cq_overflow_lose_nothing(kind: Kind) {
+    let e = match kind {
+        Kind::Uring => util::builder(kind).ring_entries(2).build().unwrap(),
+        Kind::Poll => util::engine(kind),
+    };
+    let ps = tcp_pairs(&e, 500);
     let mut ops = Vec::new();
     for (c, s) in &ps {
         for sock in [c, s] {
@@ -63,26 +54,10 @@ fn thousand_ops_through_a_tiny_ring(e: Engine) {
     assert_eq!(e.ops_in_table(), 0);
 }
 
-#[test]
-fn tiny_ring_full_sq_and_cq_overflow_lose_nothing_uring() {
-    thousand_ops_through_a_tiny_ring(
-        Engine::builder()
-            .choice(EngineChoice::Uring)
-            .ring_entries(2)
-            .build()
-            .unwrap(),
-    );
-}
-
-#[test]
-fn tiny_ring_full_sq_and_cq_overflow_lose_nothing_poll() {
-    thousand_ops_through_a_tiny_ring(engine(EngineChoice::Poll));
-}
-
 /// Closing a socket with 1,000 pending receives completes every one of them
 /// aborted, with its buffer, and sets each event.
-fn close_with_1000_pending(e: Engine) {
-    let ps = pairs(&e, 1);
+fn close_with_1000_pending_ops_aborts_all(e: &Engine) {
+    let ps = tcp_pairs(e, 1);
     let (_c, s) = &ps[0];
     let mut ops = Vec::new();
     let mut evs = Vec::new();
@@ -104,21 +79,11 @@ fn close_with_1000_pending(e: Engine) {
     assert_eq!(e.ops_in_table(), 0);
 }
 
-#[test]
-fn close_with_1000_pending_ops_aborts_all_uring() {
-    close_with_1000_pending(engine(EngineChoice::Uring));
-}
-
-#[test]
-fn close_with_1000_pending_ops_aborts_all_poll() {
-    close_with_1000_pending(engine(EngineChoice::Poll));
-}
-
 /// An accept whose completion goes to a port: the new socket is registered
 /// with the engine when the worker converts the packet (no lock is held).
-fn accept_through_a_port(e: Engine) {
+fn accept_through_a_port(e: &Engine) {
     let port = overlapped::CompletionPort::new(1);
-    let l = Socket::tcp_listener(&e, &"127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = Socket::tcp_listener(e, &"127.0.0.1:0".parse().unwrap()).unwrap();
     port.associate(&l, 9).unwrap();
     let _op = l.accept(Notify::Port(1)).unwrap();
     let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -136,21 +101,11 @@ fn accept_through_a_port(e: Engine) {
         .unwrap();
 }
 
-#[test]
-fn accept_through_a_port_uring() {
-    accept_through_a_port(engine(EngineChoice::Uring));
-}
-
-#[test]
-fn accept_through_a_port_poll() {
-    accept_through_a_port(engine(EngineChoice::Poll));
-}
-
 /// 100,000 cancel-versus-complete races on one connection: every receive
 /// completes exactly once, aborted with nothing taken or with its data, and
 /// every byte sent is received once, in order.
-fn cancel_races(e: Engine) {
-    let ps = pairs(&e, 1);
+fn cancel_races_100000(e: &Engine) {
+    let ps = tcp_pairs(e, 1);
     let (c, s) = &ps[0];
     let mut expect = 0u32;
     let mut stream: Vec<u8> = Vec::new();
@@ -194,26 +149,16 @@ fn cancel_races(e: Engine) {
     assert_eq!(e.ops_in_table(), 0);
 }
 
-#[test]
-fn cancel_races_100000_uring() {
-    cancel_races(engine(EngineChoice::Uring));
-}
-
-#[test]
-fn cancel_races_100000_poll() {
-    cancel_races(engine(EngineChoice::Poll));
-}
-
 /// The peer resets the connection while a large send is parked part-way
 /// (the socket buffers are full) and three receives are queued: every
 /// operation completes exactly once (the send with the reset, the receives
 /// with an error or the end of the stream), each with its buffers back, and
 /// the send reports the bytes it moved.
-fn peer_reset_mid_send_and_receives(e: Engine) {
+fn peer_reset_mid_send_and_receives(e: &Engine) {
     use std::io::Read;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let c = Socket::tcp_for(&e, &addr).unwrap();
+    let c = Socket::tcp_for(e, &addr).unwrap();
     c.connect_wait(addr).unwrap();
     let (mut peer, _) = l.accept().unwrap();
     const BIG: usize = 16 << 20;
@@ -272,12 +217,10 @@ fn peer_reset_mid_send_and_receives(e: Engine) {
     assert_eq!(e.ops_in_table(), 0);
 }
 
-#[test]
-fn peer_reset_mid_send_and_receives_uring() {
-    peer_reset_mid_send_and_receives(engine(EngineChoice::Uring));
-}
-
-#[test]
-fn peer_reset_mid_send_and_receives_poll() {
-    peer_reset_mid_send_and_receives(engine(EngineChoice::Poll));
+util::cases! {
+    tiny_ring_full_sq_and_cq_overflow_lose_nothing,
+    close_with_1000_pending_ops_aborts_all,
+    accept_through_a_port,
+    cancel_races_100000,
+    peer_reset_mid_send_and_receives,
 }

@@ -13,9 +13,14 @@
 
 use std::time::Duration;
 
-use overlapped::probe::EngineChoice;
-use overlapped::{Engine, MsgFlags, Notify, Op, Polled, Socket};
+use overlapped::{MsgFlags, Notify, Op, Polled, Socket};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
+
+#[path = "util/mod.rs"]
+mod util;
+
+use util::Kind;
 
 #[derive(Debug, Clone)]
 enum Action {
@@ -76,21 +81,15 @@ fn take(op: Op<Vec<u8>>, limit: Duration) -> Result<Vec<u8>, Op<Vec<u8>>> {
     }
 }
 
-fn run(kind: EngineChoice, actions: Vec<Action>) {
-    let e = Engine::builder().choice(kind).build().unwrap();
-    let l = Socket::tcp_listener(&e, &"127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = l.local_addr().unwrap();
-    let mut conns: Vec<Conn> = (0..2)
-        .map(|_| {
-            let client = Socket::tcp_for(&e, &addr).unwrap();
-            client.connect_wait(addr).unwrap();
-            let (server, _) = l.accept_wait().unwrap();
-            Conn {
-                client,
-                server,
-                sent: Vec::new(),
-                recvs: Vec::new(),
-            }
+fn run(kind: Kind, actions: Vec<Action>) {
+    let e = util::engine(kind);
+    let mut conns: Vec<Conn> = util::tcp_pairs(&e, 2)
+        .into_iter()
+        .map(|(client, server)| Conn {
+            client,
+            server,
+            sent: Vec::new(),
+            recvs: Vec::new(),
         })
         .collect();
     let pending = |conns: &Vec<Conn>| -> Vec<(usize, usize)> {
@@ -201,14 +200,25 @@ fn run(kind: EngineChoice, actions: Vec<Action>) {
     );
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
-    #[test]
-    fn model_uring(actions in proptest::collection::vec(action(), 1..60)) {
-        run(EngineChoice::Uring, actions);
+/// 48 random sequences of 1 to 59 actions on one engine (and the
+/// sequences saved in `model.proptest-regressions` first), shrunk to the
+/// smallest failing one on a failure.
+fn model(kind: Kind) {
+    let config = ProptestConfig {
+        cases: 48,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&proptest::collection::vec(action(), 1..60), |actions| {
+        run(kind, actions);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{runner}");
     }
-    #[test]
-    fn model_poll(actions in proptest::collection::vec(action(), 1..60)) {
-        run(EngineChoice::Poll, actions);
-    }
+}
+
+util::cases! {
+    model,
 }
