@@ -219,7 +219,7 @@ impl Inner {
                 let Some(sock) = self.socks.get(sock_key) else {
                     return;
                 };
-                if sock.seq != seq {
+                if sock.seq != seq || !sock.busy_in(dirs) {
                     return;
                 }
                 let mut guard = sock.lock();

@@ -101,6 +101,7 @@ impl Inner {
                 now = Some(leftover::fill(&mut s.leftover, b.as_bufs(), &kind));
             }
         } else if queue_empty && self.backend.try_first(&s.sys, &kind, stream) {
+            sock.mark_busy(dir);
             self.backend.calls().direct();
             let b = bufs.as_deref_mut().map(|b| b.as_bufs());
             match sys::attempt(fd.as_fd(), &mut kind, b, &mut done, stream) {

@@ -4,8 +4,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread::ThreadId;
@@ -96,6 +97,11 @@ impl Registry {
 pub(crate) struct Sock {
     pub(crate) key: u32,
     pub(crate) seq: u32,
+    /// One bit per direction: an operation of that direction is queued, or
+    /// about to be tried. Read without the lock, so a readiness report for
+    /// a socket nobody waits on costs no lock (the poll engine reports every
+    /// change of a busy socket).
+    busy: AtomicU8,
     st: Mutex<SockState>,
 }
 
@@ -113,12 +119,62 @@ impl Sock {
         Sock {
             key,
             seq,
+            busy: AtomicU8::new(0),
             st: Mutex::new(st),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SockState> {
-        lock(&self.st)
+    /// Locks the socket's state; unlocking records which directions are
+    /// busy.
+    pub(crate) fn lock(&self) -> SockGuard<'_> {
+        SockGuard {
+            sock: self,
+            st: lock(&self.st),
+        }
+    }
+
+    /// Marks `dir` busy (the caller holds the lock) before an attempt whose
+    /// failure parks the operation: a readiness report that arrives
+    /// meanwhile then waits for the lock instead of being skipped.
+    pub(crate) fn mark_busy(&self, dir: Dir) {
+        self.busy.fetch_or(1 << dir as u8, Ordering::SeqCst);
+    }
+
+    /// Whether a direction among `dirs` is busy (see [`Sock::busy`]).
+    pub(crate) fn busy_in(&self, dirs: &[bool; 3]) -> bool {
+        let b = self.busy.load(Ordering::Acquire);
+        (0..3).any(|d| dirs[d] && b & (1 << d) != 0)
+    }
+}
+
+/// The lock of a socket's state.
+pub(crate) struct SockGuard<'a> {
+    sock: &'a Sock,
+    st: MutexGuard<'a, SockState>,
+}
+
+impl Deref for SockGuard<'_> {
+    type Target = SockState;
+    fn deref(&self) -> &SockState {
+        &self.st
+    }
+}
+
+impl DerefMut for SockGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SockState {
+        &mut self.st
+    }
+}
+
+impl Drop for SockGuard<'_> {
+    fn drop(&mut self) {
+        let mut b = 0u8;
+        for (d, q) in self.st.queues.iter().enumerate() {
+            if !q.is_empty() {
+                b |= 1 << d;
+            }
+        }
+        self.sock.busy.store(b, Ordering::Release);
     }
 }
 
