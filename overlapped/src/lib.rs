@@ -80,8 +80,9 @@
 //!
 //! `OVERLAPPED_ENGINE=auto|uring|poll` or [`EngineBuilder::choice`] picks
 //! the engine; [`Engine::kind`] and [`Engine::reason`] say which and why;
-//! [`probe`] runs the checks. The design notes are in the `driver` module's
-//! source and in `DESIGN.md`.
+//! [`probe`] runs the checks. The design notes are in the `core` module's
+//! source and in `docs/DESIGN.md` (the behaviour, case by case, in
+//! `docs/SPEC.md`).
 //!
 //! ## When operations reach the kernel
 //!

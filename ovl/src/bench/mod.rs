@@ -50,9 +50,15 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "scale")]
     pub quick: bool,
     /// Comma-separated servers: tokio, std, uring-raw, and MODEL-ENGINE
-    /// (MODEL: port, routines, events, async; ENGINE: uring, poll, auto).
+    /// (MODEL: port, routines, events, async; ENGINE: uring, poll, auto);
+    /// MODEL-ENGINE@other runs that server from the `--other-ovl` build.
     #[arg(long, value_delimiter = ',', value_parser = server_name, conflicts_with = "scale")]
     pub servers: Vec<String>,
+    /// Another build of `ovl` (e.g. the one before a change): servers named
+    /// MODEL-ENGINE@other run from it, interleaved with the others, so an
+    /// A/B comparison comes from one run.
+    #[arg(long, value_name = "PATH", conflicts_with = "scale")]
+    pub other_ovl: Option<std::path::PathBuf>,
     /// Rounds per server and cell (with --scale: per shape, engine and
     /// thread count) [default: 3, 1 with --quick]
     #[arg(long, value_parser = at_least_one)]
@@ -216,6 +222,14 @@ fn check(a: &BenchArgs) -> Result<(), String> {
         }
     }
     once("--servers", &a.servers)?;
+    if a.other_ovl.is_none() && a.servers.iter().any(|s| s.ends_with(servers::OTHER)) {
+        return Err(format!("servers named MODEL-ENGINE{} need --other-ovl PATH", servers::OTHER));
+    }
+    if let Some(p) = &a.other_ovl {
+        if !p.is_file() {
+            return Err(format!("--other-ovl {}: no such file", p.display()));
+        }
+    }
     once("--modes", &a.modes)?;
     once("--conns", &a.conns)?;
     once("--engine", &a.scale_opts.engine)?;
@@ -306,7 +320,8 @@ impl Plan<'_> {
     /// One round of `name` in `cell`. `Err` when the server cannot start;
     /// the second value says why perf could not count, if it could not.
     fn round(&self, name: &str, cell: Cell) -> Result<(RoundResult, Option<String>), String> {
-        let (server, addr) = Server::start(name, self.pinned.then_some(0))?;
+        let (server, addr) =
+            Server::start(name, self.pinned.then_some(0), self.a.other_ovl.as_deref())?;
         let pid = server.pid();
         // perf counts inside the measured part, a margin from each end.
         let margin = self.dur / 20;

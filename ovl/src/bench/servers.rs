@@ -17,12 +17,16 @@ const BASELINES: [(&str, &str); 3] = [
 const MODELS: [&str; 4] = ["port", "routines", "events", "async"];
 const ENGINES: [&str; 3] = ["uring", "poll", "auto"];
 
+/// The suffix of a server run from `--other-ovl`.
+pub(super) const OTHER: &str = "@other";
+
 /// How long a server may take to start listening, and to stop.
 const START_LIMIT: Duration = Duration::from_secs(10);
 const STOP_LIMIT: Duration = Duration::from_secs(3);
 
 /// Checks a `--servers` name: a baseline or `MODEL-ENGINE`.
 pub(super) fn check_name(name: &str) -> Result<(), String> {
+    let name = name.strip_suffix(OTHER).unwrap_or(name);
     if BASELINES.iter().any(|(n, _)| *n == name) {
         return Ok(());
     }
@@ -80,13 +84,17 @@ pub(super) struct Server {
 impl Server {
     /// Starts server `name` on a free loopback port, pinned to `cpu` if
     /// given, and waits until it accepts connections.
-    pub(super) fn start(name: &str, cpu: Option<usize>) -> Result<(Server, SocketAddr), String> {
+    pub(super) fn start(
+        name: &str,
+        cpu: Option<usize>,
+        other: Option<&std::path::Path>,
+    ) -> Result<(Server, SocketAddr), String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free loopback port: {e}"))?
             .port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut cmd = command_for(name, addr)?;
+        let mut cmd = command_for(name, addr, other)?;
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -189,9 +197,22 @@ impl EngineFigures {
     }
 }
 
-fn command_for(name: &str, addr: SocketAddr) -> Result<Command, String> {
+fn command_for(
+    name: &str,
+    addr: SocketAddr,
+    other: Option<&std::path::Path>,
+) -> Result<Command, String> {
     check_name(name)?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find ovl's executable: {e}"))?;
+    let mut exe =
+        std::env::current_exe().map_err(|e| format!("cannot find ovl's executable: {e}"))?;
+    let name = match (name.strip_suffix(OTHER), other) {
+        (Some(n), Some(path)) => {
+            exe = path.to_path_buf();
+            n
+        }
+        (Some(_), None) => return Err(format!("{name}: no --other-ovl build given")),
+        (None, _) => name,
+    };
     let dir = exe
         .parent()
         .ok_or_else(|| format!("{} has no directory", exe.display()))?;
