@@ -1,7 +1,10 @@
 //! `ovl echo-client`: the textbook's "stable" echo client, done right: it
 //! reads until the whole message came back, bounds each read by the room
 //! left, and stops with a clear message when the server closes or resets
-//! mid-message.
+//! mid-message. A message is sent by one overlapped send that stays in
+//! flight while the echo is read, so a message larger than the kernel's
+//! buffers streams through (writing it all before reading would stall
+//! both sides once the buffers are full).
 
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
@@ -9,7 +12,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use overlapped::probe::EngineChoice;
-use overlapped::{Engine, MsgFlags, Notify, Socket};
+use overlapped::{MsgFlags, Notify, Socket};
+
+use crate::limits;
 
 /// Options of `ovl echo-client`.
 #[derive(Debug, clap::Args)]
@@ -17,23 +22,36 @@ pub struct ClientArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub addr: SocketAddr,
-    /// Send this many messages and verify each echo (no prompt).
-    #[arg(long)]
+    /// Send this many messages (at least 1) and verify each echo (no
+    /// prompt).
+    #[arg(long, value_parser = limits::count)]
     pub count: Option<u64>,
-    /// Size of each scripted message, in bytes.
-    #[arg(long, default_value_t = 64)]
+    /// Size of each scripted message, in bytes (1 B to 1 GiB).
+    #[arg(long, default_value_t = 64, value_parser = limits::message_size)]
     pub size: usize,
-    /// Engine: auto, uring, poll.
-    #[arg(long, default_value = "auto")]
-    pub engine: EngineChoice,
+    #[arg(long, help = crate::engine::HELP)]
+    pub engine: Option<EngineChoice>,
 }
 
-fn send_all(sock: &Socket, data: Vec<u8>) -> io::Result<Vec<u8>> {
-    let c = sock.send(data, MsgFlags::empty(), Notify::None)?.wait()?;
-    match c.error {
-        Some(e) => Err(e),
-        None => Ok(c.data),
+/// Sends `data` and reads its echo meanwhile: the send is started first
+/// and completes while the echo is read (the reads drive the engine).
+fn round_trip(sock: &Socket, data: Vec<u8>) -> Result<Vec<u8>, String> {
+    let n = data.len();
+    let send = sock
+        .send(data, MsgFlags::empty(), Notify::None)
+        .map_err(|e| format!("send could not start: {}", e.error))?;
+    let echo = recv_exact(sock, n);
+    // On an error the send may be stuck; closing the socket (by the
+    // caller) ends it, so do not wait for it.
+    let echo = echo?;
+    let c = send.wait().map_err(|e| format!("send failed: {e}"))?;
+    if let Some(e) = c.error {
+        return Err(format!("send failed: {e}"));
     }
+    if c.bytes != n {
+        return Err(format!("sent {} of {n} bytes", c.bytes));
+    }
+    Ok(echo)
 }
 
 /// Reads exactly `n` bytes of echo. `Err` says how far it got.
@@ -71,10 +89,10 @@ fn pattern(msg: u64, size: usize) -> Vec<u8> {
 
 /// Runs the client.
 pub fn run(args: ClientArgs) -> ExitCode {
-    let engine = match Engine::builder().choice(args.engine).build() {
-        Ok(e) => e,
+    let engine = match crate::engine::build(args.engine) {
+        Ok((e, _)) => e,
         Err(e) => {
-            eprintln!("ovl echo-client: cannot start the engine: {e}");
+            eprintln!("ovl echo-client: {e}");
             return ExitCode::from(2);
         }
     };
@@ -88,7 +106,7 @@ pub fn run(args: ClientArgs) -> ExitCode {
         }
     };
     match args.count {
-        Some(n) => scripted(&sock, n, args.size.max(1)),
+        Some(n) => scripted(&sock, n, args.size),
         None => interactive(&sock, args.addr),
     }
 }
@@ -112,12 +130,7 @@ fn interactive(sock: &Socket, addr: SocketAddr) -> ExitCode {
         if matches!(line.trim_end_matches(['\r', '\n']), "q" | "Q") {
             return ExitCode::SUCCESS;
         }
-        let n = line.len();
-        if let Err(e) = send_all(sock, line.clone().into_bytes()) {
-            eprintln!("send failed: {e}");
-            return ExitCode::from(1);
-        }
-        match recv_exact(sock, n) {
+        match round_trip(sock, line.clone().into_bytes()) {
             Ok(echo) => print!("Message from server: {}", String::from_utf8_lossy(&echo)),
             Err(why) => {
                 eprintln!("{why}");
@@ -132,11 +145,7 @@ fn scripted(sock: &Socket, count: u64, size: usize) -> ExitCode {
     let mut mismatches = 0u64;
     for i in 0..count {
         let msg = pattern(i, size);
-        if let Err(e) = send_all(sock, msg.clone()) {
-            eprintln!("message {i}: send failed: {e}");
-            return ExitCode::from(1);
-        }
-        match recv_exact(sock, size) {
+        match round_trip(sock, msg.clone()) {
             Ok(echo) if echo == msg => {}
             Ok(_) => mismatches += 1,
             Err(why) => {

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod client;
 mod doctor;
+mod engine;
+mod limits;
 mod server;
 mod soak;
 

@@ -449,3 +449,414 @@ fn bench_stream_json_and_plot() {
     assert!(plot.matches("<rect").count() >= 3, "bars drawn");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------
+// The CLI's edges (issue 18): the engine variable, restarts after Ctrl-C,
+// large messages, nonsensical numbers, errors that name what failed, the
+// banner, and machine-readable output only when asked for.
+
+/// Output of a finished `ovl` run.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `ovl args` with `envs` set (and `OVERLAPPED_ENGINE` / `OVL_STATS`
+/// removed unless given), killing it after `limit`.
+fn run_ovl(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Run {
+    let mut cmd = Command::new(OVL);
+    cmd.args(args)
+        .env_remove("OVERLAPPED_ENGINE")
+        .env_remove("OVL_STATS")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut c = cmd.spawn().expect("spawn ovl");
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(c.stdout.take().map(|o| Box::new(o) as _));
+    let err = drain(c.stderr.take().map(|o| Box::new(o) as _));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = c.try_wait().expect("wait ovl") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("ovl {args:?} did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// A running `ovl echo-server` and its stdout, line by line.
+struct Running {
+    server: Server,
+    addr: String,
+    /// The lines after `listening on` (the rest of the banner, then the
+    /// summary at the end).
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// The next stdout line, waiting at most 10 s.
+    fn line(&self) -> Option<String> {
+        self.lines.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// Ctrl-C; waits (at most 10 s) for the exit and returns the status
+    /// and the rest of stdout.
+    fn interrupt(mut self) -> (std::process::ExitStatus, String) {
+        let pid = rustix::process::Pid::from_raw(self.server.0.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = self.server.0.try_wait().expect("wait server") {
+                break st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within 10 s of Ctrl-C"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        (status, rest.join("\n"))
+    }
+}
+
+/// Starts `ovl echo-server args` with `envs` (and `OVERLAPPED_ENGINE` /
+/// `OVL_STATS` removed unless given). `Err` has the exit status and stderr
+/// when the server did not start.
+fn try_serve(args: &[&str], envs: &[(&str, &str)]) -> Result<Running, String> {
+    let mut child = Command::new(OVL)
+        .arg("echo-server")
+        .args(args)
+        .env_remove("OVERLAPPED_ENGINE")
+        .env_remove("OVL_STATS")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ovl echo-server");
+    let out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                if let Some(a) = l.strip_prefix("listening on ") {
+                    return Ok(Running {
+                        addr: a.trim().to_string(),
+                        server,
+                        lines: rx,
+                    });
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = server.0.kill();
+    let status = server.0.wait().expect("wait server");
+    Err(format!(
+        "{status}: {}",
+        stderr.join().unwrap_or_default().trim()
+    ))
+}
+
+fn serve(args: &[&str], envs: &[(&str, &str)]) -> Running {
+    try_serve(args, envs).unwrap_or_else(|e| panic!("echo-server {args:?} did not start: {e}"))
+}
+
+/// A free loopback port (nothing listens on it once this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One echo over a fresh connection.
+fn ping(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut b = [0u8; 4];
+    c.write_all(b"ping").is_ok() && c.read_exact(&mut b).is_ok() && &b == b"ping"
+}
+
+/// Not given, `--engine` leaves the choice to `OVERLAPPED_ENGINE`; given,
+/// the flag wins. The banner says the engine used and why, for the async
+/// model too (not the requested "Auto").
+#[test]
+fn engine_variable_is_honoured_and_the_flag_wins() {
+    let env_poll = [("OVERLAPPED_ENGINE", "poll")];
+    let s = serve(&["--addr", "127.0.0.1:0", "--model", "routines"], &env_poll);
+    let banner = s.line().unwrap_or_default();
+    assert!(
+        banner.contains("engine poll") && banner.contains("OVERLAPPED_ENGINE=poll"),
+        "{banner}"
+    );
+    assert!(ping(&s.addr));
+    drop(s);
+
+    let s = serve(
+        &["--addr", "127.0.0.1:0", "--engine", "auto"],
+        &[("OVERLAPPED_ENGINE", "foo")],
+    );
+    let banner = s.line().unwrap_or_default();
+    assert!(banner.contains("--engine auto"), "{banner}");
+    drop(s);
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let s = serve(&["--addr", &addr, "--model", "async"], &env_poll);
+    let banner = s.line().unwrap_or_default();
+    assert!(
+        banner.contains("its own poll engine") && banner.contains("OVERLAPPED_ENGINE=poll"),
+        "{banner}"
+    );
+    drop(s);
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let s = serve(
+        &["--addr", &addr, "--model", "async", "--threads", "1"],
+        &[],
+    );
+    let banner = s.line().unwrap_or_default();
+    assert!(
+        banner.starts_with("model Async, 1 thread, each with its own ")
+            && !banner.contains("Auto")
+            && banner.contains("default auto")
+            && (banner.contains("uring engine") || banner.contains("poll engine")),
+        "{banner}"
+    );
+}
+
+/// An unknown `OVERLAPPED_ENGINE` is an error that names the variable.
+#[test]
+fn unknown_engine_variable_is_an_error() {
+    let env = [("OVERLAPPED_ENGINE", "foo")];
+    let limit = Duration::from_secs(20);
+    for args in [
+        &["echo-server", "--addr", "127.0.0.1:0"][..],
+        &["echo-client", "--addr", "127.0.0.1:9", "--count", "1"],
+        &["soak", "--conns", "1", "--duration", "1"],
+    ] {
+        let r = run_ovl(args, &env, limit);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("OVERLAPPED_ENGINE") && r.stderr.contains("\"foo\""),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// Ctrl-C after serving a client, then a restart on the same port at
+/// once: 10 of 10 restarts bind, for every model.
+fn restart_case(engine: &str) {
+    for model in ["port", "routines", "events", "async"] {
+        let addr = format!("127.0.0.1:{}", free_port());
+        for i in 0..10 {
+            let s = try_serve(
+                &["--addr", &addr, "--model", model, "--engine", engine],
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("{model}/{engine}: start {i} failed: {e}"));
+            assert!(ping(&s.addr), "{model}/{engine}: start {i} serves");
+            let (status, _) = s.interrupt();
+            assert!(status.success(), "{model}/{engine}: stop {i}: {status}");
+        }
+    }
+}
+
+#[test]
+fn restart_after_ctrl_c_uring() {
+    restart_case("uring");
+}
+
+#[test]
+fn restart_after_ctrl_c_poll() {
+    restart_case("poll");
+}
+
+/// A message larger than the socket buffers of both sides streams through
+/// the echo client (it reads while its send is in flight).
+#[test]
+fn echo_client_streams_large_messages() {
+    for (model, engine) in [("port", "uring"), ("events", "poll")] {
+        let (_server, addr) = start(model, engine);
+        assert!(
+            client(&addr, 2, 16_000_000),
+            "{model}/{engine}: 16 MB messages"
+        );
+    }
+}
+
+/// Nonsensical numbers are usage errors (exit 2) naming the option; none
+/// is silently changed.
+#[test]
+fn nonsensical_numbers_are_usage_errors() {
+    for (args, flag) in [
+        (&["soak", "--conns", "0"][..], "--conns"),
+        (&["soak", "--duration", "0"], "--duration"),
+        (&["soak", "--max-size", "0"], "--max-size"),
+        (&["echo-server", "--buf-size", "0"], "--buf-size"),
+        (&["echo-server", "--workers", "10000"], "--workers"),
+        (&["echo-server", "--threads", "1025"], "--workers"),
+        (&["echo-server", "--max-conns", "0"], "--max-conns"),
+        (&["echo-client", "--size", "0", "--count", "1"], "--size"),
+        (&["echo-client", "--count", "0"], "--count"),
+    ] {
+        let r = run_ovl(args, &[], Duration::from_secs(20));
+        assert_eq!(r.code, Some(2), "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("invalid value") && r.stderr.contains(flag),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// A port in use: the error names the bind and the address. A second
+/// async-model server on the port of a first one fails to start instead of
+/// sharing its connections through `SO_REUSEPORT`; the first keeps serving.
+#[test]
+fn taken_ports_are_errors_that_name_the_address() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    for model in ["port", "async"] {
+        let e = try_serve(
+            &["--addr", &addr, "--model", model, "--engine", "poll"],
+            &[],
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{model}: started on a port in use"));
+        assert!(
+            e.contains(&format!("cannot bind {addr}: Address already in use")),
+            "{model}: {e}"
+        );
+    }
+    drop(held);
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let first = serve(
+        &["--addr", &addr, "--model", "async", "--engine", "poll"],
+        &[],
+    );
+    for (model, why) in [
+        ("async", "another `ovl echo-server --model async`"),
+        ("port", "Address already in use"),
+    ] {
+        let e = try_serve(
+            &["--addr", &addr, "--model", model, "--engine", "poll"],
+            &[],
+        )
+        .err()
+        .unwrap_or_else(|| panic!("a {model} server started on the async server's port"));
+        assert!(
+            e.contains(&format!("cannot bind {addr}")) && e.contains(why),
+            "{model}: {e}"
+        );
+    }
+    assert!(ping(&first.addr), "the first server still serves");
+    let (status, _) = first.interrupt();
+    assert!(status.success());
+}
+
+/// The `OVL-STATS {json}` line is for tools: printed only with
+/// `OVL_STATS=1`.
+#[test]
+fn stats_line_only_when_asked_for() {
+    let s = serve(&["--addr", "127.0.0.1:0", "--engine", "poll"], &[]);
+    assert!(ping(&s.addr));
+    let (status, out) = s.interrupt();
+    assert!(status.success());
+    assert!(out.contains("stopped: 1 connections served"), "{out}");
+    assert!(!out.contains("OVL-STATS"), "{out}");
+
+    let s = serve(
+        &["--addr", "127.0.0.1:0", "--engine", "poll"],
+        &[("OVL_STATS", "1")],
+    );
+    assert!(ping(&s.addr));
+    let (status, out) = s.interrupt();
+    assert!(status.success());
+    let json = out
+        .lines()
+        .find_map(|l| l.strip_prefix("OVL-STATS "))
+        .unwrap_or_else(|| panic!("no OVL-STATS line:\n{out}"));
+    let v: serde_json::Value = serde_json::from_str(json).expect("OVL-STATS is JSON");
+    assert_eq!(v["connections"], 1, "{v}");
+    assert_eq!(v["bytes"], 4, "{v}");
+}
+
+/// A short soak with the engine from the variable passes, and its help
+/// describes the servers' buffers as they are.
+#[test]
+fn soak_short_run_and_help() {
+    let r = run_ovl(
+        &[
+            "soak",
+            "--conns",
+            "4",
+            "--duration",
+            "1",
+            "--max-size",
+            "4096",
+        ],
+        &[("OVERLAPPED_ENGINE", "poll")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("on poll, load engine poll"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("PASS"), "{}", r.stdout);
+
+    let r = run_ovl(&["soak", "--help"], &[], Duration::from_secs(20));
+    assert_eq!(r.code, Some(0));
+    assert!(
+        r.stdout.contains("receive buffer once when it accepts it")
+            && !r.stdout.contains("faulted"),
+        "{}",
+        r.stdout
+    );
+}

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use overlapped::{Engine, Event, MsgFlags, Op, Polled, Slice, Socket, WaitMode, wait_for_events};
 
-use super::{Idle, ServerArgs, Stats, TICK, banner, conn_buffer, stopping};
+use super::{Idle, ServerArgs, Stats, TICK, banner, close_listener, conn_buffer, listen, stopping};
+use crate::engine::Chosen;
 
 enum Pending {
     Recv(Op<Slice>),
@@ -84,13 +85,14 @@ fn progress(conn: &mut Conn, stats: &Stats) -> bool {
 /// Serves until stopped.
 pub fn serve(
     engine: &Engine,
+    chosen: Chosen,
     args: &ServerArgs,
     idle: Option<Duration>,
     stats: &Arc<Stats>,
 ) -> io::Result<()> {
-    let listener = Socket::tcp_listener(engine, &args.addr)?;
-    banner(engine, listener.local_addr()?, args.model);
-    let size = args.buf_size.max(1);
+    let listener = listen(engine, args.addr)?;
+    banner(engine, chosen, listener.local_addr()?, args.model);
+    let size = args.buf_size;
     let accept_ev = Event::new();
     // `None` after an accept could not start (e.g. out of descriptors):
     // tried again every tick.
@@ -145,5 +147,8 @@ pub fn serve(
             alive && !c.idle.expired(idle)
         });
     }
+    drop(conns);
+    drop(accept);
+    close_listener(&listener, |t| engine.drive(Some(t)));
     Ok(())
 }

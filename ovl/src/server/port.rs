@@ -20,7 +20,8 @@ use overlapped::{
     CompletionPort, Engine, MsgFlags, Notify, Packet, Slice, Socket, StartError, Started,
 };
 
-use super::{ServerArgs, Stats, TICK, banner, conn_buffer, stopping};
+use super::{ServerArgs, Stats, TICK, banner, close_listener, conn_buffer, listen, stopping};
+use crate::engine::Chosen;
 
 const RECV: u64 = 1;
 const SEND: u64 = 2;
@@ -222,12 +223,13 @@ fn worker(sh: Arc<Shared>) {
 /// Serves until stopped.
 pub fn serve(
     engine: &Engine,
+    chosen: Chosen,
     args: &ServerArgs,
     idle: Option<Duration>,
     stats: &Arc<Stats>,
 ) -> io::Result<()> {
-    let listener = Socket::tcp_listener(engine, &args.addr)?;
-    banner(engine, listener.local_addr()?, args.model);
+    let listener = listen(engine, args.addr)?;
+    banner(engine, chosen, listener.local_addr()?, args.model);
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -235,7 +237,12 @@ pub fn serve(
     };
     println!("{workers} worker threads");
     let port = CompletionPort::new(workers);
-    port.associate(&listener, LISTENER_KEY)?;
+    port.associate(&listener, LISTENER_KEY).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot associate the listener with the completion port: {e}"),
+        )
+    })?;
     let sh = Arc::new(Shared {
         port,
         acc: Acceptor {
@@ -246,7 +253,7 @@ pub fn serve(
         },
         table: Mutex::new(HashMap::new()),
         stats: stats.clone(),
-        size: args.buf_size.max(1),
+        size: args.buf_size,
     });
     // Several accepts in flight, as AcceptEx servers keep.
     top_up(&sh.acc);
@@ -289,5 +296,6 @@ pub fn serve(
     for k in keys {
         end(&sh.table, k);
     }
+    close_listener(&sh.acc.listener, |t| engine.drive(Some(t)));
     Ok(())
 }

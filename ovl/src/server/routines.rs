@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use overlapped::{Completion, Engine, MsgFlags, Notify, Slice, Socket, sleep_ex};
 
-use super::{Idle, ServerArgs, Stats, TICK, banner, conn_buffer, stopping};
+use super::{Idle, ServerArgs, Stats, TICK, banner, close_listener, conn_buffer, listen, stopping};
+use crate::engine::Chosen;
 
 struct Conn {
     sock: Socket,
@@ -115,17 +116,18 @@ fn post_send(srv: &Shared, id: u64, conn: Rc<Conn>, data: Slice) {
 /// Serves until stopped.
 pub fn serve(
     engine: &Engine,
+    chosen: Chosen,
     args: &ServerArgs,
     idle: Option<Duration>,
     stats: &Arc<Stats>,
 ) -> io::Result<()> {
-    let listener = Rc::new(Socket::tcp_listener(engine, &args.addr)?);
-    banner(engine, listener.local_addr()?, args.model);
+    let listener = Rc::new(listen(engine, args.addr)?);
+    banner(engine, chosen, listener.local_addr()?, args.model);
     let srv: Shared = Rc::new(Server {
         conns: RefCell::new(HashMap::new()),
         next: std::cell::Cell::new(0),
         stats: stats.clone(),
-        buf_size: args.buf_size.max(1),
+        buf_size: args.buf_size,
         max_conns: args.max_conns,
         accept_failed: std::cell::Cell::new(false),
     });
@@ -152,7 +154,10 @@ pub fn serve(
     for id in ids {
         end(&srv, id);
     }
-    listener.close()?;
+    // The accept's routine runs in these alertable waits.
+    close_listener(&listener, |t| {
+        sleep_ex(Some(t), true);
+    });
     sleep_ex(Some(Duration::ZERO), true);
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! this process may run on, each with its own `--pairs` loopback TCP pairs
 //! doing `--size` ping-pong: on each pair in turn a send on one end, a
 //! receive on the other, a wait for the receive, every byte checked against
-//! the pattern of [`Pattern`]; the next message on a pair goes the other
+//! the pattern of `load::Pattern`; the next message on a pair goes the other
 //! way. One message is `--size` bytes one way. Three shapes:
 //!
 //! * `shared`: the T threads on one engine (operations with `Notify::None`,
