@@ -441,6 +441,8 @@ fn bench_stream_json_and_plot() {
         assert_eq!(r["errors"], 0, "{r}");
         assert!(r["msgs_per_s"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["mb_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        // Our server's engine figures reached the bench (its stats line).
+        assert!(r["enters_per_msg"].as_f64().is_some(), "{r}");
     }
 
     let plot = std::fs::read_to_string(&svg).expect("SVG written");

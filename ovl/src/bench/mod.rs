@@ -223,7 +223,10 @@ fn check(a: &BenchArgs) -> Result<(), String> {
     }
     once("--servers", &a.servers)?;
     if a.other_ovl.is_none() && a.servers.iter().any(|s| s.ends_with(servers::OTHER)) {
-        return Err(format!("servers named MODEL-ENGINE{} need --other-ovl PATH", servers::OTHER));
+        return Err(format!(
+            "servers named MODEL-ENGINE{} need --other-ovl PATH",
+            servers::OTHER
+        ));
     }
     if let Some(p) = &a.other_ovl {
         if !p.is_file() {

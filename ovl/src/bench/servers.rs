@@ -221,6 +221,9 @@ fn command_for(
         None => {
             let (model, engine) = name.split_once('-').unwrap_or((name, "auto"));
             let mut c = Command::new(&exe);
+            // The engine figures come from the line the server prints when
+            // asked (an older build prints it always).
+            c.env("OVL_STATS", "1");
             c.args([
                 "echo-server",
                 "--model",
