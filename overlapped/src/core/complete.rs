@@ -18,7 +18,7 @@ impl Inner {
     #[allow(unsafe_code)]
     pub(super) fn arm_slot(
         &self,
-        sock_key: u32,
+        sock: &super::Sock,
         s: &mut SockState,
         key: usize,
         tried: bool,
@@ -28,12 +28,13 @@ impl Inner {
         let bufs = slot.bufs.take();
         let op = OpRef {
             fd: fd.as_ref().map(|f| f.as_fd()),
-            token: op_token(sock_key, key as u16, slot.seq),
+            token: op_token(sock.key, key as u16, slot.seq),
             kind: &mut slot.kind,
             done: &mut slot.done,
             stream: slot.stream,
             cancel: slot.cancel,
             sock: sys,
+            hints: &sock.hints,
         };
         // SAFETY: the token is (socket key, slot index, generation). While an
         // operation is parked its slot holds the `Parked` value, so the slot
@@ -56,7 +57,7 @@ impl Inner {
     /// operation finished (its buffers are back in the slot).
     fn step_slot(
         &self,
-        sock_key: u32,
+        sock: &super::Sock,
         s: &mut SockState,
         key: usize,
         call: impl FnOnce(OpRef<'_>, Parked) -> Step,
@@ -68,12 +69,13 @@ impl Inner {
         };
         let op = OpRef {
             fd: fd.as_ref().map(|f| f.as_fd()),
-            token: op_token(sock_key, key as u16, slot.seq),
+            token: op_token(sock.key, key as u16, slot.seq),
             kind: &mut slot.kind,
             done: &mut slot.done,
             stream: slot.stream,
             cancel: slot.cancel,
             sock: sys,
+            hints: &sock.hints,
         };
         match call(op, parked) {
             Step::Parked(p) => {
@@ -171,7 +173,7 @@ impl Inner {
 
     /// Arms the next operations of a queue after its head finished: each is
     /// parked in turn until one stays parked.
-    pub(super) fn arm_next(self: &Arc<Self>, sock_key: u32, s: &mut SockState, dir: Dir) {
+    pub(super) fn arm_next(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState, dir: Dir) {
         loop {
             let Some(&head) = s.queues[dir as usize].front() else {
                 return;
@@ -184,7 +186,7 @@ impl Inner {
                 self.finish_op(s, head, out);
                 continue;
             }
-            match self.arm_slot(sock_key, s, head, false) {
+            match self.arm_slot(sock, s, head, false) {
                 Some(out) => self.finish_op(s, head, out),
                 None => return,
             }
@@ -207,19 +209,23 @@ impl Inner {
                 let key = slot as usize;
                 let dir = s.ops[key].dir;
                 if let Some(out) =
-                    self.step_slot(sock_key, s, key, |op, p| self.backend.progress(op, p, w))
+                    self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
                 {
                     self.finish_op(s, key, out);
-                    self.arm_next(sock_key, s, dir);
+                    self.arm_next(&sock, s, dir);
                 }
                 self.remove_if_closed(&sock, s);
             }
-            Wakeup::Sock { token, dirs } => {
+            Wakeup::Sock { token, dirs, ended } => {
                 let (sock_key, seq) = sock_of(*token);
                 let Some(sock) = self.socks.get(sock_key) else {
                     return;
                 };
-                if sock.seq != seq || !sock.busy_in(dirs) {
+                if sock.seq != seq {
+                    return;
+                }
+                sock.hints.report(dirs, *ended);
+                if !sock.busy_in(dirs) {
                     return;
                 }
                 let mut guard = sock.lock();
@@ -233,10 +239,10 @@ impl Inner {
                     };
                     let key = head as usize;
                     if let Some(out) =
-                        self.step_slot(sock_key, s, key, |op, p| self.backend.progress(op, p, w))
+                        self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
                     {
                         self.finish_op(s, key, out);
-                        self.arm_next(sock_key, s, dir);
+                        self.arm_next(&sock, s, dir);
                     }
                 }
                 self.remove_if_closed(&sock, s);
@@ -248,7 +254,7 @@ impl Inner {
     /// the kernel) once the kernel answers the cancel.
     pub(super) fn cancel_locked(
         self: &Arc<Self>,
-        sock_key: u32,
+        sock: &super::Sock,
         s: &mut SockState,
         key: usize,
     ) -> std::io::Result<()> {
@@ -273,11 +279,10 @@ impl Inner {
             SlotState::Armed(_) => {
                 slot.cancel = true;
                 let dir = slot.dir;
-                if let Some(out) =
-                    self.step_slot(sock_key, s, key, |op, p| self.backend.cancel(op, p))
+                if let Some(out) = self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p))
                 {
                     self.finish_op(s, key, out);
-                    self.arm_next(sock_key, s, dir);
+                    self.arm_next(sock, s, dir);
                 }
                 Ok(())
             }

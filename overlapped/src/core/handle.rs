@@ -44,7 +44,7 @@ impl Inner {
         s.closed = true;
         let keys: Vec<u16> = s.queues.iter().flat_map(|q| q.iter().copied()).collect();
         for k in keys {
-            let _ = self.cancel_locked(sock.key, s, k as usize);
+            let _ = self.cancel_locked(sock, s, k as usize);
         }
         let fd = s.fd.take();
         if let Some(fd) = fd.as_ref() {
@@ -98,7 +98,7 @@ impl Inner {
         let keys: Vec<u16> = s.queues.iter().flat_map(|q| q.iter().copied()).collect();
         let mut n = 0;
         for k in keys {
-            if self.cancel_locked(sock.key, s, k as usize).is_ok() {
+            if self.cancel_locked(sock, s, k as usize).is_ok() {
                 n += 1;
             }
         }
@@ -201,7 +201,7 @@ impl Inner {
                 "the operation is not in flight (already complete)",
             ));
         }
-        let r = self.cancel_locked(sock.key, s, id.key as usize);
+        let r = self.cancel_locked(sock, s, id.key as usize);
         self.remove_if_closed(sock, s);
         drop(guard);
         self.backend.flush();
@@ -228,7 +228,7 @@ impl Inner {
             };
             leftover::keep_unclaimed(s, slot, out);
         } else {
-            let _ = self.cancel_locked(sock.key, s, id.key as usize);
+            let _ = self.cancel_locked(sock, s, id.key as usize);
             self.remove_if_closed(sock, s);
             drop(guard);
             self.backend.flush();
@@ -252,7 +252,7 @@ impl Inner {
                 .map(|(k, _)| k)
                 .collect();
             for k in keys {
-                let _ = self.cancel_locked(sock.key, s, k);
+                let _ = self.cancel_locked(&sock, s, k);
             }
             self.remove_if_closed(&sock, s);
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::table::{MAX_OPS_PER_SOCKET, Slot, SlotState, SockState};
 use super::{OpId, SlotNotify, StartOk, bad_handle, leftover};
 use crate::engine::Inner;
-use crate::sys::{self, Attempt, Bufs, Dir, OpKind};
+use crate::sys::{self, Attempt, Bufs, Dir, OpKind, OpRef};
 use crate::thread;
 
 impl Inner {
@@ -100,24 +100,30 @@ impl Inner {
             if let Some(b) = bufs.as_deref_mut() {
                 now = Some(leftover::fill(&mut s.leftover, b.as_bufs(), &kind));
             }
-        } else if queue_empty && self.backend.try_first(&s.sys, &kind, stream) {
+        } else if queue_empty {
+            // Busy before the try: a readiness report that arrives during
+            // it waits for this lock instead of being skipped.
             sock.mark_busy(dir);
-            self.backend.calls().direct();
+            let op = OpRef {
+                fd: Some(fd.as_fd()),
+                token: 0,
+                kind: &mut kind,
+                done: &mut done,
+                stream,
+                cancel: false,
+                sock: &mut s.sys,
+                hints: &sock.hints,
+            };
             let b = bufs.as_deref_mut().map(|b| b.as_bufs());
-            match sys::attempt(fd.as_fd(), &mut kind, b, &mut done, stream) {
-                Attempt::Done(out) if out.error.is_some() && out.bytes == 0 => {
-                    self.backend.tried(&mut s.sys, &kind, stream, false);
+            match self.backend.try_now(op, b, thread::submits_deferred()) {
+                Some(Attempt::Done(out)) if out.error.is_some() && out.bytes == 0 => {
                     let e = out.error.unwrap_or_else(bad_handle);
                     return Err((e, bufs));
                 }
-                Attempt::Done(out) => {
-                    self.backend.tried(&mut s.sys, &kind, stream, false);
-                    now = Some(out);
-                }
-                Attempt::WouldBlock => {
-                    self.backend.tried(&mut s.sys, &kind, stream, true);
-                    tried = true;
-                }
+                Some(Attempt::Done(out)) => now = Some(out),
+                // Found nothing, or the backend knows it would: park it
+                // without another attempt.
+                Some(Attempt::WouldBlock) | None => tried = true,
             }
         }
         if let Some(out) = &now {
@@ -171,7 +177,7 @@ impl Inner {
         }
         s.queues[dir as usize].push_back(key as u16);
         if queue_empty {
-            if let Some(out) = self.arm_slot(sock.key, s, key, tried) {
+            if let Some(out) = self.arm_slot(sock, s, key, tried) {
                 if out.error.is_some() && out.bytes == 0 {
                     // Nothing reached the kernel: undo and fail the start.
                     s.queues[dir as usize].retain(|&k| k as usize != key);
@@ -181,7 +187,7 @@ impl Inner {
                     return Err((e, slot.bufs));
                 }
                 self.finish_op(s, key, out);
-                self.arm_next(sock.key, s, dir);
+                self.arm_next(sock, s, dir);
             }
         }
         drop(guard);

@@ -14,7 +14,7 @@ use std::thread::ThreadId;
 use slab::Slab;
 
 use super::SlotNotify;
-use crate::sys::{Bufs, Dir, OpKind, Outcome, Parked, SockSys};
+use crate::sys::{Bufs, Dir, Hints, OpKind, Outcome, Parked, SockSys};
 use crate::thread::ThreadCtx;
 
 /// Registry shards: socket creation and the lookup of a completion's socket
@@ -102,6 +102,8 @@ pub(crate) struct Sock {
     /// a socket nobody waits on costs no lock (the poll engine reports every
     /// change of a busy socket).
     busy: AtomicU8,
+    /// The backend's readiness hints.
+    pub(crate) hints: Hints,
     st: Mutex<SockState>,
 }
 
@@ -120,6 +122,7 @@ impl Sock {
             key,
             seq,
             busy: AtomicU8::new(0),
+            hints: Hints::default(),
             st: Mutex::new(st),
         }
     }
@@ -142,7 +145,7 @@ impl Sock {
 
     /// Whether a direction among `dirs` is busy (see [`Sock::busy`]).
     pub(crate) fn busy_in(&self, dirs: &[bool; 3]) -> bool {
-        let b = self.busy.load(Ordering::Acquire);
+        let b = self.busy.load(Ordering::SeqCst);
         (0..3).any(|d| dirs[d] && b & (1 << d) != 0)
     }
 }

@@ -11,10 +11,11 @@
 //!    [`deregister`](Backend::deregister) a descriptor under the core's
 //!    socket token, and [`SockSys`], the per-socket state it keeps (inside
 //!    the socket's lock).
-//! 2. **The try at start**: whether a start should first try the operation
-//!    non-blocking ([`try_first`](Backend::try_first)), and what it learns
-//!    from that try ([`tried`](Backend::tried)). The try itself is
-//!    [`attempt`], shared by every backend.
+//! 2. **The try at start** ([`try_now`](Backend::try_now)): the
+//!    non-blocking [`attempt`] (shared by every backend), or no try when the
+//!    backend knows it would find nothing (poll: no readiness since the
+//!    last one found nothing, see [`Hints`]) or when the request is better
+//!    batched into the thread's next kernel entry (io_uring).
 //! 3. **Parking** the head operation of a direction queue
 //!    ([`arm`](Backend::arm)): it either finishes at once or becomes a
 //!    [`Parked`] value that owns the operation's buffers (and, on io_uring,
@@ -40,7 +41,7 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::net::{RecvFlags as RxFlags, SendFlags as TxFlags, SocketFlags};
@@ -361,6 +362,50 @@ impl Calls {
     }
 }
 
+/// Readiness hints of a socket, one bit per direction, readable without the
+/// socket's lock: set when the direction may progress (a readiness report,
+/// or an attempt that may have left more to do), cleared just before an
+/// attempt of that direction. A clear bit therefore means: the last attempt
+/// found nothing (or took everything) and nothing was reported since, so
+/// a new attempt would find nothing. Set by the core on every readiness
+/// report, before it looks at the socket's operations. A fourth bit,
+/// never cleared, records that the peer ended the stream (or the socket
+/// failed): from then on the read side always tries (end-of-stream and
+/// errors are answers no later report announces).
+#[derive(Debug)]
+pub(crate) struct Hints(AtomicU8);
+
+impl Default for Hints {
+    fn default() -> Self {
+        Hints(AtomicU8::new(0b0111))
+    }
+}
+
+impl Hints {
+    /// A readiness report for `dirs`; `ended`: the peer ended the stream or
+    /// the socket failed.
+    pub(crate) fn report(&self, dirs: &[bool; 3], ended: bool) {
+        let mut b = if ended { Self::ENDED } else { 0 };
+        for (d, on) in dirs.iter().enumerate() {
+            if *on {
+                b |= 1 << d;
+            }
+        }
+        self.0.fetch_or(b, Ordering::SeqCst);
+    }
+    const ENDED: u8 = 1 << 3;
+    fn may(&self, dir: Dir) -> bool {
+        let b = self.0.load(Ordering::SeqCst);
+        b & (1 << dir as u8) != 0 || (dir == Dir::Read && b & Self::ENDED != 0)
+    }
+    fn clear(&self, dir: Dir) {
+        self.0.fetch_and(!(1 << dir as u8), Ordering::SeqCst);
+    }
+    fn set(&self, dir: Dir) {
+        self.0.fetch_or(1 << dir as u8, Ordering::SeqCst);
+    }
+}
+
 /// Per-socket state of a backend, kept inside the socket's lock.
 #[derive(Debug)]
 pub(crate) enum SockSys {
@@ -381,6 +426,7 @@ pub(crate) struct OpRef<'a> {
     /// The core asked to cancel the operation.
     pub(crate) cancel: bool,
     pub(crate) sock: &'a mut SockSys,
+    pub(crate) hints: &'a Hints,
 }
 
 /// Buffers as the core stores them.
@@ -415,8 +461,16 @@ impl std::fmt::Debug for Step {
 /// (io_uring) or the readiness of a socket (poll), under the core's token.
 #[derive(Debug)]
 pub(crate) enum Wakeup {
-    Op { token: u64, cqe: uring::Cqe },
-    Sock { token: u64, dirs: [bool; 3] },
+    Op {
+        token: u64,
+        cqe: uring::Cqe,
+    },
+    Sock {
+        token: u64,
+        dirs: [bool; 3],
+        /// The peer ended the stream, or the socket failed.
+        ended: bool,
+    },
 }
 
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.
@@ -475,23 +529,39 @@ impl Backend {
         }
     }
 
-    /// Whether a start whose queue is empty tries the operation first.
-    pub(crate) fn try_first(&self, sock: &SockSys, kind: &OpKind, stream: bool) -> bool {
-        match (&self.imp, sock) {
-            (Imp::Uring(_), SockSys::Uring(p)) => p.try_first(kind, stream),
-            _ => true,
-        }
-    }
-
-    /// The try at start found nothing to do (`would_block`) or finished.
-    pub(crate) fn tried(&self, sock: &mut SockSys, kind: &OpKind, stream: bool, would_block: bool) {
-        if let SockSys::Uring(p) = sock {
-            p.tried(kind, stream, would_block);
+    /// The try of a start whose queue is empty: `None` when the backend
+    /// does not try (the operation is parked instead). `deferred`: the
+    /// starting thread will enter the kernel soon anyway (it answers a wait,
+    /// runs routines or polls tasks).
+    pub(crate) fn try_now(
+        &self,
+        op: OpRef<'_>,
+        bufs: Option<&mut dyn IoBufs>,
+        deferred: bool,
+    ) -> Option<Attempt> {
+        match (&self.imp, &mut *op.sock) {
+            (Imp::Uring(_), SockSys::Uring(p)) => {
+                if !p.try_first(op.kind, op.stream, deferred) {
+                    return None;
+                }
+                self.calls.direct();
+                let fd = op.fd?;
+                let a = attempt(fd, op.kind, bufs, op.done, op.stream);
+                p.tried(op.kind, op.stream, matches!(a, Attempt::WouldBlock));
+                Some(a)
+            }
+            _ => {
+                if !poll::worth_trying(&op) {
+                    return None;
+                }
+                Some(poll::hinted_attempt(op, bufs, &self.calls))
+            }
         }
     }
 
     /// Parks the head operation of a direction queue. `tried`: the start
-    /// just tried it and it would block.
+    /// just tried it and it would block, or [`try_now`](Self::try_now)
+    /// declined to try (an attempt now would find nothing).
     ///
     /// # Safety
     /// `op.token` must not belong to another operation of this backend that

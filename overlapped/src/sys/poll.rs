@@ -91,7 +91,8 @@ impl Poll {
             dirs[Dir::Read as usize] = broken || f.intersects(F::IN | F::RDHUP);
             dirs[Dir::Write as usize] = broken || f.contains(F::OUT);
             dirs[Dir::Urgent as usize] = broken || f.contains(F::PRI);
-            out.push(Wakeup::Sock { token, dirs });
+            let ended = f.intersects(F::HUP | F::ERR | F::RDHUP);
+            out.push(Wakeup::Sock { token, dirs, ended });
         }
         Ok(())
     }
@@ -119,6 +120,55 @@ impl Waiting {
     }
 }
 
+/// Whether a start should try at all: not a read-direction operation whose
+/// last attempt found nothing with no readiness reported since.
+pub(crate) fn worth_trying(op: &OpRef<'_>) -> bool {
+    let dir = op.kind.dir();
+    dir != Dir::Read || op.hints.may(dir)
+}
+
+/// The attempt, keeping the socket's read [`Hints`](super::Hints): cleared
+/// just before a read-direction attempt (so a report that arrives during it
+/// sets it again), set again after it unless it found nothing or took
+/// everything there was (a stream receive that did not fill its buffers).
+pub(crate) fn hinted_attempt(
+    op: OpRef<'_>,
+    bufs: Option<&mut dyn crate::buf::IoBufs>,
+    calls: &Calls,
+) -> Attempt {
+    let Some(fd) = op.fd else {
+        return Attempt::Done(Outcome::aborted(*op.done));
+    };
+    let dir = op.kind.dir();
+    let read = dir == Dir::Read;
+    let offered: usize = match (&bufs, read) {
+        (Some(b), true) => b.io_slices().iter().map(|s| s.len()).sum(),
+        _ => 0,
+    };
+    if read {
+        op.hints.clear(dir);
+    }
+    calls.direct();
+    let a = attempt(fd, op.kind, bufs, op.done, op.stream);
+    if read {
+        let drained = match &a {
+            Attempt::WouldBlock => true,
+            Attempt::Done(out) => {
+                op.stream
+                    && matches!(op.kind, super::OpKind::Recv { flags, .. }
+                        if !flags.contains(crate::flags::MsgFlags::PEEK))
+                    && out.error.is_none()
+                    && out.bytes > 0
+                    && out.bytes < offered
+            }
+        };
+        if !drained {
+            op.hints.set(dir);
+        }
+    }
+    a
+}
+
 impl Poll {
     /// Parks the head operation: it waits for readiness. Unless the start
     /// just tried it, it is tried first.
@@ -132,12 +182,8 @@ impl Poll {
 
     /// The socket may progress in the operation's direction: try it again.
     pub(crate) fn progress(&self, op: OpRef<'_>, mut w: Waiting, calls: &Calls) -> Step {
-        let Some(fd) = op.fd else {
-            return Step::Done(Outcome::aborted(*op.done), w.into_bufs());
-        };
-        calls.direct();
         let bufs = w.0.as_deref_mut().map(|b| b.as_bufs());
-        match attempt(fd, op.kind, bufs, op.done, op.stream) {
+        match hinted_attempt(op, bufs, calls) {
             Attempt::Done(out) => Step::Done(out, w.into_bufs()),
             Attempt::WouldBlock => Step::Parked(Parked::Poll(w)),
         }

@@ -66,7 +66,22 @@ impl Default for RecvPolicy {
 }
 
 impl RecvPolicy {
-    pub(super) fn try_first(&self, kind: &OpKind, stream: bool) -> bool {
+    /// Whether a start tries the operation before parking it.
+    ///
+    /// * A send of a thread that will enter the kernel soon anyway (it
+    ///   answers a wait, runs routines or polls tasks) goes straight to the
+    ///   ring, batched into that entry: no system call of its own. (It is
+    ///   then pending, which the model allows for any start.)
+    /// * A stream receive after one that found nothing parks polling first,
+    ///   until a completion reports bytes left in the socket.
+    /// * Everything else tries first: a receive whose data is there
+    ///   completes at once (a ported program may handle it inline), a
+    ///   connect runs its `connect(2)`, an urgent receive never waits on
+    ///   Linux.
+    pub(super) fn try_first(&self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
+        if deferred && matches!(kind, OpKind::Send { .. }) {
+            return false;
+        }
         self.recv_direct || !kind.is_plain_stream_recv(stream)
     }
 
