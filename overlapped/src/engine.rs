@@ -17,6 +17,7 @@ pub const DEFAULT_RING_ENTRIES: u32 = 256;
 
 /// A snapshot of an engine's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     /// Operations started successfully (completed now or pending).
     pub submitted: u64,
@@ -137,11 +138,7 @@ impl Engine {
     /// # Errors
     /// See [`EngineBuilder::build`].
     pub fn with_kind(kind: EngineKind) -> io::Result<Engine> {
-        let choice = match kind {
-            EngineKind::Uring => EngineChoice::Uring,
-            EngineKind::Poll => EngineChoice::Poll,
-        };
-        Engine::builder().choice(choice).build()
+        Engine::builder().choice(EngineChoice::from(kind)).build()
     }
 
     /// The process-wide default engine, created on first use.

@@ -129,6 +129,7 @@ pub enum WaitMode {
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitOutcome {
     /// `WSA_WAIT_EVENT_0 + i`: for [`WaitMode::Any`] the lowest index among
     /// the set events; for [`WaitMode::All`] always 0.

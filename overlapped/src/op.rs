@@ -18,6 +18,7 @@ use crate::net::Socket;
 /// How a finished operation ended: the `dwError`, `cbTransferred` and
 /// `dwFlags` of the model, plus the buffers (or other value) handed back.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Completion<T> {
     /// The operation's error, or `None` on success.
     pub error: Option<io::Error>,
@@ -52,6 +53,7 @@ impl<T> Completion<T> {
 
 /// A start that failed: no completion will ever follow. The buffers come
 /// back with the error.
+#[non_exhaustive]
 pub struct StartError<B> {
     /// Why the operation could not start.
     pub error: io::Error,
@@ -139,6 +141,7 @@ pub enum Polled<T: OpOutput> {
 
 /// How the completion of an operation is made known (the model's four ways;
 /// ports come with [`CompletionPort`](crate::CompletionPort) sockets).
+#[non_exhaustive]
 pub enum Notify<T> {
     /// Only through the handle ([`Op::result`], [`Op::is_complete`]).
     None,

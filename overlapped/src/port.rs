@@ -209,6 +209,39 @@ impl PortSink for PortInner {
 /// A completion port shared by worker threads. Cheap to clone; the port
 /// closes when the last handle is dropped or [`close`](Self::close) is
 /// called.
+///
+/// # Examples
+///
+/// A receive whose completion is a packet on the port, taken by a worker:
+///
+/// ```
+/// use overlapped::{CompletionPort, Engine, MsgFlags, Notify, Socket};
+/// use std::time::Duration;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let engine = Engine::new()?;
+/// let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+/// let addr = listener.local_addr()?;
+/// let client = Socket::tcp_for(&engine, &addr)?;
+/// client.connect_wait(addr)?;
+/// let (server, _) = listener.accept_wait()?;
+///
+/// let port = CompletionPort::new(0);
+/// port.associate(&server, 7)?; // the completion key of this socket
+/// let _op = server.recv(vec![0u8; 16], MsgFlags::empty(), Notify::Port(42))?;
+/// client.send(b"hello".to_vec(), MsgFlags::empty(), Notify::None)?.wait()?;
+///
+/// // A worker: one packet, with the socket's key and the operation's tag.
+/// let worker = std::thread::spawn(move || {
+///     let packet = port.get_queued(Some(Duration::from_secs(5))).unwrap().unwrap();
+///     assert_eq!((packet.key, packet.tag), (7, 42));
+///     let c = packet.into_completion::<Vec<u8>>().unwrap();
+///     assert_eq!(&c.data[..], b"hello");
+/// });
+/// worker.join().unwrap();
+/// # Ok(())
+/// # }
+/// ```
 pub struct CompletionPort {
     inner: Arc<PortInner>,
 }

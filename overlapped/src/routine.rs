@@ -35,6 +35,7 @@ use crate::thread::{
 
 /// How [`sleep_ex`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SleepOutcome {
     /// The time passed (`SleepEx` returns 0).
     Timeout,
@@ -46,6 +47,37 @@ pub enum SleepOutcome {
 /// thread started operations on. With `alertable`, returns
 /// [`SleepOutcome::IoCompletion`] as soon as one or more of the thread's
 /// completion routines ran; `timeout: None` sleeps without limit.
+///
+/// # Examples
+///
+/// A receive with a completion routine, run by the thread's alertable wait:
+///
+/// ```
+/// use overlapped::{Engine, MsgFlags, Notify, SleepOutcome, Socket, sleep_ex};
+/// use std::time::Duration;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let engine = Engine::new()?;
+/// let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+/// let addr = listener.local_addr()?;
+/// let client = Socket::tcp_for(&engine, &addr)?;
+/// client.connect_wait(addr)?;
+/// let (server, _) = listener.accept_wait()?;
+///
+/// let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let g = got.clone();
+/// let _op = server.recv(
+///     vec![0u8; 16],
+///     MsgFlags::empty(),
+///     Notify::routine(move |c: overlapped::Completion<Vec<u8>>| *g.borrow_mut() = c.data),
+/// )?;
+/// client.send(b"ping".to_vec(), MsgFlags::empty(), Notify::None)?.wait()?;
+/// // The routine runs only inside an alertable wait of this thread.
+/// while sleep_ex(Some(Duration::from_secs(5)), true) != SleepOutcome::IoCompletion {}
+/// assert_eq!(&got.borrow()[..], b"ping");
+/// # Ok(())
+/// # }
+/// ```
 #[doc(alias = "SleepEx")]
 pub fn sleep_ex(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
     wait_entered();

@@ -19,7 +19,7 @@ use util::{Kind, tcp_pairs};
 fn tiny_ring_full_sq_and_cq_overflow_lose_nothing(kind: Kind) {
     let e = match kind {
         Kind::Uring => util::builder(kind).ring_entries(2).build().unwrap(),
-        Kind::Poll => util::engine(kind),
+        _ => util::engine(kind),
     };
     let ps = tcp_pairs(&e, 500);
     let mut ops = Vec::new();

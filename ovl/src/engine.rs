@@ -33,11 +33,7 @@ pub enum Source {
 
 /// The name `--engine` and `OVERLAPPED_ENGINE` accept for a choice.
 pub fn name(c: EngineChoice) -> &'static str {
-    match c {
-        EngineChoice::Auto => "auto",
-        EngineChoice::Uring => "uring",
-        EngineChoice::Poll => "poll",
-    }
+    c.name()
 }
 
 impl fmt::Display for Chosen {

@@ -187,12 +187,44 @@ impl Socket {
         self.with_socket2(|s| s.set_tcp_nodelay(on))
     }
 
-    /// The raw descriptor (for diagnostics; `-1` once closed).
+    /// The raw descriptor (for diagnostics; `-1` once closed). Also
+    /// [`AsRawFd`].
     pub fn raw_fd(&self) -> RawFd {
         self.engine
             .inner
             .with_sock(&self.sock, |fd, _| Ok(fd.as_raw_fd()))
             .unwrap_or(-1)
+    }
+
+    /// Runs `f` with the descriptor borrowed, e.g. for an `ioctl` through
+    /// `rustix` (`rustix::io::ioctl_fionread(fd)`). `Socket` has no `AsFd`:
+    /// [`close`](Socket::close) takes `&self` and ends the descriptor, which
+    /// a `BorrowedFd` handed out by reference could outlive; here the
+    /// borrow ends with `f`.
+    ///
+    /// # Errors
+    /// `EBADF` after [`close`](Socket::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use overlapped::{Engine, MsgFlags, Notify, Socket};
+    /// # fn main() -> std::io::Result<()> {
+    /// let engine = Engine::new()?;
+    /// let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+    /// let addr = listener.local_addr()?;
+    /// let client = Socket::tcp_for(&engine, &addr)?;
+    /// client.connect_wait(addr)?;
+    /// let (server, _) = listener.accept_wait()?;
+    /// client.send(b"abc".to_vec(), MsgFlags::empty(), Notify::None)?.wait()?;
+    /// // Bytes waiting to be received (FIONREAD).
+    /// let waiting = server.with_fd(|fd| rustix::io::ioctl_fionread(fd))??;
+    /// assert_eq!(waiting, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_fd<R>(&self, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> R) -> io::Result<R> {
+        self.engine.inner.with_sock(&self.sock, |fd, _| Ok(f(fd)))
     }
 
     fn start<T: OpOutput, B: IoBufs>(
@@ -452,5 +484,13 @@ impl Socket {
 impl Drop for Socket {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// The descriptor's number (`-1` once closed); see [`Socket::with_fd`] for
+/// a borrow.
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw_fd()
     }
 }

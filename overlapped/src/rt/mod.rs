@@ -167,6 +167,32 @@ fn exec() -> Rc<Exec> {
 
 /// Runs `future` to completion on this thread, together with the tasks
 /// spawned here, driving the thread's engines while nothing is ready.
+///
+/// # Examples
+///
+/// ```
+/// use overlapped::Engine;
+/// use overlapped::rt::{self, TcpListener, TcpStream};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let engine = Engine::new()?;
+/// rt::block_on(async {
+///     let listener = TcpListener::bind(&engine, "127.0.0.1:0".parse().unwrap())?;
+///     let addr = listener.local_addr()?;
+///     let e2 = engine.clone();
+///     let client = rt::spawn(async move {
+///         let c = TcpStream::connect(&e2, addr).await.unwrap();
+///         let (r, _) = c.write_all(b"hi".to_vec()).await;
+///         r.unwrap();
+///     });
+///     let (s, _) = listener.accept().await?;
+///     let got = s.read_exact(2).await?;
+///     assert_eq!(&got[..], b"hi");
+///     client.await;
+///     Ok(())
+/// })
+/// # }
+/// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let ex = exec();
     let mut future = std::pin::pin!(future);

@@ -55,6 +55,7 @@ pub(crate) mod uring;
 
 /// Which engine drives an [`Engine`](crate::Engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EngineKind {
     /// io_uring: operations run in the kernel, completions are reaped from
     /// the completion queue.

@@ -18,6 +18,7 @@ pub const REQUIRED_OPCODES: &[(&str, u8)] = &[
 
 /// Why io_uring cannot be used on this system.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UringUnavailable {
     /// `kernel.io_uring_disabled` is set (1: only root or `io_uring_group`;
     /// 2: nobody).
@@ -64,6 +65,24 @@ pub fn io_uring_sysctl() -> Option<u32> {
     std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
         .ok()
         .and_then(|s| s.trim().parse().ok())
+}
+
+impl std::error::Error for UringUnavailable {}
+
+impl From<UringUnavailable> for io::Error {
+    fn from(u: UringUnavailable) -> io::Error {
+        let kind = match u {
+            UringUnavailable::PermissionDenied | UringUnavailable::DisabledBySysctl(_) => {
+                io::ErrorKind::PermissionDenied
+            }
+            UringUnavailable::NotInKernel | UringUnavailable::Missing(_) => {
+                io::ErrorKind::Unsupported
+            }
+            UringUnavailable::NoMemory => io::ErrorKind::OutOfMemory,
+            UringUnavailable::Other(_) => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, u)
+    }
 }
 
 fn classify(e: &io::Error) -> UringUnavailable {
@@ -123,6 +142,7 @@ pub fn probe_uring() -> Result<(), UringUnavailable> {
 /// How the engine is chosen: `auto` (io_uring when the probe passes, else
 /// poll), or forced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum EngineChoice {
     /// io_uring when it can be set up here, else poll, with the reason.
     #[default]
@@ -134,12 +154,37 @@ pub enum EngineChoice {
 }
 
 impl EngineChoice {
+    /// The choice's name, as `OVERLAPPED_ENGINE` accepts it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineChoice::Auto => "auto",
+            EngineChoice::Uring => "uring",
+            EngineChoice::Poll => "poll",
+        }
+    }
+
     /// Reads `OVERLAPPED_ENGINE` (`auto`, `uring`, `poll`); unset is `Auto`.
     pub fn from_env() -> io::Result<Self> {
         match std::env::var("OVERLAPPED_ENGINE") {
             Err(_) => Ok(EngineChoice::Auto),
             Ok(v) => v.parse(),
         }
+    }
+}
+
+/// Forcing one kind of engine.
+impl From<EngineKind> for EngineChoice {
+    fn from(kind: EngineKind) -> Self {
+        match kind {
+            EngineKind::Uring => EngineChoice::Uring,
+            EngineKind::Poll => EngineChoice::Poll,
+        }
+    }
+}
+
+impl fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -38,7 +38,7 @@ pub const FORBID_URING: &str = "OVERLAPPED_TEST_FORBID_URING";
 pub fn label(kind: Kind) -> &'static str {
     match kind {
         Kind::Uring => "io_uring",
-        Kind::Poll => "poll",
+        other => other.name(),
     }
 }
 
@@ -47,7 +47,6 @@ pub fn label(kind: Kind) -> &'static str {
 pub fn unavailable(kind: Kind) -> Option<&'static str> {
     static URING: OnceLock<Option<String>> = OnceLock::new();
     match kind {
-        Kind::Poll => None,
         Kind::Uring => URING
             .get_or_init(|| {
                 if std::env::var_os(FORBID_URING).is_some_and(|v| v != "0") {
@@ -58,15 +57,13 @@ pub fn unavailable(kind: Kind) -> Option<&'static str> {
                     .map(|why| why.to_string())
             })
             .as_deref(),
+        _ => None,
     }
 }
 
 /// A builder for an engine of this kind (for cases that set more options).
 pub fn builder(kind: Kind) -> EngineBuilder {
-    Engine::builder().choice(match kind {
-        Kind::Uring => EngineChoice::Uring,
-        Kind::Poll => EngineChoice::Poll,
-    })
+    Engine::builder().choice(EngineChoice::from(kind))
 }
 
 /// A fresh engine of this kind. Stamped cases get theirs only when
@@ -107,10 +104,7 @@ static RAN: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
 static SKIPPED: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
 
 fn index(kind: Kind) -> usize {
-    match kind {
-        Kind::Uring => 0,
-        Kind::Poll => 1,
-    }
+    KINDS.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// A stamped case on one engine: skipped with the reason when the engine

@@ -315,31 +315,15 @@ pub(super) fn finish(
     }
 }
 
+/// The socket address the kernel wrote into `storage` (`len` bytes), through
+/// `socket2`'s own conversion.
 fn sockaddr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-    let len = len as usize;
-    let base = storage as *const libc::sockaddr_storage;
-    // The family says which address the storage holds and the length says it
-    // is complete; `sockaddr_storage` is aligned for every address type.
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: a complete `sockaddr_in` lives at `base` (see above).
-            let a = unsafe { &*base.cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: a complete `sockaddr_in6` lives at `base` (see above).
-            let a = unsafe { &*base.cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
+    let mut s = socket2::SockAddrStorage::zeroed();
+    // SAFETY: `sockaddr_storage` is one of the platform's socket address
+    // types, the one `view_as` asks for.
+    unsafe { *s.view_as::<libc::sockaddr_storage>() = *storage };
+    let len = len.min(mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t);
+    // SAFETY: the kernel wrote a socket address of `len` bytes (at most the
+    // storage's size) at the start of the storage.
+    unsafe { socket2::SockAddr::new(s, len) }.as_socket()
 }
