@@ -28,12 +28,12 @@ async fn serve(listener: Socket) {
             let mut buf = vec![0u8; 4096];
             loop {
                 buf.resize(4096, 0);
-                let (r, b) = stream.read(buf).await;
+                let (r, b) = stream.read_owned(buf).await;
                 match r {
                     Ok(n) if n > 0 => {}
                     _ => return,
                 }
-                let (w, b) = stream.write_all(b).await;
+                let (w, b) = stream.write_all_owned(b).await;
                 if w.is_err() {
                     return;
                 }

@@ -1,66 +1,33 @@
 //! Per-call flags (`MsgFlags`, `RecvFlags`) and the *aborted* error: a leaf
 //! module every other module may import.
 
-use std::fmt;
 use std::io;
-use std::ops::{BitOr, BitOrAssign};
 
-macro_rules! flag_type {
-    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $flag:ident = $v:expr;)* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-        pub struct $name(u32);
-        impl $name {
-            $($(#[$fm])* pub const $flag: $name = $name($v);)*
-            /// No flags.
-            pub const fn empty() -> Self { $name(0) }
-            /// True when every flag of `other` is set here.
-            pub const fn contains(self, other: Self) -> bool { self.0 & other.0 == other.0 }
-            /// True when no flag is set.
-            pub const fn is_empty(self) -> bool { self.0 == 0 }
-            /// The raw bits.
-            pub const fn bits(self) -> u32 { self.0 }
-        }
-        impl BitOr for $name {
-            type Output = $name;
-            fn bitor(self, o: $name) -> $name { $name(self.0 | o.0) }
-        }
-        impl BitOrAssign for $name {
-            fn bitor_assign(&mut self, o: $name) { self.0 |= o.0 }
-        }
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut names = Vec::new();
-                $(if self.contains($name::$flag) && $v != 0 { names.push(stringify!($flag)); })*
-                write!(f, "{}({})", stringify!($name), if names.is_empty() { "empty".to_string() } else { names.join(" | ") })
-            }
-        }
-    };
-}
-
-flag_type! {
+bitflags::bitflags! {
     /// Per-call flags of a send or receive (`dwFlags` / `lpFlags` in).
-    MsgFlags {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct MsgFlags: u32 {
         /// `MSG_OOB`: urgent data. On a send the **last** byte is sent urgent
         /// (TCP semantics); a receive reads the one urgent byte and, if none
         /// has arrived yet, stays pending until one does.
-        OOB = 0x1;
+        const OOB = 0x1;
         /// `MSG_PEEK`: receive without consuming. (Winsock documents it for
         /// non-overlapped receives only; ours is an extension.)
-        PEEK = 0x2;
+        const PEEK = 0x2;
         /// `MSG_DONTROUTE`: bypass routing (may be ignored by the system).
-        DONTROUTE = 0x4;
+        const DONTROUTE = 0x4;
     }
 }
 
-flag_type! {
+bitflags::bitflags! {
     /// Flags a receive reports (`lpFlags` out).
-    RecvFlags {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct RecvFlags: u32 {
         /// The byte came from the urgent (out-of-band) channel.
-        OOB = 0x1;
+        const OOB = 0x1;
         /// The datagram was larger than the buffers; the rest was discarded
         /// (Winsock reports `WSAEMSGSIZE`, Linux `MSG_TRUNC`).
-        TRUNCATED = 0x2;
+        const TRUNCATED = 0x2;
     }
 }
 

@@ -121,6 +121,7 @@ mod net;
 mod op;
 mod port;
 mod routine;
+#[cfg(feature = "rt")]
 pub mod rt;
 mod sys;
 mod thread;

@@ -211,6 +211,7 @@ pub(crate) fn reap_thread_engines_if_due() {
 /// Runs `f` with submissions deferred: operations started inside it are
 /// submitted together by the next kernel entry of this thread (any wait, or
 /// the end of the batch).
+#[cfg(feature = "rt")]
 pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
     struct End;
     impl Drop for End {

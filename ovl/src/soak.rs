@@ -129,7 +129,7 @@ async fn read_back(
             .into_iter()
             .map(|k| vec![0u8; k])
             .collect();
-        let (r, bufs) = s.read_vectored(room).await;
+        let (r, bufs) = s.read_vectored_owned(room).await;
         match r {
             Ok(0) | Err(_) => return false,
             Ok(k) => {
@@ -186,7 +186,7 @@ async fn connection(
                     b
                 })
                 .collect();
-            let (r, _) = s.write_vectored(bufs).await;
+            let (r, _) = s.write_vectored_owned(bufs).await;
             if r.is_err() {
                 t.errors.set(t.errors.get() + 1);
                 return;

@@ -182,11 +182,11 @@ fn exec() -> Rc<Exec> {
 ///     let e2 = engine.clone();
 ///     let client = rt::spawn(async move {
 ///         let c = TcpStream::connect(&e2, addr).await.unwrap();
-///         let (r, _) = c.write_all(b"hi".to_vec()).await;
+///         let (r, _) = c.write_all_owned(b"hi".to_vec()).await;
 ///         r.unwrap();
 ///     });
 ///     let (s, _) = listener.accept().await?;
-///     let got = s.read_exact(2).await?;
+///     let got = s.read_exact_owned(2).await?;
 ///     assert_eq!(&got[..], b"hi");
 ///     client.await;
 ///     Ok(())

@@ -2,10 +2,16 @@
 //! [`UdpSocket`]. Every method starts one overlapped operation and awaits
 //! it; buffers go in by value and come back with the result.
 //!
-//! Cancel safety: `read`, `read_vectored`, `accept`, `recv_from` are
-//! cancel-safe (dropping the future loses no data: see the module docs of
-//! [`rt`](crate::rt)). `write`, `write_all`, `send_to` and `connect` are not:
-//! a dropped send may have sent part of its bytes.
+//! The owned-buffer methods carry an `_owned` suffix (`read_owned`,
+//! `write_all_owned`, ...), so they never hide the `futures-io` extension
+//! methods (`AsyncReadExt::read_exact`, `AsyncWriteExt::write_all`, ...) a
+//! program may also import.
+//!
+//! Cancel safety: `read_owned`, `read_vectored_owned`, `accept`,
+//! `recv_from` are cancel-safe (dropping the future loses no data: see the
+//! module docs of [`rt`](crate::rt)). `write_owned`, `write_all_owned`,
+//! `send_to` and `connect` are not: a dropped send may have sent part of its
+//! bytes.
 //!
 //! [`TcpStream`] also implements `futures-io`'s `AsyncRead` and
 //! `AsyncWrite`, so the wider ecosystem plugs in. The cost: the traits lend
@@ -15,12 +21,17 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+#[cfg(feature = "futures-io")]
 use std::pin::Pin;
+#[cfg(feature = "futures-io")]
 use std::task::{Context, Poll};
 
-use crate::{Engine, MsgFlags, Notify, Op, OpOutput, Socket, StartError, Started};
+#[cfg(feature = "futures-io")]
+use crate::Op;
+use crate::{Engine, MsgFlags, Notify, OpOutput, Socket, StartError, Started};
 
 /// Size of the internal buffer of the `AsyncRead`/`AsyncWrite` adapter.
+#[cfg(feature = "futures-io")]
 const ADAPTER_BUF: usize = 16 * 1024;
 
 /// Starts an operation (after the task's cooperative yield, see
@@ -69,12 +80,14 @@ impl TcpListener {
     }
 }
 
+#[cfg(feature = "futures-io")]
 enum ReadState {
     Idle(Vec<u8>),
     Reading(Op<Vec<u8>>),
     Ready(Vec<u8>, usize),
 }
 
+#[cfg(feature = "futures-io")]
 enum WriteState {
     Idle(Vec<u8>),
     Writing(Op<Vec<u8>>),
@@ -83,7 +96,9 @@ enum WriteState {
 /// An async TCP stream.
 pub struct TcpStream {
     sock: Socket,
+    #[cfg(feature = "futures-io")]
     rd: Option<ReadState>,
+    #[cfg(feature = "futures-io")]
     wr: Option<WriteState>,
 }
 
@@ -100,7 +115,9 @@ impl TcpStream {
     pub fn from_socket(sock: Socket) -> TcpStream {
         TcpStream {
             sock,
+            #[cfg(feature = "futures-io")]
             rd: None,
+            #[cfg(feature = "futures-io")]
             wr: None,
         }
     }
@@ -117,33 +134,39 @@ impl TcpStream {
     }
     /// Receives into `buf` (it offers its `len()`; it comes back truncated
     /// to the bytes received; 0 bytes means end of stream). Cancel-safe.
-    pub async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read_owned(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         finish(|| self.sock.recv(buf, MsgFlags::empty(), Notify::None)).await
     }
     /// Scatter receive into several buffers. Cancel-safe.
-    pub async fn read_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
+    pub async fn read_vectored_owned(
+        &self,
+        bufs: Vec<Vec<u8>>,
+    ) -> (io::Result<usize>, Vec<Vec<u8>>) {
         finish(|| self.sock.recv(bufs, MsgFlags::empty(), Notify::None)).await
     }
     /// Sends all of `buf` (a stream send completes only when every byte is
     /// taken). Not cancel-safe.
-    pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn write_owned(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         finish(|| self.sock.send(buf, MsgFlags::empty(), Notify::None)).await
     }
     /// Gather send of several buffers, in order. Not cancel-safe.
-    pub async fn write_vectored(&self, bufs: Vec<Vec<u8>>) -> (io::Result<usize>, Vec<Vec<u8>>) {
+    pub async fn write_vectored_owned(
+        &self,
+        bufs: Vec<Vec<u8>>,
+    ) -> (io::Result<usize>, Vec<Vec<u8>>) {
         finish(|| self.sock.send(bufs, MsgFlags::empty(), Notify::None)).await
     }
-    /// Sends all of `buf` (same as [`write`](Self::write): overlapped stream
+    /// Sends all of `buf` (same as [`write_owned`](Self::write_owned): overlapped stream
     /// sends are never short).
-    pub async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        let (r, b) = self.write(buf).await;
+    pub async fn write_all_owned(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let (r, b) = self.write_owned(buf).await;
         (r.map(|_| ()), b)
     }
     /// Receives exactly `n` bytes. `UnexpectedEof` if the stream ends first.
-    pub async fn read_exact(&self, n: usize) -> io::Result<Vec<u8>> {
+    pub async fn read_exact_owned(&self, n: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
-            let (r, b) = self.read(vec![0u8; n - out.len()]).await;
+            let (r, b) = self.read_owned(vec![0u8; n - out.len()]).await;
             if r? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -160,6 +183,7 @@ impl TcpStream {
     }
 }
 
+#[cfg(feature = "futures-io")]
 impl futures_io::AsyncRead for TcpStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -212,8 +236,10 @@ impl futures_io::AsyncRead for TcpStream {
     }
 }
 
+#[cfg(feature = "futures-io")]
 use std::future::Future;
 
+#[cfg(feature = "futures-io")]
 impl futures_io::AsyncWrite for TcpStream {
     fn poll_write(
         mut self: Pin<&mut Self>,

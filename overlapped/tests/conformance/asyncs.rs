@@ -175,7 +175,7 @@ fn a03_a_task_whose_reads_complete_at_once_lets_others_run(e: &Engine) {
         let mut total = 0;
         while total < 64 * 1024 {
             buf.resize(16, 0);
-            let (r, b) = stream.read(buf).await;
+            let (r, b) = stream.read_owned(buf).await;
             buf = b;
             total += r.unwrap();
             reads.set(reads.get() + 1);
