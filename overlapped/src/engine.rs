@@ -277,6 +277,7 @@ impl Drop for Inner {
                         stream: slot.stream,
                         cancel: true,
                         sock: &mut s.sys,
+                        urgent: &mut s.urgent,
                     };
                     if let Step::Parked(p) = self.backend.cancel(op, p) {
                         slot.state = SlotState::Armed(p);
@@ -312,6 +313,7 @@ impl Drop for Inner {
                         stream: slot.stream,
                         cancel: true,
                         sock: &mut s.sys,
+                        urgent: &mut s.urgent,
                     };
                     if let Step::Parked(p) = self.backend.progress(op, p, &w) {
                         slot.state = SlotState::Armed(p);

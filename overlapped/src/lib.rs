@@ -124,18 +124,20 @@ pub mod rt;
 mod sched;
 mod sys;
 mod thread;
+mod winerror;
 
 pub use crate::core::RawDone;
 pub use buf::{IOV_MAX, IoBufs, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
-pub use flags::{MsgFlags, RecvFlags, aborted_error, is_aborted};
+pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
 pub use net::Socket;
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
 pub use port::{CompletionPort, Packet};
 pub use routine::{SleepOutcome, sleep_ex};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
+pub use winerror::{win32_error, wsa_error};
 
 /// The probe ladder: whether io_uring can run here, and why not.
 pub mod probe {

@@ -48,6 +48,28 @@ impl<T> Completion<T> {
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
     }
+    /// The Winsock code `WSAGetOverlappedResult` would report for this
+    /// completion: `None` on success, `WSAEMSGSIZE` (10040) for a truncated
+    /// datagram (the bytes copied are in [`bytes`](Self::bytes)), else
+    /// [`wsa_error`](crate::wsa_error) of the error.
+    pub fn wsa_error(&self) -> Option<u32> {
+        match &self.error {
+            Some(e) => crate::winerror::wsa_error(e),
+            None if self.flags.contains(RecvFlags::TRUNCATED) => Some(10040),
+            None => None,
+        }
+    }
+    /// The Win32 code `GetQueuedCompletionStatus` would report for this
+    /// completion: `None` on success, `ERROR_MORE_DATA` (234) for a
+    /// truncated datagram, else [`win32_error`](crate::win32_error) of the
+    /// error.
+    pub fn win32_error(&self) -> Option<u32> {
+        match &self.error {
+            Some(e) => crate::winerror::win32_error(e),
+            None if self.flags.contains(RecvFlags::TRUNCATED) => Some(234),
+            None => None,
+        }
+    }
 }
 
 /// A start that failed: no completion will ever follow. The buffers come
@@ -306,7 +328,11 @@ impl<T: OpOutput> Op<T> {
         if !self.consumer {
             return Err(not_consumer());
         }
-        match self.engine.inner.take_result(&self.sock, self.id, timeout) {
+        match self
+            .engine
+            .inner
+            .take_result(&self.sock, self.id, timeout)?
+        {
             Some(raw) => {
                 self.done = true;
                 Ok(Polled::Complete(T::from_raw(raw)))

@@ -36,6 +36,7 @@
 //!   thread-local guard ([`crate::thread`]), identically on both engines.
 
 mod complete;
+mod conn;
 mod drive;
 mod handle;
 mod leftover;
@@ -72,23 +73,26 @@ pub(crate) type Convert = (TypeId, fn(RawDone) -> Box<dyn Any + Send>);
 
 /// How a finished operation is made known.
 pub(crate) enum SlotNotify {
+    /// No notify was chosen: resolved at start to [`SlotNotify::None`] on a
+    /// socket associated with a port (the per-operation "no packet"), else
+    /// to a [`SlotNotify::Port`] packet with tag 0 if the socket is
+    /// associated before the operation completes (SPEC k09).
+    Default {
+        conv: Convert,
+    },
+    /// Only the handle.
     None,
     Event(Box<dyn Signal>),
     Routine {
         ctx: Arc<ThreadCtx>,
         id: usize,
     },
-    /// Resolved at start from the socket's association.
+    /// A packet on the socket's port, looked up when the operation completes
+    /// (SPEC k09). With no port then, the handle takes the result (if it
+    /// is the consumer) or nobody does.
     Port {
         tag: u64,
         conv: Convert,
-    },
-    PortBound {
-        port: Arc<dyn PortSink>,
-        key: usize,
-        tag: u64,
-        conv: Convert,
-        skip: bool,
     },
 }
 

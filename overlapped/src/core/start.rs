@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::conn::{self, Learn};
 use super::table::{MAX_OPS_PER_SOCKET, Slot, SlotState, SockState};
 use super::{OpId, SlotNotify, StartOk, bad_handle, leftover};
 use crate::engine::Inner;
@@ -61,26 +62,15 @@ impl Inner {
             ));
         }
         let stream = s.stream;
-        if let SlotNotify::Port { tag, conv } = notify {
-            let Some((port, key)) = s.port.clone() else {
-                return Err((
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "an operation with a port notify on a socket not associated with a port",
-                    ),
-                    bufs,
-                ));
-            };
-            notify = SlotNotify::PortBound {
-                port,
-                key,
-                tag,
-                conv,
-                skip: s.skip_on_success,
-            };
-        }
-        if let Err(e) = precheck(s, &kind) {
+        if let Err(e) = conn::precheck(s, &kind, &notify) {
             return Err((e, bufs));
+        }
+        // SPEC k09: a port is looked up when the operation completes.
+        if let SlotNotify::Default { conv } = notify {
+            notify = match s.port {
+                Some(_) => SlotNotify::None,
+                None => SlotNotify::Port { tag: 0, conv },
+            };
         }
         let Some(fd) = s.fd.as_ref() else {
             return Err((bad_handle(), bufs));
@@ -98,17 +88,14 @@ impl Inner {
         let mut tried = false;
         if queue_empty && !s.leftover.is_empty() && leftover::serves(&kind, stream) {
             if let Some(b) = bufs.as_deref_mut() {
-                now = Some(leftover::fill(&mut s.leftover, b.as_bufs(), &kind));
+                // `None`: a `WAITALL` receive took what was kept and goes on.
+                now = leftover::fill(&mut s.leftover, b.as_bufs(), &kind, &mut done);
             }
-        } else if queue_empty && self.backend.try_first(&s.sys, &kind, stream) {
+        }
+        if now.is_none() && queue_empty && self.backend.try_first(&s.sys, &kind, stream) {
             self.backend.calls().direct();
             let b = bufs.as_deref_mut().map(|b| b.as_bufs());
-            match sys::attempt(fd.as_fd(), &mut kind, b, &mut done, stream) {
-                Attempt::Done(out) if out.error.is_some() && out.bytes == 0 => {
-                    self.backend.tried(&mut s.sys, &kind, stream, false);
-                    let e = out.error.unwrap_or_else(bad_handle);
-                    return Err((e, bufs));
-                }
+            match sys::attempt(fd.as_fd(), &mut kind, b, &mut done, stream, &mut s.urgent) {
                 Attempt::Done(out) => {
                     self.backend.tried(&mut s.sys, &kind, stream, false);
                     now = Some(out);
@@ -119,20 +106,23 @@ impl Inner {
                 }
             }
         }
-        if let Some(out) = &now {
-            if out.error.is_none() {
-                match &kind {
-                    OpKind::Send { to: Some(_), .. } => s.bound = true,
-                    OpKind::Connect { .. } => s.connected = true,
-                    _ => {}
-                }
+        if let Some(out) = &mut now {
+            conn::learn(s, Learn::of(&kind, stream, &mut bufs), out);
+            if out.error.is_some() && out.bytes == 0 {
+                // Nothing moved: the start fails, and no completion follows.
+                let e = out.error.take().unwrap_or_else(bad_handle);
+                return Err((e, bufs));
             }
         }
-        let seq = s.new_gen();
-        if let (Some(_), SlotNotify::PortBound { skip: true, .. }) = (&now, &notify) {
-            // Skip-on-success: no packet; the handle takes the result inline.
+        if now.is_some()
+            && matches!(notify, SlotNotify::Port { .. })
+            && (s.port.is_none() || s.skip_on_success)
+        {
+            // Skip-on-success, or no port to post to (yet): the handle
+            // takes the result inline.
             handle = true;
         }
+        let seq = s.new_gen();
         let key = s.ops.insert(Slot {
             seq,
             kind,
@@ -142,6 +132,7 @@ impl Inner {
             done,
             state: SlotState::Queued,
             cancel: false,
+            closing: false,
             immediate: now.is_some(),
             notify,
             handle,
@@ -157,11 +148,15 @@ impl Inner {
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
         if let Some(out) = now {
             self.counters.completed_now.fetch_add(1, Ordering::Relaxed);
-            if out.error.is_none() && out.bytes > 0 {
+            if out.bytes > 0 && dir == Dir::Read {
                 s.reads_done = s.reads_done.max(order);
             }
             let bytes = out.bytes;
+            let check_urgent = out.check_urgent;
             self.deliver(s, key, out);
+            if check_urgent {
+                self.look_for_urgent(sock.key, s);
+            }
             return Ok(StartOk {
                 id,
                 now: Some(bytes),
@@ -169,17 +164,20 @@ impl Inner {
             });
         }
         s.queues[dir as usize].push_back(key as u16);
+        let connecting = matches!(s.ops[key].kind, OpKind::Connect { .. });
+        s.conn.connecting |= connecting;
         if queue_empty {
             if let Some(out) = self.arm_slot(sock.key, s, key, tried) {
                 if out.error.is_some() && out.bytes == 0 {
                     // Nothing reached the kernel: undo and fail the start.
                     s.queues[dir as usize].retain(|&k| k as usize != key);
                     let slot = s.ops.remove(key);
+                    s.conn.connecting &= !connecting;
                     self.counters.submitted.fetch_sub(1, Ordering::Relaxed);
                     let e = out.error.unwrap_or_else(bad_handle);
                     return Err((e, slot.bufs));
                 }
-                self.finish_op(s, key, out);
+                self.finish_op(sock.key, s, key, out);
                 self.arm_next(sock.key, s, dir);
             }
         }
@@ -196,35 +194,4 @@ impl Inner {
             handle,
         })
     }
-}
-
-/// Cheap checks that keep the start result three-way (io_uring would report
-/// these as completions).
-fn precheck(s: &mut SockState, kind: &OpKind) -> io::Result<()> {
-    let Some(fd) = s.fd.as_ref() else {
-        return Err(bad_handle());
-    };
-    match kind {
-        OpKind::Send { to: None, .. } if s.stream && !s.connected => {
-            match rustix::net::getpeername(fd) {
-                Ok(_) => s.connected = true,
-                Err(e) => return Err(sys::to_io(e)),
-            }
-        }
-        OpKind::Recv { .. } if !s.stream && !s.bound => {
-            let bound = rustix::net::getsockname(fd)
-                .ok()
-                .and_then(|a| std::net::SocketAddr::try_from(a).ok())
-                .is_some_and(|a| a.port() != 0);
-            if !bound {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "receive on a datagram socket that is not bound (bind it, or send first)",
-                ));
-            }
-            s.bound = true;
-        }
-        _ => {}
-    }
-    Ok(())
 }

@@ -37,7 +37,7 @@
 //! Adding a backend is one new file (its type, [`Parked`] and [`SockSys`]
 //! variants) and one arm in each `match` below.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +123,10 @@ pub(crate) struct Outcome {
     pub(crate) flags: RecvFlags,
     pub(crate) addr: Option<SocketAddr>,
     pub(crate) fd: Option<OwnedFd>,
+    /// A stream receive of the normal channel took bytes and may have
+    /// stopped at the urgent mark: the next one would read past the urgent
+    /// byte, which Linux then drops (the core takes it first, SPEC k05).
+    pub(crate) check_urgent: bool,
 }
 
 impl Outcome {
@@ -133,6 +137,7 @@ impl Outcome {
             flags: RecvFlags::empty(),
             addr: None,
             fd: None,
+            check_urgent: false,
         }
     }
     pub(crate) fn err(error: io::Error, bytes: usize) -> Self {
@@ -185,20 +190,41 @@ fn rx_flags(flags: MsgFlags) -> RxFlags {
 
 /// The non-blocking attempt of an operation, shared by both engines.
 ///
-/// `done` carries a stream send's progress across attempts (and across the
-/// handover to the kernel on io_uring): a stream send completes only when
-/// every byte is taken, or with an error that reports the bytes taken.
+/// `done` carries a stream send's (and a `WAITALL` receive's) progress
+/// across attempts (and across the handover to the kernel on io_uring): such
+/// an operation completes only when every byte is moved, or with an error
+/// (or the end of the stream) that reports the bytes moved. `urgent` is the
+/// socket's held urgent byte, which an `OOB` receive takes first.
 pub(crate) fn attempt(
     fd: BorrowedFd<'_>,
     kind: &mut OpKind,
     bufs: Option<&mut dyn IoBufs>,
     done: &mut usize,
     stream: bool,
+    urgent: &mut Option<u8>,
 ) -> Attempt {
     match kind {
         OpKind::Send { flags, to } => {
             let bufs = bufs.expect("send carries buffers");
+            if let (false, Some(addr)) = (stream, &to) {
+                if addr.port() == 0 {
+                    // Windows sends nothing and succeeds (Linux: EINVAL).
+                    return Attempt::Done(Outcome::ok(bufs.total_len().unwrap_or(0)));
+                }
+            }
             let flags = tx_flags(*flags);
+            // A connected datagram socket keeps sending after an ICMP
+            // port-unreachable (Linux fails the next send with
+            // ECONNREFUSED, consuming the error; the send is retried).
+            let mut refused = 0;
+            let refused_again = |e: &rustix::io::Errno, refused: &mut u32| {
+                if stream || *e != rustix::io::Errno::CONNREFUSED || *refused >= 4 {
+                    return false;
+                }
+                *refused += 1;
+                let _ = socket2::SockRef::from(&fd).take_error();
+                true
+            };
             if let (None, Some(b)) = (&to, bufs.one()) {
                 // One buffer, no address: plain send(2), no iovec array.
                 loop {
@@ -211,6 +237,10 @@ pub(crate) fn attempt(
                         }
                         Err(e) if e == rustix::io::Errno::INTR => {}
                         Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                        Err(e) if refused_again(&e, &mut refused) => {}
+                        Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
+                            return Attempt::Done(Outcome::ok(b.len()));
+                        }
                         Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
                     }
                 }
@@ -233,6 +263,10 @@ pub(crate) fn attempt(
                     }
                     Err(e) if e == rustix::io::Errno::INTR => {}
                     Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                    Err(e) if refused_again(&e, &mut refused) => {}
+                    Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
+                        return Attempt::Done(Outcome::ok(total));
+                    }
                     Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
                 }
             }
@@ -240,45 +274,29 @@ pub(crate) fn attempt(
         OpKind::Recv { flags, want_addr } => {
             let bufs = bufs.expect("receive carries buffers");
             let oob = flags.contains(MsgFlags::OOB);
-            let rflags = rx_flags(*flags);
-            if let (true, false, Some(b)) = (stream, *want_addr, bufs.one()) {
-                // One buffer on a stream: plain recv(2), no msghdr.
-                loop {
-                    match rustix::net::recv(fd, &mut b[..], rflags) {
-                        Ok((_, n)) => {
-                            bufs.set_received(n);
-                            let mut out = Outcome::ok(n);
-                            if oob {
-                                out.flags |= RecvFlags::OOB;
-                            }
-                            return Attempt::Done(out);
-                        }
-                        Err(e) if e == rustix::io::Errno::INTR => {}
-                        Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                        Err(e) if oob && e == rustix::io::Errno::INVAL => {
-                            return Attempt::WouldBlock;
-                        }
-                        Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
-                    }
+            if oob {
+                if let Some(byte) = urgent.take() {
+                    return Attempt::Done(serve_urgent(bufs, byte));
                 }
             }
+            let waitall = flags.contains(MsgFlags::WAITALL);
+            let plain = stream && !oob && !flags.contains(MsgFlags::PEEK);
+            let rflags = rx_flags(*flags);
+            let total = bufs.total_len().unwrap_or(0);
+            let mut out = Outcome::ok(0);
             loop {
-                let mut slices = bufs.io_slices_mut();
-                let mut control = Default::default();
-                match rustix::net::recvmsg(fd, &mut slices, &mut control, rflags) {
-                    Ok(msg) => {
-                        drop(slices);
-                        let mut out = Outcome::ok(msg.bytes);
-                        if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
-                            out.flags |= RecvFlags::TRUNCATED;
+                match recv_once(fd, bufs, *done, *want_addr, rflags, stream, &mut out) {
+                    Ok(n) => {
+                        *done += n;
+                        out.check_urgent |= plain && n > 0;
+                        if waitall && n > 0 && *done < total {
+                            continue;
                         }
+                        out.bytes = *done;
                         if oob {
                             out.flags |= RecvFlags::OOB;
                         }
-                        if *want_addr {
-                            out.addr = msg.address.and_then(|a| SocketAddr::try_from(a).ok());
-                        }
-                        bufs.set_received(msg.bytes);
+                        bufs.set_received(*done);
                         return Attempt::Done(out);
                     }
                     Err(e) if e == rustix::io::Errno::INTR => {}
@@ -287,7 +305,11 @@ pub(crate) fn attempt(
                     // urgent byte yet"; the engine waits for priority
                     // readiness and tries again.
                     Err(e) if oob && e == rustix::io::Errno::INVAL => return Attempt::WouldBlock,
-                    Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
+                    Err(e) => {
+                        let mut out = Outcome::err(to_io(e), *done);
+                        out.check_urgent = plain && *done > 0;
+                        return Attempt::Done(out);
+                    }
                 }
             }
         }
@@ -331,6 +353,64 @@ pub(crate) fn attempt(
             }
         }
     }
+}
+
+/// One receive into the buffers past their first `skip` bytes. The
+/// truncation flag and the sender's address go to `out`.
+fn recv_once(
+    fd: BorrowedFd<'_>,
+    bufs: &mut dyn IoBufs,
+    skip: usize,
+    want_addr: bool,
+    rflags: RxFlags,
+    stream: bool,
+    out: &mut Outcome,
+) -> rustix::io::Result<usize> {
+    if let (true, false, Some(b)) = (stream, want_addr, bufs.one()) {
+        // One buffer on a stream: plain recv(2), no msghdr.
+        return rustix::net::recv(fd, &mut b[skip..], rflags).map(|(_, n)| n);
+    }
+    let mut slices = bufs.io_slices_mut();
+    IoSliceMut::advance_slices(&mut slices.as_mut_slice(), skip);
+    let mut control = Default::default();
+    let msg = rustix::net::recvmsg(fd, &mut slices, &mut control, rflags)?;
+    if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
+        out.flags |= RecvFlags::TRUNCATED;
+    }
+    if want_addr {
+        out.addr = msg.address.and_then(|a| SocketAddr::try_from(a).ok());
+    }
+    Ok(msg.bytes)
+}
+
+/// Completes an `OOB` receive with the socket's held urgent byte.
+pub(crate) fn serve_urgent(bufs: &mut dyn IoBufs, byte: u8) -> Outcome {
+    let mut n = 0;
+    if let Some(first) = bufs.io_slices_mut().iter_mut().find(|s| !s.is_empty()) {
+        first[0] = byte;
+        n = 1;
+    }
+    bufs.set_received(n);
+    let mut out = Outcome::ok(n);
+    out.flags |= RecvFlags::OOB;
+    out
+}
+
+/// Takes the socket's urgent byte out of the kernel, if it holds one (a
+/// normal receive that reads past it would drop it).
+pub(crate) fn take_urgent(fd: BorrowedFd<'_>) -> Option<u8> {
+    let mut b = [0u8; 1];
+    match rustix::net::recv(fd, &mut b, RxFlags::OOB | RxFlags::DONTWAIT) {
+        Ok((_, 1)) => Some(b[0]),
+        _ => None,
+    }
+}
+
+/// `SO_OOBINLINE` is on: urgent bytes arrive in the stream.
+pub(crate) fn oob_inline(fd: BorrowedFd<'_>) -> bool {
+    socket2::SockRef::from(&fd)
+        .out_of_band_inline()
+        .unwrap_or(false)
 }
 
 impl OpKind {
@@ -381,6 +461,8 @@ pub(crate) struct OpRef<'a> {
     /// The core asked to cancel the operation.
     pub(crate) cancel: bool,
     pub(crate) sock: &'a mut SockSys,
+    /// The socket's held urgent byte (an `OOB` receive takes it first).
+    pub(crate) urgent: &'a mut Option<u8>,
 }
 
 /// Buffers as the core stores them.
@@ -513,7 +595,7 @@ impl Backend {
     pub(crate) fn progress(&self, op: OpRef<'_>, parked: Parked, wakeup: &Wakeup) -> Step {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
-            (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
+            (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls, true),
             (_, parked) => Step::Parked(parked),
         }
     }
@@ -524,6 +606,18 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
             (_, Parked::Poll(w)) => Step::Done(Outcome::aborted(*op.done), w.into_bufs()),
+            (_, parked) => Step::Parked(parked),
+        }
+    }
+
+    /// The core learned that a parked `OOB` receive can progress (it took
+    /// the urgent byte out of the kernel for it): the receive is tried
+    /// again now (poll), or its readiness poll is cancelled so that its
+    /// completion tries it again (io_uring).
+    pub(crate) fn kick(&self, op: OpRef<'_>, parked: Parked) -> Step {
+        match (&self.imp, parked) {
+            (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
+            (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls, false),
             (_, parked) => Step::Parked(parked),
         }
     }

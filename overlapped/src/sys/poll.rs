@@ -127,18 +127,30 @@ impl Poll {
         if tried {
             return Step::Parked(Parked::Poll(w));
         }
-        self.progress(op, w, calls)
+        self.progress(op, w, calls, false)
     }
 
     /// The socket may progress in the operation's direction: try it again.
-    pub(crate) fn progress(&self, op: OpRef<'_>, mut w: Waiting, calls: &Calls) -> Step {
+    /// `readiness`: epoll reported it, with priority readiness (urgent
+    /// data) among the directions the core serves first, so a receive here
+    /// need not look for an urgent byte behind it.
+    pub(crate) fn progress(
+        &self,
+        op: OpRef<'_>,
+        mut w: Waiting,
+        calls: &Calls,
+        readiness: bool,
+    ) -> Step {
         let Some(fd) = op.fd else {
             return Step::Done(Outcome::aborted(*op.done), w.into_bufs());
         };
         calls.direct();
         let bufs = w.0.as_deref_mut().map(|b| b.as_bufs());
-        match attempt(fd, op.kind, bufs, op.done, op.stream) {
-            Attempt::Done(out) => Step::Done(out, w.into_bufs()),
+        match attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent) {
+            Attempt::Done(mut out) => {
+                out.check_urgent &= !readiness;
+                Step::Done(out, w.into_bufs())
+            }
             Attempt::WouldBlock => Step::Parked(Parked::Poll(w)),
         }
     }

@@ -45,8 +45,9 @@ pub(crate) use ring::{Cqe, Uring};
 
 use inflight::{Finish, finish, prepare};
 
-use super::attempt;
 use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, SockSys, Step, Wakeup};
+use super::{attempt, serve_urgent};
+use crate::flags::MsgFlags;
 
 /// How many times a request the kernel cancelled on its own is pushed again
 /// before the operation ends *aborted*.
@@ -90,11 +91,21 @@ impl Uring {
 
     /// # Safety
     /// As [`arm`](Self::arm).
-    unsafe fn park(&self, op: OpRef<'_>, bufs: Bufs, resubmits: u32) -> Step {
+    unsafe fn park(&self, op: OpRef<'_>, mut bufs: Bufs, resubmits: u32) -> Step {
         use std::os::fd::AsRawFd;
         let Some(fd) = op.fd else {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
+        if let (OpKind::Recv { flags, .. }, Some(byte), Some(b)) =
+            (&*op.kind, *op.urgent, bufs.as_deref_mut())
+        {
+            if flags.contains(MsgFlags::OOB) {
+                // The urgent byte was taken out of the kernel for it already.
+                *op.urgent = None;
+                let out = serve_urgent(b.as_bufs(), byte);
+                return Step::Done(out, bufs);
+            }
+        }
         let poll_first =
             self.poll_first && matches!(&*op.sock, SockSys::Uring(p) if !p.recv_direct);
         let prepared = prepare(
@@ -135,25 +146,33 @@ impl Uring {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
         let res = cqe.res;
-        if res == -libc::ECANCELED {
-            drop(km);
+        let fin = if res == -libc::ECANCELED {
             if op.cancel || resubmits >= MAX_RESUBMITS {
                 return Step::Done(Outcome::aborted(*op.done), bufs);
             }
-            // The kernel cancelled it because the thread that submitted it
-            // exited; the operation itself is still wanted.
-            // SAFETY: the token is the one this operation was parked under,
-            // and its previous request is over (this is its CQE).
-            return unsafe { self.park(op, bufs, resubmits + 1) };
-        }
-        let fin = finish(
-            &km,
-            res,
-            op.kind,
-            bufs.as_deref_mut().map(|b| b.as_bufs()),
-            op.done,
-            op.stream,
-        );
+            if km.poll_phase {
+                // A readiness poll the core cancelled to have the operation
+                // tried at once (`kick`), or that died with its thread: try.
+                Finish::Attempt
+            } else {
+                drop(km);
+                // The kernel cancelled it because the thread that submitted
+                // it exited; the operation itself is still wanted.
+                // SAFETY: the token is the one this operation was parked
+                // under, and its previous request is over (this is its CQE).
+                return unsafe { self.park(op, bufs, resubmits + 1) };
+            }
+        } else {
+            finish(
+                &km,
+                res,
+                op.kind,
+                bufs.as_deref_mut().map(|b| b.as_bufs()),
+                op.done,
+                op.stream,
+                io_uring::cqueue::sock_nonempty(cqe.flags),
+            )
+        };
         drop(km);
         if let SockSys::Uring(p) = &mut *op.sock {
             if op.kind.is_plain_stream_recv(op.stream) {
@@ -175,7 +194,7 @@ impl Uring {
                 };
                 calls.direct();
                 let b = bufs.as_deref_mut().map(|b| b.as_bufs());
-                match attempt(fd, op.kind, b, op.done, op.stream) {
+                match attempt(fd, op.kind, b, op.done, op.stream, op.urgent) {
                     Attempt::Done(out) => Step::Done(out, bufs),
                     // SAFETY: as above.
                     Attempt::WouldBlock => unsafe { self.park(op, bufs, resubmits) },
