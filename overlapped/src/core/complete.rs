@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::conn::{self, Learn};
+use super::conn;
 use super::table::{SlotState, SockState, op_of, op_token, sock_of};
 use super::{RawDone, SlotNotify, leftover};
 use crate::engine::{Engine, Inner};
@@ -136,7 +136,7 @@ impl Inner {
         if out.bytes > 0 && dir == Dir::Read {
             s.reads_done = s.reads_done.max(slot.order);
         }
-        let learn = Learn::of(&slot.kind, slot.stream, &mut slot.bufs);
+        let learn = slot.learn;
         conn::learn(s, learn, &mut out);
         let check_urgent = out.check_urgent;
         s.queues[dir as usize].retain(|&k| k as usize != key);

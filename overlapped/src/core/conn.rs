@@ -117,7 +117,7 @@ fn stream_ready(s: &mut SockState) -> io::Result<()> {
 /// What a finished operation can teach the connection state, taken from the
 /// operation before its slot is borrowed for delivery.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Learn {
+pub(crate) enum Learn {
     Connect,
     Send {
         to: bool,

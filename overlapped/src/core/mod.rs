@@ -36,7 +36,7 @@
 //!   thread-local guard ([`crate::thread`]), identically on both engines.
 
 mod complete;
-mod conn;
+pub(crate) mod conn;
 mod drive;
 mod handle;
 mod leftover;

@@ -83,6 +83,7 @@ impl Inner {
             0
         };
         let queue_empty = s.queues[dir as usize].is_empty();
+        let learn = Learn::of(&kind, stream, &mut bufs);
         let mut done = 0usize;
         let mut now = None;
         let mut tried = false;
@@ -107,7 +108,7 @@ impl Inner {
             }
         }
         if let Some(out) = &mut now {
-            conn::learn(s, Learn::of(&kind, stream, &mut bufs), out);
+            conn::learn(s, learn, out);
             if out.error.is_some() && out.bytes == 0 {
                 // Nothing moved: the start fails, and no completion follows.
                 let e = out.error.take().unwrap_or_else(bad_handle);
@@ -140,6 +141,7 @@ impl Inner {
             waker: None,
             issuer: std::thread::current().id(),
             order,
+            learn,
         });
         let id = OpId {
             key: key as u16,

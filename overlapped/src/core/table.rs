@@ -254,6 +254,9 @@ pub(crate) struct Slot {
     pub(crate) issuer: ThreadId,
     /// Posting order among the socket's read-direction ops.
     pub(crate) order: u64,
+    /// What its end can teach the connection state (taken at start, before
+    /// a receive's buffers are truncated to what arrived).
+    pub(crate) learn: super::conn::Learn,
 }
 
 /// An operation's token: socket key, slot index, slot generation.
