@@ -11,6 +11,7 @@ mod util;
 
 mod asyncs;
 mod close_cancel;
+mod connection;
 mod events;
 mod operations;
 mod ports;

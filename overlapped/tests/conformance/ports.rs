@@ -372,4 +372,33 @@ cases! {
         assert!(pk.error.is_none(), "{:?}", pk.error);
         assert_eq!(&pk.into_completion::<Vec<u8>>().unwrap().data[..], b"later");
     }
+
+    fn c08_event_op_on_a_port_socket_is_cancelled_at_thread_exit(e: &Engine) {
+        // Only an op whose completion goes to the port survives its thread.
+        let port = CompletionPort::new(1);
+        let (c, mut p) = std_pair(e);
+        let c = Arc::new(c);
+        port.associate(&c, 4).unwrap();
+        let ev = Event::new();
+        let (c2, ev2) = (c.clone(), ev.clone());
+        let op = std::thread::spawn(move || {
+            let st = c2.recv(vec![0u8; 8], MsgFlags::empty(), &ev2).unwrap();
+            assert!(st.is_pending());
+            st.op()
+        })
+        .join()
+        .unwrap();
+        assert!(ev.wait(TEN), "the exit of the issuing thread completes its operation");
+        let d = match op.result(false).unwrap() {
+            Polled::Complete(d) => d,
+            Polled::Incomplete(_) => panic!("event set, operation incomplete"),
+        };
+        assert!(d.is_aborted(), "{:?}", d.error);
+        assert_eq!(d.win32_error(), Some(995));
+        assert_eq!(d.data.capacity(), 8);
+        assert!(port.get_queued(Some(Duration::from_millis(50))).unwrap().is_none(), "an event op posts nothing");
+        write_all(&mut p, b"alive");
+        let _ = c.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(1)).unwrap();
+        assert_eq!(&packet(&port).into_completion::<Vec<u8>>().unwrap().data[..], b"alive");
+    }
 }
