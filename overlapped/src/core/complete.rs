@@ -157,18 +157,25 @@ impl Inner {
             return;
         };
         s.urgent = Some(byte);
-        let Some(&head) = s.queues[Dir::Urgent as usize].front() else {
+        self.kick_head(sock_key, s, Dir::Urgent);
+    }
+
+    /// The head of a queue may progress differently now (see
+    /// [`Backend::kick`](crate::sys::Backend::kick)): a queued head is
+    /// armed, a parked one kicked.
+    pub(super) fn kick_head(self: &Arc<Self>, sock_key: u32, s: &mut SockState, dir: Dir) {
+        let Some(&head) = s.queues[dir as usize].front() else {
             return;
         };
         let head = head as usize;
         match s.ops[head].state {
-            SlotState::Queued => self.arm_next(sock_key, s, Dir::Urgent),
+            SlotState::Queued => self.arm_next(sock_key, s, dir),
             SlotState::Armed(_) => {
                 if let Some(out) =
                     self.step_slot(sock_key, s, head, |op, p| self.backend.kick(op, p))
                 {
                     self.finish_op(sock_key, s, head, out);
-                    self.arm_next(sock_key, s, Dir::Urgent);
+                    self.arm_next(sock_key, s, dir);
                 }
             }
             SlotState::Done(_) => {}

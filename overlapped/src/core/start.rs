@@ -183,11 +183,18 @@ impl Inner {
                 self.arm_next(sock.key, s, dir);
             }
         }
+        if dir == Dir::Urgent && stream {
+            // The socket uses urgent data now: a normal receive parked in
+            // the kernel could read past an urgent byte (SPEC k05).
+            self.kick_head(sock.key, s, Dir::Read);
+        }
         drop(guard);
         // Deferred starts wait for this thread's next kernel entry, unless
         // another thread is blocked in the kernel for this engine: that
-        // thread cannot submit them.
-        if !thread::submits_deferred() || self.drive.is_driving() {
+        // thread cannot submit them. An urgent receive goes at once, with
+        // the kick of the normal receive parked before it: an urgent byte
+        // arriving meanwhile would be read past by that receive.
+        if !thread::submits_deferred() || self.drive.is_driving() || dir == Dir::Urgent {
             self.backend.flush();
         }
         Ok(StartOk {

@@ -610,14 +610,17 @@ impl Backend {
         }
     }
 
-    /// The core learned that a parked `OOB` receive can progress (it took
-    /// the urgent byte out of the kernel for it): the receive is tried
-    /// again now (poll), or its readiness poll is cancelled so that its
-    /// completion tries it again (io_uring).
+    /// What the core knows of the socket changed for a parked operation:
+    /// an `OOB` receive can take the urgent byte the core took out of the
+    /// kernel for it, or a normal receive is on a socket that now uses
+    /// urgent data. Poll tries an `OOB` receive again now (a normal one
+    /// waits for readiness as before); io_uring cancels the request, and
+    /// its completion tries the operation or parks it again the new way.
     pub(crate) fn kick(&self, op: OpRef<'_>, parked: Parked) -> Step {
+        let oob = matches!(op.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB));
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
-            (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls, false),
+            (Imp::Poll(p), Parked::Poll(w)) if oob => p.progress(op, w, &self.calls, false),
             (_, parked) => Step::Parked(parked),
         }
     }

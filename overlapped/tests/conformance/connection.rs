@@ -421,6 +421,37 @@ cases! {
         }
     }
 
+    fn k05_urgent_byte_arriving_while_receives_wait_is_kept(e: &Engine) {
+        for via in VIAS {
+            // An OOB receive and a normal receive wait; the urgent byte comes
+            // alone, where the normal receive would read past it.
+            let (c, s) = tcp_pair(e);
+            let n = via.on(&s);
+            let normal = s.recv(vec![0u8; 16], MsgFlags::empty(), Notify::None).unwrap().op();
+            let oob = n.recv(&s, 1, MsgFlags::OOB);
+            std::thread::sleep(Duration::from_millis(5));
+            c.send(b"C".to_vec(), MsgFlags::OOB, Notify::None).unwrap().wait().unwrap();
+            let d = oob.complete();
+            assert_eq!((&d.data[..], d.flags.contains(RecvFlags::OOB)), (&b"C"[..], true), "{via:?}: {:?}", d.error);
+            let normal = match normal.result_timeout(Some(Duration::from_millis(30))).unwrap() {
+                Polled::Incomplete(op) => op,
+                Polled::Complete(d) => panic!("{via:?}: the normal receive got {:?}", &d.data[..]),
+            };
+            // Once the socket has seen an OOB receive, a byte that comes
+            // while only a normal receive waits is kept for the next one.
+            c.send(b"D".to_vec(), MsgFlags::OOB, Notify::None).unwrap().wait().unwrap();
+            let normal = match normal.result_timeout(Some(Duration::from_millis(50))).unwrap() {
+                Polled::Incomplete(op) => op,
+                Polled::Complete(d) => panic!("{via:?}: the normal receive got {:?}", &d.data[..]),
+            };
+            let d = n.recv(&s, 1, MsgFlags::OOB).complete();
+            assert_eq!(&d.data[..], b"D", "{via:?}: {:?}", d.error);
+            c.send(b"xy".to_vec(), MsgFlags::empty(), Notify::None).unwrap().wait().unwrap();
+            let Polled::Complete(d) = normal.result_timeout(TEN).unwrap() else { panic!("no data") };
+            assert_eq!(&d.data[..], b"xy", "{via:?}");
+        }
+    }
+
     fn k05_oob_receive_with_oobinline_fails_at_the_call(e: &Engine) {
         for via in VIAS {
             let (c, s) = tcp_pair(e);

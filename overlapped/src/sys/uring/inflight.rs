@@ -110,6 +110,7 @@ pub(super) fn prepare(
     done: usize,
     stream: bool,
     poll_first: bool,
+    readiness: bool,
     resubmits: u32,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
     let mut km = Box::new(KernelMem {
@@ -130,6 +131,7 @@ pub(super) fn prepare(
         done,
         stream,
         poll_first,
+        readiness,
     ) {
         Ok(e) => e,
         Err(e) => return Err((e, bufs)),
@@ -144,7 +146,11 @@ pub(super) fn prepare(
     ))
 }
 
-/// The SQE of one operation kind (one arm per [`OpKind`]).
+/// The SQE of one operation kind (one arm per [`OpKind`]). `readiness`: a
+/// stream receive of the normal channel parks as a readiness poll and is
+/// tried in user space when it fires (sockets that use urgent data, see
+/// `RecvPolicy`).
+#[allow(clippy::too_many_arguments)]
 fn build(
     km: &mut KernelMem,
     fd: RawFd,
@@ -153,6 +159,7 @@ fn build(
     done: usize,
     stream: bool,
     poll_first: bool,
+    readiness: bool,
 ) -> io::Result<squeue::Entry> {
     let fdt = types::Fd(fd);
     let entry = match kind {
@@ -196,6 +203,11 @@ fn build(
             // POLLPRI alone was never reported for TCP urgent data by
             // io_uring here; with POLLRDBAND the poll fires (measured).
             opcode::PollAdd::new(fdt, (libc::POLLPRI | libc::POLLRDBAND) as u32).build()
+        }
+        OpKind::Recv { .. } if readiness && kind.is_plain_stream_recv(stream) => {
+            km.poll_phase = true;
+            let mask = libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP;
+            opcode::PollAdd::new(fdt, mask as u32).build()
         }
         OpKind::Recv { flags, want_addr } => {
             let Some(bufs) = bufs else {

@@ -54,16 +54,29 @@ use crate::flags::MsgFlags;
 const MAX_RESUBMITS: u32 = 1000;
 
 /// Per-socket receive policy: try the next stream receive at once, or park
-/// it polling first (see the module docs).
+/// it polling first (see the module docs); and whether the socket uses
+/// urgent data.
 #[derive(Debug)]
 pub(crate) struct RecvPolicy {
     recv_direct: bool,
+    /// An `OOB` receive was started on the socket: its normal receives park
+    /// as readiness polls, so that an urgent byte is taken out before a
+    /// receive reads past it (a receive in the kernel would skip it, and
+    /// Linux then drops it).
+    urgent: bool,
 }
 
 impl Default for RecvPolicy {
     fn default() -> Self {
-        RecvPolicy { recv_direct: true }
+        RecvPolicy {
+            recv_direct: true,
+            urgent: false,
+        }
     }
+}
+
+fn is_oob_recv(kind: &OpKind) -> bool {
+    matches!(kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB))
 }
 
 impl RecvPolicy {
@@ -72,6 +85,7 @@ impl RecvPolicy {
     }
 
     pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, would_block: bool) {
+        self.urgent |= is_oob_recv(kind);
         if would_block && kind.is_plain_stream_recv(stream) {
             self.recv_direct = false;
         }
@@ -106,8 +120,11 @@ impl Uring {
                 return Step::Done(out, bufs);
             }
         }
-        let poll_first =
-            self.poll_first && matches!(&*op.sock, SockSys::Uring(p) if !p.recv_direct);
+        let SockSys::Uring(policy) = &mut *op.sock else {
+            return Step::Done(Outcome::aborted(*op.done), bufs);
+        };
+        policy.urgent |= is_oob_recv(op.kind);
+        let poll_first = self.poll_first && !policy.recv_direct;
         let prepared = prepare(
             fd.as_raw_fd(),
             op.kind,
@@ -115,6 +132,7 @@ impl Uring {
             *op.done,
             op.stream,
             poll_first,
+            policy.urgent,
             resubmits,
         );
         let (inflight, entry) = match prepared {
@@ -192,6 +210,17 @@ impl Uring {
                 let Some(fd) = op.fd else {
                     return Step::Done(Outcome::aborted(*op.done), bufs);
                 };
+                if res > 0
+                    && res & libc::POLLPRI as i32 != 0
+                    && op.kind.is_plain_stream_recv(op.stream)
+                {
+                    // Urgent data is there: take it before this receive
+                    // reads past it.
+                    if op.urgent.is_none() {
+                        calls.direct();
+                        *op.urgent = super::take_urgent(fd);
+                    }
+                }
                 calls.direct();
                 let b = bufs.as_deref_mut().map(|b| b.as_bufs());
                 match attempt(fd, op.kind, b, op.done, op.stream, op.urgent) {
