@@ -22,6 +22,10 @@ impl Inner {
         bound: bool,
     ) -> io::Result<Arc<super::Sock>> {
         let sys = self.backend.new_sock();
+        if stream && !connected {
+            // Accepted sockets inherit it from their listener.
+            sys::tcp::enable_inq(fd.as_fd());
+        }
         let mut reg = Ok(());
         let sock = self.socks.insert(|key, seq| {
             reg = self

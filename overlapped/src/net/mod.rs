@@ -105,6 +105,9 @@ impl Socket {
             .and_then(|a| a.as_socket())
             .is_some_and(|a| a.port() != 0);
         let listening = sr.is_listener().unwrap_or(false);
+        if ty == Type::STREAM {
+            crate::sys::tcp::enable_inq(std::os::fd::AsFd::as_fd(&fd));
+        }
         let s = Self::register(engine, fd, ty, connected, bound)?;
         if listening {
             s.engine.inner.with_sock(&s.sock, |_, st| {

@@ -50,6 +50,7 @@ use crate::flags::{MsgFlags, RecvFlags};
 
 pub(crate) mod poll;
 pub(crate) mod probe;
+pub(crate) mod tcp;
 pub(crate) mod uring;
 
 /// Which engine drives an [`Engine`](crate::Engine).
@@ -285,10 +286,12 @@ pub(crate) fn attempt(
             let total = bufs.total_len().unwrap_or(0);
             let mut out = Outcome::ok(0);
             loop {
-                match recv_once(fd, bufs, *done, *want_addr, rflags, stream, &mut out) {
-                    Ok(n) => {
+                match recv_once(fd, bufs, *done, *want_addr, rflags, plain, &mut out) {
+                    Ok((n, left)) => {
                         *done += n;
-                        out.check_urgent |= plain && n > 0;
+                        // Bytes left behind a receive that took some: it
+                        // may have stopped at the urgent mark.
+                        out.check_urgent |= plain && n > 0 && left;
                         if waitall && n > 0 && *done < total {
                             continue;
                         }
@@ -355,7 +358,9 @@ pub(crate) fn attempt(
     }
 }
 
-/// One receive into the buffers past their first `skip` bytes. The
+/// One receive into the buffers past their first `skip` bytes: the bytes
+/// received, and whether bytes may be left in the socket (known for a
+/// `plain` stream receive on a socket with `TCP_INQ`, else assumed). The
 /// truncation flag and the sender's address go to `out`.
 fn recv_once(
     fd: BorrowedFd<'_>,
@@ -363,15 +368,15 @@ fn recv_once(
     skip: usize,
     want_addr: bool,
     rflags: RxFlags,
-    stream: bool,
+    plain: bool,
     out: &mut Outcome,
-) -> rustix::io::Result<usize> {
-    if let (true, false, Some(b)) = (stream, want_addr, bufs.one()) {
-        // One buffer on a stream: plain recv(2), no msghdr.
-        return rustix::net::recv(fd, &mut b[skip..], rflags).map(|(_, n)| n);
-    }
+) -> rustix::io::Result<(usize, bool)> {
     let mut slices = bufs.io_slices_mut();
     IoSliceMut::advance_slices(&mut slices.as_mut_slice(), skip);
+    if plain && !want_addr {
+        let (n, inq) = tcp::recv_inq(fd, &mut slices, rflags)?;
+        return Ok((n, inq.is_none_or(|q| q > 0)));
+    }
     let mut control = Default::default();
     let msg = rustix::net::recvmsg(fd, &mut slices, &mut control, rflags)?;
     if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
@@ -380,7 +385,7 @@ fn recv_once(
     if want_addr {
         out.addr = msg.address.and_then(|a| SocketAddr::try_from(a).ok());
     }
-    Ok(msg.bytes)
+    Ok((msg.bytes, true))
 }
 
 /// Completes an `OOB` receive with the socket's held urgent byte.
