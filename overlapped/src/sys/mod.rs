@@ -28,6 +28,9 @@
 //!    retries) and answers parked-again or done.
 //! 5. **Cancel** of a parked operation ([`cancel`](Backend::cancel)):
 //!    done at once, or asked of the kernel (the answer comes as a wakeup).
+//!    A **kick** ([`kick`](Backend::kick)) is the core's way to say that
+//!    what it knows of the socket changed for a parked operation (an urgent
+//!    byte it took out of the kernel, a socket that now uses urgent data).
 //! 6. **Submission**: [`flush`](Backend::flush) hands queued requests to the
 //!    kernel; [`wake`](Backend::wake) ends a blocking wait on another thread.
 //!
@@ -600,7 +603,7 @@ impl Backend {
     pub(crate) fn progress(&self, op: OpRef<'_>, parked: Parked, wakeup: &Wakeup) -> Step {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
-            (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls, true),
+            (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
             (_, parked) => Step::Parked(parked),
         }
     }
@@ -625,7 +628,7 @@ impl Backend {
         let oob = matches!(op.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB));
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
-            (Imp::Poll(p), Parked::Poll(w)) if oob => p.progress(op, w, &self.calls, false),
+            (Imp::Poll(p), Parked::Poll(w)) if oob => p.progress(op, w, &self.calls),
             (_, parked) => Step::Parked(parked),
         }
     }

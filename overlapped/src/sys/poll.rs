@@ -6,7 +6,9 @@
 //! the engine tries it again (on the thread that reaped the readiness). Sockets are registered once, edge-triggered,
 //! for `IN | OUT | PRI | RDHUP`: a pending operation always follows a failed
 //! attempt, so the next edge is never missed (an attempt and the handling of
-//! a readiness event for its socket run under the socket's lock). Urgent data waits for `EPOLLPRI`. Sends pass
+//! a readiness event for its socket run under the socket's lock). Urgent data waits for `EPOLLPRI`, and the core serves
+//! priority readiness before a socket's reads (a read past the urgent byte
+//! makes Linux drop it; see SPEC k05). Sends pass
 //! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
 //! the epoll set.
 //!
@@ -127,30 +129,18 @@ impl Poll {
         if tried {
             return Step::Parked(Parked::Poll(w));
         }
-        self.progress(op, w, calls, false)
+        self.progress(op, w, calls)
     }
 
     /// The socket may progress in the operation's direction: try it again.
-    /// `readiness`: epoll reported it, with priority readiness (urgent
-    /// data) among the directions the core serves first, so a receive here
-    /// need not look for an urgent byte behind it.
-    pub(crate) fn progress(
-        &self,
-        op: OpRef<'_>,
-        mut w: Waiting,
-        calls: &Calls,
-        readiness: bool,
-    ) -> Step {
+    pub(crate) fn progress(&self, op: OpRef<'_>, mut w: Waiting, calls: &Calls) -> Step {
         let Some(fd) = op.fd else {
             return Step::Done(Outcome::aborted(*op.done), w.into_bufs());
         };
         calls.direct();
         let bufs = w.0.as_deref_mut().map(|b| b.as_bufs());
         match attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent) {
-            Attempt::Done(mut out) => {
-                out.check_urgent &= !readiness;
-                Step::Done(out, w.into_bufs())
-            }
+            Attempt::Done(out) => Step::Done(out, w.into_bufs()),
             Attempt::WouldBlock => Step::Parked(Parked::Poll(w)),
         }
     }
