@@ -162,7 +162,12 @@ pub enum Polled<T: OpOutput> {
 /// How the completion of an operation is made known (the model's four ways;
 /// ports come with [`CompletionPort`](crate::CompletionPort) sockets).
 pub enum Notify<T> {
-    /// Only through the handle ([`Op::result`], [`Op::is_complete`]).
+    /// Only through the handle ([`Op::result`], [`Op::is_complete`]). On a
+    /// socket associated with a port this is the per-operation "no packet"
+    /// (the `hEvent | 1` of the model). On a socket not associated yet, a
+    /// port the socket is associated with before the operation completes
+    /// gets its packet, as on Windows (SPEC k09); the handle's result is
+    /// then an error.
     None,
     /// The event is reset when the operation starts and set when it
     /// completes (also when it completed at start).
@@ -172,14 +177,21 @@ pub enum Notify<T> {
     /// ([`sleep_ex`](crate::sleep_ex),
     /// [`wait_for_events`](crate::wait_for_events) with `alertable`). It
     /// receives the completion with the buffers by value. The handle of such
-    /// an operation can only cancel it.
+    /// an operation can only cancel it. Not on a socket associated with a
+    /// port: the start fails with `InvalidInput` (an operation started
+    /// before the association stays a routine operation).
     Routine(Box<dyn FnOnce(Completion<T>)>),
     /// A packet on the completion port the socket is associated with
     /// ([`CompletionPort::associate`](crate::CompletionPort::associate)),
     /// carrying this tag (the per-operation data of the model). The handle
     /// can only cancel the operation — unless the socket skips the port on
     /// immediate success and the operation completed at start: then the
-    /// handle takes the result inline.
+    /// handle takes the result inline. The port is the one the socket is
+    /// associated with when the operation **completes** (SPEC k09): an
+    /// operation may start before the association. One that completes at
+    /// start on a socket with no port hands its result to the handle
+    /// inline; one that completes later with still no port is dropped with
+    /// its buffers (the bytes a stream receive took stay for the next).
     Port(u64),
 }
 
@@ -317,7 +329,9 @@ impl<T: OpOutput> Op<T> {
     ///
     /// # Errors
     /// `InvalidInput` for an operation started with a completion routine
-    /// (its routine receives the result).
+    /// (its routine receives the result), or whose completion went to the
+    /// port its socket was associated with after the start
+    /// ([`Notify::None`]).
     #[doc(alias = "WSAGetOverlappedResult")]
     pub fn result(self, wait: bool) -> io::Result<Polled<T>> {
         self.result_timeout(if wait { None } else { Some(Duration::ZERO) })

@@ -34,6 +34,15 @@
 //!   woken by what they wait for or when the driver leaves ([`drive`]).
 //! * **Threads.** The model's thread-exit rule (SPEC c08) is applied by a
 //!   thread-local guard ([`crate::thread`]), identically on both engines.
+//! * **Connection state.** Each socket keeps what Windows answers from at
+//!   the call and Linux forgets or does differently: a reset seen, a
+//!   receive side shut in user space, a write side shut, a connect in
+//!   flight, a listener ([`conn`]). Those answers are start errors, never
+//!   completions. The urgent byte a normal receive would read past is taken
+//!   out of the kernel and held for the next `OOB` receive.
+//! * **Ports at completion.** An operation's port is looked up when it
+//!   completes (SPEC k09): a socket associated after the start still gets
+//!   the packet.
 
 mod complete;
 pub(crate) mod conn;

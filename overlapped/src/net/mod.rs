@@ -352,8 +352,12 @@ impl Socket {
     ///
     /// # Errors (at start; no completion follows)
     /// `InvalidInput` for an empty array or more than [`IOV_MAX`](crate::IOV_MAX)
-    /// buffers; `NotConnected` on an unconnected stream socket; `EBADF` on a
-    /// closed socket; any error the first attempt met.
+    /// buffers; `NotConnected` on an unconnected stream socket or while a
+    /// connect is in flight; `ESHUTDOWN` after `shutdown(Write)`;
+    /// `ConnectionReset` once the peer reset the connection; `EBADF` on a
+    /// closed socket; `InvalidInput` for a completion routine on a socket
+    /// associated with a port; any error the first attempt met. A datagram
+    /// send never fails on an ICMP error of an earlier one (SPEC k04).
     #[doc(alias = "WSASend")]
     pub fn send<B: IoBufs>(
         &self,
@@ -369,9 +373,17 @@ impl Socket {
     /// completes as soon as at least one byte (or the end of the stream, as
     /// 0 bytes) is there.
     ///
+    /// With [`MsgFlags::WAITALL`] it completes only when every buffer is
+    /// full, or with what arrived at end-of-stream, reset or abort. With
+    /// [`MsgFlags::OOB`] it reads the urgent byte (also one that normal
+    /// receives already passed), and waits for one if none is held.
+    ///
     /// # Errors (at start)
-    /// As for [`send`](Socket::send); a datagram socket that is not bound is
-    /// `InvalidInput`.
+    /// As for [`send`](Socket::send), with `ESHUTDOWN` after
+    /// `shutdown(Read)`; a datagram socket that is not bound is
+    /// `InvalidInput`; `OOB` with `SO_OOBINLINE` on is `InvalidInput`;
+    /// `WAITALL` with `OOB` or `PEEK`, or on a datagram socket, is
+    /// `EOPNOTSUPP`.
     #[doc(alias = "WSARecv")]
     pub fn recv<B: IoBufs>(
         &self,
@@ -438,7 +450,13 @@ impl Socket {
             .map_err(|(error, _)| StartError { error, bufs: () })
     }
 
-    /// `ConnectEx`: connects to `addr`.
+    /// `ConnectEx`: connects to `addr`. **(ours)** An unbound socket is
+    /// bound for the caller (Windows requires `bind` first).
+    ///
+    /// # Errors (at start)
+    /// `InvalidInput` on a listening socket or while another connect is in
+    /// flight; `EISCONN` on a connected stream socket; `EBADF` on a closed
+    /// socket.
     #[doc(alias = "ConnectEx")]
     pub fn connect(
         &self,

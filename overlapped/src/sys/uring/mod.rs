@@ -30,7 +30,17 @@
 //! * **Short sends.** Stream sends carry `MSG_WAITALL`; a send the kernel
 //!   took in part is pushed again for the rest.
 //! * **Urgent receives and connects** park as a readiness poll and run the
-//!   non-blocking attempt when it fires.
+//!   non-blocking attempt when it fires. Once a socket started an urgent
+//!   receive, its normal stream receives park that way too, and a poll that
+//!   reports priority readiness first takes the urgent byte out of the
+//!   kernel: a receive in the kernel would read past an urgent byte that
+//!   arrives alone, and Linux drops it then (SPEC k05).
+//! * **`WAITALL` receives** are pushed again for the rest after each short
+//!   completion (no `MSG_WAITALL` in the SQE): an abort then reports the
+//!   bytes that arrived, which the kernel's own loop would lose.
+//! * **Datagram sends** that meet an ICMP error of an earlier send
+//!   (`ECONNREFUSED`) or go to port 0 finish through the shared attempt,
+//!   which gives Windows' answer (SPEC k04).
 //! * **Thread exit.** The kernel cancels a request when its submitting
 //!   thread exits; an `ECANCELED` the engine did not ask for is pushed again
 //!   (the model's own thread-exit rule is applied by the core).
