@@ -126,12 +126,10 @@ impl Inner {
                 out.error = Some(crate::flags::closed_error());
             }
         }
-        // A receive that ends with an error or aborted hands its buffers
-        // back truncated to the bytes that landed in them.
-        if out.error.is_some() {
-            if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
-                b.as_bufs().set_received(out.bytes);
-            }
+        // A receive hands its buffers back truncated to the bytes that
+        // landed in them (also when it ends with an error or aborted).
+        if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
+            b.as_bufs().set_received(out.bytes);
         }
         if out.bytes > 0 && dir == Dir::Read {
             s.reads_done = s.reads_done.max(slot.order);

@@ -118,6 +118,9 @@ impl Inner {
                 let e = out.error.take().unwrap_or_else(bad_handle);
                 return Err((e, bufs));
             }
+            if let (OpKind::Recv { .. }, Some(b)) = (&kind, bufs.as_deref_mut()) {
+                b.as_bufs().set_received(out.bytes);
+            }
         }
         if now.is_some()
             && matches!(notify, SlotNotify::Port { .. })

@@ -302,7 +302,12 @@ pub(crate) fn attempt(
                         if oob {
                             out.flags |= RecvFlags::OOB;
                         }
-                        bufs.set_received(*done);
+                        // With nothing received the core truncates the
+                        // buffers: a 0-byte end on a reset connection is a
+                        // start error, which hands them back untouched.
+                        if *done > 0 {
+                            bufs.set_received(*done);
+                        }
                         return Attempt::Done(out);
                     }
                     Err(e) if e == rustix::io::Errno::INTR => {}

@@ -88,18 +88,25 @@ impl Notif {
         })
     }
 
-    /// A start that must fail: its error, once it is checked that nothing
-    /// was set, queued or posted for it.
-    fn start_err<T: OpOutput, B>(
+    /// A start that must fail: its error (with the buffers), once it is
+    /// checked that nothing was set, queued or posted for it.
+    fn start_fail<T: OpOutput, B>(
         &self,
         f: impl FnOnce(Notify<T>) -> Result<Started<T>, StartError<B>>,
-    ) -> std::io::Error {
+    ) -> StartError<B> {
         let e = match self.start(f) {
-            Err(e) => e.error,
+            Err(e) => e,
             Ok(p) => panic!("{:?}: the start succeeded", p.via),
         };
         self.assert_quiet();
         e
+    }
+
+    fn start_err<T: OpOutput, B>(
+        &self,
+        f: impl FnOnce(Notify<T>) -> Result<Started<T>, StartError<B>>,
+    ) -> std::io::Error {
+        self.start_fail(f).error
     }
 
     fn assert_quiet(&self) {
@@ -125,14 +132,22 @@ impl Notif {
             .unwrap_or_else(|e| panic!("{:?}: receive start: {}", self.via, e.error))
     }
 
-    /// A receive that must fail at the call.
+    /// A receive that must fail at the call; its buffer comes back.
     fn recv_err(&self, s: &Socket, flags: MsgFlags) -> std::io::Error {
-        self.start_err(|no| s.recv(vec![0u8; 16], flags, no))
+        let e = self.start_fail(|no| s.recv(vec![0u8; 16], flags, no));
+        assert_eq!(
+            (e.bufs.len(), e.bufs.capacity()),
+            (16, 16),
+            "the buffer comes back"
+        );
+        e.error
     }
 
-    /// A send that must fail at the call.
+    /// A send that must fail at the call; its buffer comes back.
     fn send_err(&self, s: &Socket) -> std::io::Error {
-        self.start_err(|no| s.send(b"data".to_vec(), MsgFlags::empty(), no))
+        let e = self.start_fail(|no| s.send(b"data".to_vec(), MsgFlags::empty(), no));
+        assert_eq!(&e.bufs[..], b"data", "the buffer comes back");
+        e.error
     }
 }
 
