@@ -275,6 +275,7 @@ impl Drop for Inner {
                         cancel: true,
                         sock: &mut s.sys,
                         hints: &sock.hints,
+                        urgent: &mut s.urgent,
                     };
                     if let Step::Parked(p) = self.backend.cancel(op, p) {
                         slot.state = SlotState::Armed(p);
@@ -311,6 +312,7 @@ impl Drop for Inner {
                         cancel: true,
                         sock: &mut s.sys,
                         hints: &sock.hints,
+                        urgent: &mut s.urgent,
                     };
                     if let Step::Parked(p) = self.backend.progress(op, p, &w) {
                         slot.state = SlotState::Armed(p);

@@ -16,6 +16,14 @@ bitflags::bitflags! {
         const PEEK = 0x2;
         /// `MSG_DONTROUTE`: bypass routing (may be ignored by the system).
         const DONTROUTE = 0x4;
+        /// `MSG_WAITALL` (receives): complete only when every buffer is
+        /// full, or with the bytes that arrived when the stream ends, is
+        /// reset or the operation is aborted (the count says how many). A
+        /// stream receive of the normal channel only: with `OOB` or `PEEK`,
+        /// or on a datagram socket, the start fails with `EOPNOTSUPP`
+        /// (`WSAEOPNOTSUPP`). Sends ignore it (a stream send always
+        /// completes whole).
+        const WAITALL = 0x8;
     }
 }
 
@@ -31,14 +39,28 @@ bitflags::bitflags! {
     }
 }
 
-/// The error every cancelled or aborted operation completes with
-/// (`ECANCELED`; Winsock's `WSA_OPERATION_ABORTED`, 995).
+/// The error a cancelled operation completes with — by
+/// [`Op::cancel`](crate::Op::cancel), [`Socket::cancel_all`](crate::Socket::cancel_all),
+/// a dropped handle or the exit of the thread that started it — and that
+/// any operation aborted by closing its socket completes with, except a
+/// TCP receive (see [`closed_error`]): `ECANCELED`, Winsock's
+/// `WSA_OPERATION_ABORTED` (995).
 pub fn aborted_error() -> io::Error {
     io::Error::from_raw_os_error(libc::ECANCELED)
 }
 
-/// True for the *aborted* completion of a cancelled operation, a closed
-/// socket, or an exited thread.
+/// The error a pending TCP receive completes with when its socket is
+/// closed: `ECONNABORTED` (`ErrorKind::ConnectionAborted`), as Windows
+/// reports it (`ERROR_CONNECTION_ABORTED`, 1236, through a port;
+/// `WSAECONNABORTED` through `WSAGetOverlappedResult`).
+pub fn closed_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::ECONNABORTED)
+}
+
+/// True for every *aborted* completion: a cancelled operation, one ended by
+/// closing its socket, or by the exit of its thread (`ECANCELED` or
+/// `ECONNABORTED`; [`win32_error`](crate::win32_error) tells which Windows
+/// code each is).
 pub fn is_aborted(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ECANCELED)
+    matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::ECONNABORTED))
 }

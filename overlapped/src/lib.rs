@@ -51,7 +51,7 @@
 //! | `ConnectEx` | [`Socket::connect`] (an operation) |
 //! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>` or `[Vec<u8>; N]` |
 //! | `WSASendTo` / `WSARecvFrom` | [`Socket::send_to`] / [`Socket::recv_from`] |
-//! | `MSG_OOB`, `MSG_PEEK`, `MSG_DONTROUTE` | [`MsgFlags`] |
+//! | `MSG_OOB`, `MSG_PEEK`, `MSG_DONTROUTE`, `MSG_WAITALL` | [`MsgFlags`] |
 //! | `lpFlags` out (`MSG_PARTIAL` / `WSAEMSGSIZE`, urgent) | [`RecvFlags`] |
 //! | return 0 / `WSA_IO_PENDING` / other error | [`Started::Now`] / [`Started::Pending`] / `Err(`[`StartError`]`)` |
 //! | `WSAOVERLAPPED` | [`Op`] (owns the buffers) |
@@ -59,7 +59,10 @@
 //! | `HasOverlappedIoCompleted` | [`Op::is_complete`] |
 //! | `CancelIoEx(s, ov)` / `CancelIoEx(s, NULL)` | [`Op::cancel`] / [`Socket::cancel_all`] |
 //! | `closesocket` (aborts pending ops) | [`Socket::close`] or drop |
-//! | `WSA_OPERATION_ABORTED` | [`is_aborted`] (`ECANCELED`) |
+//! | `shutdown(SD_RECEIVE / SD_SEND / SD_BOTH)` | [`Socket::shutdown`] |
+//! | `WSADuplicateSocket` (in the process) | [`Socket::try_clone`] |
+//! | `WSA_OPERATION_ABORTED`, `ERROR_CONNECTION_ABORTED` | [`is_aborted`] (`ECANCELED`, `ECONNABORTED`) |
+//! | `WSAGetLastError`, the code of `GetQueuedCompletionStatus` | [`wsa_error`], [`win32_error`], [`Completion::wsa_error`] |
 //! | `WSACreateEvent`, `WSASetEvent`, `WSAResetEvent` | [`Event::new`], [`Event::set`], [`Event::reset`] |
 //! | `WSAWaitForMultipleEvents` | [`wait_for_events`] (no 64-event limit) |
 //! | completion routine | [`Notify::routine`] |
@@ -70,6 +73,56 @@
 //! | `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` | [`Socket::set_skip_port_on_success`] |
 //! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
 //! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`] |
+//!
+//! ## Connection edges and error codes
+//!
+//! Where Linux and Windows part ways at the edges of a connection, the
+//! engine keeps Windows' answers, on both engines and for every
+//! notification (SPEC k01–k12):
+//!
+//! * After a peer **reset**, a pending receive completes with
+//!   `ECONNRESET`; every receive and send started afterwards fails at the
+//!   call with `ECONNRESET` (Linux would report end-of-stream and `EPIPE`).
+//!   A receive reports 0 bytes only for a graceful close.
+//! * [`Socket::shutdown`]`(Read)` is kept in user space: pending receives
+//!   stay pending and complete with later data; new receives fail with
+//!   `ESHUTDOWN`. After `shutdown(Write)` sends fail with `ESHUTDOWN`.
+//! * A connected UDP socket's sends never fail on an ICMP port-unreachable;
+//!   a datagram to port 0 succeeds and sends nothing.
+//! * An `OOB` receive gets the urgent byte also after normal receives read
+//!   past its position (the engine takes it out of the kernel first, where
+//!   Linux would drop it); with `SO_OOBINLINE` on it fails with `EINVAL`.
+//! * `connect` on a listening socket, or while a connect is in flight,
+//!   fails with `EINVAL`, on a connected socket with `EISCONN`; a receive or
+//!   send while connecting with `ENOTCONN`. **(ours)** An unbound socket is
+//!   bound by `connect` (Windows' `ConnectEx` requires `bind` first).
+//! * A completion routine on a socket associated with a port fails with
+//!   `EINVAL`; a port is looked up when an operation completes, so an
+//!   operation started before the association posts its packet there.
+//!
+//! All of these are start errors: nothing is posted, set or queued, and the
+//! buffers come back in the [`StartError`].
+//!
+//! Every error maps to the code a ported program expects ([`wsa_error`],
+//! [`win32_error`]; [`Completion::wsa_error`] adds `WSAEMSGSIZE` for a
+//! truncated datagram):
+//!
+//! | why | `io::Error` (kind) | Winsock | Win32 (through a port) |
+//! |---|---|---|---|
+//! | cancel ([`Op::cancel`], [`Socket::cancel_all`], dropped handle), thread exit | `ECANCELED` | `WSA_OPERATION_ABORTED` 995 | `ERROR_OPERATION_ABORTED` 995 |
+//! | socket closed under an accept, a connect, a send, a UDP receive | `ECANCELED` | 995 | 995 |
+//! | socket closed under a TCP receive | `ECONNABORTED` (`ConnectionAborted`) | `WSAECONNABORTED` 10053 | `ERROR_CONNECTION_ABORTED` 1236 |
+//! | peer reset | `ECONNRESET` (`ConnectionReset`) | `WSAECONNRESET` 10054 | `ERROR_NETNAME_DELETED` 64 |
+//! | not connected, or connecting | `ENOTCONN` (`NotConnected`) | `WSAENOTCONN` 10057 | `ERROR_CONNECTION_INVALID` 1229 |
+//! | after `shutdown` of that side | `ESHUTDOWN` | `WSAESHUTDOWN` 10058 | `ERROR_PIPE_NOT_CONNECTED` 233 |
+//! | `connect` on a connected socket | `EISCONN` | `WSAEISCONN` 10056 | `ERROR_CONNECTION_ACTIVE` 1230 |
+//! | connect refused | `ECONNREFUSED` (`ConnectionRefused`) | `WSAECONNREFUSED` 10061 | `ERROR_CONNECTION_REFUSED` 1225 |
+//! | invalid argument (also the library's own `InvalidInput` errors) | `EINVAL` (`InvalidInput`) | `WSAEINVAL` 10022 | `ERROR_INVALID_PARAMETER` 87 |
+//! | `WAITALL` where it does not apply | `EOPNOTSUPP` (`Unsupported`) | `WSAEOPNOTSUPP` 10045 | `ERROR_NOT_SUPPORTED` 50 |
+//! | closed or invalid socket | `EBADF` | `WSAENOTSOCK` 10038 | `ERROR_INVALID_HANDLE` 6 |
+//! | truncated datagram (a flag, not an error) | [`RecvFlags::TRUNCATED`] | `WSAEMSGSIZE` 10040 | `ERROR_MORE_DATA` 234 |
+//!
+//! Every abort is [`is_aborted`], whichever its code.
 //!
 //! ## Buffers
 //!
@@ -126,18 +179,20 @@ pub mod rt;
 mod sys;
 mod thread;
 mod wait;
+mod winerror;
 
 pub use crate::core::RawDone;
 pub use buf::{IOV_MAX, IoBufs, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
-pub use flags::{MsgFlags, RecvFlags, aborted_error, is_aborted};
+pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
 pub use net::Socket;
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
 pub use port::{CompletionPort, Packet};
 pub use routine::{SleepOutcome, sleep_ex};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
+pub use winerror::{win32_error, wsa_error};
 
 /// The probe ladder: whether io_uring can run here, and why not.
 pub mod probe {

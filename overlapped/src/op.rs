@@ -49,6 +49,28 @@ impl<T> Completion<T> {
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
     }
+    /// The Winsock code `WSAGetOverlappedResult` would report for this
+    /// completion: `None` on success, `WSAEMSGSIZE` (10040) for a truncated
+    /// datagram (the bytes copied are in [`bytes`](Self::bytes)), else
+    /// [`wsa_error`](crate::wsa_error) of the error.
+    pub fn wsa_error(&self) -> Option<u32> {
+        match &self.error {
+            Some(e) => crate::winerror::wsa_error(e),
+            None if self.flags.contains(RecvFlags::TRUNCATED) => Some(10040),
+            None => None,
+        }
+    }
+    /// The Win32 code `GetQueuedCompletionStatus` would report for this
+    /// completion: `None` on success, `ERROR_MORE_DATA` (234) for a
+    /// truncated datagram, else [`win32_error`](crate::win32_error) of the
+    /// error.
+    pub fn win32_error(&self) -> Option<u32> {
+        match &self.error {
+            Some(e) => crate::winerror::win32_error(e),
+            None if self.flags.contains(RecvFlags::TRUNCATED) => Some(234),
+            None => None,
+        }
+    }
 }
 
 /// A start that failed: no completion will ever follow. The buffers come
@@ -143,7 +165,12 @@ pub enum Polled<T: OpOutput> {
 /// ports come with [`CompletionPort`](crate::CompletionPort) sockets).
 #[non_exhaustive]
 pub enum Notify<T> {
-    /// Only through the handle ([`Op::result`], [`Op::is_complete`]).
+    /// Only through the handle ([`Op::result`], [`Op::is_complete`]). On a
+    /// socket associated with a port this is the per-operation "no packet"
+    /// (the `hEvent | 1` of the model). On a socket not associated yet, a
+    /// port the socket is associated with before the operation completes
+    /// gets its packet, as on Windows (SPEC k09); the handle's result is
+    /// then an error.
     None,
     /// The event is reset when the operation starts and set when it
     /// completes (also when it completed at start).
@@ -153,14 +180,21 @@ pub enum Notify<T> {
     /// ([`sleep_ex`](crate::sleep_ex),
     /// [`wait_for_events`](crate::wait_for_events) with `alertable`). It
     /// receives the completion with the buffers by value. The handle of such
-    /// an operation can only cancel it.
+    /// an operation can only cancel it. Not on a socket associated with a
+    /// port: the start fails with `InvalidInput` (an operation started
+    /// before the association stays a routine operation).
     Routine(Box<dyn FnOnce(Completion<T>)>),
     /// A packet on the completion port the socket is associated with
     /// ([`CompletionPort::associate`](crate::CompletionPort::associate)),
     /// carrying this tag (the per-operation data of the model). The handle
     /// can only cancel the operation — unless the socket skips the port on
     /// immediate success and the operation completed at start: then the
-    /// handle takes the result inline.
+    /// handle takes the result inline. The port is the one the socket is
+    /// associated with when the operation **completes** (SPEC k09): an
+    /// operation may start before the association. One that completes at
+    /// start on a socket with no port hands its result to the handle
+    /// inline; one that completes later with still no port is dropped with
+    /// its buffers (the bytes a stream receive took stay for the next).
     Port(u64),
 }
 
@@ -298,7 +332,9 @@ impl<T: OpOutput> Op<T> {
     ///
     /// # Errors
     /// `InvalidInput` for an operation started with a completion routine
-    /// (its routine receives the result).
+    /// (its routine receives the result), or whose completion went to the
+    /// port its socket was associated with after the start
+    /// ([`Notify::None`]).
     #[doc(alias = "WSAGetOverlappedResult")]
     pub fn result(self, wait: bool) -> io::Result<Polled<T>> {
         self.result_timeout(if wait { None } else { Some(Duration::ZERO) })
@@ -309,7 +345,11 @@ impl<T: OpOutput> Op<T> {
         if !self.consumer {
             return Err(not_consumer());
         }
-        match self.engine.inner.take_result(&self.sock, self.id, timeout) {
+        match self
+            .engine
+            .inner
+            .take_result(&self.sock, self.id, timeout)?
+        {
             Some(raw) => {
                 self.done = true;
                 Ok(Polled::Complete(T::from_raw(raw)))

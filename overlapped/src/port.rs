@@ -18,8 +18,14 @@
 //!   zero timeout, accordingly.
 //! * **Whoever waits, drives.** Workers waiting in `get_queued` drive the
 //!   engines of the associated sockets; there is no reaper thread.
-//! * Operations on an associated socket survive the exit of the thread that
-//!   started them (Windows Vista and later).
+//! * Operations whose completion goes to a port survive the exit of the
+//!   thread that started them (Windows Vista and later); other operations
+//!   of that thread — also those with an event on an associated socket —
+//!   are aborted.
+//! * The port is looked up when an operation completes: one started before
+//!   the socket was associated posts its packet here too.
+//! * An associated socket takes no completion routines (`InvalidInput` at
+//!   the call).
 //! * Closing the port (or dropping its last handle) wakes every waiter with
 //!   an error; queued packets are dropped with their buffers.
 
@@ -301,7 +307,9 @@ impl CompletionPort {
     /// `CreateIoCompletionPort(socket, port, key, 0)`: associates a socket
     /// with this port under `key`. Its operations started with
     /// `Notify::Port` queue packets here, and survive the exit of the thread
-    /// that started them.
+    /// that started them; so do operations pending at the association that
+    /// were started with `Notify::Port` or `Notify::None` (SPEC k09). Later
+    /// operations with a completion routine fail at the call.
     ///
     /// # Errors
     /// `InvalidInput` when the socket is already associated with a port

@@ -7,10 +7,11 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::conn;
 use super::table::{SlotState, SockState, op_of, op_token, sock_of};
 use super::{RawDone, SlotNotify, leftover};
 use crate::engine::{Engine, Inner};
-use crate::sys::{Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
+use crate::sys::{self, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 
 impl Inner {
     /// Parks slot `key` (the head of its queue) with the backend. `Some`
@@ -23,7 +24,13 @@ impl Inner {
         key: usize,
         tried: bool,
     ) -> Option<Outcome> {
-        let SockState { fd, ops, sys, .. } = s;
+        let SockState {
+            fd,
+            ops,
+            sys,
+            urgent,
+            ..
+        } = s;
         let slot = &mut ops[key];
         let bufs = slot.bufs.take();
         let op = OpRef {
@@ -35,6 +42,7 @@ impl Inner {
             cancel: slot.cancel,
             sock: sys,
             hints: &sock.hints,
+            urgent,
         };
         // SAFETY: the token is (socket key, slot index, generation). While an
         // operation is parked its slot holds the `Parked` value, so the slot
@@ -62,7 +70,13 @@ impl Inner {
         key: usize,
         call: impl FnOnce(OpRef<'_>, Parked) -> Step,
     ) -> Option<Outcome> {
-        let SockState { fd, ops, sys, .. } = s;
+        let SockState {
+            fd,
+            ops,
+            sys,
+            urgent,
+            ..
+        } = s;
         let slot = ops.get_mut(key)?;
         let SlotState::Armed(parked) = mem::replace(&mut slot.state, SlotState::Queued) else {
             return None;
@@ -76,6 +90,7 @@ impl Inner {
             cancel: slot.cancel,
             sock: sys,
             hints: &sock.hints,
+            urgent,
         };
         match call(op, parked) {
             Step::Parked(p) => {
@@ -89,9 +104,15 @@ impl Inner {
         }
     }
 
-    /// Finishes an operation: records the outcome, takes it off its queue,
-    /// delivers it.
-    pub(super) fn finish_op(self: &Arc<Self>, s: &mut SockState, key: usize, out: Outcome) {
+    /// Finishes an operation: records the outcome and what it says about
+    /// the connection, takes it off its queue, delivers it.
+    pub(super) fn finish_op(
+        self: &Arc<Self>,
+        sock: &super::Sock,
+        s: &mut SockState,
+        key: usize,
+        mut out: Outcome,
+    ) {
         let slot = &mut s.ops[key];
         let dir = slot.dir;
         if !slot.immediate {
@@ -101,28 +122,67 @@ impl Inner {
         }
         if out.error.as_ref().is_some_and(crate::flags::is_aborted) {
             self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-        }
-        // A receive that ends with an error or aborted hands its buffers
-        // back truncated to the bytes that landed in them (none).
-        if out.error.is_some() {
-            if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
-                b.as_bufs().set_received(out.bytes);
+            // The abort's cause (SPEC k10): Windows ends a pending TCP
+            // receive whose socket closes with "connection aborted".
+            if slot.closing && slot.stream && matches!(slot.kind, OpKind::Recv { .. }) {
+                out.error = Some(crate::flags::closed_error());
             }
         }
-        if out.error.is_none() {
-            if out.bytes > 0 {
-                s.reads_done = s.reads_done.max(slot.order);
-            }
-            if let OpKind::Connect { .. } = slot.kind {
-                s.connected = true;
-            }
+        // A receive hands its buffers back truncated to the bytes that
+        // landed in them (also when it ends with an error or aborted).
+        if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
+            b.as_bufs().set_received(out.bytes);
         }
+        if out.bytes > 0 && dir == Dir::Read {
+            s.reads_done = s.reads_done.max(slot.order);
+        }
+        let learn = slot.learn;
+        conn::learn(s, learn, &mut out);
+        let check_urgent = out.check_urgent;
         s.queues[dir as usize].retain(|&k| k as usize != key);
         self.deliver(s, key, out);
+        if check_urgent {
+            self.look_for_urgent(sock, s);
+        }
+    }
+
+    /// A normal receive may have stopped at the urgent mark: the urgent byte
+    /// is taken out of the kernel before the next receive passes it (Linux
+    /// would drop it), and held for the socket's `OOB` receives (SPEC k05).
+    pub(super) fn look_for_urgent(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState) {
+        if s.urgent.is_some() {
+            return;
+        }
+        let Some(byte) = s.fd.as_ref().and_then(|fd| sys::take_urgent(fd.as_fd())) else {
+            return;
+        };
+        s.urgent = Some(byte);
+        self.kick_head(sock, s, Dir::Urgent);
+    }
+
+    /// The head of a queue may progress differently now (see
+    /// [`Backend::kick`](crate::sys::Backend::kick)): a queued head is
+    /// armed, a parked one kicked.
+    pub(super) fn kick_head(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState, dir: Dir) {
+        let Some(&head) = s.queues[dir as usize].front() else {
+            return;
+        };
+        let head = head as usize;
+        match s.ops[head].state {
+            SlotState::Queued => self.arm_next(sock, s, dir),
+            SlotState::Armed(_) => {
+                if let Some(out) = self.step_slot(sock, s, head, |op, p| self.backend.kick(op, p)) {
+                    self.finish_op(sock, s, head, out);
+                    self.arm_next(sock, s, dir);
+                }
+            }
+            SlotState::Done(_) => {}
+        }
     }
 
     /// Hands a finished operation's outcome to its consumer.
     pub(super) fn deliver(self: &Arc<Self>, s: &mut SockState, key: usize, out: Outcome) {
+        let port = s.port.clone();
         let slot = &mut s.ops[key];
         match &mut slot.notify {
             SlotNotify::Routine { ctx, id } => {
@@ -130,16 +190,16 @@ impl Inner {
                 let slot = s.ops.remove(key);
                 ctx.queue_routine(id, self.raw_done(out, slot.bufs));
             }
-            SlotNotify::PortBound {
-                port,
-                key: pkey,
-                tag,
-                conv,
-                ..
-            } if !slot.handle => {
-                let (port, pkey, tag, conv) = (port.clone(), *pkey, *tag, *conv);
+            // The port the socket has now (SPEC k09); none for a result the
+            // handle takes inline (skip-on-success, or no port at start).
+            SlotNotify::Port { tag, conv }
+                if port.is_some() && !(slot.immediate && slot.handle) =>
+            {
+                let (tag, conv) = (*tag, *conv);
                 let slot = s.ops.remove(key);
-                port.push_op(pkey, tag, conv, self.raw_done(out, slot.bufs));
+                if let Some((port, pkey)) = port {
+                    port.push_op(pkey, tag, conv, self.raw_done(out, slot.bufs));
+                }
             }
             notify => {
                 if let SlotNotify::Event(ev) = notify {
@@ -183,11 +243,11 @@ impl Inner {
                 return;
             }
             if let Some(out) = leftover::serve_head(s, head) {
-                self.finish_op(s, head, out);
+                self.finish_op(sock, s, head, out);
                 continue;
             }
             match self.arm_slot(sock, s, head, false) {
-                Some(out) => self.finish_op(s, head, out),
+                Some(out) => self.finish_op(sock, s, head, out),
                 None => return,
             }
         }
@@ -211,7 +271,7 @@ impl Inner {
                 if let Some(out) =
                     self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
                 {
-                    self.finish_op(s, key, out);
+                    self.finish_op(&sock, s, key, out);
                     self.arm_next(&sock, s, dir);
                 }
                 self.remove_if_closed(&sock, s);
@@ -230,18 +290,23 @@ impl Inner {
                 }
                 let mut guard = sock.lock();
                 let s = &mut *guard;
-                for dir in [Dir::Read, Dir::Write, Dir::Urgent] {
+                // Urgent data first: a receive of the normal channel could
+                // read past the urgent byte, which Linux then drops.
+                for dir in [Dir::Urgent, Dir::Read, Dir::Write] {
                     if !dirs[dir as usize] {
                         continue;
                     }
                     let Some(&head) = s.queues[dir as usize].front() else {
+                        if dir == Dir::Urgent && s.stream {
+                            self.look_for_urgent(&sock, s);
+                        }
                         continue;
                     };
                     let key = head as usize;
                     if let Some(out) =
                         self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
                     {
-                        self.finish_op(s, key, out);
+                        self.finish_op(&sock, s, key, out);
                         self.arm_next(&sock, s, dir);
                     }
                 }
@@ -272,7 +337,7 @@ impl Inner {
             SlotState::Queued => {
                 slot.cancel = true;
                 let out = Outcome::aborted(slot.done);
-                self.finish_op(s, key, out);
+                self.finish_op(sock, s, key, out);
                 Ok(())
             }
             SlotState::Armed(_) if slot.cancel => Ok(()),
@@ -281,7 +346,7 @@ impl Inner {
                 let dir = slot.dir;
                 if let Some(out) = self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p))
                 {
-                    self.finish_op(s, key, out);
+                    self.finish_op(sock, s, key, out);
                     self.arm_next(sock, s, dir);
                 }
                 Ok(())

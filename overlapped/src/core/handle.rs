@@ -32,8 +32,17 @@ impl Inner {
         r
     }
 
-    /// Closes a socket: every pending op completes *aborted* (on io_uring
-    /// the ops are cancelled in the kernel first — `close(2)` alone ends
+    /// One more handle on the socket (`Socket::try_clone`, SPEC k11).
+    pub(crate) fn clone_handle(&self, sock: &Sock) -> io::Result<()> {
+        self.with_sock(sock, |_, s| {
+            s.handles += 1;
+            Ok(())
+        })
+    }
+
+    /// A handle of the socket closes; the last one closes the socket
+    /// (SPEC k11): every pending op completes *aborted* (on io_uring the
+    /// ops are cancelled in the kernel first — `close(2)` alone ends
     /// nothing), then the descriptor is closed.
     pub(crate) fn close_socket(self: &Arc<Self>, sock: &Sock) -> io::Result<()> {
         let mut guard = sock.lock();
@@ -41,9 +50,16 @@ impl Inner {
         if s.closed {
             return Err(bad_handle());
         }
+        s.handles = s.handles.saturating_sub(1);
+        if s.handles > 0 {
+            return Ok(());
+        }
         s.closed = true;
         let keys: Vec<u16> = s.queues.iter().flat_map(|q| q.iter().copied()).collect();
         for k in keys {
+            if let Some(slot) = s.ops.get_mut(k as usize) {
+                slot.closing = true;
+            }
             let _ = self.cancel_locked(sock, s, k as usize);
         }
         let fd = s.fd.take();
@@ -75,6 +91,34 @@ impl Inner {
                 ));
             }
             s.port = Some((port, key));
+            Ok(())
+        })
+    }
+
+    /// `listen(2)`, remembered for the connect rules (SPEC k06).
+    pub(crate) fn listen(&self, sock: &Sock, backlog: i32) -> io::Result<()> {
+        self.with_sock(sock, |fd, s| {
+            rustix::net::listen(fd, backlog).map_err(crate::sys::to_io)?;
+            s.conn.listening = true;
+            Ok(())
+        })
+    }
+
+    /// `shutdown`: the write side in the kernel (the peer reads
+    /// end-of-stream), the read side in user space only (SPEC k02: the
+    /// kernel's would complete pending receives with 0 bytes). A second
+    /// shutdown of a side is a no-op.
+    pub(crate) fn shutdown(&self, sock: &Sock, how: std::net::Shutdown) -> io::Result<()> {
+        use std::net::Shutdown;
+        self.with_sock(sock, |fd, s| {
+            if matches!(how, Shutdown::Write | Shutdown::Both) && !s.conn.write_shut {
+                rustix::net::shutdown(fd, rustix::net::Shutdown::Write)
+                    .map_err(crate::sys::to_io)?;
+                s.conn.write_shut = true;
+            }
+            if matches!(how, Shutdown::Read | Shutdown::Both) {
+                s.conn.read_shut = true;
+            }
             Ok(())
         })
     }
@@ -121,13 +165,14 @@ impl Inner {
     }
 
     /// Takes a finished op's outcome, waiting up to `timeout` (`None`: no
-    /// limit). `None` when still in flight.
+    /// limit). `Ok(None)` when still in flight; an error when the
+    /// completion went to the socket's port instead (SPEC k09).
     pub(crate) fn take_result(
         self: &Arc<Inner>,
         sock: &Sock,
         id: OpId,
         timeout: Option<Duration>,
-    ) -> Option<RawDone> {
+    ) -> io::Result<Option<RawDone>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let ctx = thread::current_ctx();
         let engines = [crate::engine::Engine {
@@ -147,9 +192,11 @@ impl Inner {
         if !check()
             && (timeout == Some(Duration::ZERO) || !wait_until(&engines, deadline, &mut check))
         {
-            return None;
+            return Ok(None);
         }
         self.take_done(sock, id)
+            .map(Some)
+            .ok_or_else(posted_to_port)
     }
 
     /// Removes a finished slot and hands its outcome over.
@@ -185,7 +232,11 @@ impl Inner {
                     }
                     return None;
                 }
-                None => return Some(self.raw_done(Outcome::aborted(0), None)),
+                None => {
+                    let mut out = Outcome::aborted(0);
+                    out.error = Some(posted_to_port());
+                    return Some(self.raw_done(out, None));
+                }
             }
         }
         self.take_done(sock, id)
@@ -241,13 +292,15 @@ impl Inner {
         for sock in self.socks.all() {
             let mut guard = sock.lock();
             let s = &mut *guard;
+            // Ops whose completion goes to a port survive (SPEC c08).
+            let port = s.port.is_some();
             let keys: Vec<usize> = s
                 .ops
                 .iter()
                 .filter(|(_, o)| {
                     o.issuer == tid
                         && !matches!(o.state, SlotState::Done(_))
-                        && !matches!(o.notify, SlotNotify::PortBound { .. })
+                        && !(port && matches!(o.notify, SlotNotify::Port { .. }))
                 })
                 .map(|(k, _)| k)
                 .collect();
@@ -263,4 +316,14 @@ impl Inner {
     pub(crate) fn ops_held(&self) -> usize {
         self.socks.all().iter().map(|s| s.lock().ops.len()).sum()
     }
+}
+
+/// The result a handle asks for went to the socket's completion port: the
+/// operation was started with no notify before the socket was associated
+/// (SPEC k09).
+fn posted_to_port() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the operation's completion was posted to the completion port the socket was associated with after the start",
+    )
 }

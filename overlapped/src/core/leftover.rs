@@ -12,24 +12,45 @@ pub(super) fn serves(kind: &OpKind, stream: bool) -> bool {
     stream && matches!(kind, OpKind::Recv { flags, .. } if !flags.contains(MsgFlags::OOB))
 }
 
-/// Completes a receive from kept bytes (consuming them unless `PEEK`).
-pub(super) fn fill(leftover: &mut Vec<u8>, bufs: &mut dyn IoBufs, kind: &OpKind) -> Outcome {
-    let peek = matches!(kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::PEEK));
+/// Completes a receive from kept bytes (consuming them unless `PEEK`),
+/// filling its buffers after the `done` bytes it has. `None` when it is a
+/// `WAITALL` receive the kept bytes did not fill: it goes on with `done`
+/// bytes.
+pub(super) fn fill(
+    leftover: &mut Vec<u8>,
+    bufs: &mut dyn IoBufs,
+    kind: &OpKind,
+    done: &mut usize,
+) -> Option<Outcome> {
+    let flags = match kind {
+        OpKind::Recv { flags, .. } => *flags,
+        _ => MsgFlags::empty(),
+    };
     let mut n = 0;
+    let mut skip = *done;
+    let mut room = 0;
     for slice in bufs.io_slices_mut().iter_mut() {
+        let here = skip.min(slice.len());
+        skip -= here;
+        let slice = &mut slice[here..];
+        room += slice.len();
         let take = slice.len().min(leftover.len() - n);
         slice[..take].copy_from_slice(&leftover[n..n + take]);
         n += take;
     }
-    bufs.set_received(n);
-    if !peek {
+    if !flags.contains(MsgFlags::PEEK) {
         leftover.drain(..n);
     }
-    Outcome::ok(n)
+    *done += n;
+    if flags.contains(MsgFlags::WAITALL) && n < room {
+        return None;
+    }
+    bufs.set_received(*done);
+    Some(Outcome::ok(*done))
 }
 
 /// Serves the queued head `key` from kept bytes, if it is a receive they
-/// serve.
+/// serve (a `WAITALL` receive they do not fill keeps them and goes on).
 pub(super) fn serve_head(s: &mut SockState, key: usize) -> Option<Outcome> {
     if s.leftover.is_empty() {
         return None;
@@ -40,14 +61,16 @@ pub(super) fn serve_head(s: &mut SockState, key: usize) -> Option<Outcome> {
         return None;
     }
     let b = slot.bufs.as_deref_mut()?;
-    Some(fill(leftover, b.as_bufs(), &slot.kind))
+    fill(leftover, b.as_bufs(), &slot.kind, &mut slot.done)
 }
 
 /// A finished operation nobody will take (its handle was dropped): bytes a
 /// stream receive took from the kernel are kept for the socket's next
 /// receive; everything else is freed with the slot.
 pub(super) fn keep_unclaimed(s: &mut SockState, slot: Slot, out: Outcome) {
-    let keep = out.error.is_none()
+    // Bytes a receive took count, also those of a `WAITALL` receive that
+    // was aborted part-way.
+    let keep = out.error.as_ref().is_none_or(crate::flags::is_aborted)
         && out.bytes > 0
         && serves(&slot.kind, slot.stream)
         && !matches!(slot.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::PEEK));

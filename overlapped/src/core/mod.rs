@@ -34,8 +34,18 @@
 //!   woken by what they wait for or when the driver leaves ([`drive`]).
 //! * **Threads.** The model's thread-exit rule (SPEC c08) is applied by a
 //!   thread-local guard ([`crate::thread`]), identically on both engines.
+//! * **Connection state.** Each socket keeps what Windows answers from at
+//!   the call and Linux forgets or does differently: a reset seen, a
+//!   receive side shut in user space, a write side shut, a connect in
+//!   flight, a listener ([`conn`]). Those answers are start errors, never
+//!   completions. The urgent byte a normal receive would read past is taken
+//!   out of the kernel and held for the next `OOB` receive.
+//! * **Ports at completion.** An operation's port is looked up when it
+//!   completes (SPEC k09): a socket associated after the start still gets
+//!   the packet.
 
 mod complete;
+pub(crate) mod conn;
 mod drive;
 mod handle;
 mod leftover;
@@ -72,23 +82,26 @@ pub(crate) type Convert = (TypeId, fn(RawDone) -> Box<dyn Any + Send>);
 
 /// How a finished operation is made known.
 pub(crate) enum SlotNotify {
+    /// No notify was chosen: resolved at start to [`SlotNotify::None`] on a
+    /// socket associated with a port (the per-operation "no packet"), else
+    /// to a [`SlotNotify::Port`] packet with tag 0 if the socket is
+    /// associated before the operation completes (SPEC k09).
+    Default {
+        conv: Convert,
+    },
+    /// Only the handle.
     None,
     Event(Box<dyn Signal>),
     Routine {
         ctx: Arc<ThreadCtx>,
         id: usize,
     },
-    /// Resolved at start from the socket's association.
+    /// A packet on the socket's port, looked up when the operation completes
+    /// (SPEC k09). With no port then, the handle takes the result (if it
+    /// is the consumer) or nobody does.
     Port {
         tag: u64,
         conv: Convert,
-    },
-    PortBound {
-        port: Arc<dyn PortSink>,
-        key: usize,
-        tag: u64,
-        conv: Convert,
-        skip: bool,
     },
 }
 

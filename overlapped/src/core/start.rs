@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::conn::{self, Learn};
 use super::table::{MAX_OPS_PER_SOCKET, Slot, SlotState, SockState};
 use super::{OpId, SlotNotify, StartOk, bad_handle, leftover};
 use crate::engine::Inner;
@@ -21,6 +22,10 @@ impl Inner {
         bound: bool,
     ) -> io::Result<Arc<super::Sock>> {
         let sys = self.backend.new_sock();
+        if stream && !connected {
+            // Accepted sockets inherit it from their listener.
+            sys::tcp::enable_inq(fd.as_fd());
+        }
         let mut reg = Ok(());
         let sock = self.socks.insert(|key, seq| {
             reg = self
@@ -61,26 +66,15 @@ impl Inner {
             ));
         }
         let stream = s.stream;
-        if let SlotNotify::Port { tag, conv } = notify {
-            let Some((port, key)) = s.port.clone() else {
-                return Err((
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "an operation with a port notify on a socket not associated with a port",
-                    ),
-                    bufs,
-                ));
-            };
-            notify = SlotNotify::PortBound {
-                port,
-                key,
-                tag,
-                conv,
-                skip: s.skip_on_success,
-            };
-        }
-        if let Err(e) = precheck(s, &kind) {
+        if let Err(e) = conn::precheck(s, &kind, &notify) {
             return Err((e, bufs));
+        }
+        // SPEC k09: a port is looked up when the operation completes.
+        if let SlotNotify::Default { conv } = notify {
+            notify = match s.port {
+                Some(_) => SlotNotify::None,
+                None => SlotNotify::Port { tag: 0, conv },
+            };
         }
         let Some(fd) = s.fd.as_ref() else {
             return Err((bad_handle(), bufs));
@@ -93,14 +87,17 @@ impl Inner {
             0
         };
         let queue_empty = s.queues[dir as usize].is_empty();
+        let learn = Learn::of(&kind, stream, &mut bufs);
         let mut done = 0usize;
         let mut now = None;
         let mut tried = false;
         if queue_empty && !s.leftover.is_empty() && leftover::serves(&kind, stream) {
             if let Some(b) = bufs.as_deref_mut() {
-                now = Some(leftover::fill(&mut s.leftover, b.as_bufs(), &kind));
+                // `None`: a `WAITALL` receive took what was kept and goes on.
+                now = leftover::fill(&mut s.leftover, b.as_bufs(), &kind, &mut done);
             }
-        } else if queue_empty {
+        }
+        if now.is_none() && queue_empty {
             // Busy before the try: a readiness report that arrives during
             // it waits for this lock instead of being skipped.
             sock.mark_busy(dir);
@@ -113,33 +110,36 @@ impl Inner {
                 cancel: false,
                 sock: &mut s.sys,
                 hints: &sock.hints,
+                urgent: &mut s.urgent,
             };
             let b = bufs.as_deref_mut().map(|b| b.as_bufs());
             match self.backend.try_now(op, b, thread::submits_deferred()) {
-                Some(Attempt::Done(out)) if out.error.is_some() && out.bytes == 0 => {
-                    let e = out.error.unwrap_or_else(bad_handle);
-                    return Err((e, bufs));
-                }
                 Some(Attempt::Done(out)) => now = Some(out),
                 // Found nothing, or the backend knows it would: park it
                 // without another attempt.
                 Some(Attempt::WouldBlock) | None => tried = true,
             }
         }
-        if let Some(out) = &now {
-            if out.error.is_none() {
-                match &kind {
-                    OpKind::Send { to: Some(_), .. } => s.bound = true,
-                    OpKind::Connect { .. } => s.connected = true,
-                    _ => {}
-                }
+        if let Some(out) = &mut now {
+            conn::learn(s, learn, out);
+            if out.error.is_some() && out.bytes == 0 {
+                // Nothing moved: the start fails, and no completion follows.
+                let e = out.error.take().unwrap_or_else(bad_handle);
+                return Err((e, bufs));
+            }
+            if let (OpKind::Recv { .. }, Some(b)) = (&kind, bufs.as_deref_mut()) {
+                b.as_bufs().set_received(out.bytes);
             }
         }
-        let seq = s.new_gen();
-        if let (Some(_), SlotNotify::PortBound { skip: true, .. }) = (&now, &notify) {
-            // Skip-on-success: no packet; the handle takes the result inline.
+        if now.is_some()
+            && matches!(notify, SlotNotify::Port { .. })
+            && (s.port.is_none() || s.skip_on_success)
+        {
+            // Skip-on-success, or no port to post to (yet): the handle
+            // takes the result inline.
             handle = true;
         }
+        let seq = s.new_gen();
         let key = s.ops.insert(Slot {
             seq,
             kind,
@@ -149,6 +149,7 @@ impl Inner {
             done,
             state: SlotState::Queued,
             cancel: false,
+            closing: false,
             immediate: now.is_some(),
             notify,
             handle,
@@ -156,6 +157,7 @@ impl Inner {
             waker: None,
             issuer: std::thread::current().id(),
             order,
+            learn,
         });
         let id = OpId {
             key: key as u16,
@@ -164,11 +166,15 @@ impl Inner {
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
         if let Some(out) = now {
             self.counters.completed_now.fetch_add(1, Ordering::Relaxed);
-            if out.error.is_none() && out.bytes > 0 {
+            if out.bytes > 0 && dir == Dir::Read {
                 s.reads_done = s.reads_done.max(order);
             }
             let bytes = out.bytes;
+            let check_urgent = out.check_urgent;
             self.deliver(s, key, out);
+            if check_urgent {
+                self.look_for_urgent(sock, s);
+            }
             return Ok(StartOk {
                 id,
                 now: Some(bytes),
@@ -176,25 +182,35 @@ impl Inner {
             });
         }
         s.queues[dir as usize].push_back(key as u16);
+        let connecting = matches!(s.ops[key].kind, OpKind::Connect { .. });
+        s.conn.connecting |= connecting;
         if queue_empty {
             if let Some(out) = self.arm_slot(sock, s, key, tried) {
                 if out.error.is_some() && out.bytes == 0 {
                     // Nothing reached the kernel: undo and fail the start.
                     s.queues[dir as usize].retain(|&k| k as usize != key);
                     let slot = s.ops.remove(key);
+                    s.conn.connecting &= !connecting;
                     self.counters.submitted.fetch_sub(1, Ordering::Relaxed);
                     let e = out.error.unwrap_or_else(bad_handle);
                     return Err((e, slot.bufs));
                 }
-                self.finish_op(s, key, out);
+                self.finish_op(sock, s, key, out);
                 self.arm_next(sock, s, dir);
             }
+        }
+        if dir == Dir::Urgent && stream {
+            // The socket uses urgent data now: a normal receive parked in
+            // the kernel could read past an urgent byte (SPEC k05).
+            self.kick_head(sock, s, Dir::Read);
         }
         drop(guard);
         // Deferred starts wait for this thread's next kernel entry, unless
         // another thread is blocked in the kernel for this engine: that
-        // thread cannot submit them.
-        if !thread::submits_deferred() || self.drive.is_driving() {
+        // thread cannot submit them. An urgent receive goes at once, with
+        // the kick of the normal receive parked before it: an urgent byte
+        // arriving meanwhile would be read past by that receive.
+        if !thread::submits_deferred() || self.drive.is_driving() || dir == Dir::Urgent {
             self.backend.flush();
         }
         Ok(StartOk {
@@ -203,35 +219,4 @@ impl Inner {
             handle,
         })
     }
-}
-
-/// Cheap checks that keep the start result three-way (io_uring would report
-/// these as completions).
-fn precheck(s: &mut SockState, kind: &OpKind) -> io::Result<()> {
-    let Some(fd) = s.fd.as_ref() else {
-        return Err(bad_handle());
-    };
-    match kind {
-        OpKind::Send { to: None, .. } if s.stream && !s.connected => {
-            match rustix::net::getpeername(fd) {
-                Ok(_) => s.connected = true,
-                Err(e) => return Err(sys::to_io(e)),
-            }
-        }
-        OpKind::Recv { .. } if !s.stream && !s.bound => {
-            let bound = rustix::net::getsockname(fd)
-                .ok()
-                .and_then(|a| std::net::SocketAddr::try_from(a).ok())
-                .is_some_and(|a| a.port() != 0);
-            if !bound {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "receive on a datagram socket that is not bound (bind it, or send first)",
-                ));
-            }
-            s.bound = true;
-        }
-        _ => {}
-    }
-    Ok(())
 }

@@ -187,6 +187,15 @@ pub(crate) struct SockState {
     pub(crate) connected: bool,
     pub(crate) bound: bool,
     pub(crate) closed: bool,
+    /// The connection state Windows answers from at the call (SPEC
+    /// k01–k06; see [`super::conn`]).
+    pub(crate) conn: Conn,
+    /// The urgent byte taken from the kernel before a normal receive passed
+    /// it (Linux drops it then), for the next `OOB` receive (SPEC k05).
+    pub(crate) urgent: Option<u8>,
+    /// Open handles of the socket (`Socket` and its clones, SPEC k11): the
+    /// socket closes with the last.
+    pub(crate) handles: usize,
     /// Slot indexes of the direction queues, in posting order.
     pub(crate) queues: [VecDeque<u16>; 3],
     pub(crate) port: Option<(Arc<dyn super::PortSink>, usize)>,
@@ -219,6 +228,9 @@ impl SockState {
             connected,
             bound,
             closed: false,
+            conn: Conn::default(),
+            urgent: None,
+            handles: 1,
             queues: Default::default(),
             port: None,
             skip_on_success: false,
@@ -249,6 +261,25 @@ impl SockState {
     }
 }
 
+/// What the engine knows of a socket's connection beyond the kernel's
+/// answers: Linux forgets a reset after reporting it once, has no
+/// receive-side shutdown that keeps pending receives, and has no notion of a
+/// connect in progress for the other operations.
+#[derive(Debug, Default)]
+pub(crate) struct Conn {
+    /// `listen` was called.
+    pub(crate) listening: bool,
+    /// A connect operation is in flight.
+    pub(crate) connecting: bool,
+    /// The peer reset the connection (an operation saw `ECONNRESET`).
+    pub(crate) reset: bool,
+    /// `shutdown(Read)`, kept in user space: the kernel's would complete
+    /// pending receives with 0 bytes.
+    pub(crate) read_shut: bool,
+    /// `shutdown(Write)`.
+    pub(crate) write_shut: bool,
+}
+
 /// Where an operation is.
 #[derive(Debug)]
 pub(crate) enum SlotState {
@@ -271,6 +302,8 @@ pub(crate) struct Slot {
     pub(crate) done: usize,
     pub(crate) state: SlotState,
     pub(crate) cancel: bool,
+    /// Cancelled because its socket closed (the abort's cause, SPEC k10).
+    pub(crate) closing: bool,
     pub(crate) immediate: bool,
     pub(crate) notify: SlotNotify,
     /// A handle will take the result.
@@ -280,6 +313,9 @@ pub(crate) struct Slot {
     pub(crate) issuer: ThreadId,
     /// Posting order among the socket's read-direction ops.
     pub(crate) order: u64,
+    /// What its end can teach the connection state (taken at start, before
+    /// a receive's buffers are truncated to what arrived).
+    pub(crate) learn: super::conn::Learn,
 }
 
 /// An operation's token: socket key, slot index, slot generation.

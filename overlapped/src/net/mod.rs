@@ -104,7 +104,18 @@ impl Socket {
             .ok()
             .and_then(|a| a.as_socket())
             .is_some_and(|a| a.port() != 0);
-        Self::register(engine, fd, ty, connected, bound)
+        let listening = sr.is_listener().unwrap_or(false);
+        if ty == Type::STREAM {
+            crate::sys::tcp::enable_inq(std::os::fd::AsFd::as_fd(&fd));
+        }
+        let s = Self::register(engine, fd, ty, connected, bound)?;
+        if listening {
+            s.engine.inner.with_sock(&s.sock, |_, st| {
+                st.conn.listening = true;
+                Ok(())
+            })?;
+        }
+        Ok(s)
     }
 
     pub(crate) fn from_accepted(engine: &Engine, fd: OwnedFd) -> io::Result<Socket> {
@@ -144,13 +155,23 @@ impl Socket {
     /// # Errors
     /// `EBADF` after [`close`](Socket::close); else what `f` returns.
     pub fn with_socket2<R>(&self, f: impl FnOnce(&SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
+        self.open()?;
         self.engine
             .inner
             .with_sock(&self.sock, |fd, _| f(&SockRef::from(&fd)))
     }
 
+    /// This handle is open (another handle of the socket may be).
+    fn open(&self) -> io::Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        Ok(())
+    }
+
     /// `bind`.
     pub fn bind(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.open()?;
         self.engine.inner.with_sock(&self.sock, |fd, e| {
             SockRef::from(&fd).bind(&(*addr).into())?;
             e.bound = true;
@@ -160,7 +181,29 @@ impl Socket {
 
     /// `listen`.
     pub fn listen(&self, backlog: i32) -> io::Result<()> {
-        self.with_socket2(|s| s.listen(backlog))
+        self.open()?;
+        self.engine.inner.listen(&self.sock, backlog)
+    }
+
+    /// `WSADuplicateSocket` within the process: another handle on the same
+    /// socket. Operations may be started on either; closing one handle
+    /// aborts nothing — the socket's pending operations are aborted when
+    /// the **last** handle closes (SPEC k11). The handles share the
+    /// socket's connection state and port association.
+    ///
+    /// # Errors
+    /// `EBADF` when this handle is closed.
+    #[doc(alias = "WSADuplicateSocket")]
+    #[doc(alias = "DuplicateHandle")]
+    pub fn try_clone(&self) -> io::Result<Socket> {
+        self.open()?;
+        self.engine.inner.clone_handle(&self.sock)?;
+        Ok(Socket {
+            engine: self.engine.clone(),
+            sock: self.sock.clone(),
+            ty: self.ty,
+            closed: AtomicBool::new(false),
+        })
     }
 
     /// The local address.
@@ -177,9 +220,20 @@ impl Socket {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
     }
 
-    /// `shutdown`.
+    /// `shutdown`. `Write`: the peer reads end-of-stream; sends started
+    /// afterwards fail at the call with `ESHUTDOWN` (`WSAESHUTDOWN`);
+    /// receiving still works. `Read` is kept by the engine, not the kernel:
+    /// pending receives stay pending and complete with data that arrives
+    /// later, and receives started afterwards fail at the call with
+    /// `ESHUTDOWN` (Linux's `SHUT_RD` would complete them with 0 bytes, as
+    /// if the stream had ended). Shutting a side twice is fine.
+    ///
+    /// # Errors
+    /// The OS error of `shutdown(2)` (`ENOTCONN` on an unconnected stream
+    /// socket); `EBADF` after [`close`](Socket::close).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.with_socket2(|s| s.shutdown(how))
+        self.open()?;
+        self.engine.inner.shutdown(&self.sock, how)
     }
 
     /// `TCP_NODELAY`.
@@ -190,6 +244,9 @@ impl Socket {
     /// The raw descriptor (for diagnostics; `-1` once closed). Also
     /// [`AsRawFd`].
     pub fn raw_fd(&self) -> RawFd {
+        if self.open().is_err() {
+            return -1;
+        }
         self.engine
             .inner
             .with_sock(&self.sock, |fd, _| Ok(fd.as_raw_fd()))
@@ -234,7 +291,13 @@ impl Socket {
         notify: Notify<T>,
     ) -> Result<Started<T>, (io::Error, Option<B>)> {
         let (slot_notify, handle, routine) = match notify {
-            Notify::None => (SlotNotify::None, true, None),
+            Notify::None => (
+                SlotNotify::Default {
+                    conv: crate::port::convert::<T>(),
+                },
+                true,
+                None,
+            ),
             Notify::Event(e) => {
                 e.reset();
                 e.bind_engine(&self.engine);
@@ -260,6 +323,12 @@ impl Socket {
                 None,
             ),
         };
+        if self.closed.load(Ordering::Acquire) {
+            if let Some(id) = routine {
+                unregister_routine(id);
+            }
+            return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
+        }
         let erased = bufs.map(|b| Box::new(b) as Box<dyn ErasedBufs>);
         match self
             .engine
@@ -315,8 +384,12 @@ impl Socket {
     ///
     /// # Errors (at start; no completion follows)
     /// `InvalidInput` for an empty array or more than [`IOV_MAX`](crate::IOV_MAX)
-    /// buffers; `NotConnected` on an unconnected stream socket; `EBADF` on a
-    /// closed socket; any error the first attempt met.
+    /// buffers; `NotConnected` on an unconnected stream socket or while a
+    /// connect is in flight; `ESHUTDOWN` after `shutdown(Write)`;
+    /// `ConnectionReset` once the peer reset the connection; `EBADF` on a
+    /// closed socket; `InvalidInput` for a completion routine on a socket
+    /// associated with a port; any error the first attempt met. A datagram
+    /// send never fails on an ICMP error of an earlier one (SPEC k04).
     #[doc(alias = "WSASend")]
     pub fn send<B: IoBufs>(
         &self,
@@ -332,9 +405,17 @@ impl Socket {
     /// completes as soon as at least one byte (or the end of the stream, as
     /// 0 bytes) is there.
     ///
+    /// With [`MsgFlags::WAITALL`] it completes only when every buffer is
+    /// full, or with what arrived at end-of-stream, reset or abort. With
+    /// [`MsgFlags::OOB`] it reads the urgent byte (also one that normal
+    /// receives already passed), and waits for one if none is held.
+    ///
     /// # Errors (at start)
-    /// As for [`send`](Socket::send); a datagram socket that is not bound is
-    /// `InvalidInput`.
+    /// As for [`send`](Socket::send), with `ESHUTDOWN` after
+    /// `shutdown(Read)`; a datagram socket that is not bound is
+    /// `InvalidInput`; `OOB` with `SO_OOBINLINE` on is `InvalidInput`;
+    /// `WAITALL` with `OOB` or `PEEK`, or on a datagram socket, is
+    /// `EOPNOTSUPP`.
     #[doc(alias = "WSARecv")]
     pub fn recv<B: IoBufs>(
         &self,
@@ -401,7 +482,13 @@ impl Socket {
             .map_err(|(error, _)| StartError { error, bufs: () })
     }
 
-    /// `ConnectEx`: connects to `addr`.
+    /// `ConnectEx`: connects to `addr`. **(ours)** An unbound socket is
+    /// bound for the caller (Windows requires `bind` first).
+    ///
+    /// # Errors (at start)
+    /// `InvalidInput` on a listening socket or while another connect is in
+    /// flight; `EISCONN` on a connected stream socket; `EBADF` on a closed
+    /// socket.
     #[doc(alias = "ConnectEx")]
     pub fn connect(
         &self,
@@ -423,12 +510,20 @@ impl Socket {
     /// socket (and no other). Returns how many were pending.
     #[doc(alias = "CancelIoEx")]
     pub fn cancel_all(&self) -> io::Result<usize> {
+        self.open()?;
         self.engine.inner.cancel_socket(&self.sock)
     }
 
     /// `closesocket`: every pending operation completes *aborted* (their
     /// notifications still happen), then the descriptor is closed. Later
-    /// calls fail with `EBADF`. Idempotent.
+    /// calls on this handle fail with `EBADF`. Idempotent. With other
+    /// handles open ([`try_clone`](Socket::try_clone)) only this handle
+    /// closes: the operations go on until the last one closes.
+    ///
+    /// A pending TCP receive ends with `ECONNABORTED` (Windows'
+    /// `ERROR_CONNECTION_ABORTED`, 1236), every other operation with
+    /// `ECANCELED` (`WSA_OPERATION_ABORTED`, 995); both are
+    /// [`is_aborted`](crate::is_aborted).
     #[doc(alias = "closesocket")]
     pub fn close(&self) -> io::Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
@@ -442,6 +537,7 @@ impl Socket {
         port: Arc<crate::port::PortInner>,
         key: usize,
     ) -> io::Result<()> {
+        self.open()?;
         self.engine.inner.associate(&self.sock, port, key)
     }
 
@@ -451,6 +547,7 @@ impl Socket {
     /// ([`Started::Now`]). One-way, as on Windows.
     #[doc(alias = "SetFileCompletionNotificationModes")]
     pub fn set_skip_port_on_success(&self) -> io::Result<()> {
+        self.open()?;
         self.engine.inner.set_skip_on_success(&self.sock)
     }
 

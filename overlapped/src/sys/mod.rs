@@ -29,6 +29,9 @@
 //!    retries) and answers parked-again or done.
 //! 5. **Cancel** of a parked operation ([`cancel`](Backend::cancel)):
 //!    done at once, or asked of the kernel (the answer comes as a wakeup).
+//!    A **kick** ([`kick`](Backend::kick)) is the core's way to say that
+//!    what it knows of the socket changed for a parked operation (an urgent
+//!    byte it took out of the kernel, a socket that now uses urgent data).
 //! 6. **Submission**: [`flush`](Backend::flush) hands queued requests to the
 //!    kernel; [`wake`](Backend::wake) ends a blocking wait on another thread.
 //!
@@ -38,7 +41,7 @@
 //! Adding a backend is one new file (its type, [`Parked`] and [`SockSys`]
 //! variants) and one arm in each `match` below.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -51,6 +54,7 @@ use crate::flags::{MsgFlags, RecvFlags};
 
 pub(crate) mod poll;
 pub(crate) mod probe;
+pub(crate) mod tcp;
 pub(crate) mod uring;
 
 /// Which engine drives an [`Engine`](crate::Engine).
@@ -125,6 +129,13 @@ pub(crate) struct Outcome {
     pub(crate) flags: RecvFlags,
     pub(crate) addr: Option<SocketAddr>,
     pub(crate) fd: Option<OwnedFd>,
+    /// A stream receive of the normal channel took bytes and may have
+    /// stopped at the urgent mark: the next one would read past the urgent
+    /// byte, which Linux then drops (the core takes it first, SPEC k05).
+    pub(crate) check_urgent: bool,
+    /// Bytes may be left in the socket after this receive (false only when
+    /// the kernel said none are: `TCP_INQ`).
+    pub(crate) left: bool,
 }
 
 impl Outcome {
@@ -135,6 +146,8 @@ impl Outcome {
             flags: RecvFlags::empty(),
             addr: None,
             fd: None,
+            check_urgent: false,
+            left: true,
         }
     }
     pub(crate) fn err(error: io::Error, bytes: usize) -> Self {
@@ -187,20 +200,41 @@ fn rx_flags(flags: MsgFlags) -> RxFlags {
 
 /// The non-blocking attempt of an operation, shared by both engines.
 ///
-/// `done` carries a stream send's progress across attempts (and across the
-/// handover to the kernel on io_uring): a stream send completes only when
-/// every byte is taken, or with an error that reports the bytes taken.
+/// `done` carries a stream send's (and a `WAITALL` receive's) progress
+/// across attempts (and across the handover to the kernel on io_uring): such
+/// an operation completes only when every byte is moved, or with an error
+/// (or the end of the stream) that reports the bytes moved. `urgent` is the
+/// socket's held urgent byte, which an `OOB` receive takes first.
 pub(crate) fn attempt(
     fd: BorrowedFd<'_>,
     kind: &mut OpKind,
     bufs: Option<&mut dyn IoBufs>,
     done: &mut usize,
     stream: bool,
+    urgent: &mut Option<u8>,
 ) -> Attempt {
     match kind {
         OpKind::Send { flags, to } => {
             let bufs = bufs.expect("send carries buffers");
+            if let (false, Some(addr)) = (stream, &to) {
+                if addr.port() == 0 {
+                    // Windows sends nothing and succeeds (Linux: EINVAL).
+                    return Attempt::Done(Outcome::ok(bufs.total_len().unwrap_or(0)));
+                }
+            }
             let flags = tx_flags(*flags);
+            // A connected datagram socket keeps sending after an ICMP
+            // port-unreachable (Linux fails the next send with
+            // ECONNREFUSED, consuming the error; the send is retried).
+            let mut refused = 0;
+            let refused_again = |e: &rustix::io::Errno, refused: &mut u32| {
+                if stream || *e != rustix::io::Errno::CONNREFUSED || *refused >= 4 {
+                    return false;
+                }
+                *refused += 1;
+                let _ = socket2::SockRef::from(&fd).take_error();
+                true
+            };
             if let (None, Some(b)) = (&to, bufs.one()) {
                 // One buffer, no address: plain send(2), no iovec array.
                 loop {
@@ -213,6 +247,10 @@ pub(crate) fn attempt(
                         }
                         Err(e) if e == rustix::io::Errno::INTR => {}
                         Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                        Err(e) if refused_again(&e, &mut refused) => {}
+                        Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
+                            return Attempt::Done(Outcome::ok(b.len()));
+                        }
                         Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
                     }
                 }
@@ -235,6 +273,10 @@ pub(crate) fn attempt(
                     }
                     Err(e) if e == rustix::io::Errno::INTR => {}
                     Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                    Err(e) if refused_again(&e, &mut refused) => {}
+                    Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
+                        return Attempt::Done(Outcome::ok(total));
+                    }
                     Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
                 }
             }
@@ -242,45 +284,37 @@ pub(crate) fn attempt(
         OpKind::Recv { flags, want_addr } => {
             let bufs = bufs.expect("receive carries buffers");
             let oob = flags.contains(MsgFlags::OOB);
-            let rflags = rx_flags(*flags);
-            if let (true, false, Some(b)) = (stream, *want_addr, bufs.one()) {
-                // One buffer on a stream: plain recv(2), no msghdr.
-                loop {
-                    match rustix::net::recv(fd, &mut b[..], rflags) {
-                        Ok((_, n)) => {
-                            bufs.set_received(n);
-                            let mut out = Outcome::ok(n);
-                            if oob {
-                                out.flags |= RecvFlags::OOB;
-                            }
-                            return Attempt::Done(out);
-                        }
-                        Err(e) if e == rustix::io::Errno::INTR => {}
-                        Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                        Err(e) if oob && e == rustix::io::Errno::INVAL => {
-                            return Attempt::WouldBlock;
-                        }
-                        Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
-                    }
+            if oob {
+                if let Some(byte) = urgent.take() {
+                    return Attempt::Done(serve_urgent(bufs, byte));
                 }
             }
+            let waitall = flags.contains(MsgFlags::WAITALL);
+            let plain = stream && !oob && !flags.contains(MsgFlags::PEEK);
+            let rflags = rx_flags(*flags);
+            let total = bufs.total_len().unwrap_or(0);
+            let mut out = Outcome::ok(0);
             loop {
-                let mut slices = bufs.io_slices_mut();
-                let mut control = Default::default();
-                match rustix::net::recvmsg(fd, &mut slices, &mut control, rflags) {
-                    Ok(msg) => {
-                        drop(slices);
-                        let mut out = Outcome::ok(msg.bytes);
-                        if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
-                            out.flags |= RecvFlags::TRUNCATED;
+                match recv_once(fd, bufs, *done, *want_addr, rflags, plain, &mut out) {
+                    Ok((n, left)) => {
+                        *done += n;
+                        // Bytes left behind a receive that took some: it
+                        // may have stopped at the urgent mark.
+                        out.check_urgent |= plain && n > 0 && left;
+                        out.left = left;
+                        if waitall && n > 0 && *done < total {
+                            continue;
                         }
+                        out.bytes = *done;
                         if oob {
                             out.flags |= RecvFlags::OOB;
                         }
-                        if *want_addr {
-                            out.addr = msg.address.and_then(|a| SocketAddr::try_from(a).ok());
+                        // With nothing received the core truncates the
+                        // buffers: a 0-byte end on a reset connection is a
+                        // start error, which hands them back untouched.
+                        if *done > 0 {
+                            bufs.set_received(*done);
                         }
-                        bufs.set_received(msg.bytes);
                         return Attempt::Done(out);
                     }
                     Err(e) if e == rustix::io::Errno::INTR => {}
@@ -289,7 +323,11 @@ pub(crate) fn attempt(
                     // urgent byte yet"; the engine waits for priority
                     // readiness and tries again.
                     Err(e) if oob && e == rustix::io::Errno::INVAL => return Attempt::WouldBlock,
-                    Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
+                    Err(e) => {
+                        let mut out = Outcome::err(to_io(e), *done);
+                        out.check_urgent = plain && *done > 0;
+                        return Attempt::Done(out);
+                    }
                 }
             }
         }
@@ -333,6 +371,66 @@ pub(crate) fn attempt(
             }
         }
     }
+}
+
+/// One receive into the buffers past their first `skip` bytes: the bytes
+/// received, and whether bytes may be left in the socket (known for a
+/// `plain` stream receive on a socket with `TCP_INQ`, else assumed). The
+/// truncation flag and the sender's address go to `out`.
+fn recv_once(
+    fd: BorrowedFd<'_>,
+    bufs: &mut dyn IoBufs,
+    skip: usize,
+    want_addr: bool,
+    rflags: RxFlags,
+    plain: bool,
+    out: &mut Outcome,
+) -> rustix::io::Result<(usize, bool)> {
+    let mut slices = bufs.io_slices_mut();
+    IoSliceMut::advance_slices(&mut slices.as_mut_slice(), skip);
+    if plain && !want_addr {
+        let (n, inq) = tcp::recv_inq(fd, &mut slices, rflags)?;
+        return Ok((n, inq.is_none_or(|q| q > 0)));
+    }
+    let mut control = Default::default();
+    let msg = rustix::net::recvmsg(fd, &mut slices, &mut control, rflags)?;
+    if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
+        out.flags |= RecvFlags::TRUNCATED;
+    }
+    if want_addr {
+        out.addr = msg.address.and_then(|a| SocketAddr::try_from(a).ok());
+    }
+    Ok((msg.bytes, true))
+}
+
+/// Completes an `OOB` receive with the socket's held urgent byte.
+pub(crate) fn serve_urgent(bufs: &mut dyn IoBufs, byte: u8) -> Outcome {
+    let mut n = 0;
+    if let Some(first) = bufs.io_slices_mut().iter_mut().find(|s| !s.is_empty()) {
+        first[0] = byte;
+        n = 1;
+    }
+    bufs.set_received(n);
+    let mut out = Outcome::ok(n);
+    out.flags |= RecvFlags::OOB;
+    out
+}
+
+/// Takes the socket's urgent byte out of the kernel, if it holds one (a
+/// normal receive that reads past it would drop it).
+pub(crate) fn take_urgent(fd: BorrowedFd<'_>) -> Option<u8> {
+    let mut b = [0u8; 1];
+    match rustix::net::recv(fd, &mut b, RxFlags::OOB | RxFlags::DONTWAIT) {
+        Ok((_, 1)) => Some(b[0]),
+        _ => None,
+    }
+}
+
+/// `SO_OOBINLINE` is on: urgent bytes arrive in the stream.
+pub(crate) fn oob_inline(fd: BorrowedFd<'_>) -> bool {
+    socket2::SockRef::from(&fd)
+        .out_of_band_inline()
+        .unwrap_or(false)
 }
 
 impl OpKind {
@@ -428,6 +526,8 @@ pub(crate) struct OpRef<'a> {
     pub(crate) cancel: bool,
     pub(crate) sock: &'a mut SockSys,
     pub(crate) hints: &'a Hints,
+    /// The socket's held urgent byte (an `OOB` receive takes it first).
+    pub(crate) urgent: &'a mut Option<u8>,
 }
 
 /// Buffers as the core stores them.
@@ -547,7 +647,7 @@ impl Backend {
                 }
                 self.calls.direct();
                 let fd = op.fd?;
-                let a = attempt(fd, op.kind, bufs, op.done, op.stream);
+                let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
                 p.tried(op.kind, op.stream, matches!(a, Attempt::WouldBlock));
                 Some(a)
             }
@@ -595,6 +695,21 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
             (_, Parked::Poll(w)) => Step::Done(Outcome::aborted(*op.done), w.into_bufs()),
+            (_, parked) => Step::Parked(parked),
+        }
+    }
+
+    /// What the core knows of the socket changed for a parked operation:
+    /// an `OOB` receive can take the urgent byte the core took out of the
+    /// kernel for it, or a normal receive is on a socket that now uses
+    /// urgent data. Poll tries an `OOB` receive again now (a normal one
+    /// waits for readiness as before); io_uring cancels the request, and
+    /// its completion tries the operation or parks it again the new way.
+    pub(crate) fn kick(&self, op: OpRef<'_>, parked: Parked) -> Step {
+        let oob = matches!(op.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB));
+        match (&self.imp, parked) {
+            (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
+            (Imp::Poll(p), Parked::Poll(w)) if oob => p.progress(op, w, &self.calls),
             (_, parked) => Step::Parked(parked),
         }
     }

@@ -6,7 +6,9 @@
 //! the engine tries it again (on the thread that reaped the readiness). Sockets are registered once, edge-triggered,
 //! for `IN | OUT | PRI | RDHUP`: a pending operation always follows a failed
 //! attempt, so the next edge is never missed (an attempt and the handling of
-//! a readiness event for its socket run under the socket's lock). Urgent data waits for `EPOLLPRI`. Sends pass
+//! a readiness event for its socket run under the socket's lock). Urgent data waits for `EPOLLPRI`, and the core serves
+//! priority readiness before a socket's reads (a read past the urgent byte
+//! makes Linux drop it; see SPEC k05). Sends pass
 //! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
 //! the epoll set.
 //!
@@ -129,8 +131,9 @@ pub(crate) fn worth_trying(op: &OpRef<'_>) -> bool {
 
 /// The attempt, keeping the socket's read [`Hints`](super::Hints): cleared
 /// just before a read-direction attempt (so a report that arrives during it
-/// sets it again), set again after it unless it found nothing or took
-/// everything there was (a stream receive that did not fill its buffers).
+/// sets it again), set again after it unless it found nothing or the kernel
+/// said it left nothing behind (`TCP_INQ`: a stream receive that emptied
+/// the socket).
 pub(crate) fn hinted_attempt(
     op: OpRef<'_>,
     bufs: Option<&mut dyn crate::buf::IoBufs>,
@@ -141,26 +144,15 @@ pub(crate) fn hinted_attempt(
     };
     let dir = op.kind.dir();
     let read = dir == Dir::Read;
-    let offered: usize = match (&bufs, read) {
-        (Some(b), true) => b.io_slices().iter().map(|s| s.len()).sum(),
-        _ => 0,
-    };
     if read {
         op.hints.clear(dir);
     }
     calls.direct();
-    let a = attempt(fd, op.kind, bufs, op.done, op.stream);
+    let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
     if read {
         let drained = match &a {
             Attempt::WouldBlock => true,
-            Attempt::Done(out) => {
-                op.stream
-                    && matches!(op.kind, super::OpKind::Recv { flags, .. }
-                        if !flags.contains(crate::flags::MsgFlags::PEEK))
-                    && out.error.is_none()
-                    && out.bytes > 0
-                    && out.bytes < offered
-            }
+            Attempt::Done(out) => out.error.is_none() && out.bytes > 0 && !out.left,
         };
         if !drained {
             op.hints.set(dir);
@@ -168,7 +160,6 @@ pub(crate) fn hinted_attempt(
     }
     a
 }
-
 impl Poll {
     /// Parks the head operation: it waits for readiness. Unless the start
     /// just tried it, it is tried first.

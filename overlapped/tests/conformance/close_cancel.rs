@@ -685,6 +685,54 @@ fn c08_port_op_survives_thread_exit(e: &Engine) {
     assert_eq!(&pk.into_completion::<Vec<u8>>().unwrap().data[..], b"later");
 }
 
+fn c08_event_op_on_a_port_socket_is_cancelled_at_thread_exit(e: &Engine) {
+    // Only an op whose completion goes to the port survives its thread.
+    let port = CompletionPort::new(1);
+    let (c, mut p) = std_pair(e);
+    let c = Arc::new(c);
+    port.associate(&c, 4).unwrap();
+    let ev = Event::new();
+    let (c2, ev2) = (c.clone(), ev.clone());
+    let op = std::thread::spawn(move || {
+        let st = c2.recv(vec![0u8; 8], MsgFlags::empty(), &ev2).unwrap();
+        assert!(st.is_pending());
+        st.op()
+    })
+    .join()
+    .unwrap();
+    assert!(
+        ev.wait(TEN),
+        "the exit of the issuing thread completes its operation"
+    );
+    let d = match op.result(false).unwrap() {
+        Polled::Complete(d) => d,
+        Polled::Incomplete(_) => panic!("event set, operation incomplete"),
+    };
+    assert!(d.is_aborted(), "{:?}", d.error);
+    assert_eq!(d.win32_error(), Some(995));
+    assert_eq!(d.data.capacity(), 8);
+    assert!(
+        port.get_queued(Some(Duration::from_millis(50)))
+            .unwrap()
+            .is_none(),
+        "an event op posts nothing"
+    );
+    write_all(&mut p, b"alive");
+    let _ = c
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(1))
+        .unwrap();
+    assert_eq!(
+        &port
+            .get_queued(TEN)
+            .unwrap()
+            .expect("a packet within 10 s")
+            .into_completion::<Vec<u8>>()
+            .unwrap()
+            .data[..],
+        b"alive"
+    );
+}
+
 util::cases! {
     c01_close_aborts_pending_receives_with_buffers,
     c01_aborted_receive_buffers_truncated_to_bytes_landed,
@@ -703,4 +751,5 @@ util::cases! {
     c08_thread_exit_aborts_its_ops_and_sets_event,
     c08_thread_exit_aborts_only_that_threads_ops,
     c08_port_op_survives_thread_exit,
+    c08_event_op_on_a_port_socket_is_cancelled_at_thread_exit,
 }

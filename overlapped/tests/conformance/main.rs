@@ -15,6 +15,7 @@ mod util;
 
 mod asyncs;
 mod close_cancel;
+mod connection;
 mod events;
 mod operations;
 mod ports;

@@ -27,7 +27,7 @@ pub(super) struct KernelMem {
     addrlen: libc::socklen_t,
     /// The SQE is a readiness poll; on its CQE the engine runs the
     /// non-blocking attempt (urgent receives, connects).
-    poll_phase: bool,
+    pub(super) poll_phase: bool,
     /// Total bytes of a send (to tell a short completion from a whole one).
     total: usize,
 }
@@ -110,6 +110,7 @@ pub(super) fn prepare(
     done: usize,
     stream: bool,
     poll_first: bool,
+    readiness: bool,
     resubmits: u32,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
     let mut km = Box::new(KernelMem {
@@ -130,6 +131,7 @@ pub(super) fn prepare(
         done,
         stream,
         poll_first,
+        readiness,
     ) {
         Ok(e) => e,
         Err(e) => return Err((e, bufs)),
@@ -144,7 +146,11 @@ pub(super) fn prepare(
     ))
 }
 
-/// The SQE of one operation kind (one arm per [`OpKind`]).
+/// The SQE of one operation kind (one arm per [`OpKind`]). `readiness`: a
+/// stream receive of the normal channel parks as a readiness poll and is
+/// tried in user space when it fires (sockets that use urgent data, see
+/// `RecvPolicy`).
+#[allow(clippy::too_many_arguments)]
 fn build(
     km: &mut KernelMem,
     fd: RawFd,
@@ -153,6 +159,7 @@ fn build(
     done: usize,
     stream: bool,
     poll_first: bool,
+    readiness: bool,
 ) -> io::Result<squeue::Entry> {
     let fdt = types::Fd(fd);
     let entry = match kind {
@@ -197,11 +204,19 @@ fn build(
             // io_uring here; with POLLRDBAND the poll fires (measured).
             opcode::PollAdd::new(fdt, (libc::POLLPRI | libc::POLLRDBAND) as u32).build()
         }
+        OpKind::Recv { .. } if readiness && kind.is_plain_stream_recv(stream) => {
+            km.poll_phase = true;
+            let mask = libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP;
+            opcode::PollAdd::new(fdt, mask as u32).build()
+        }
         OpKind::Recv { flags, want_addr } => {
             let Some(bufs) = bufs else {
                 return Err(missing_bufs());
             };
-            fill_iov(km, bufs, 0);
+            // A `WAITALL` receive goes on after the bytes it already has
+            // (the engine loops instead of passing MSG_WAITALL, so that an
+            // abort reports what arrived).
+            fill_iov(km, bufs, done);
             if *want_addr {
                 km.msg.msg_name = (&raw mut km.addr).cast();
                 km.msg.msg_namelen = km.addrlen;
@@ -262,7 +277,8 @@ pub(super) enum Finish {
     Attempt,
 }
 
-/// Interprets the CQE of a parked operation.
+/// Interprets the CQE of a parked operation. `nonempty`: the CQE says bytes
+/// are left in the socket (`IORING_CQE_F_SOCK_NONEMPTY`).
 pub(super) fn finish(
     km: &KernelMem,
     res: i32,
@@ -270,12 +286,22 @@ pub(super) fn finish(
     bufs: Option<&mut dyn IoBufs>,
     done: &mut usize,
     stream: bool,
+    nonempty: bool,
 ) -> Finish {
     if km.poll_phase {
         return Finish::Attempt;
     }
+    if let OpKind::Send { to, .. } = kind {
+        // A datagram send that met an ICMP error of an earlier one, or to
+        // port 0: the shared attempt gives Windows' answer.
+        if !stream && (res == -libc::ECONNREFUSED || to.is_some_and(|a| a.port() == 0)) {
+            return Finish::Attempt;
+        }
+    }
     if res < 0 {
-        return Finish::Done(Outcome::err(io::Error::from_raw_os_error(-res), *done));
+        let mut out = Outcome::err(io::Error::from_raw_os_error(-res), *done);
+        out.check_urgent = kind.is_plain_stream_recv(stream) && *done > 0;
+        return Finish::Done(out);
     }
     let n = res as usize;
     match kind {
@@ -288,7 +314,12 @@ pub(super) fn finish(
             }
         }
         OpKind::Recv { flags, want_addr } => {
-            let mut out = Outcome::ok(n);
+            *done += n;
+            if flags.contains(MsgFlags::WAITALL) && n > 0 && *done < km.total {
+                return Finish::Resubmit;
+            }
+            let mut out = Outcome::ok(*done);
+            out.check_urgent = kind.is_plain_stream_recv(stream) && n > 0 && nonempty;
             if km.msg.msg_flags & libc::MSG_TRUNC != 0 {
                 out.flags |= RecvFlags::TRUNCATED;
             }
@@ -299,7 +330,7 @@ pub(super) fn finish(
                 out.addr = sockaddr_of(&km.addr, km.msg.msg_namelen);
             }
             if let Some(b) = bufs {
-                b.set_received(n);
+                b.set_received(*done);
             }
             Finish::Done(out)
         }

@@ -30,7 +30,17 @@
 //! * **Short sends.** Stream sends carry `MSG_WAITALL`; a send the kernel
 //!   took in part is pushed again for the rest.
 //! * **Urgent receives and connects** park as a readiness poll and run the
-//!   non-blocking attempt when it fires.
+//!   non-blocking attempt when it fires. Once a socket started an urgent
+//!   receive, its normal stream receives park that way too, and a poll that
+//!   reports priority readiness first takes the urgent byte out of the
+//!   kernel: a receive in the kernel would read past an urgent byte that
+//!   arrives alone, and Linux drops it then (SPEC k05).
+//! * **`WAITALL` receives** are pushed again for the rest after each short
+//!   completion (no `MSG_WAITALL` in the SQE): an abort then reports the
+//!   bytes that arrived, which the kernel's own loop would lose.
+//! * **Datagram sends** that meet an ICMP error of an earlier send
+//!   (`ECONNREFUSED`) or go to port 0 finish through the shared attempt,
+//!   which gives Windows' answer (SPEC k04).
 //! * **Thread exit.** The kernel cancels a request when its submitting
 //!   thread exits; an `ECANCELED` the engine did not ask for is pushed again
 //!   (the model's own thread-exit rule is applied by the core).
@@ -45,24 +55,38 @@ pub(crate) use ring::{Cqe, Uring};
 
 use inflight::{Finish, finish, prepare};
 
-use super::attempt;
 use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, SockSys, Step, Wakeup};
+use super::{attempt, serve_urgent};
+use crate::flags::MsgFlags;
 
 /// How many times a request the kernel cancelled on its own is pushed again
 /// before the operation ends *aborted*.
 const MAX_RESUBMITS: u32 = 1000;
 
 /// Per-socket receive policy: try the next stream receive at once, or park
-/// it polling first (see the module docs).
+/// it polling first (see the module docs); and whether the socket uses
+/// urgent data.
 #[derive(Debug)]
 pub(crate) struct RecvPolicy {
     recv_direct: bool,
+    /// An `OOB` receive was started on the socket: its normal receives park
+    /// as readiness polls, so that an urgent byte is taken out before a
+    /// receive reads past it (a receive in the kernel would skip it, and
+    /// Linux then drops it).
+    urgent: bool,
 }
 
 impl Default for RecvPolicy {
     fn default() -> Self {
-        RecvPolicy { recv_direct: true }
+        RecvPolicy {
+            recv_direct: true,
+            urgent: false,
+        }
     }
+}
+
+fn is_oob_recv(kind: &OpKind) -> bool {
+    matches!(kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB))
 }
 
 impl RecvPolicy {
@@ -86,6 +110,7 @@ impl RecvPolicy {
     }
 
     pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, would_block: bool) {
+        self.urgent |= is_oob_recv(kind);
         if would_block && kind.is_plain_stream_recv(stream) {
             self.recv_direct = false;
         }
@@ -105,13 +130,26 @@ impl Uring {
 
     /// # Safety
     /// As [`arm`](Self::arm).
-    unsafe fn park(&self, op: OpRef<'_>, bufs: Bufs, resubmits: u32) -> Step {
+    unsafe fn park(&self, op: OpRef<'_>, mut bufs: Bufs, resubmits: u32) -> Step {
         use std::os::fd::AsRawFd;
         let Some(fd) = op.fd else {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
-        let poll_first =
-            self.poll_first && matches!(&*op.sock, SockSys::Uring(p) if !p.recv_direct);
+        if let (OpKind::Recv { flags, .. }, Some(byte), Some(b)) =
+            (&*op.kind, *op.urgent, bufs.as_deref_mut())
+        {
+            if flags.contains(MsgFlags::OOB) {
+                // The urgent byte was taken out of the kernel for it already.
+                *op.urgent = None;
+                let out = serve_urgent(b.as_bufs(), byte);
+                return Step::Done(out, bufs);
+            }
+        }
+        let SockSys::Uring(policy) = &mut *op.sock else {
+            return Step::Done(Outcome::aborted(*op.done), bufs);
+        };
+        policy.urgent |= is_oob_recv(op.kind);
+        let poll_first = self.poll_first && !policy.recv_direct;
         let prepared = prepare(
             fd.as_raw_fd(),
             op.kind,
@@ -119,6 +157,7 @@ impl Uring {
             *op.done,
             op.stream,
             poll_first,
+            policy.urgent,
             resubmits,
         );
         let (inflight, entry) = match prepared {
@@ -150,25 +189,33 @@ impl Uring {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
         let res = cqe.res;
-        if res == -libc::ECANCELED {
-            drop(km);
+        let fin = if res == -libc::ECANCELED {
             if op.cancel || resubmits >= MAX_RESUBMITS {
                 return Step::Done(Outcome::aborted(*op.done), bufs);
             }
-            // The kernel cancelled it because the thread that submitted it
-            // exited; the operation itself is still wanted.
-            // SAFETY: the token is the one this operation was parked under,
-            // and its previous request is over (this is its CQE).
-            return unsafe { self.park(op, bufs, resubmits + 1) };
-        }
-        let fin = finish(
-            &km,
-            res,
-            op.kind,
-            bufs.as_deref_mut().map(|b| b.as_bufs()),
-            op.done,
-            op.stream,
-        );
+            if km.poll_phase {
+                // A readiness poll the core cancelled to have the operation
+                // tried at once (`kick`), or that died with its thread: try.
+                Finish::Attempt
+            } else {
+                drop(km);
+                // The kernel cancelled it because the thread that submitted
+                // it exited; the operation itself is still wanted.
+                // SAFETY: the token is the one this operation was parked
+                // under, and its previous request is over (this is its CQE).
+                return unsafe { self.park(op, bufs, resubmits + 1) };
+            }
+        } else {
+            finish(
+                &km,
+                res,
+                op.kind,
+                bufs.as_deref_mut().map(|b| b.as_bufs()),
+                op.done,
+                op.stream,
+                io_uring::cqueue::sock_nonempty(cqe.flags),
+            )
+        };
         drop(km);
         if let SockSys::Uring(p) = &mut *op.sock {
             if op.kind.is_plain_stream_recv(op.stream) {
@@ -188,9 +235,20 @@ impl Uring {
                 let Some(fd) = op.fd else {
                     return Step::Done(Outcome::aborted(*op.done), bufs);
                 };
+                if res > 0
+                    && res & libc::POLLPRI as i32 != 0
+                    && op.kind.is_plain_stream_recv(op.stream)
+                {
+                    // Urgent data is there: take it before this receive
+                    // reads past it.
+                    if op.urgent.is_none() {
+                        calls.direct();
+                        *op.urgent = super::take_urgent(fd);
+                    }
+                }
                 calls.direct();
                 let b = bufs.as_deref_mut().map(|b| b.as_bufs());
-                match attempt(fd, op.kind, b, op.done, op.stream) {
+                match attempt(fd, op.kind, b, op.done, op.stream, op.urgent) {
                     Attempt::Done(out) => Step::Done(out, bufs),
                     // SAFETY: as above.
                     Attempt::WouldBlock => unsafe { self.park(op, bufs, resubmits) },

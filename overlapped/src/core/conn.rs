@@ -1,0 +1,205 @@
+//! The connection state operations answer from at the call (SPEC
+//! k01–k08), and what finished operations teach it.
+//!
+//! Linux and Windows part ways at the edges of a connection: Linux reports a
+//! reset once (later receives look like end-of-stream, later sends fail with
+//! `EPIPE`), its `shutdown(SHUT_RD)` completes pending receives with 0
+//! bytes, and it has no rule against operations on a socket whose connect is
+//! in flight. The engine keeps the state Windows answers from
+//! ([`Conn`](super::table::Conn)) and fails such starts itself: a start
+//! error, never a completion, so nothing is posted, set or queued.
+
+use std::io;
+use std::os::fd::AsFd;
+
+use super::SlotNotify;
+use super::table::SockState;
+use crate::flags::MsgFlags;
+use crate::sys::{self, Bufs, OpKind, Outcome};
+
+fn os(errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(errno)
+}
+
+fn invalid(msg: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// Checks made before an operation starts: the ones that keep the start
+/// result three-way (io_uring would report them as completions) and the
+/// connection state's own answers.
+pub(super) fn precheck(s: &mut SockState, kind: &OpKind, notify: &SlotNotify) -> io::Result<()> {
+    let Some(fd) = s.fd.as_ref() else {
+        return Err(super::bad_handle());
+    };
+    if matches!(notify, SlotNotify::Routine { .. }) && s.port.is_some() {
+        // k08: a handle associated with a port takes no completion routines.
+        return Err(invalid(
+            "a completion routine on a socket associated with a completion port",
+        ));
+    }
+    let c = &s.conn;
+    match kind {
+        OpKind::Recv { flags, .. } => {
+            let oob = flags.contains(MsgFlags::OOB);
+            if flags.contains(MsgFlags::WAITALL)
+                && (!s.stream || oob || flags.contains(MsgFlags::PEEK))
+            {
+                return Err(os(libc::EOPNOTSUPP));
+            }
+            if c.read_shut {
+                return Err(os(libc::ESHUTDOWN));
+            }
+            if !s.stream {
+                if !s.bound {
+                    let bound = rustix::net::getsockname(fd)
+                        .ok()
+                        .and_then(|a| std::net::SocketAddr::try_from(a).ok())
+                        .is_some_and(|a| a.port() != 0);
+                    if !bound {
+                        return Err(invalid(
+                            "receive on a datagram socket that is not bound (bind it, or send first)",
+                        ));
+                    }
+                    s.bound = true;
+                }
+                return Ok(());
+            }
+            stream_ready(s)?;
+            if oob && s.fd.as_ref().is_some_and(|fd| sys::oob_inline(fd.as_fd())) {
+                return Err(invalid(
+                    "an OOB receive on a socket with SO_OOBINLINE (urgent data arrives in the stream)",
+                ));
+            }
+        }
+        OpKind::Send { .. } => {
+            if c.write_shut {
+                return Err(os(libc::ESHUTDOWN));
+            }
+            if s.stream {
+                stream_ready(s)?;
+            }
+        }
+        OpKind::Connect { .. } => {
+            if c.listening {
+                return Err(invalid("connect on a listening socket"));
+            }
+            if c.connecting {
+                return Err(invalid("a connect is already in progress on this socket"));
+            }
+            if s.stream && s.connected {
+                return Err(os(libc::EISCONN));
+            }
+        }
+        OpKind::Accept => {}
+    }
+    Ok(())
+}
+
+/// A stream send or receive needs a connection that is up.
+fn stream_ready(s: &mut SockState) -> io::Result<()> {
+    if s.conn.connecting {
+        return Err(os(libc::ENOTCONN));
+    }
+    if s.conn.reset {
+        return Err(os(libc::ECONNRESET));
+    }
+    if !s.connected {
+        let Some(fd) = s.fd.as_ref() else {
+            return Err(super::bad_handle());
+        };
+        rustix::net::getpeername(fd).map_err(sys::to_io)?;
+        s.connected = true;
+    }
+    Ok(())
+}
+
+/// What a finished operation can teach the connection state, taken from the
+/// operation before its slot is borrowed for delivery.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Learn {
+    Connect,
+    Send {
+        to: bool,
+    },
+    /// A receive of the normal channel of a stream, offering this many bytes.
+    StreamRecv {
+        offered: usize,
+    },
+    Other,
+}
+
+impl Learn {
+    pub(super) fn of(kind: &OpKind, stream: bool, bufs: &mut Bufs) -> Learn {
+        match kind {
+            OpKind::Connect { .. } => Learn::Connect,
+            OpKind::Send { to, .. } => Learn::Send { to: to.is_some() },
+            OpKind::Recv { flags, .. } if stream && !flags.contains(MsgFlags::OOB) => {
+                Learn::StreamRecv {
+                    offered: bufs
+                        .as_deref_mut()
+                        .and_then(|b| b.as_bufs().total_len())
+                        .unwrap_or(0),
+                }
+            }
+            _ => Learn::Other,
+        }
+    }
+}
+
+/// Records what a finished operation says about the connection, and gives
+/// it Windows' answer: a reset stays a reset (a receive never reports 0
+/// bytes on a reset connection, a send never `EPIPE`), a send on a shut
+/// write side is `ESHUTDOWN`.
+pub(super) fn learn(s: &mut SockState, what: Learn, out: &mut Outcome) {
+    let errno = out.error.as_ref().and_then(io::Error::raw_os_error);
+    match what {
+        Learn::Connect => {
+            s.conn.connecting = false;
+            if out.error.is_none() {
+                s.connected = true;
+            }
+        }
+        Learn::Send { to } => {
+            if out.error.is_none() {
+                if to {
+                    s.bound = true;
+                }
+                return;
+            }
+            if !s.stream {
+                return;
+            }
+            match errno {
+                Some(libc::ECONNRESET) => s.conn.reset = true,
+                Some(libc::EPIPE) if s.conn.write_shut => out.error = Some(os(libc::ESHUTDOWN)),
+                // Linux reports a reset once; the sends after it fail with
+                // EPIPE.
+                Some(libc::EPIPE) => {
+                    s.conn.reset = true;
+                    out.error = Some(os(libc::ECONNRESET));
+                }
+                _ => {}
+            }
+        }
+        Learn::StreamRecv { offered } => match errno {
+            Some(libc::ECONNRESET) => s.conn.reset = true,
+            None if out.bytes == 0 && offered > 0 => {
+                // End of stream, or a reset another operation was told of
+                // first: after a reset the socket is closed (no peer), while
+                // after a graceful close by the peer it still has one —
+                // unless this side shut its write side too.
+                let gone = || {
+                    s.fd.as_ref()
+                        .is_some_and(|fd| rustix::net::getpeername(fd).is_err())
+                };
+                if s.conn.reset || (!s.conn.write_shut && gone()) {
+                    s.conn.reset = true;
+                    out.error = Some(os(libc::ECONNRESET));
+                }
+            }
+            _ => {}
+        },
+        Learn::Other => {}
+    }
+}
