@@ -41,17 +41,16 @@
 //! Adding a backend is one new file (its type, [`Parked`] and [`SockSys`]
 //! variants) and one arm in each `match` below.
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use rustix::net::{RecvFlags as RxFlags, SendFlags as TxFlags, SocketFlags};
-
 use crate::buf::{ErasedBufs, IoBufs};
 use crate::flags::{MsgFlags, RecvFlags};
 
+mod attempt;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod tcp;
@@ -162,275 +161,12 @@ impl Outcome {
 }
 
 /// Result of one non-blocking attempt.
+pub(crate) use attempt::{attempt, oob_inline, serve_urgent, take_urgent, to_io};
+
 #[derive(Debug)]
 pub(crate) enum Attempt {
     Done(Outcome),
     WouldBlock,
-}
-
-fn would_block(e: &rustix::io::Errno) -> bool {
-    *e == rustix::io::Errno::AGAIN || *e == rustix::io::Errno::INPROGRESS
-}
-
-pub(crate) fn to_io(e: rustix::io::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e.raw_os_error())
-}
-
-fn tx_flags(flags: MsgFlags) -> TxFlags {
-    let mut f = TxFlags::NOSIGNAL | TxFlags::DONTWAIT;
-    if flags.contains(MsgFlags::OOB) {
-        f |= TxFlags::OOB;
-    }
-    if flags.contains(MsgFlags::DONTROUTE) {
-        f |= TxFlags::DONTROUTE;
-    }
-    f
-}
-
-fn rx_flags(flags: MsgFlags) -> RxFlags {
-    let mut f = RxFlags::DONTWAIT;
-    if flags.contains(MsgFlags::OOB) {
-        f |= RxFlags::OOB;
-    }
-    if flags.contains(MsgFlags::PEEK) {
-        f |= RxFlags::PEEK;
-    }
-    f
-}
-
-/// The non-blocking attempt of an operation, shared by both engines.
-///
-/// `done` carries a stream send's (and a `WAITALL` receive's) progress
-/// across attempts (and across the handover to the kernel on io_uring): such
-/// an operation completes only when every byte is moved, or with an error
-/// (or the end of the stream) that reports the bytes moved. `urgent` is the
-/// socket's held urgent byte, which an `OOB` receive takes first.
-pub(crate) fn attempt(
-    fd: BorrowedFd<'_>,
-    kind: &mut OpKind,
-    bufs: Option<&mut dyn IoBufs>,
-    done: &mut usize,
-    stream: bool,
-    urgent: &mut Option<u8>,
-) -> Attempt {
-    match kind {
-        OpKind::Send { flags, to } => {
-            let bufs = bufs.expect("send carries buffers");
-            if let (false, Some(addr)) = (stream, &to) {
-                if addr.port() == 0 {
-                    // Windows sends nothing and succeeds (Linux: EINVAL).
-                    return Attempt::Done(Outcome::ok(bufs.total_len().unwrap_or(0)));
-                }
-            }
-            let flags = tx_flags(*flags);
-            // A connected datagram socket keeps sending after an ICMP
-            // port-unreachable (Linux fails the next send with
-            // ECONNREFUSED, consuming the error; the send is retried).
-            let mut refused = 0;
-            let refused_again = |e: &rustix::io::Errno, refused: &mut u32| {
-                if stream || *e != rustix::io::Errno::CONNREFUSED || *refused >= 4 {
-                    return false;
-                }
-                *refused += 1;
-                let _ = socket2::SockRef::from(&fd).take_error();
-                true
-            };
-            if let (None, Some(b)) = (&to, bufs.one()) {
-                // One buffer, no address: plain send(2), no iovec array.
-                loop {
-                    match rustix::net::send(fd, &b[*done..], flags) {
-                        Ok(n) => {
-                            *done += n;
-                            if !stream || *done >= b.len() || n == 0 {
-                                return Attempt::Done(Outcome::ok(*done));
-                            }
-                        }
-                        Err(e) if e == rustix::io::Errno::INTR => {}
-                        Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                        Err(e) if refused_again(&e, &mut refused) => {}
-                        Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
-                            return Attempt::Done(Outcome::ok(b.len()));
-                        }
-                        Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
-                    }
-                }
-            }
-            loop {
-                let mut slices = bufs.io_slices();
-                let total: usize = slices.iter().map(|s| s.len()).sum();
-                IoSlice::advance_slices(&mut slices.as_mut_slice(), *done);
-                let mut control = Default::default();
-                let r = match to {
-                    Some(addr) => rustix::net::sendmsg_addr(fd, addr, &slices, &mut control, flags),
-                    None => rustix::net::sendmsg(fd, &slices, &mut control, flags),
-                };
-                match r {
-                    Ok(n) => {
-                        *done += n;
-                        if !stream || *done >= total || n == 0 {
-                            return Attempt::Done(Outcome::ok(*done));
-                        }
-                    }
-                    Err(e) if e == rustix::io::Errno::INTR => {}
-                    Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                    Err(e) if refused_again(&e, &mut refused) => {}
-                    Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
-                        return Attempt::Done(Outcome::ok(total));
-                    }
-                    Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
-                }
-            }
-        }
-        OpKind::Recv { flags, want_addr } => {
-            let bufs = bufs.expect("receive carries buffers");
-            let oob = flags.contains(MsgFlags::OOB);
-            if oob {
-                if let Some(byte) = urgent.take() {
-                    return Attempt::Done(serve_urgent(bufs, byte));
-                }
-            }
-            let waitall = flags.contains(MsgFlags::WAITALL);
-            let plain = stream && !oob && !flags.contains(MsgFlags::PEEK);
-            let rflags = rx_flags(*flags);
-            let total = bufs.total_len().unwrap_or(0);
-            let mut out = Outcome::ok(0);
-            loop {
-                match recv_once(fd, bufs, *done, *want_addr, rflags, plain, &mut out) {
-                    Ok((n, left)) => {
-                        *done += n;
-                        // Bytes left behind a receive that took some: it
-                        // may have stopped at the urgent mark.
-                        out.check_urgent |= plain && n > 0 && left;
-                        out.left = left;
-                        if waitall && n > 0 && *done < total {
-                            continue;
-                        }
-                        out.bytes = *done;
-                        if oob {
-                            out.flags |= RecvFlags::OOB;
-                        }
-                        // With nothing received the core truncates the
-                        // buffers: a 0-byte end on a reset connection is a
-                        // start error, which hands them back untouched.
-                        if *done > 0 {
-                            bufs.set_received(*done);
-                        }
-                        return Attempt::Done(out);
-                    }
-                    Err(e) if e == rustix::io::Errno::INTR => {}
-                    Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                    // Linux's urgent receive never waits: EINVAL means "no
-                    // urgent byte yet"; the engine waits for priority
-                    // readiness and tries again.
-                    Err(e) if oob && e == rustix::io::Errno::INVAL => return Attempt::WouldBlock,
-                    Err(e) => {
-                        let mut out = Outcome::err(to_io(e), *done);
-                        out.check_urgent = plain && *done > 0;
-                        return Attempt::Done(out);
-                    }
-                }
-            }
-        }
-        OpKind::Accept => loop {
-            match rustix::net::acceptfrom_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
-                Ok((new, addr)) => {
-                    let mut out = Outcome::ok(0);
-                    out.addr = addr.and_then(|a| SocketAddr::try_from(a).ok());
-                    out.fd = Some(new);
-                    return Attempt::Done(out);
-                }
-                Err(e) if e == rustix::io::Errno::INTR => {}
-                // A connection reset before it was accepted: keep waiting for
-                // the next one, as a blocking accept would.
-                Err(e) if would_block(&e) || e == rustix::io::Errno::CONNABORTED => {
-                    return Attempt::WouldBlock;
-                }
-                Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
-            }
-        },
-        OpKind::Connect { addr, started } => {
-            if !*started {
-                *started = true;
-                return match rustix::net::connect(fd, addr) {
-                    Ok(()) => Attempt::Done(Outcome::ok(0)),
-                    Err(e) if would_block(&e) || e == rustix::io::Errno::INTR => {
-                        Attempt::WouldBlock
-                    }
-                    Err(e) => Attempt::Done(Outcome::err(to_io(e), 0)),
-                };
-            }
-            let sock = socket2::SockRef::from(&fd);
-            match sock.take_error() {
-                Ok(Some(e)) => Attempt::Done(Outcome::err(e, 0)),
-                Err(e) => Attempt::Done(Outcome::err(e, 0)),
-                Ok(None) => match rustix::net::getpeername(fd) {
-                    Ok(_) => Attempt::Done(Outcome::ok(0)),
-                    Err(e) if e == rustix::io::Errno::NOTCONN => Attempt::WouldBlock,
-                    Err(e) => Attempt::Done(Outcome::err(to_io(e), 0)),
-                },
-            }
-        }
-    }
-}
-
-/// One receive into the buffers past their first `skip` bytes: the bytes
-/// received, and whether bytes may be left in the socket (known for a
-/// `plain` stream receive on a socket with `TCP_INQ`, else assumed). The
-/// truncation flag and the sender's address go to `out`.
-fn recv_once(
-    fd: BorrowedFd<'_>,
-    bufs: &mut dyn IoBufs,
-    skip: usize,
-    want_addr: bool,
-    rflags: RxFlags,
-    plain: bool,
-    out: &mut Outcome,
-) -> rustix::io::Result<(usize, bool)> {
-    let mut slices = bufs.io_slices_mut();
-    IoSliceMut::advance_slices(&mut slices.as_mut_slice(), skip);
-    if plain && !want_addr {
-        let (n, inq) = tcp::recv_inq(fd, &mut slices, rflags)?;
-        return Ok((n, inq.is_none_or(|q| q > 0)));
-    }
-    let mut control = Default::default();
-    let msg = rustix::net::recvmsg(fd, &mut slices, &mut control, rflags)?;
-    if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
-        out.flags |= RecvFlags::TRUNCATED;
-    }
-    if want_addr {
-        out.addr = msg.address.and_then(|a| SocketAddr::try_from(a).ok());
-    }
-    Ok((msg.bytes, true))
-}
-
-/// Completes an `OOB` receive with the socket's held urgent byte.
-pub(crate) fn serve_urgent(bufs: &mut dyn IoBufs, byte: u8) -> Outcome {
-    let mut n = 0;
-    if let Some(first) = bufs.io_slices_mut().iter_mut().find(|s| !s.is_empty()) {
-        first[0] = byte;
-        n = 1;
-    }
-    bufs.set_received(n);
-    let mut out = Outcome::ok(n);
-    out.flags |= RecvFlags::OOB;
-    out
-}
-
-/// Takes the socket's urgent byte out of the kernel, if it holds one (a
-/// normal receive that reads past it would drop it).
-pub(crate) fn take_urgent(fd: BorrowedFd<'_>) -> Option<u8> {
-    let mut b = [0u8; 1];
-    match rustix::net::recv(fd, &mut b, RxFlags::OOB | RxFlags::DONTWAIT) {
-        Ok((_, 1)) => Some(b[0]),
-        _ => None,
-    }
-}
-
-/// `SO_OOBINLINE` is on: urgent bytes arrive in the stream.
-pub(crate) fn oob_inline(fd: BorrowedFd<'_>) -> bool {
-    socket2::SockRef::from(&fd)
-        .out_of_band_inline()
-        .unwrap_or(false)
 }
 
 impl OpKind {
