@@ -222,6 +222,37 @@ fn s08_graceful_close_completes_pending_recv_with_zero(e: &Engine) {
     assert_eq!(got.bytes, 0);
 }
 
+/// The end of the stream already queued behind the last bytes: receives
+/// that drain the bytes in pieces, then one more, see the end at once (an
+/// engine that waits for a readiness report here never gets one).
+fn s08_end_queued_behind_the_last_bytes_completes_the_next_receive(e: &Engine) {
+    let (c, mut p) = std_pair(e);
+    write_all(&mut p, b"abcdef");
+    p.shutdown(Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // The engine takes in every readiness report there is now: none will
+    // come for these bytes or this end again.
+    e.poll();
+    let mut got = Vec::new();
+    loop {
+        let d = c
+            .recv(vec![0u8; 4], MsgFlags::empty(), Notify::None)
+            .unwrap()
+            .op()
+            .result_timeout(Some(slack(Duration::from_secs(10))))
+            .unwrap();
+        let Polled::Complete(d) = d else {
+            panic!("a receive on a stream whose end is queued stays pending");
+        };
+        assert!(d.error.is_none(), "{:?}", d.error);
+        if d.bytes == 0 {
+            break;
+        }
+        got.extend_from_slice(&d.data);
+    }
+    assert_eq!(&got[..], b"abcdef");
+}
+
 fn s08_reset_completes_pending_recv_with_reset(e: &Engine) {
     let (c, p) = std_pair(e);
     let op = c
@@ -326,6 +357,7 @@ util::cases! {
     s07_oob_byte_out_of_line,
     s07_oob_receive_pends_until_urgent_byte,
     s08_graceful_close_completes_pending_recv_with_zero,
+    s08_end_queued_behind_the_last_bytes_completes_the_next_receive,
     s08_reset_completes_pending_recv_with_reset,
     s09_send_after_reset_errors_without_sigpipe,
     s10_connect_refused,
