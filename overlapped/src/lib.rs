@@ -154,12 +154,38 @@
 //!   submit it). Inside completion routines and async tasks starts are
 //!   batched the same way.
 //!
-//! On io_uring a stream receive that found no data skips the try of the
-//! next receive on that socket (the kernel polls first), until a completion
-//! reports more bytes waiting: such receives are *pending* even when data
-//! arrived meanwhile — a start may always return pending. Every wait also
-//! reaps finished operations at least every 200 µs, so operations that
-//! complete in the kernel are not starved by ones that complete at start.
+//! Which starts try first (the policy, per engine):
+//!
+//! * **io_uring**: a send started inside such a batch does not try: it goes
+//!   straight to the ring with the batch's kernel entry (it is then
+//!   *pending*, no system call of its own); outside a batch it tries. A
+//!   stream receive that found no data skips the try of the next receive on
+//!   that socket (the kernel polls first) until a completion reports more
+//!   bytes waiting. Receives otherwise try: data already there completes
+//!   them at once, which a ported program may handle inline.
+//! * **poll**: every start tries, except a receive (or accept) on a socket
+//!   whose last try found nothing — or whose last receive the kernel said
+//!   emptied it (`TCP_INQ`) — with no readiness reported since: that try
+//!   would find nothing, so the operation waits for readiness at once.
+//!
+//! So a start may always return *pending*. Every wait also reaps finished
+//! operations at least every 200 µs, so operations that complete in the
+//! kernel are not starved by ones that complete at start.
+//!
+//! ## Threads
+//!
+//! One engine may be used by any number of threads at once (a port's worker
+//! pool, a thread per connection group): each socket has its own lock, and
+//! no lock shared by all threads of an engine is held across a system call
+//! (`docs/DESIGN.md`, "What is still shared between threads"). `ovl bench
+//! --scale` measures it.
+//!
+//! ## Versions of the types this crate re-exports
+//!
+//! [`Domain`] and [`Type`] are `socket2` 0.6's, and [`Socket::with_socket2`]
+//! lends a `socket2::SockRef`: moving to a new major version of `socket2` is
+//! a breaking change of this crate, made only with a major (or, before 1.0,
+//! minor) version bump.
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
