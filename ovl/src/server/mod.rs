@@ -253,13 +253,6 @@ pub fn stream_ended(sock: &Socket) -> bool {
     }
 }
 
-/// A connection's receive buffer, `size` bytes, written once so its pages
-/// are committed when the connection starts (the models that do not pool
-/// their buffers yet).
-pub fn conn_buffer(size: usize) -> overlapped::Slice {
-    overlapped::Slice::from(vec![0xA5; size])
-}
-
 /// The buffer of a zero-byte receive: no allocation.
 pub fn probe_buffer() -> overlapped::Slice {
     overlapped::Slice::from(Vec::new())
