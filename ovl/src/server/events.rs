@@ -3,18 +3,30 @@
 //! A model of its own: the wait covers any number of events (Winsock's limit
 //! of 64 is lifted), and the lowest-index rule is made fair by handling
 //! every set event after each wait.
+//!
+//! Idle connections hold no buffer (see [the server's docs](super)): a
+//! connection starts with a zero-byte receive; when it completes, the
+//! connection takes a buffer from the pool and posts the real receive. The
+//! loop's tick cancels a real receive that waited `--buf-release`; once it
+//! completes *aborted*, the buffer goes back and a zero-byte receive is
+//! posted.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use overlapped::{Engine, Event, MsgFlags, Op, Polled, Slice, Socket, WaitMode, wait_for_events};
 
-use super::{Idle, ServerArgs, Stats, TICK, banner, close_listener, conn_buffer, listen, stopping};
+use super::{
+    Idle, Pool, ServerArgs, Stats, TICK, banner, close_listener, listen, probe_buffer, stopping,
+    stream_ended,
+};
 use crate::engine::Chosen;
 
 enum Pending {
+    /// A zero-byte receive: the connection is idle and holds no buffer.
+    Probe(Op<Slice>),
     Recv(Op<Slice>),
     Send(Op<Slice>),
 }
@@ -28,11 +40,25 @@ struct Conn {
 
 /// Receives into the connection's buffer, its window widened back to the
 /// whole buffer.
-fn post_recv(conn: &mut Conn, mut buf: Slice) -> bool {
+fn post_recv(conn: &mut Conn, mut buf: Slice, pool: &Pool) -> bool {
     buf.set_range(..);
     match conn.sock.recv(buf, MsgFlags::empty(), &conn.ev) {
         Ok(s) => {
             conn.op = Some(Pending::Recv(s.op()));
+            true
+        }
+        Err(e) => {
+            pool.give(e.bufs);
+            false
+        }
+    }
+}
+
+/// The connection goes idle: a zero-byte receive, no buffer held.
+fn post_probe(conn: &mut Conn) -> bool {
+    match conn.sock.recv(probe_buffer(), MsgFlags::empty(), &conn.ev) {
+        Ok(s) => {
+            conn.op = Some(Pending::Probe(s.op()));
             true
         }
         Err(_) => false,
@@ -40,14 +66,31 @@ fn post_recv(conn: &mut Conn, mut buf: Slice) -> bool {
 }
 
 /// Handles a set event of a connection. False when the connection ended.
-fn progress(conn: &mut Conn, stats: &Stats) -> bool {
+fn progress(conn: &mut Conn, stats: &Stats, pool: &Pool) -> bool {
     let Some(p) = conn.op.take() else {
         return false;
     };
     match p {
+        Pending::Probe(op) => match op.result(false) {
+            // Data arrived (not the end of the stream): take a buffer.
+            Ok(Polled::Complete(c)) => {
+                c.error.is_none() && !stream_ended(&conn.sock) && post_recv(conn, pool.take(), pool)
+            }
+            Ok(Polled::Incomplete(op)) => {
+                conn.op = Some(Pending::Probe(op));
+                true
+            }
+            Err(_) => false,
+        },
         Pending::Recv(op) => match op.result(false) {
             Ok(Polled::Complete(c)) => {
+                if c.is_aborted() {
+                    // The tick cancelled it: the connection goes idle.
+                    pool.give(c.data);
+                    return post_probe(conn);
+                }
                 if c.error.is_some() || c.bytes == 0 {
+                    pool.give(c.data);
                     return false;
                 }
                 conn.idle.touch();
@@ -56,7 +99,10 @@ fn progress(conn: &mut Conn, stats: &Stats) -> bool {
                         conn.op = Some(Pending::Send(s.op()));
                         true
                     }
-                    Err(_) => false,
+                    Err(e) => {
+                        pool.give(e.bufs);
+                        false
+                    }
                 }
             }
             Ok(Polled::Incomplete(op)) => {
@@ -68,10 +114,12 @@ fn progress(conn: &mut Conn, stats: &Stats) -> bool {
         Pending::Send(op) => match op.result(false) {
             Ok(Polled::Complete(c)) => {
                 if c.error.is_some() {
+                    pool.give(c.data);
                     return false;
                 }
                 stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
-                post_recv(conn, c.data)
+                conn.idle.touch();
+                post_recv(conn, c.data, pool)
             }
             Ok(Polled::Incomplete(op)) => {
                 conn.op = Some(Pending::Send(op));
@@ -79,6 +127,17 @@ fn progress(conn: &mut Conn, stats: &Stats) -> bool {
             }
             Err(_) => false,
         },
+    }
+}
+
+/// Cancels a receive that waited `after` with the buffer: it completes
+/// *aborted* (its event is set), and [`progress`] gives the buffer back.
+fn release(conn: &Conn, after: Option<Duration>) {
+    if let Some(Pending::Recv(op)) = &conn.op {
+        if conn.idle.expired(after) && !conn.ev.is_set() {
+            // `NotFound` when it completed meanwhile: handled as data.
+            let _ = op.cancel();
+        }
     }
 }
 
@@ -92,13 +151,15 @@ pub fn serve(
 ) -> io::Result<()> {
     let listener = listen(engine, args.addr)?;
     banner(engine, chosen, listener.local_addr()?, args.model);
-    let size = args.buf_size;
+    let pool = Pool::new(args.buf_size);
+    let after = args.release();
     let accept_ev = Event::new();
     // `None` after an accept could not start (e.g. out of descriptors):
     // tried again every tick.
     let mut accept = Some(listener.accept(&accept_ev)?.op());
     let mut last_try = std::time::Instant::now();
     let mut conns: Vec<Conn> = Vec::new();
+    let mut last_tick = Instant::now();
     while !stopping() {
         let mut events = Vec::with_capacity(conns.len() + 1);
         events.push(accept_ev.clone());
@@ -127,7 +188,7 @@ pub fn serve(
                                     op: None,
                                     idle: Idle::new(),
                                 };
-                                if post_recv(&mut conn, conn_buffer(size)) {
+                                if post_probe(&mut conn) {
                                     conns.push(conn);
                                 }
                             }
@@ -138,12 +199,20 @@ pub fn serve(
                 }
             }
         }
+        let tick = last_tick.elapsed() >= TICK;
+        if tick {
+            last_tick = Instant::now();
+            pool.trim();
+        }
         conns.retain_mut(|c| {
             let alive = if c.ev.is_set() {
-                progress(c, stats)
+                progress(c, stats, &pool)
             } else {
                 true
             };
+            if alive && tick {
+                release(c, after);
+            }
             alive && !c.idle.expired(idle)
         });
     }

@@ -9,23 +9,38 @@
 //! worker can touch freed connection data (the textbook frees it while a
 //! send may still be in flight). Sockets skip the port on immediate
 //! success, so a worker handles immediate completions inline.
+//!
+//! Idle connections hold no buffer (see [the server's docs](super)): a
+//! connection starts with a zero-byte receive (tagged `PROBE`); its packet
+//! takes a buffer from the pool and runs the echo loop. A receive that
+//! parks with the buffer is stored in the connection (started under the
+//! connection's lock, so its packet, handled by whichever worker, finds it
+//! stored); the acceptor thread's tick cancels one that waited
+//! `--buf-release`, and its *aborted* packet gives the buffer back and
+//! posts a zero-byte receive. A closed connection's packets find no
+//! connection in the table; their buffers go back to the pool.
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use overlapped::{
-    CompletionPort, Engine, MsgFlags, Notify, Packet, Slice, Socket, StartError, Started,
+    CompletionPort, Engine, MsgFlags, Notify, Op, Packet, Slice, Socket, StartError, Started,
 };
 
-use super::{ServerArgs, Stats, TICK, banner, close_listener, conn_buffer, listen, stopping};
+use super::{
+    Pool, ServerArgs, Stats, TICK, banner, close_listener, listen, probe_buffer, stopping,
+    stream_ended,
+};
 use crate::engine::Chosen;
 
 const RECV: u64 = 1;
 const SEND: u64 = 2;
 const ACCEPT: u64 = 3;
+/// A zero-byte receive: the connection is idle and holds no buffer.
+const PROBE: u64 = 4;
 const STOP_KEY: usize = usize::MAX;
 /// The listener's key: accepts complete on the port too, so the workers are
 /// the only threads that drive the engine.
@@ -33,7 +48,20 @@ const LISTENER_KEY: usize = usize::MAX - 1;
 
 struct Conn {
     sock: Socket,
-    last: Mutex<Instant>,
+    st: Mutex<ConnState>,
+}
+
+struct ConnState {
+    /// Last activity: for the idle timeout and the buffer's release.
+    last: Instant,
+    /// The receive parked with the connection's buffer, if any.
+    recv: Option<Op<Slice>>,
+}
+
+impl Conn {
+    fn state(&self) -> MutexGuard<'_, ConnState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 type Table = Mutex<HashMap<usize, Arc<Conn>>>;
@@ -44,8 +72,7 @@ struct Shared {
     acc: Acceptor,
     table: Table,
     stats: Arc<Stats>,
-    /// Receive buffer size.
-    size: usize,
+    pool: Pool,
 }
 
 impl Shared {
@@ -74,9 +101,10 @@ enum Step {
     /// Completed at start: bytes moved and the buffer.
     Now(usize, Slice),
     /// Its packet will come.
-    Pending,
-    /// Failed (at start or at once): the connection ends.
-    Failed,
+    Pending(Op<Slice>),
+    /// Failed (at start or at once): the connection ends. The buffer, when
+    /// it came back.
+    Failed(Option<Slice>),
 }
 
 fn step(start: Result<Started<Slice>, StartError<Slice>>) -> Step {
@@ -84,10 +112,42 @@ fn step(start: Result<Started<Slice>, StartError<Slice>>) -> Step {
         // Skip-on-success: no packet comes; the result is taken here.
         Ok(Started::Now { op, .. }) => match op.wait() {
             Ok(c) if c.error.is_none() => Step::Now(c.bytes, c.data),
-            _ => Step::Failed,
+            Ok(c) => Step::Failed(Some(c.data)),
+            Err(_) => Step::Failed(None),
         },
-        Ok(Started::Pending(_)) => Step::Pending,
-        Err(_) => Step::Failed,
+        Ok(Started::Pending(op)) => Step::Pending(op),
+        Err(e) => Step::Failed(Some(e.bufs)),
+    }
+}
+
+/// Ends a connection, its buffer back to the pool.
+fn fail(sh: &Shared, key: usize, buf: Option<Slice>) {
+    if let Some(b) = buf {
+        sh.pool.give(b);
+    }
+    end(&sh.table, key);
+}
+
+/// The connection goes idle: a zero-byte receive, no buffer held. Data
+/// already there (or the end of the stream) is handled at once.
+fn idle(sh: &Shared, conn: &Conn, key: usize) {
+    match step(
+        conn.sock
+            .recv(probe_buffer(), MsgFlags::empty(), Notify::Port(PROBE)),
+    ) {
+        Step::Now(..) => readable(sh, conn, key),
+        Step::Pending(_) => {}
+        Step::Failed(_) => end(&sh.table, key),
+    }
+}
+
+/// A zero-byte receive completed: the connection takes a buffer and runs
+/// the echo loop, or ends (without a buffer) when its stream ended.
+fn readable(sh: &Shared, conn: &Conn, key: usize) {
+    if stream_ended(&conn.sock) {
+        end(&sh.table, key);
+    } else {
+        drive(sh, conn, key, sh.pool.take(), false);
     }
 }
 
@@ -97,34 +157,47 @@ fn step(start: Result<Started<Slice>, StartError<Slice>>) -> Step {
 /// is the bytes to echo, and widening it back to the whole buffer is all a
 /// receive needs (no refill).
 fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Slice, mut have: bool) {
-    let (table, stats) = (&sh.table, &sh.stats);
     for round in 0.. {
         if have && round == INLINE_ROUNDS {
             // Resume later, behind the packets already queued.
             if sh.port.post(key, data.len(), data).is_err() {
-                end(table, key);
+                end(&sh.table, key);
             }
             return;
         }
         if have {
             match step(conn.sock.send(data, MsgFlags::empty(), Notify::Port(SEND))) {
                 Step::Now(n, d) => {
-                    stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    sh.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     data = d;
                 }
-                Step::Pending => return,
-                Step::Failed => return end(table, key),
+                Step::Pending(_) => return,
+                Step::Failed(b) => return fail(sh, key, b),
             }
         }
         data.set_range(..);
+        // Started under the connection's lock: the receive's packet, which
+        // any worker may handle, finds its handle stored.
+        let mut st = conn.state();
         match step(conn.sock.recv(data, MsgFlags::empty(), Notify::Port(RECV))) {
             Step::Now(n, d) if n > 0 => {
                 data = d;
                 have = true;
             }
-            Step::Pending => return,
+            Step::Pending(op) => {
+                st.recv = Some(op);
+                st.last = Instant::now();
+                return;
+            }
             // An error, or the end of the stream.
-            Step::Now(..) | Step::Failed => return end(table, key),
+            Step::Now(_, d) => {
+                drop(st);
+                return fail(sh, key, Some(d));
+            }
+            Step::Failed(b) => {
+                drop(st);
+                return fail(sh, key, b);
+            }
         }
     }
 }
@@ -152,13 +225,16 @@ fn accepted(sh: &Shared, c: overlapped::Completion<Option<Socket>>) {
             if port.associate(&sock, key).is_ok() && sock.set_skip_port_on_success().is_ok() {
                 let conn = Arc::new(Conn {
                     sock,
-                    last: Mutex::new(Instant::now()),
+                    st: Mutex::new(ConnState {
+                        last: Instant::now(),
+                        recv: None,
+                    }),
                 });
                 table
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, conn.clone());
-                drive(sh, &conn, key, conn_buffer(sh.size), false);
+                idle(sh, &conn, key);
             }
         }
     }
@@ -197,26 +273,78 @@ fn worker(sh: Arc<Shared>) {
             }
             continue;
         }
-        let Some(conn) = sh.conn(key) else { continue };
         if p.is_posted() {
             // A connection resuming its echo loop with received data.
             if let Ok(data) = p.into_payload::<Slice>() {
-                drive(&sh, &conn, key, data, true);
+                match sh.conn(key) {
+                    Some(conn) => drive(&sh, &conn, key, data, true),
+                    None => sh.pool.give(data),
+                }
             }
             continue;
         }
         let Ok(c) = p.into_completion::<Slice>() else {
             continue;
         };
+        let Some(conn) = sh.conn(key) else {
+            // The connection was closed: its operations end aborted.
+            sh.pool.give(c.data);
+            continue;
+        };
+        let mut st = conn.state();
+        if tag == RECV {
+            st.recv = None;
+            if c.is_aborted() {
+                // The tick cancelled it (a close takes the connection out
+                // of the table first): the connection goes idle.
+                drop(st);
+                sh.pool.give(c.data);
+                idle(&sh, &conn, key);
+                continue;
+            }
+        }
         if c.error.is_some() || (tag == RECV && c.bytes == 0) {
-            end(&sh.table, key);
+            drop(st);
+            fail(&sh, key, Some(c.data));
             continue;
         }
-        *conn.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        if tag == SEND {
-            sh.stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
+        st.last = Instant::now();
+        drop(st);
+        match tag {
+            SEND => {
+                sh.stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
+                drive(&sh, &conn, key, c.data, false);
+            }
+            PROBE => readable(&sh, &conn, key),
+            _ => drive(&sh, &conn, key, c.data, true),
         }
-        drive(&sh, &conn, key, c.data, tag == RECV);
+    }
+}
+
+/// Every tick: ends the connections idle past the idle timeout, and
+/// cancels the receives that waited `release` with a buffer (their aborted
+/// packets give the buffers back).
+fn tick(sh: &Shared, idle: Option<Duration>, release: Option<Duration>) {
+    let mut expired = Vec::new();
+    let mut cancel = Vec::new();
+    for (k, c) in sh.table.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        // A connection whose lock is held is busy right now.
+        let Ok(mut st) = c.st.try_lock() else {
+            continue;
+        };
+        let quiet = st.last.elapsed();
+        if idle.is_some_and(|l| quiet > l) {
+            expired.push(*k);
+        } else if release.is_some_and(|r| quiet > r) {
+            cancel.extend(st.recv.take());
+        }
+    }
+    for op in cancel {
+        // `NotFound` when it completed meanwhile: its packet has the data.
+        let _ = op.cancel();
+    }
+    for k in expired {
+        end(&sh.table, k);
     }
 }
 
@@ -253,7 +381,7 @@ pub fn serve(
         },
         table: Mutex::new(HashMap::new()),
         stats: stats.clone(),
-        size: args.buf_size,
+        pool: Pool::new(args.buf_size),
     });
     // Several accepts in flight, as AcceptEx servers keep.
     top_up(&sh.acc);
@@ -266,19 +394,8 @@ pub fn serve(
     while !stopping() {
         std::thread::sleep(TICK);
         top_up(&sh.acc);
-        if let Some(limit) = idle {
-            let expired: Vec<usize> = sh
-                .table
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .filter(|(_, c)| c.last.lock().unwrap_or_else(|p| p.into_inner()).elapsed() > limit)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in expired {
-                end(&sh.table, k);
-            }
-        }
+        tick(&sh, idle, args.release());
+        sh.pool.trim();
     }
     for _ in 0..workers {
         let _ = sh.port.post(STOP_KEY, 0, ());

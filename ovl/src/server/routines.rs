@@ -3,6 +3,13 @@
 //! completion-routine echo server, with its defects fixed: the receive
 //! length is restored after every echo, errors end the connection, and
 //! accepts are operations too, so new clients wait for no poll loop).
+//!
+//! Idle connections hold no buffer (see [the server's docs](super)): a
+//! connection starts with a zero-byte receive, whose routine takes a buffer
+//! from the pool and posts the real receive. A real receive that parks is
+//! stored in the connection; the loop's tick cancels it once it waited
+//! `--buf-release`, and its routine, seeing it *aborted*, gives the
+//! buffer back and posts a zero-byte receive.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,23 +17,28 @@ use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use overlapped::{Completion, Engine, MsgFlags, Notify, Slice, Socket, sleep_ex};
+use overlapped::{Completion, Engine, MsgFlags, Notify, Op, Slice, Socket, sleep_ex};
 
-use super::{Idle, ServerArgs, Stats, TICK, banner, close_listener, conn_buffer, listen, stopping};
+use super::{
+    Idle, Pool, ServerArgs, Stats, TICK, banner, close_listener, listen, probe_buffer, stopping,
+    stream_ended,
+};
 use crate::engine::Chosen;
 
 struct Conn {
     sock: Socket,
     idle: Idle,
+    /// The receive parked with the connection's buffer, if any.
+    recv: RefCell<Option<Op<Slice>>>,
 }
 
 struct Server {
     conns: RefCell<HashMap<u64, Rc<Conn>>>,
     next: std::cell::Cell<u64>,
     stats: Arc<Stats>,
-    buf_size: usize,
+    pool: Pool,
     max_conns: usize,
     accept_failed: std::cell::Cell<bool>,
 }
@@ -49,9 +61,10 @@ fn post_accept(srv: &Shared, listener: &Rc<Socket>) {
                 let conn = Rc::new(Conn {
                     sock,
                     idle: Idle::new(),
+                    recv: RefCell::new(None),
                 });
                 s2.conns.borrow_mut().insert(id, conn.clone());
-                post_recv(&s2, id, conn, conn_buffer(s2.buf_size));
+                post_probe(&s2, id, conn);
             }
         }
         if !stopping() {
@@ -70,6 +83,34 @@ fn end(srv: &Shared, id: u64) {
     }
 }
 
+/// Ends a connection, its buffer back to the pool.
+fn fail(srv: &Shared, id: u64, buf: Slice) {
+    srv.pool.give(buf);
+    end(srv, id);
+}
+
+/// The connection goes idle: a zero-byte receive, no buffer held.
+fn post_probe(srv: &Shared, id: u64, conn: Rc<Conn>) {
+    let s2 = srv.clone();
+    let c2 = conn.clone();
+    let r = conn.sock.recv(
+        probe_buffer(),
+        MsgFlags::empty(),
+        Notify::routine(move |c: Completion<Slice>| {
+            if c.error.is_some() || stream_ended(&c2.sock) {
+                end(&s2, id);
+                return;
+            }
+            // Data arrived: take a buffer.
+            let buf = s2.pool.take();
+            post_recv(&s2, id, c2, buf);
+        }),
+    );
+    if r.is_err() {
+        end(srv, id);
+    }
+}
+
 fn post_recv(srv: &Shared, id: u64, conn: Rc<Conn>, mut buf: Slice) {
     // Offer the whole buffer again (the textbook forgets to restore the
     // length after a short receive).
@@ -80,16 +121,28 @@ fn post_recv(srv: &Shared, id: u64, conn: Rc<Conn>, mut buf: Slice) {
         buf,
         MsgFlags::empty(),
         Notify::routine(move |c: Completion<Slice>| {
+            c2.recv.borrow_mut().take();
+            if c.is_aborted() && s2.conns.borrow().contains_key(&id) {
+                // The tick cancelled it: the connection goes idle.
+                s2.pool.give(c.data);
+                post_probe(&s2, id, c2);
+                return;
+            }
             if c.error.is_some() || c.bytes == 0 {
-                end(&s2, id);
+                fail(&s2, id, c.data);
                 return;
             }
             c2.idle.touch();
             post_send(&s2, id, c2, c.data);
         }),
     );
-    if r.is_err() {
-        end(srv, id);
+    match r {
+        // Its routine runs in a later alertable wait, after this.
+        Ok(started) if started.is_pending() => {
+            *conn.recv.borrow_mut() = Some(started.op());
+        }
+        Ok(_) => {}
+        Err(e) => fail(srv, id, e.bufs),
     }
 }
 
@@ -101,14 +154,36 @@ fn post_send(srv: &Shared, id: u64, conn: Rc<Conn>, data: Slice) {
         MsgFlags::empty(),
         Notify::routine(move |c: Completion<Slice>| {
             if c.error.is_some() {
-                end(&s2, id);
+                fail(&s2, id, c.data);
                 return;
             }
             s2.stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
+            c2.idle.touch();
             post_recv(&s2, id, c2, c.data);
         }),
     );
-    if r.is_err() {
+    if let Err(e) = r {
+        fail(srv, id, e.bufs);
+    }
+}
+
+/// Ends the connections idle past the idle timeout, and cancels the
+/// receives that waited `release` with a buffer (their routines give the
+/// buffers back).
+fn tick(srv: &Shared, idle: Option<Duration>, release: Option<Duration>) {
+    let mut expired = Vec::new();
+    for (id, c) in srv.conns.borrow().iter() {
+        if c.idle.expired(idle) {
+            expired.push(*id);
+        } else if c.idle.expired(release) {
+            if let Some(op) = c.recv.borrow_mut().take() {
+                // `NotFound` when it completed meanwhile: its routine has
+                // the data.
+                let _ = op.cancel();
+            }
+        }
+    }
+    for id in expired {
         end(srv, id);
     }
 }
@@ -127,27 +202,21 @@ pub fn serve(
         conns: RefCell::new(HashMap::new()),
         next: std::cell::Cell::new(0),
         stats: stats.clone(),
-        buf_size: args.buf_size,
+        pool: Pool::new(args.buf_size),
         max_conns: args.max_conns,
         accept_failed: std::cell::Cell::new(false),
     });
     post_accept(&srv, &listener);
+    let mut last_tick = Instant::now();
     while !stopping() {
         sleep_ex(Some(TICK), true);
         if srv.accept_failed.replace(false) {
             post_accept(&srv, &listener);
         }
-        if idle.is_some() {
-            let expired: Vec<u64> = srv
-                .conns
-                .borrow()
-                .iter()
-                .filter(|(_, c)| c.idle.expired(idle))
-                .map(|(k, _)| *k)
-                .collect();
-            for id in expired {
-                end(&srv, id);
-            }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            tick(&srv, idle, args.release());
+            srv.pool.trim();
         }
     }
     let ids: Vec<u64> = srv.conns.borrow().keys().copied().collect();
