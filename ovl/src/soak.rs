@@ -27,10 +27,10 @@ pub struct SoakArgs {
     pub conns: usize,
     /// Seconds of load (at least 1). The first fifth (at least 2 s, at most
     /// 60 s) is the warm-up, left out of the memory check: connections are
-    /// still being opened, and the server writes each one's 64 KiB receive
-    /// buffer once when it accepts it, so its memory follows its
-    /// connection count until all are open; after the warm-up its RSS may
-    /// grow at most 10%.
+    /// still being opened, and the server takes a 64 KiB receive buffer
+    /// from its pool for each connection that has data (an idle one holds
+    /// none), so its memory follows its busy connection count until all are
+    /// open; after the warm-up its RSS may grow at most 10%.
     #[arg(long, default_value_t = 30, value_parser = limits::seconds)]
     pub duration: u64,
     /// Server model.

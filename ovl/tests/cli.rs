@@ -861,7 +861,8 @@ fn soak_short_run_and_help() {
     let r = run_ovl(&["soak", "--help"], &[], Duration::from_secs(20));
     assert_eq!(r.code, Some(0));
     assert!(
-        r.stdout.contains("receive buffer once when it accepts it")
+        r.stdout.contains("receive buffer")
+            && r.stdout.contains("from its pool")
             && !r.stdout.contains("faulted"),
         "{}",
         r.stdout

@@ -267,7 +267,6 @@ pub fn serve(
         idle: idle.map(ticks),
         release: args.release().map(ticks),
     });
-    let tick_shared = shared.clone();
     let threads = args.workers;
     let builder = Engine::builder().choice(crate::engine::forced(engine.kind()));
     let handles = rt::thread_per_core(builder, threads, args.addr, move |listener: Socket| {
@@ -335,7 +334,6 @@ pub fn serve(
     );
     while !handles.iter().all(|h| h.is_finished()) {
         std::thread::sleep(TICK);
-        tick_shared.pool.trim();
     }
     for h in handles {
         let _ = h.join();

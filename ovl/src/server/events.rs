@@ -202,7 +202,6 @@ pub fn serve(
         let tick = last_tick.elapsed() >= TICK;
         if tick {
             last_tick = Instant::now();
-            pool.trim();
         }
         conns.retain_mut(|c| {
             let alive = if c.ev.is_set() {

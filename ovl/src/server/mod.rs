@@ -17,8 +17,7 @@
 //! zero-byte receive replaces it. (Not much shorter by default: a client
 //! that pauses longer than that between messages costs a cancel, a
 //! zero-byte receive and a peek per message.) The pool keeps at most
-//! [`POOL_BYTES`] of free buffers and frees the rest ([`Pool::trim`] hands
-//! their memory back to the system).
+//! [`POOL_BYTES`] of free buffers and frees the rest.
 //!
 //! Measured on 2026-11-30 (10,000 idle loopback connections, the
 //! `idle_rss_report` test of `ovl/tests/cli.rs`): 1.4 to 1.95 KiB of server
@@ -27,10 +26,12 @@
 //! is left is mostly the library's per-socket state (its operation slots,
 //! the socket, and on io_uring the parked receive's kernel memory: about
 //! 1.5 KiB on io_uring, 1.2 KiB on poll). A connection that was busy and
-//! went idle again costs 1.6 to 1.8 KiB on poll; on io_uring 2.1 (events),
-//! 2.8 (port) and 6 KiB (routines, async): the buffers are freed, but
-//! glibc's heap keeps the pages that freed blocks share with live
-//! allocations (no growth from one busy spell to the next).
+//! went idle again cost 1.6 to 1.8 KiB on poll; on io_uring 2.1 (events),
+//! 2.8 (port) and 6 KiB (routines, async) in that measurement, which still
+//! called glibc's `malloc_trim` after freeing pooled buffers; the call is
+//! gone (no `unsafe` outside the library's `sys/`), so glibc may now keep
+//! more of the freed buffers' pages after a busy spell (not re-measured;
+//! no growth from one busy spell to the next either way).
 //!
 //! Why not a zero-byte receive before *every* message (no sweep, no
 //! cancel)? It costs system calls on busy connections: measured with `ovl
@@ -146,9 +147,6 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// that are freed.
 pub const POOL_BYTES: usize = 1 << 20;
 
-/// Least time between two [`Pool::trim`]s that give memory back.
-pub const TRIM_EVERY: Duration = Duration::from_secs(1);
-
 /// The receive buffers of the busy connections: taken when a zero-byte
 /// receive says data arrived, given back when the connection goes idle or
 /// closes. At most [`POOL_BYTES`] of free buffers are kept.
@@ -163,10 +161,6 @@ pub struct Pool {
     free: std::sync::Mutex<Vec<Vec<u8>>>,
     size: usize,
     keep: usize,
-    /// Bytes of buffers freed since the last [`trim`](Pool::trim).
-    freed: std::sync::atomic::AtomicUsize,
-    /// When [`trim`](Pool::trim) last gave memory back.
-    trimmed: std::sync::Mutex<Instant>,
 }
 
 impl Pool {
@@ -176,8 +170,6 @@ impl Pool {
             free: std::sync::Mutex::new(Vec::new()),
             size,
             keep: POOL_BYTES / size.max(1),
-            freed: std::sync::atomic::AtomicUsize::new(0),
-            trimmed: std::sync::Mutex::new(Instant::now()),
         }
     }
 
@@ -197,41 +189,6 @@ impl Pool {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         if free.len() < self.keep {
             free.push(v);
-        } else {
-            drop(free);
-            self.freed.fetch_add(self.size, Ordering::Relaxed);
-        }
-    }
-
-    /// Hands the memory of the buffers freed since the last time back to
-    /// the system, once they add up to [`POOL_BYTES`], at most every
-    /// [`TRIM_EVERY`]: glibc keeps freed 16 KiB blocks in its heap (they sit
-    /// between the connections' long-lived allocations, so the heap's top
-    /// cannot shrink), and without this a server whose busy connections
-    /// went idle would keep their buffers' memory. `malloc_trim` walks the
-    /// free blocks of every arena, locking each in turn (about 1 to 9 ms
-    /// after 10,000 connections went idle at once). Called by the servers'
-    /// ticks.
-    pub fn trim(&self) {
-        if self.freed.load(Ordering::Relaxed) < POOL_BYTES {
-            return;
-        }
-        {
-            let mut t = self.trimmed.lock().unwrap_or_else(|p| p.into_inner());
-            if t.elapsed() < TRIM_EVERY {
-                return;
-            }
-            *t = Instant::now();
-        }
-        self.freed.store(0, Ordering::Relaxed);
-        // The one unsafe call of this crate: a plain C function without
-        // pointer arguments.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        #[allow(unsafe_code)]
-        // SAFETY: malloc_trim takes no pointers; it only gives free memory
-        // of glibc's heaps back to the system (it locks each arena itself).
-        unsafe {
-            libc::malloc_trim(0);
         }
     }
 }

@@ -395,7 +395,6 @@ pub fn serve(
         std::thread::sleep(TICK);
         top_up(&sh.acc);
         tick(&sh, idle, args.release());
-        sh.pool.trim();
     }
     for _ in 0..workers {
         let _ = sh.port.post(STOP_KEY, 0, ());

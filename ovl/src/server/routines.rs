@@ -216,7 +216,6 @@ pub fn serve(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             tick(&srv, idle, args.release());
-            srv.pool.trim();
         }
     }
     let ids: Vec<u64> = srv.conns.borrow().keys().copied().collect();
