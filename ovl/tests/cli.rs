@@ -952,10 +952,13 @@ fn idle_rss_case(engine: &str) {
         idle <= 2.0,
         "port/{engine}: {idle:.2} KiB of server RSS per idle connection"
     );
-    // Each busy connection held 16 KiB; given back (glibc keeps a few KiB
-    // of each freed block's pages, shared with live allocations).
+    // Each busy connection held 16 KiB; going idle gives the buffer back to
+    // the pool, which frees what it does not keep, but glibc keeps freed
+    // 16 KiB blocks in its heap (the server does not call `malloc_trim`):
+    // the memory of a busy spell is not returned to the system, and must
+    // not grow beyond it (one buffer and the socket's state).
     assert!(
-        after <= 8.0,
+        after <= 16.0 + 4.0,
         "port/{engine}: {after:.2} KiB per connection after one echo each and a wait"
     );
 }

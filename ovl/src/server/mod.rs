@@ -26,12 +26,13 @@
 //! is left is mostly the library's per-socket state (its operation slots,
 //! the socket, and on io_uring the parked receive's kernel memory: about
 //! 1.5 KiB on io_uring, 1.2 KiB on poll). A connection that was busy and
-//! went idle again cost 1.6 to 1.8 KiB on poll; on io_uring 2.1 (events),
-//! 2.8 (port) and 6 KiB (routines, async) in that measurement, which still
+//! went idle again cost 1.6 to 6 KiB in that measurement, which still
 //! called glibc's `malloc_trim` after freeing pooled buffers; the call is
-//! gone (no `unsafe` outside the library's `sys/`), so glibc may now keep
-//! more of the freed buffers' pages after a busy spell (not re-measured;
-//! no growth from one busy spell to the next either way).
+//! gone (this crate has no `unsafe`), and glibc keeps freed 16 KiB blocks
+//! in its heap: a connection that was busy keeps costing its buffer's
+//! memory in the server's RSS after it idles (17.4 KiB on poll, port model,
+//! 2,000 connections; the pool reuses that memory for the next busy
+//! connection, so it does not grow from one busy spell to the next).
 //!
 //! Why not a zero-byte receive before *every* message (no sweep, no
 //! cancel)? It costs system calls on busy connections: measured with `ovl
