@@ -164,9 +164,8 @@
 //!   bytes waiting. Receives otherwise try: data already there completes
 //!   them at once, which a ported program may handle inline.
 //! * **poll**: every start tries, except a receive (or accept) on a socket
-//!   whose last try found nothing — or whose last receive the kernel said
-//!   emptied it (`TCP_INQ`) — with no readiness reported since: that try
-//!   would find nothing, so the operation waits for readiness at once.
+//!   whose last try found nothing with no readiness reported since: that
+//!   try would find nothing, so the operation waits for readiness at once.
 //!
 //! So a start may always return *pending*. Every wait also reaps finished
 //! operations at least every 200 µs, so operations that complete in the

@@ -181,6 +181,17 @@ pub(crate) fn submits_deferred() -> bool {
         .unwrap_or(false)
 }
 
+/// The thread runs completion routines or polls async tasks: a batch whose
+/// requests only this thread submits (with its next kernel entry, soon).
+/// Not after a port's or an event's wait: workers share those engines, and
+/// a request left for the thread's next kernel entry would wait while the
+/// thread keeps taking packets.
+pub(crate) fn in_own_batch() -> bool {
+    LOCAL
+        .try_with(|l| l.in_routine.get() || l.defer.get() > 0)
+        .unwrap_or(false)
+}
+
 /// A blocking wait (`get_queued`, `wait_for_events`, `sleep_ex`) begins: the
 /// starts batched since the previous one are submitted by this wait's
 /// kernel entry (or by [`wait_returned`]).

@@ -146,7 +146,6 @@ pub(crate) fn attempt(
                         // Bytes left behind a receive that took some: it
                         // may have stopped at the urgent mark.
                         out.check_urgent |= plain && n > 0 && left;
-                        out.left = left;
                         if waitall && n > 0 && *done < total {
                             continue;
                         }

@@ -132,9 +132,6 @@ pub(crate) struct Outcome {
     /// stopped at the urgent mark: the next one would read past the urgent
     /// byte, which Linux then drops (the core takes it first, SPEC k05).
     pub(crate) check_urgent: bool,
-    /// Bytes may be left in the socket after this receive (false only when
-    /// the kernel said none are: `TCP_INQ`).
-    pub(crate) left: bool,
 }
 
 impl Outcome {
@@ -146,7 +143,6 @@ impl Outcome {
             addr: None,
             fd: None,
             check_urgent: false,
-            left: true,
         }
     }
     pub(crate) fn err(error: io::Error, bytes: usize) -> Self {

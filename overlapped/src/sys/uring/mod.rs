@@ -92,10 +92,15 @@ fn is_oob_recv(kind: &OpKind) -> bool {
 impl RecvPolicy {
     /// Whether a start tries the operation before parking it.
     ///
-    /// * A send of a thread that will enter the kernel soon anyway (it
-    ///   answers a wait, runs routines or polls tasks) goes straight to the
-    ///   ring, batched into that entry: no system call of its own. (It is
-    ///   then pending, which the model allows for any start.)
+    /// * A send of a thread inside its own batch (running completion
+    ///   routines, polling async tasks), while no other thread is blocked in
+    ///   the engine, goes straight to the ring, batched into the thread's
+    ///   next kernel entry: no system call of its own. (It is then pending,
+    ///   which the model allows for any start.) Sends of port workers try:
+    ///   with every send of a worker answering a packet sent through the
+    ///   ring, a port with two workers did 0.91-0.94x the work of one
+    ///   (`ovl bench --scale`; 1.8x when they try), since a request waits
+    ///   for the next kernel entry of a worker that keeps taking packets.
     /// * A stream receive after one that found nothing parks polling first,
     ///   until a completion reports bytes left in the socket.
     /// * Everything else tries first: a receive whose data is there
