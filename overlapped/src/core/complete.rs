@@ -285,7 +285,9 @@ impl Inner {
                     return;
                 }
                 sock.hints.report(dirs, *ended);
-                if !sock.busy_in(dirs) {
+                // Nothing queued where the socket may progress: no lock
+                // (urgent data is looked for at once all the same).
+                if !sock.busy_in(dirs) && !dirs[Dir::Urgent as usize] {
                     return;
                 }
                 let mut guard = sock.lock();
