@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::core::table::{SlotState, op_of};
 use crate::core::{DriveState, Registry};
 use crate::sys::probe::{EngineChoice, resolve};
-use crate::sys::{Backend, EngineKind, OpRef, Step, Wakeup};
+use crate::sys::{Backend, EngineKind, Wakeup};
 
 /// Default submission-queue size of an io_uring engine.
 pub const DEFAULT_RING_ENTRIES: u32 = 256;
@@ -247,7 +247,6 @@ impl Drop for Inner {
     /// collected, so their memory is freed; what the kernel has not let go
     /// of within two seconds is leaked, never freed.
     fn drop(&mut self) {
-        use std::os::fd::AsFd;
         let socks = self.socks.all();
         let parked = |socks: &[Arc<crate::core::Sock>]| {
             socks.iter().any(|s| {
@@ -263,24 +262,15 @@ impl Drop for Inner {
         for sock in &socks {
             let mut s = sock.lock();
             let s = &mut *s;
-            for (key, slot) in s.ops.iter_mut() {
-                if let SlotState::Armed(p) = std::mem::replace(&mut slot.state, SlotState::Queued) {
-                    slot.cancel = true;
-                    let op = OpRef {
-                        fd: s.fd.as_ref().map(|f| f.as_fd()),
-                        token: crate::core::table::op_token(sock.key, key as u16, slot.seq),
-                        kind: &mut slot.kind,
-                        done: &mut slot.done,
-                        stream: slot.stream,
-                        cancel: true,
-                        sock: &mut s.sys,
-                        hints: &sock.hints,
-                        urgent: &mut s.urgent,
-                    };
-                    if let Step::Parked(p) = self.backend.cancel(op, p) {
-                        slot.state = SlotState::Armed(p);
-                    }
-                }
+            let armed: Vec<usize> = s
+                .ops
+                .iter()
+                .filter(|(_, o)| matches!(o.state, SlotState::Armed(_)))
+                .map(|(k, _)| k)
+                .collect();
+            for key in armed {
+                s.ops[key].cancel = true;
+                self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p));
             }
         }
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -299,24 +289,10 @@ impl Drop for Inner {
                 };
                 let mut s = sock.lock();
                 let s = &mut *s;
-                let Some(slot) = s.ops.get_mut(slot_key as usize).filter(|o| o.seq == seq) else {
-                    continue;
-                };
-                if let SlotState::Armed(p) = std::mem::replace(&mut slot.state, SlotState::Queued) {
-                    let op = OpRef {
-                        fd: s.fd.as_ref().map(|f| f.as_fd()),
-                        token: *token,
-                        kind: &mut slot.kind,
-                        done: &mut slot.done,
-                        stream: slot.stream,
-                        cancel: true,
-                        sock: &mut s.sys,
-                        hints: &sock.hints,
-                        urgent: &mut s.urgent,
-                    };
-                    if let Step::Parked(p) = self.backend.progress(op, p, &w) {
-                        slot.state = SlotState::Armed(p);
-                    }
+                if s.slot(slot_key, seq).is_some() {
+                    self.step_slot(sock, s, slot_key as usize, |op, p| {
+                        self.backend.progress(op, p, &w)
+                    });
                 }
             }
         }

@@ -24,84 +24,30 @@ impl Inner {
         key: usize,
         tried: bool,
     ) -> Option<Outcome> {
-        let SockState {
-            fd,
-            ops,
-            sys,
-            urgent,
-            ..
-        } = s;
-        let slot = &mut ops[key];
-        let bufs = slot.bufs.take();
-        let op = OpRef {
-            fd: fd.as_ref().map(|f| f.as_fd()),
-            token: op_token(sock.key, key as u16, slot.seq),
-            kind: &mut slot.kind,
-            done: &mut slot.done,
-            stream: slot.stream,
-            cancel: slot.cancel,
-            sock: sys,
-            hints: &sock.hints,
-            urgent,
-        };
+        let (op, state, bufs) = slot_op(sock, s, key)?;
+        let given = bufs.take();
         // SAFETY: the token is (socket key, slot index, generation). While an
         // operation is parked its slot holds the `Parked` value, so the slot
         // is not freed, and the socket stays in the registry (its queue is
         // not empty): no other parked operation has this token.
-        let step = unsafe { self.backend.arm(op, bufs, tried) };
-        match step {
-            Step::Parked(p) => {
-                slot.state = SlotState::Armed(p);
-                None
-            }
-            Step::Done(out, bufs) => {
-                slot.bufs = bufs;
-                Some(out)
-            }
-        }
+        let step = unsafe { self.backend.arm(op, given, tried) };
+        settle(step, state, bufs)
     }
 
     /// Runs `call` on the parked value of slot `key`. `Some` when the
     /// operation finished (its buffers are back in the slot).
-    fn step_slot(
+    pub(crate) fn step_slot(
         &self,
         sock: &super::Sock,
         s: &mut SockState,
         key: usize,
         call: impl FnOnce(OpRef<'_>, Parked) -> Step,
     ) -> Option<Outcome> {
-        let SockState {
-            fd,
-            ops,
-            sys,
-            urgent,
-            ..
-        } = s;
-        let slot = ops.get_mut(key)?;
-        let SlotState::Armed(parked) = mem::replace(&mut slot.state, SlotState::Queued) else {
+        let (op, state, bufs) = slot_op(sock, s, key)?;
+        let SlotState::Armed(parked) = mem::replace(state, SlotState::Queued) else {
             return None;
         };
-        let op = OpRef {
-            fd: fd.as_ref().map(|f| f.as_fd()),
-            token: op_token(sock.key, key as u16, slot.seq),
-            kind: &mut slot.kind,
-            done: &mut slot.done,
-            stream: slot.stream,
-            cancel: slot.cancel,
-            sock: sys,
-            hints: &sock.hints,
-            urgent,
-        };
-        match call(op, parked) {
-            Step::Parked(p) => {
-                slot.state = SlotState::Armed(p);
-                None
-            }
-            Step::Done(out, bufs) => {
-                slot.bufs = bufs;
-                Some(out)
-            }
-        }
+        settle(call(op, parked), state, bufs)
     }
 
     /// Finishes an operation: records the outcome and what it says about
@@ -360,6 +306,51 @@ impl Inner {
     pub(super) fn remove_if_closed(&self, sock: &super::Sock, s: &SockState) {
         if s.closed && s.idle() {
             self.socks.remove(sock);
+        }
+    }
+}
+
+/// What a backend is told about slot `key` of `sock` (the socket's
+/// descriptor and backend state, the operation's token, kind and progress),
+/// with the slot's state and buffers beside it.
+fn slot_op<'a>(
+    sock: &'a super::Sock,
+    s: &'a mut SockState,
+    key: usize,
+) -> Option<(OpRef<'a>, &'a mut SlotState, &'a mut crate::sys::Bufs)> {
+    let SockState {
+        fd,
+        ops,
+        sys,
+        urgent,
+        ..
+    } = s;
+    let slot = ops.get_mut(key)?;
+    let op = OpRef {
+        fd: fd.as_ref().map(|f| f.as_fd()),
+        token: op_token(sock.key, key as u16, slot.seq),
+        kind: &mut slot.kind,
+        done: &mut slot.done,
+        stream: slot.stream,
+        cancel: slot.cancel,
+        sock: sys,
+        hints: &sock.hints,
+        urgent,
+    };
+    Some((op, &mut slot.state, &mut slot.bufs))
+}
+
+/// Records a backend's answer in the slot: parked again, or finished with
+/// its buffers back (`Some`).
+fn settle(step: Step, state: &mut SlotState, bufs: &mut crate::sys::Bufs) -> Option<Outcome> {
+    match step {
+        Step::Parked(p) => {
+            *state = SlotState::Armed(p);
+            None
+        }
+        Step::Done(out, b) => {
+            *bufs = b;
+            Some(out)
         }
     }
 }

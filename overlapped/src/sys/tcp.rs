@@ -22,8 +22,8 @@ use rustix::net::RecvFlags;
 /// engine looks for urgent data after each receive that took bytes.
 pub(crate) fn enable_inq(fd: BorrowedFd<'_>) {
     let on: libc::c_int = 1;
-    // SAFETY: `on` is a live `c_int` for the duration of the call and the
-    // length passed is its size; the kernel only reads it.
+    // The kernel only reads `on`, for the length given (its size).
+    // SAFETY: `on` is a live `c_int` for the whole call.
     let _ = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -62,9 +62,9 @@ pub(crate) fn recv_inq(
     msg.msg_iovlen = slices.len() as _;
     msg.msg_control = control.bytes.as_mut_ptr().cast();
     msg.msg_controllen = control.bytes.len() as _;
-    // SAFETY: `msg` points at the caller's buffers (writable, their lengths
-    // in the iovecs) and at `control` (writable, its length given), all
-    // alive until the call returns; the kernel writes within those bounds.
+    // `msg` points at the caller's buffers (writable, their lengths in the
+    // iovecs) and at `control` (writable, its length given).
+    // SAFETY: all of it is alive until the call returns; the kernel writes within those bounds.
     let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags.bits() as libc::c_int) };
     if n < 0 {
         return Err(rustix::io::Errno::from_raw_os_error(
@@ -72,10 +72,9 @@ pub(crate) fn recv_inq(
         ));
     }
     let mut inq = None;
-    // SAFETY: `msg` was filled by the kernel: `msg_control` points at
-    // `control` and `msg_controllen` says how much of it holds control
-    // messages; the CMSG_* functions walk within that length, and the data
-    // of a `TCP_CM_INQ` message is one `int` (read unaligned).
+    // `msg` was filled by the kernel: `msg_control` points at `control` and
+    // `msg_controllen` says how much of it holds control messages.
+    // SAFETY: CMSG_* walk within that length; a `TCP_CM_INQ`'s data is one `int`, read unaligned.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {

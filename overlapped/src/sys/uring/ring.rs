@@ -138,8 +138,7 @@ impl Uring {
     unsafe fn push(&self, t: &mut SqAccess<'_>, entry: &squeue::Entry) -> io::Result<()> {
         let _held = &t.0;
         loop {
-            // SAFETY: `t` proves the submission lock is held: this is the
-            // only live view of the SQ.
+            // SAFETY: `t` proves the submission lock is held: the only live view of the SQ.
             let mut sq = unsafe { self.ring.submission_shared() };
             // SAFETY: the caller keeps the entry's memory valid until its CQE.
             if unsafe { sq.push(entry) }.is_ok() {
@@ -166,9 +165,9 @@ impl Uring {
         entry: squeue::Entry,
     ) -> Result<InFlight, (io::Error, Bufs)> {
         let entry = entry.user_data(token);
-        // SAFETY: the entry points only into `inflight`, which owns that
-        // memory until the CQE of `token` (and leaks it if dropped before);
-        // the token is unique (the caller's contract).
+        // The entry points only into `inflight`, which owns that memory until
+        // the CQE of `token` (and leaks it if dropped before).
+        // SAFETY: so the memory outlives the request; the token is unique (the caller's contract).
         match unsafe { self.push(&mut self.sq(), &entry) } {
             Ok(()) => Ok(inflight),
             Err(e) => Err((e, inflight.never_pushed())),
