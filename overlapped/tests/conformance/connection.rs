@@ -1024,6 +1024,47 @@ fn k11_the_last_handle_closing_aborts(e: &Engine) {
     }
 }
 
+/// The edges answer the same whichever way the operation's end is made
+/// known: a start error after `shutdown(Write)` and a completion after a
+/// reset give one code (errno, Winsock, Win32) through every notification.
+fn k12_every_notification_reports_the_same_edges(e: &Engine) {
+    let codes = |err: &std::io::Error| {
+        (
+            err.kind(),
+            err.raw_os_error(),
+            wsa_error(err),
+            win32_error(err),
+        )
+    };
+    let mut seen = Vec::new();
+    for via in VIAS {
+        let (c, p) = std_pair(e);
+        let n = via.on(&c);
+        c.shutdown(Shutdown::Write).unwrap();
+        let start = codes(&n.send_err(&c));
+        let op = n.recv(&c, 16, MsgFlags::empty());
+        reset(p);
+        let d = op.complete();
+        let end = d
+            .error
+            .as_ref()
+            .map(codes)
+            .unwrap_or_else(|| panic!("{via:?}: completed with {} bytes", d.bytes));
+        seen.push((via, start, end));
+    }
+    let (_, start, end) = seen[0];
+    assert_eq!(start.1, Some(libc::ESHUTDOWN));
+    assert_eq!(end.0, ErrorKind::ConnectionReset);
+    for (via, s, d) in &seen {
+        assert_eq!(
+            (s, d),
+            (&start, &end),
+            "{via:?} differs from {:?}",
+            seen[0].0
+        );
+    }
+}
+
 util::cases! {
     k01_pending_receive_completes_with_reset_then_every_start_fails,
     k01_reset_with_nothing_pending_fails_receives_and_sends_at_the_call,
@@ -1058,4 +1099,5 @@ util::cases! {
     k10_start_errors_and_truncation_have_their_codes,
     k11_closing_one_handle_aborts_nothing,
     k11_the_last_handle_closing_aborts,
+    k12_every_notification_reports_the_same_edges,
 }
