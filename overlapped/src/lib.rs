@@ -91,7 +91,9 @@
 //!   a datagram to port 0 succeeds and sends nothing.
 //! * An `OOB` receive gets the urgent byte also after normal receives read
 //!   past its position (the engine takes it out of the kernel first, where
-//!   Linux would drop it); with `SO_OOBINLINE` on it fails with `EINVAL`.
+//!   Linux would drop it; on io_uring only once an `OOB` receive was started
+//!   on the socket, see the porting guide); with `SO_OOBINLINE` on it fails
+//!   with `EINVAL`.
 //! * `connect` on a listening socket, or while a connect is in flight,
 //!   fails with `EINVAL`, on a connected socket with `EISCONN`; a receive or
 //!   send while connecting with `ENOTCONN`. **(ours)** An unbound socket is
@@ -113,6 +115,7 @@
 //! | socket closed under an accept, a connect, a send, a UDP receive | `ECANCELED` | 995 | 995 |
 //! | socket closed under a TCP receive | `ECONNABORTED` (`ConnectionAborted`) | `WSAECONNABORTED` 10053 | `ERROR_CONNECTION_ABORTED` 1236 |
 //! | peer reset | `ECONNRESET` (`ConnectionReset`) | `WSAECONNRESET` 10054 | `ERROR_NETNAME_DELETED` 64 |
+//! | UDP receive after a datagram drew an ICMP port unreachable | `ConnectionReset` | `WSAECONNRESET` 10054 | `ERROR_PORT_UNREACHABLE` 1234 |
 //! | not connected, or connecting | `ENOTCONN` (`NotConnected`) | `WSAENOTCONN` 10057 | `ERROR_CONNECTION_INVALID` 1229 |
 //! | after `shutdown` of that side | `ESHUTDOWN` | `WSAESHUTDOWN` 10058 | `ERROR_PIPE_NOT_CONNECTED` 233 |
 //! | `connect` on a connected socket | `EISCONN` | `WSAEISCONN` 10056 | `ERROR_CONNECTION_ACTIVE` 1230 |

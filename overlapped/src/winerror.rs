@@ -61,7 +61,33 @@ const TABLE: &[(i32, u32, u32)] = &[
 /// `ERROR_NOT_FOUND`: a cancel that found nothing in flight.
 const NOT_FOUND: u32 = 1168;
 
+/// `ERROR_PORT_UNREACHABLE`: a datagram receive told of an ICMP port
+/// unreachable.
+const PORT_UNREACHABLE: u32 = 1234;
+
+/// The error of a datagram receive told of an ICMP port unreachable that an
+/// earlier send drew (Linux reports `ECONNREFUSED`): Windows reports it as
+/// `WSAECONNRESET`, and as `ERROR_PORT_UNREACHABLE` through a port.
+#[derive(Debug)]
+struct PortUnreachable;
+
+impl std::fmt::Display for PortUnreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset: an earlier datagram drew an ICMP port unreachable")
+    }
+}
+
+impl std::error::Error for PortUnreachable {}
+
+/// See [`PortUnreachable`].
+pub(crate) fn port_unreachable() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, PortUnreachable)
+}
+
 fn row(e: &io::Error) -> Option<(u32, u32)> {
+    if e.get_ref().is_some_and(|i| i.is::<PortUnreachable>()) {
+        return Some((10054, PORT_UNREACHABLE));
+    }
     if let Some(errno) = e.raw_os_error() {
         return TABLE
             .iter()
@@ -138,5 +164,12 @@ mod tests {
         assert_eq!((wsa_error(&e), win32_error(&e)), (Some(10022), Some(87)));
         let e = io::Error::other("something else");
         assert_eq!(wsa_error(&e), None);
+    }
+
+    #[test]
+    fn port_unreachable_is_a_reset() {
+        let e = port_unreachable();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!((wsa_error(&e), win32_error(&e)), (Some(10054), Some(1234)));
     }
 }

@@ -15,7 +15,7 @@ use std::os::fd::AsFd;
 use super::SlotNotify;
 use super::table::SockState;
 use crate::flags::MsgFlags;
-use crate::sys::{self, Bufs, OpKind, Outcome};
+use crate::sys::{self, OpKind, Outcome};
 
 fn os(errno: i32) -> io::Error {
     io::Error::from_raw_os_error(errno)
@@ -122,26 +122,22 @@ pub(crate) enum Learn {
     Send {
         to: bool,
     },
-    /// A receive of the normal channel of a stream, offering this many bytes.
-    StreamRecv {
-        offered: usize,
-    },
+    /// A receive of the normal channel of a stream.
+    StreamRecv,
+    /// A receive on a datagram socket.
+    DgramRecv,
     Other,
 }
 
 impl Learn {
-    pub(super) fn of(kind: &OpKind, stream: bool, bufs: &mut Bufs) -> Learn {
+    pub(super) fn of(kind: &OpKind, stream: bool) -> Learn {
         match kind {
             OpKind::Connect { .. } => Learn::Connect,
             OpKind::Send { to, .. } => Learn::Send { to: to.is_some() },
             OpKind::Recv { flags, .. } if stream && !flags.contains(MsgFlags::OOB) => {
-                Learn::StreamRecv {
-                    offered: bufs
-                        .as_deref_mut()
-                        .and_then(|b| b.as_bufs().total_len())
-                        .unwrap_or(0),
-                }
+                Learn::StreamRecv
             }
+            OpKind::Recv { .. } if !stream => Learn::DgramRecv,
             _ => Learn::Other,
         }
     }
@@ -182,13 +178,15 @@ pub(super) fn learn(s: &mut SockState, what: Learn, out: &mut Outcome) {
                 _ => {}
             }
         }
-        Learn::StreamRecv { offered } => match errno {
+        Learn::StreamRecv => match errno {
             Some(libc::ECONNRESET) => s.conn.reset = true,
-            None if out.bytes == 0 && offered > 0 => {
+            None if out.bytes == 0 => {
                 // End of stream, or a reset another operation was told of
                 // first: after a reset the socket is closed (no peer), while
                 // after a graceful close by the peer it still has one —
-                // unless this side shut its write side too.
+                // unless this side shut its write side too. A zero-byte
+                // receive (the readiness probe) completes with 0 for data
+                // too: only a known reset or a closed socket fails it.
                 let gone = || {
                     s.fd.as_ref()
                         .is_some_and(|fd| rustix::net::getpeername(fd).is_err())
@@ -200,6 +198,13 @@ pub(super) fn learn(s: &mut SockState, what: Learn, out: &mut Outcome) {
             }
             _ => {}
         },
+        // Windows reports an ICMP port unreachable drawn by an earlier send
+        // to the next receive as WSAECONNRESET (Linux: ECONNREFUSED).
+        Learn::DgramRecv => {
+            if errno == Some(libc::ECONNREFUSED) {
+                out.error = Some(crate::winerror::port_unreachable());
+            }
+        }
         Learn::Other => {}
     }
 }

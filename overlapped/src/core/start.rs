@@ -87,7 +87,7 @@ impl Inner {
             0
         };
         let queue_empty = s.queues[dir as usize].is_empty();
-        let learn = Learn::of(&kind, stream, &mut bufs);
+        let learn = Learn::of(&kind, stream);
         let mut done = 0usize;
         let mut now = None;
         let mut tried = false;

@@ -332,6 +332,39 @@ fn k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream(e: &Engine) {
     }
 }
 
+fn k01_zero_byte_receive_on_a_reset_connection_never_reads_zero(e: &Engine) {
+    for via in VIAS {
+        // The readiness probe of the model: on a reset connection it fails
+        // (at the call, or as a completion when it was waiting), never 0.
+        let (c, p) = std_pair(e);
+        let n = via.on(&c);
+        reset(p);
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = c.with_socket2(|s| s.take_error()).unwrap();
+        let e0 = n.start_err(|no| c.recv(Vec::<u8>::new(), MsgFlags::empty(), no));
+        assert_eq!(e0.kind(), ErrorKind::ConnectionReset, "{via:?}");
+
+        let (c, p) = std_pair(e);
+        let n = via.on(&c);
+        let op = n
+            .start(|no| c.recv(Vec::<u8>::new(), MsgFlags::empty(), no))
+            .unwrap_or_else(|err| panic!("{via:?}: {}", err.error))
+            .pending_after(Duration::from_millis(50));
+        reset(p);
+        let d = op.complete();
+        let err = d
+            .error
+            .unwrap_or_else(|| panic!("{via:?}: completed with {} bytes", d.bytes));
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{via:?}");
+        assert_eq!(
+            n.start_err(|no| c.recv(Vec::<u8>::new(), MsgFlags::empty(), no))
+                .kind(),
+            ErrorKind::ConnectionReset,
+            "{via:?}"
+        );
+    }
+}
+
 fn k01_graceful_close_still_reads_zero(e: &Engine) {
     for via in VIAS {
         let (c, p) = std_pair(e);
@@ -422,6 +455,34 @@ fn k04_connected_udp_sends_survive_port_unreachable(e: &Engine) {
             // Room for the ICMP error to come back.
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+fn k04_udp_receive_told_of_port_unreachable_is_connection_reset(e: &Engine) {
+    for via in VIAS {
+        // Windows: WSAECONNRESET (ERROR_PORT_UNREACHABLE through a port);
+        // Linux: ECONNREFUSED.
+        let a = Socket::udp_bound(e, &v4()).unwrap();
+        a.connect_wait(dead_addr(true)).unwrap();
+        let n = via.on(&a);
+        let op = n
+            .recv(&a, 16, MsgFlags::empty())
+            .pending_after(Duration::from_millis(20));
+        let d = n
+            .start(|no| a.send(b"anyone?".to_vec(), MsgFlags::empty(), no))
+            .unwrap_or_else(|err| panic!("{via:?}: {}", err.error))
+            .complete();
+        assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
+        let d = op.complete();
+        let err = d
+            .error
+            .unwrap_or_else(|| panic!("{via:?}: completed with {} bytes", d.bytes));
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{via:?}: {err}");
+        assert_eq!(
+            (wsa_error(&err), win32_error(&err)),
+            (Some(10054), Some(1234)),
+            "{via:?}"
+        );
     }
 }
 
@@ -1069,11 +1130,13 @@ util::cases! {
     k01_pending_receive_completes_with_reset_then_every_start_fails,
     k01_reset_with_nothing_pending_fails_receives_and_sends_at_the_call,
     k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream,
+    k01_zero_byte_receive_on_a_reset_connection_never_reads_zero,
     k01_graceful_close_still_reads_zero,
     k02_shutdown_read_keeps_pending_receives_for_later_data,
     k02_receive_after_shutdown_read_fails_at_the_call,
     k03_send_after_shutdown_write_fails_at_the_call,
     k04_connected_udp_sends_survive_port_unreachable,
+    k04_udp_receive_told_of_port_unreachable_is_connection_reset,
     k04_send_to_port_zero_succeeds,
     k05_oob_receive_gets_the_byte_normal_receives_passed,
     k05_oob_receive_pends_until_an_urgent_byte_arrives,
