@@ -207,7 +207,7 @@ mod wait;
 mod winerror;
 
 pub use crate::core::RawDone;
-pub use buf::{IOV_MAX, IoBufs, Slice};
+pub use buf::{IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
