@@ -49,7 +49,7 @@
 //! | `bind`, `listen`, `setsockopt` | [`Socket::bind`], [`Socket::listen`], [`Socket::with_socket2`] |
 //! | `AcceptEx` | [`Socket::accept`] (an operation) |
 //! | `ConnectEx` | [`Socket::connect`] (an operation) |
-//! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>` or `[Vec<u8>; N]` |
+//! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>`, `[Vec<u8>; N]` or any [`IoBuf`] / [`IoBufMut`] (see [`buf`]) |
 //! | `WSASendTo` / `WSARecvFrom` | [`Socket::send_to`] / [`Socket::recv_from`] |
 //! | `MSG_OOB`, `MSG_PEEK`, `MSG_DONTROUTE`, `MSG_WAITALL` | [`MsgFlags`] |
 //! | `lpFlags` out (`MSG_PARTIAL` / `WSAEMSGSIZE`, urgent) | [`RecvFlags`] |

@@ -287,9 +287,9 @@ impl Socket {
     fn start<T: OpOutput>(
         &self,
         kind: OpKind,
-        bufs: Option<Box<dyn ErasedBufs>>,
+        bufs: crate::sys::Bufs,
         notify: Notify<T>,
-    ) -> Result<Started<T>, (io::Error, Option<Box<dyn ErasedBufs>>)> {
+    ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
         let (slot_notify, handle, routine) = match notify {
             Notify::None => (
                 SlotNotify::Default {
@@ -405,7 +405,7 @@ impl Socket {
     }
 
     /// `WSARecv`: receives into the buffers, scattered in array order
-    /// (each buffer offers its `len()`; see [`crate::buf`]). A stream receive
+    /// (each buffer offers its room: a `Vec`'s `len()`, see [`crate::buf`]). A stream receive
     /// completes as soon as at least one byte (or the end of the stream, as
     /// 0 bytes) is there.
     ///

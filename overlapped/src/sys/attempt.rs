@@ -237,7 +237,8 @@ fn recv_once(
     if want_addr {
         out.addr = r.addr;
     }
-    let left = !(plain && !want_addr) || r.inq.is_none_or(|q| q > 0);
+    // Only a plain stream receive learns it (`TCP_INQ`); others assume so.
+    let left = !plain || want_addr || r.inq.is_none_or(|q| q > 0);
     Ok((r.bytes, left))
 }
 
