@@ -506,10 +506,9 @@ impl<P: TxPiece, const N: usize> Pieces for [P; N] {
 mod sealed {
     /// The pieces of a send, for the engine.
     pub trait Tx: Send + 'static {
-        /// Start and length of each piece's bytes to send. The pointers are
-        /// `*mut` for the kernel's iovecs, which a send only reads through.
+        /// Start and length of each piece's bytes to send, in order.
         #[doc(hidden)]
-        fn tx_parts(&self, out: &mut Vec<(*mut u8, usize)>);
+        fn tx_each(&self, f: &mut dyn FnMut(*const u8, usize));
         /// The one piece's, when there is exactly one.
         #[doc(hidden)]
         fn tx_one(&self) -> Option<(*const u8, usize)>;
@@ -519,8 +518,9 @@ mod sealed {
     }
     /// The pieces of a receive, for the engine.
     pub trait Rx: Tx {
+        /// Start and length of each piece's room, in order.
         #[doc(hidden)]
-        fn rx_parts(&mut self, out: &mut Vec<(*mut u8, usize)>);
+        fn rx_each(&mut self, f: &mut dyn FnMut(*mut u8, usize));
         #[doc(hidden)]
         fn rx_total(&self) -> Option<usize>;
         /// Records a receive of `n` bytes, scattered in array order.
@@ -533,11 +533,11 @@ mod sealed {
 }
 
 impl<T: Pieces> sealed::Tx for T {
-    fn tx_parts(&self, out: &mut Vec<(*mut u8, usize)>) {
-        out.extend(self.pieces().iter().map(|b| {
+    fn tx_each(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        for b in self.pieces() {
             let (p, n) = b.tx();
-            (p.cast_mut(), n)
-        }));
+            f(p, n);
+        }
     }
     fn tx_one(&self) -> Option<(*const u8, usize)> {
         match self.pieces() {
@@ -556,8 +556,11 @@ impl<T: Pieces> sealed::Rx for T
 where
     T::Piece: RxPiece,
 {
-    fn rx_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-        out.extend(self.pieces_mut().iter_mut().map(RxPiece::rx));
+    fn rx_each(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        for b in self.pieces_mut() {
+            let (p, n) = b.rx();
+            f(p, n);
+        }
     }
     fn rx_total(&self) -> Option<usize> {
         self.pieces()
@@ -639,9 +642,10 @@ pub(crate) trait RawBufs: Send {
     fn buf_count(&self) -> usize;
     /// The windows' total length, `None` when it overflows.
     fn total_len(&self) -> Option<usize>;
-    /// Start pointer and length of each window, for the kernel. A send's
-    /// windows are only ever read through them.
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>);
+    /// Calls `f` with the start pointer and length of each window, in
+    /// order, for the kernel. A send's windows are only ever read through
+    /// them (`*mut` for the iovecs).
+    fn each_part(&mut self, f: &mut dyn FnMut(*mut u8, usize));
     /// A send's windows, for a send in user space (a receive's: none).
     fn io_slices(&self) -> Vec<IoSlice<'_>>;
     /// A send's one window, when it has exactly one (the common case, which
@@ -705,19 +709,18 @@ impl<B: IoBufs> RawBufs for Tx<B> {
     fn total_len(&self) -> Option<usize> {
         self.0.tx_len()
     }
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-        self.0.tx_parts(out);
+    fn each_part(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        self.0.tx_each(&mut |p, n| f(p.cast_mut(), n));
     }
     fn io_slices(&self) -> Vec<IoSlice<'_>> {
-        let mut parts = Vec::with_capacity(self.0.buf_count());
-        self.0.tx_parts(&mut parts);
-        parts
-            .into_iter()
+        let mut out = Vec::with_capacity(self.0.buf_count());
+        self.0.tx_each(&mut |p, n| {
             // SAFETY: `IoBuf` (or the inline array, boxed with `self`)
             // promises `n` initialized bytes at `p` that nobody writes while
             // the engine holds the value, which `&self` borrows.
-            .map(|(p, n)| IoSlice::new(unsafe { std::slice::from_raw_parts(p, n) }))
-            .collect()
+            out.push(IoSlice::new(unsafe { std::slice::from_raw_parts(p, n) }));
+        });
+        out
     }
     fn one(&self) -> Option<&[u8]> {
         let (p, n) = self.0.tx_one()?;
@@ -738,8 +741,8 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
     fn total_len(&self) -> Option<usize> {
         self.bufs.rx_total()
     }
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-        self.bufs.rx_parts(out);
+    fn each_part(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        self.bufs.rx_each(f);
     }
     fn io_slices(&self) -> Vec<IoSlice<'_>> {
         Vec::new()
@@ -748,10 +751,8 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
         None
     }
     fn copy_in(&mut self, mut skip: usize, src: &[u8]) -> (usize, usize) {
-        let mut parts = Vec::with_capacity(self.bufs.buf_count());
-        self.bufs.rx_parts(&mut parts);
         let (mut n, mut room) = (0, 0);
-        for (p, len) in parts {
+        self.bufs.rx_each(&mut |p, len| {
             let here = skip.min(len);
             skip -= here;
             room += len - here;
@@ -764,7 +765,7 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
                 std::ptr::copy_nonoverlapping(src[n..].as_ptr(), p.add(here), take);
             }
             n += take;
-        }
+        });
         (n, room)
     }
     fn set_received(&mut self, n: usize) {
@@ -772,16 +773,14 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
     }
     fn received(&mut self, n: usize, out: &mut Vec<u8>) {
         let mut n = n.min(self.landed.unwrap_or(0));
-        let mut parts = Vec::with_capacity(self.bufs.buf_count());
-        self.bufs.rx_parts(&mut parts);
-        for (p, len) in parts {
+        self.bufs.rx_each(&mut |p, len| {
             let here = n.min(len);
             // SAFETY: the first `landed` bytes of the rooms were written
             // (the record's contract) and the room is valid while the engine
             // holds the value; `here` bytes of this room are among them.
             out.extend_from_slice(unsafe { std::slice::from_raw_parts(p, here) });
             n -= here;
-        }
+        });
     }
 }
 

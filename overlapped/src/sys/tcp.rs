@@ -65,13 +65,12 @@ pub(crate) struct Received {
 /// stream operation's progress); the windows' total length. Zero-length
 /// windows stay (a zero-byte receive is a readiness probe).
 pub(crate) fn iovecs(bufs: &mut dyn RawBufs, mut skip: usize, out: &mut Vec<libc::iovec>) -> usize {
-    let mut parts = Vec::with_capacity(bufs.buf_count());
-    bufs.raw_parts(&mut parts);
-    let total = parts.iter().map(|p| p.1).sum();
-    for (ptr, len) in parts {
+    let mut total = 0;
+    bufs.each_part(&mut |ptr, len| {
+        total += len;
         if skip >= len && len > 0 {
             skip -= len;
-            continue;
+            return;
         }
         let here = skip.min(len);
         skip -= here;
@@ -79,7 +78,7 @@ pub(crate) fn iovecs(bufs: &mut dyn RawBufs, mut skip: usize, out: &mut Vec<libc
             iov_base: ptr.wrapping_add(here).cast(),
             iov_len: len - here,
         });
-    }
+    });
     total
 }
 
@@ -113,7 +112,7 @@ pub(crate) fn recv_msg(
         msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     }
     // `msg` points at the rooms of the receive's buffers (writable, their
-    // lengths in the iovecs: `RawBufs::raw_parts` gives the rooms the
+    // lengths in the iovecs: `RawBufs::each_part` gives the rooms the
     // engine holds, valid until it hands the buffers back), at `control`
     // and at `addr` (writable, their lengths given).
     // SAFETY: all of it is alive until the call returns; the kernel writes within those bounds.
