@@ -54,6 +54,64 @@
 //! A zero-length buffer is legal: a zero-length stream receive is the
 //! readiness probe of the model (it completes with 0 when the socket becomes
 //! readable and consumes nothing).
+//!
+//! # A buffer type of your own
+//!
+//! A receive buffer that appends to what it holds, in the spare capacity of
+//! a `Vec` (which it never reallocates while it lends it):
+//!
+//! ```
+//! use overlapped::{Engine, IoBuf, IoBufMut, MsgFlags, Notify, Socket};
+//!
+//! struct Frame(Vec<u8>);
+//!
+//! // SAFETY: the bytes are `..len()` of the `Vec`'s heap allocation, which a
+//! // move does not move.
+//! unsafe impl IoBuf for Frame {
+//!     fn stable_ptr(&self) -> *const u8 {
+//!         self.0.as_ptr()
+//!     }
+//!     fn bytes_len(&self) -> usize {
+//!         self.0.len()
+//!     }
+//! }
+//!
+//! // SAFETY: the room is the spare capacity, in the same allocation;
+//! // `set_received` extends the length over the bytes written there.
+//! unsafe impl IoBufMut for Frame {
+//!     fn stable_mut_ptr(&mut self) -> *mut u8 {
+//!         self.0.spare_capacity_mut().as_mut_ptr().cast()
+//!     }
+//!     fn room_len(&self) -> usize {
+//!         self.0.capacity() - self.0.len()
+//!     }
+//!     unsafe fn set_received(&mut self, n: usize) {
+//!         // SAFETY: the engine says `n` bytes of the room were written.
+//!         unsafe { self.0.set_len(self.0.len() + n) }
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let engine = Engine::new()?;
+//! let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+//! let client = Socket::tcp_for(&engine, &listener.local_addr()?)?;
+//! client.connect_wait(listener.local_addr()?)?;
+//! let (server, _) = listener.accept_wait()?;
+//!
+//! let mut frame = Frame(Vec::with_capacity(64));
+//! frame.0.extend_from_slice(b"len=5:");
+//! let room = frame.room_len();
+//! // `WAITALL`: complete when the room is full.
+//! let recv = server.recv(frame, MsgFlags::WAITALL, Notify::None)?;
+//! client.send(vec![b'x'; room], MsgFlags::empty(), Notify::None)?.wait()?;
+//! let frame = recv.wait()?.data;
+//! assert!(frame.0.starts_with(b"len=5:xxx"));
+//! assert_eq!(frame.0.len(), 6 + room);
+//! // What was received can be sent on as it is.
+//! let sent = server.send(frame, MsgFlags::empty(), Notify::None)?.wait()?;
+//! assert_eq!(sent.bytes, 6 + room);
+//! # Ok(()) }
+//! ```
 
 #![allow(unsafe_code)]
 
