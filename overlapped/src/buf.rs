@@ -957,6 +957,34 @@ mod tests {
     }
 
     #[test]
+    fn every_split_of_a_receive_lands_in_array_order() {
+        let src: Vec<u8> = (1..=12).collect();
+        for sizes in [&[0usize, 3, 0, 4][..], &[1, 1, 1], &[5], &[2, 0, 7, 3]] {
+            let total: usize = sizes.iter().sum();
+            for skip in 0..=total {
+                for n in 0..=total - skip {
+                    let bufs: Vec<Vec<u8>> = sizes.iter().map(|&k| vec![0u8; k]).collect();
+                    let mut e = erase_rx(bufs);
+                    let (copied, room) = e.copy_in(skip, &src[..n]);
+                    assert_eq!((copied, room), (n, total - skip));
+                    e.set_received(skip + n);
+                    let mut landed = Vec::new();
+                    e.received(total, &mut landed);
+                    assert_eq!(landed.len(), skip + n);
+                    assert_eq!(&landed[skip..], &src[..n]);
+                    let back = take_back::<Vec<Vec<u8>>>(e).unwrap();
+                    assert_eq!(back.concat(), landed);
+                    let mut left = skip + n;
+                    for (b, &k) in back.iter().zip(sizes) {
+                        assert_eq!(b.len(), left.min(k));
+                        left -= left.min(k);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_start_that_fails_hands_back_untouched() {
         // Nothing recorded: a `Vec` keeps its length.
         let e = erase_rx(vec![1u8; 4]);
