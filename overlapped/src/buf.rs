@@ -5,33 +5,118 @@
 //! flight the engine owns them, so the kernel can never write into memory
 //! the program has already freed or reused.
 //!
-//! The convention for a buffer's length mirrors `WSABUF.len`:
+//! # Which types are buffers
 //!
-//! * **send**: the bytes `buf[..buf.len()]` are sent; an array is gathered in
-//!   array order.
-//! * **receive**: `buf.len()` is the room offered (fill it with
-//!   `vec![0; n]` or `buf.resize(n, 0)`); an array is scattered in array
-//!   order. On completion each buffer is **truncated to the bytes that landed
-//!   in it**, so `buf` is exactly the data received and `buf.capacity()` is
-//!   unchanged. To receive again into the same buffer, restore its length
-//!   (`buf.resize(buf.capacity(), 0)`) — the counterpart of resetting
-//!   `WSABUF.len` before the next `WSARecv`.
+//! A type is a **send buffer** when it implements [`IoBuf`] (the bytes to
+//! send) and a **receive buffer** when it also implements [`IoBufMut`] (the
+//! room a receive may fill, and what to do with the bytes that landed). Both
+//! are `unsafe` traits open to any type whose memory stays put while the
+//! engine holds it: a program brings its own pooled, arena or framed
+//! buffers by implementing them (their `# Safety` sections say exactly what
+//! the kernel needs). Every receive buffer is also a send buffer: what was
+//! received can be sent on without a copy (an echo or a relay).
 //!
-//! [`Slice`] is the other buffer: a window into a `Vec<u8>` that keeps its
-//! length. A receive shrinks the window to the bytes that landed, and
-//! widening it again costs nothing, where restoring a truncated `Vec`'s
-//! length writes zeros over the room (16 KiB per message in an echo loop).
+//! What an operation takes is [`IoBufs`] (sends) or [`IoBufsMut`]
+//! (receives), implemented for **one** buffer and for a `Vec<_>` or an
+//! array `[_; N]` of them (gather on send and scatter on receive, in array
+//! order). The crate's buffers:
+//!
+//! | type | sends | a receive offers | on completion of a receive of `n` bytes |
+//! |---|---|---|---|
+//! | `Vec<u8>` | `..len()` | `..len()` | truncated to the bytes that landed |
+//! | [`Slice`] | its window | its window | the window shrinks to the bytes that landed |
+//! | `Box<[u8]>`, `Box<[u8; N]>`, `[u8; N]` | all of it | all of it | unchanged: the completion's `bytes` says how many landed |
+//! | `bytes::BytesMut` (feature `bytes`) | `..len()` | the spare capacity `len()..capacity()` | `len()` grows by `n` (like tokio's `read_buf`) |
+//! | `bytes::Bytes` (feature `bytes`), `&'static [u8]` | all of it | (send only) | |
+//!
+//! The convention for a `Vec`'s length mirrors `WSABUF.len`: a receive
+//! offers `buf.len()` (fill it with `vec![0; n]` or `buf.resize(n, 0)`) and
+//! truncates it to the bytes that landed, `buf.capacity()` unchanged; to
+//! receive again into the same buffer restore its length
+//! (`buf.resize(buf.capacity(), 0)`), the counterpart of resetting
+//! `WSABUF.len` before the next `WSARecv`. A `BytesMut` follows the Rust
+//! convention instead: reserve room (`buf.reserve(n)`) and the received
+//! bytes are appended; one with no spare capacity offers zero bytes.
+//!
+//! [`Slice`] is a window into a `Vec<u8>` that keeps its length. A receive
+//! shrinks the window to the bytes that landed, and widening it again costs
+//! nothing, where restoring a truncated `Vec`'s length writes zeros over the
+//! room (16 KiB per message in an echo loop).
+//!
+//! A plain array `[u8; N]` (also inside a `Vec` or an array) is a buffer
+//! although its bytes live inside the value: the engine moves an
+//! operation's buffers into a heap allocation of its own before it takes
+//! any pointer for the kernel, and moves them out only to hand them back
+//! (see [`IoBuf`]'s `# Safety`). A type of a program's own must keep its
+//! bytes outside the value (a `Box`, a `Vec`, a pool's slab): implement the
+//! traits for `Box<YourType>` to lend an array the type holds inline.
 //!
 //! A zero-length buffer is legal: a zero-length stream receive is the
 //! readiness probe of the model (it completes with 0 when the socket becomes
 //! readable and consumes nothing).
 //!
-//! The trait is sealed: only buffer types whose bytes live on the heap, at an
-//! address that does not change when the value is moved, can be lent to the
-//! kernel.
+//! # A buffer type of your own
+//!
+//! A receive buffer that appends to what it holds, in the spare capacity of
+//! a `Vec` (which it never reallocates while it lends it):
+//!
+//! ```
+//! use overlapped::{Engine, IoBuf, IoBufMut, MsgFlags, Notify, Socket};
+//!
+//! struct Frame(Vec<u8>);
+//!
+//! // SAFETY: the bytes are `..len()` of the `Vec`'s heap allocation, which a
+//! // move does not move.
+//! unsafe impl IoBuf for Frame {
+//!     fn stable_ptr(&self) -> *const u8 {
+//!         self.0.as_ptr()
+//!     }
+//!     fn bytes_len(&self) -> usize {
+//!         self.0.len()
+//!     }
+//! }
+//!
+//! // SAFETY: the room is the spare capacity, in the same allocation;
+//! // `set_received` extends the length over the bytes written there.
+//! unsafe impl IoBufMut for Frame {
+//!     fn stable_mut_ptr(&mut self) -> *mut u8 {
+//!         self.0.spare_capacity_mut().as_mut_ptr().cast()
+//!     }
+//!     fn room_len(&self) -> usize {
+//!         self.0.capacity() - self.0.len()
+//!     }
+//!     unsafe fn set_received(&mut self, n: usize) {
+//!         // SAFETY: the engine says `n` bytes of the room were written.
+//!         unsafe { self.0.set_len(self.0.len() + n) }
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let engine = Engine::new()?;
+//! let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+//! let client = Socket::tcp_for(&engine, &listener.local_addr()?)?;
+//! client.connect_wait(listener.local_addr()?)?;
+//! let (server, _) = listener.accept_wait()?;
+//!
+//! let mut frame = Frame(Vec::with_capacity(64));
+//! frame.0.extend_from_slice(b"len=5:");
+//! let room = frame.room_len();
+//! // `WAITALL`: complete when the room is full.
+//! let recv = server.recv(frame, MsgFlags::WAITALL, Notify::None)?;
+//! client.send(vec![b'x'; room], MsgFlags::empty(), Notify::None)?.wait()?;
+//! let frame = recv.wait()?.data;
+//! assert!(frame.0.starts_with(b"len=5:xxx"));
+//! assert_eq!(frame.0.len(), 6 + room);
+//! // What was received can be sent on as it is.
+//! let sent = server.send(frame, MsgFlags::empty(), Notify::None)?.wait()?;
+//! assert_eq!(sent.bytes, 6 + room);
+//! # Ok(()) }
+//! ```
+
+#![allow(unsafe_code)]
 
 use std::any::Any;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 
 /// The most buffers one operation may carry (Linux `UIO_MAXIOV`).
 ///
@@ -40,73 +125,228 @@ use std::io::{IoSlice, IoSliceMut};
 /// [`std::io::ErrorKind::InvalidInput`].
 pub const IOV_MAX: usize = 1024;
 
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// Buffers an operation can own: one `Vec<u8>` or [`Slice`], or a
-/// `Vec<_>` or array `[_; N]` of them.
+/// A buffer an operation can send from: `bytes_len()` bytes at
+/// `stable_ptr()`.
 ///
-/// Sealed: implemented only for types whose bytes are heap allocations that
-/// stay put when the value moves.
-pub trait IoBufs: sealed::Sealed + Send + 'static {
-    /// Number of buffers in the array.
-    fn buf_count(&self) -> usize;
-    /// The buffers' lengths, in array order.
-    #[doc(hidden)]
-    fn lens(&self, out: &mut Vec<usize>);
-    /// Slices over each buffer's `..len()` bytes, for sending.
-    #[doc(hidden)]
-    fn io_slices(&self) -> Vec<IoSlice<'_>>;
-    /// Mutable slices over each buffer's `..len()` bytes, for receiving.
-    #[doc(hidden)]
-    fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>>;
-    /// Start pointer and length of each buffer, for the kernel.
-    #[doc(hidden)]
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>);
-    /// After a receive of `n` bytes: truncate each buffer, in array order, to
-    /// the bytes that landed in it.
-    #[doc(hidden)]
-    fn set_received(&mut self, n: usize);
-    /// The buffer's bytes, when the array holds exactly one (the common
-    /// case, which needs no iovec array).
-    #[doc(hidden)]
-    fn one(&mut self) -> Option<&mut [u8]>;
-    /// The total length, `None` when it overflows.
-    #[doc(hidden)]
-    fn total_len(&self) -> Option<usize>;
+/// # Safety
+///
+/// The kernel reads these bytes while the operation is in flight, after the
+/// call that started it has returned, so an implementation promises:
+///
+/// * `stable_ptr()` points at `bytes_len()` initialized bytes, all inside
+///   one live allocation (the length never exceeds it);
+/// * from the start of an operation that takes the value until the engine
+///   hands the value back (or drops it, which it does only once the kernel
+///   has let go), the pointer and length stay valid and the same on every
+///   call, **even when the value itself is moved**, and nobody else writes
+///   those bytes or frees them: the bytes live on the heap or in other
+///   address-stable storage (a `Vec`'s or a `Box`'s allocation, a pool's
+///   slab, a `'static`), never inside the value;
+/// * the value may be sent to another thread (`Send`) and owns or shares
+///   its memory for as long as it lives (`'static`).
+///
+/// (The crate's own `[u8; N]` keeps its bytes inline: it relies on the
+/// engine boxing every operation's buffers before it takes a pointer, a
+/// guarantee of this engine, not of the trait.)
+pub unsafe trait IoBuf: Send + 'static {
+    /// The first byte to send.
+    fn stable_ptr(&self) -> *const u8;
+    /// How many bytes to send, from [`stable_ptr`](IoBuf::stable_ptr).
+    fn bytes_len(&self) -> usize;
 }
 
-/// One buffer of an array: a `Vec<u8>` (its `..len()`) or a [`Slice`] (its
-/// window). The operations see only the window.
-trait Piece {
-    fn window(&self) -> &[u8];
-    fn window_mut(&mut self) -> &mut [u8];
-    /// Keeps the first `n` bytes of the window (`n <= window().len()`).
-    fn keep(&mut self, n: usize);
+/// A buffer an operation can receive into: `room_len()` bytes at
+/// `stable_mut_ptr()`, and what to do with the bytes that landed.
+///
+/// Every receive buffer is a send buffer too ([`IoBuf`] is the supertrait):
+/// a receive hands the value back and it can be sent on as it is.
+///
+/// # Safety
+///
+/// The kernel writes the room while the operation is in flight, after the
+/// call that started it has returned, so an implementation promises, on top
+/// of [`IoBuf`]'s rules:
+///
+/// * `stable_mut_ptr()` points at `room_len()` writable bytes, all inside
+///   one live allocation (the length never exceeds it). The room may be
+///   uninitialized: the engine never reads it and never makes a reference
+///   to it before bytes land;
+/// * from the start of a receive until the engine hands the value back (or
+///   drops it once the kernel has let go), the pointer and length stay
+///   valid and the same on every call, **even when the value itself is
+///   moved**, and nobody else reads, writes or frees the room: it lives on
+///   the heap or in other address-stable storage, never inside the value.
+pub unsafe trait IoBufMut: IoBuf {
+    /// The first byte of the room offered to a receive.
+    fn stable_mut_ptr(&mut self) -> *mut u8;
+    /// How many bytes of room, from
+    /// [`stable_mut_ptr`](IoBufMut::stable_mut_ptr).
+    fn room_len(&self) -> usize;
+    /// Records a receive: its first `n` bytes of room now hold received
+    /// data (`n` may be 0). The engine calls it once, when it hands the
+    /// value back from a receive that completed (also with an error, with
+    /// the bytes that arrived before it), and not at all when the start
+    /// failed (the value comes back untouched).
+    ///
+    /// # Safety
+    ///
+    /// `n <= room_len()`, and the first `n` bytes of the room were written
+    /// since the room was offered (an implementation may treat them as
+    /// initialized).
+    unsafe fn set_received(&mut self, n: usize);
 }
 
-impl Piece for Vec<u8> {
-    fn window(&self) -> &[u8] {
-        self
+// SAFETY: a `Vec`'s bytes are one heap allocation that a move of the `Vec`
+// does not move; `..len()` is initialized and within it.
+unsafe impl IoBuf for Vec<u8> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
     }
-    fn window_mut(&mut self) -> &mut [u8] {
-        self
+    fn bytes_len(&self) -> usize {
+        self.len()
     }
-    fn keep(&mut self, n: usize) {
+}
+
+// SAFETY: as for `IoBuf`: the room `..len()` is initialized, in the heap
+// allocation, and truncating to `n <= len()` frees nothing.
+unsafe impl IoBufMut for Vec<u8> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    fn room_len(&self) -> usize {
+        self.len()
+    }
+    unsafe fn set_received(&mut self, n: usize) {
         self.truncate(n);
     }
 }
 
-impl Piece for Slice {
-    fn window(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+// SAFETY: the window lies within the `Vec`'s length (the only ways to set it
+// check so), in its heap allocation, which a move does not move.
+unsafe impl IoBuf for Slice {
+    fn stable_ptr(&self) -> *const u8 {
+        self.window().as_ptr()
     }
-    fn window_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.end]
+    fn bytes_len(&self) -> usize {
+        self.end - self.start
     }
-    fn keep(&mut self, n: usize) {
-        self.end = self.start + n.min(self.end - self.start);
+}
+
+// SAFETY: as for `IoBuf`; the window is initialized (within the `Vec`'s
+// length) and shrinking it frees nothing.
+unsafe impl IoBufMut for Slice {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.window_mut().as_mut_ptr()
+    }
+    fn room_len(&self) -> usize {
+        self.end - self.start
+    }
+    unsafe fn set_received(&mut self, n: usize) {
+        self.keep(n);
+    }
+}
+
+// SAFETY: a boxed slice's bytes are one heap allocation, all initialized,
+// which a move of the box does not move.
+unsafe impl IoBuf for Box<[u8]> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_len(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: as for `IoBuf`; recording a receive changes nothing.
+unsafe impl IoBufMut for Box<[u8]> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    fn room_len(&self) -> usize {
+        self.len()
+    }
+    unsafe fn set_received(&mut self, _n: usize) {}
+}
+
+// SAFETY: a boxed array's `N` bytes are one heap allocation, all
+// initialized, which a move of the box does not move.
+unsafe impl<const N: usize> IoBuf for Box<[u8; N]> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_len(&self) -> usize {
+        N
+    }
+}
+
+// SAFETY: as for `IoBuf`; recording a receive changes nothing.
+unsafe impl<const N: usize> IoBufMut for Box<[u8; N]> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    fn room_len(&self) -> usize {
+        N
+    }
+    unsafe fn set_received(&mut self, _n: usize) {}
+}
+
+// SAFETY: `'static` bytes are never freed and, behind a shared reference,
+// never written.
+unsafe impl IoBuf for &'static [u8] {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_len(&self) -> usize {
+        self.len()
+    }
+}
+
+/// `BytesMut` sends `..len()` and receives into its spare capacity.
+#[cfg(feature = "bytes")]
+mod bytes_impls {
+    use super::{IoBuf, IoBufMut};
+    use bytes::{Bytes, BytesMut};
+
+    // SAFETY: a `BytesMut` is a handle to heap storage that a move does not
+    // move, and it alone may touch its `..capacity()` range; `..len()` is
+    // initialized.
+    unsafe impl IoBuf for BytesMut {
+        fn stable_ptr(&self) -> *const u8 {
+            self.as_ptr()
+        }
+        fn bytes_len(&self) -> usize {
+            self.len()
+        }
+    }
+
+    // SAFETY: the room is the spare capacity `len()..capacity()`, in the
+    // same storage, which only this `BytesMut` may touch; `set_received`
+    // extends `len()` over the `n` bytes that were written there.
+    unsafe impl IoBufMut for BytesMut {
+        fn stable_mut_ptr(&mut self) -> *mut u8 {
+            self.spare_capacity_mut().as_mut_ptr().cast()
+        }
+        fn room_len(&self) -> usize {
+            self.capacity() - self.len()
+        }
+        unsafe fn set_received(&mut self, n: usize) {
+            let n = n.min(self.capacity() - self.len());
+            // SAFETY: the caller says the first `n` bytes of the spare
+            // capacity were written; `len + n <= capacity`.
+            unsafe { self.set_len(self.len() + n) };
+        }
+    }
+
+    // SAFETY: a `Bytes` is a handle to immutable storage (heap or static)
+    // that stays alive while any handle to it lives, and a move does not
+    // move it.
+    unsafe impl IoBuf for Bytes {
+        fn stable_ptr(&self) -> *const u8 {
+            self.as_ptr()
+        }
+        fn bytes_len(&self) -> usize {
+            self.len()
+        }
     }
 }
 
@@ -218,35 +458,90 @@ impl std::ops::DerefMut for Slice {
     }
 }
 
+impl Slice {
+    fn window(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn window_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+    /// Keeps the first `n` bytes of the window.
+    fn keep(&mut self, n: usize) {
+        self.end = self.start + n.min(self.end - self.start);
+    }
+}
+
+/// One buffer of an operation, as the engine sees it: the user's
+/// [`IoBuf`]/[`IoBufMut`] types and the crate's inline arrays.
+trait TxPiece: Send + 'static {
+    fn tx(&self) -> (*const u8, usize);
+}
+
+trait RxPiece: TxPiece {
+    fn rx(&mut self) -> (*mut u8, usize);
+    fn room(&self) -> usize;
+    /// # Safety
+    /// As [`IoBufMut::set_received`].
+    unsafe fn landed(&mut self, n: usize);
+}
+
+impl<T: IoBuf> TxPiece for T {
+    fn tx(&self) -> (*const u8, usize) {
+        (self.stable_ptr(), self.bytes_len())
+    }
+}
+
+impl<T: IoBufMut> RxPiece for T {
+    fn rx(&mut self) -> (*mut u8, usize) {
+        (self.stable_mut_ptr(), self.room_len())
+    }
+    fn room(&self) -> usize {
+        self.room_len()
+    }
+    unsafe fn landed(&mut self, n: usize) {
+        // SAFETY: the caller keeps `set_received`'s contract.
+        unsafe { self.set_received(n) }
+    }
+}
+
+/// An inline array: its bytes move with the value, which the engine keeps
+/// in a box of its own from before it takes a pointer until it hands the
+/// value back (`ErasedBufs`), so they stay put while the kernel sees them.
+impl<const N: usize> TxPiece for [u8; N] {
+    fn tx(&self) -> (*const u8, usize) {
+        (self.as_ptr(), N)
+    }
+}
+
+impl<const N: usize> RxPiece for [u8; N] {
+    fn rx(&mut self) -> (*mut u8, usize) {
+        (self.as_mut_ptr(), N)
+    }
+    fn room(&self) -> usize {
+        N
+    }
+    unsafe fn landed(&mut self, _n: usize) {}
+}
+
 /// What every buffer type is to the operations: a slice of pieces. One
 /// buffer is a slice of one.
-trait Pieces {
-    type Piece: Piece;
+trait Pieces: Send + 'static {
+    type Piece: TxPiece;
     fn pieces(&self) -> &[Self::Piece];
     fn pieces_mut(&mut self) -> &mut [Self::Piece];
 }
 
-impl Pieces for Vec<u8> {
-    type Piece = Vec<u8>;
-    fn pieces(&self) -> &[Vec<u8>] {
+impl<P: TxPiece> Pieces for P {
+    type Piece = P;
+    fn pieces(&self) -> &[P] {
         std::slice::from_ref(self)
     }
-    fn pieces_mut(&mut self) -> &mut [Vec<u8>] {
+    fn pieces_mut(&mut self) -> &mut [P] {
         std::slice::from_mut(self)
     }
 }
 
-impl Pieces for Slice {
-    type Piece = Slice;
-    fn pieces(&self) -> &[Slice] {
-        std::slice::from_ref(self)
-    }
-    fn pieces_mut(&mut self) -> &mut [Slice] {
-        std::slice::from_mut(self)
-    }
-}
-
-impl<P: Piece> Pieces for Vec<P> {
+impl<P: TxPiece> Pieces for Vec<P> {
     type Piece = P;
     fn pieces(&self) -> &[P] {
         self
@@ -256,7 +551,7 @@ impl<P: Piece> Pieces for Vec<P> {
     }
 }
 
-impl<P: Piece, const N: usize> Pieces for [P; N] {
+impl<P: TxPiece, const N: usize> Pieces for [P; N] {
     type Piece = P;
     fn pieces(&self) -> &[P] {
         self
@@ -266,58 +561,112 @@ impl<P: Piece, const N: usize> Pieces for [P; N] {
     }
 }
 
-/// The buffer types: one `Vec<u8>` or [`Slice`], and `Vec<_>` and `[_; N]`
-/// of either.
-impl<T: Pieces + Send + 'static> sealed::Sealed for T {}
-impl<T: Pieces + Send + 'static> IoBufs for T {
-    fn buf_count(&self) -> usize {
-        self.pieces().len()
+mod sealed {
+    /// The pieces of a send, for the engine.
+    pub trait Tx: Send + 'static {
+        /// Start and length of each piece's bytes to send, in order.
+        #[doc(hidden)]
+        fn tx_each(&self, f: &mut dyn FnMut(*const u8, usize));
+        /// The one piece's, when there is exactly one.
+        #[doc(hidden)]
+        fn tx_one(&self) -> Option<(*const u8, usize)>;
+        /// The total length, `None` when it overflows.
+        #[doc(hidden)]
+        fn tx_len(&self) -> Option<usize>;
     }
-    fn lens(&self, out: &mut Vec<usize>) {
-        out.extend(self.pieces().iter().map(|b| b.window().len()));
+    /// The pieces of a receive, for the engine.
+    pub trait Rx: Tx {
+        /// Start and length of each piece's room, in order.
+        #[doc(hidden)]
+        fn rx_each(&mut self, f: &mut dyn FnMut(*mut u8, usize));
+        #[doc(hidden)]
+        fn rx_total(&self) -> Option<usize>;
+        /// Records a receive of `n` bytes, scattered in array order.
+        ///
+        /// # Safety
+        /// The first `n` bytes of the rooms, in array order, were written.
+        #[doc(hidden)]
+        unsafe fn rx_landed(&mut self, n: usize);
     }
-    fn io_slices(&self) -> Vec<IoSlice<'_>> {
-        self.pieces()
-            .iter()
-            .map(|b| IoSlice::new(b.window()))
-            .collect()
-    }
-    fn io_slices_mut(&mut self) -> Vec<IoSliceMut<'_>> {
-        self.pieces_mut()
-            .iter_mut()
-            .map(|b| IoSliceMut::new(b.window_mut()))
-            .collect()
-    }
-    fn raw_parts(&mut self, out: &mut Vec<(*mut u8, usize)>) {
-        out.extend(self.pieces_mut().iter_mut().map(|b| {
-            let w = b.window_mut();
-            (w.as_mut_ptr(), w.len())
-        }));
-    }
-    fn set_received(&mut self, mut n: usize) {
-        for b in self.pieces_mut() {
-            let here = n.min(b.window().len());
-            b.keep(here);
-            n -= here;
+}
+
+impl<T: Pieces> sealed::Tx for T {
+    fn tx_each(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        for b in self.pieces() {
+            let (p, n) = b.tx();
+            f(p, n);
         }
     }
-    fn one(&mut self) -> Option<&mut [u8]> {
-        match self.pieces_mut() {
-            [b] => Some(b.window_mut()),
+    fn tx_one(&self) -> Option<(*const u8, usize)> {
+        match self.pieces() {
+            [b] => Some(b.tx()),
             _ => None,
         }
     }
-    fn total_len(&self) -> Option<usize> {
+    fn tx_len(&self) -> Option<usize> {
         self.pieces()
             .iter()
-            .try_fold(0usize, |acc, b| acc.checked_add(b.window().len()))
+            .try_fold(0usize, |acc, b| acc.checked_add(b.tx().1))
     }
 }
 
-/// Checks a buffer array at start: at least one buffer, at most
+impl<T: Pieces> sealed::Rx for T
+where
+    T::Piece: RxPiece,
+{
+    fn rx_each(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        for b in self.pieces_mut() {
+            let (p, n) = b.rx();
+            f(p, n);
+        }
+    }
+    fn rx_total(&self) -> Option<usize> {
+        self.pieces()
+            .iter()
+            .try_fold(0usize, |acc, b| acc.checked_add(b.room()))
+    }
+    unsafe fn rx_landed(&mut self, mut n: usize) {
+        for b in self.pieces_mut() {
+            let here = n.min(b.room());
+            // SAFETY: the caller says the first `n` bytes of the rooms were
+            // written; `here` of them are this piece's first bytes.
+            unsafe { b.landed(here) };
+            n -= here;
+        }
+    }
+}
+
+/// Buffers a send can own: one [`IoBuf`] (a `Vec<u8>`, a [`Slice`], a
+/// boxed slice or array, an array `[u8; N]`, a type of the program's own,
+/// `bytes::Bytes` or `BytesMut` with the `bytes` feature, ...), or a
+/// `Vec<_>` or array `[_; N]` of one such type (gathered in array order).
+///
+/// Implemented by the crate for those shapes only; bring a buffer type by
+/// implementing [`IoBuf`].
+pub trait IoBufs: sealed::Tx {
+    /// Number of buffers in the array.
+    fn buf_count(&self) -> usize;
+}
+
+/// Buffers a receive can own: one [`IoBufMut`], or a `Vec<_>` or array
+/// `[_; N]` of one such type (scattered in array order).
+///
+/// Every `IoBufsMut` is an [`IoBufs`]: what a receive hands back can be
+/// sent.
+pub trait IoBufsMut: IoBufs + sealed::Rx {}
+
+impl<T: Pieces> IoBufs for T {
+    fn buf_count(&self) -> usize {
+        self.pieces().len()
+    }
+}
+
+impl<T: Pieces> IoBufsMut for T where T::Piece: RxPiece {}
+
+/// Checks an operation's buffers at start: at least one buffer, at most
 /// [`IOV_MAX`], and a total length that fits the kernel's `ssize_t`.
 /// Returns the total length.
-pub(crate) fn check_bufs<B: IoBufs>(bufs: &B) -> std::io::Result<usize> {
+pub(crate) fn check_bufs(bufs: &dyn RawBufs) -> std::io::Result<usize> {
     use std::io::{Error, ErrorKind};
     let n = bufs.buf_count();
     if n == 0 {
@@ -344,17 +693,175 @@ pub(crate) fn check_bufs<B: IoBufs>(bufs: &B) -> std::io::Result<usize> {
     Ok(total)
 }
 
-/// Buffers with their type erased while the engine holds them.
-pub(crate) trait ErasedBufs: Send {
-    fn as_bufs(&mut self) -> &mut dyn IoBufs;
+/// An operation's buffers as the engine sees them: the windows of its
+/// direction (the bytes to send, or the room of a receive), in array order.
+pub(crate) trait RawBufs: Send {
+    /// Number of buffers.
+    fn buf_count(&self) -> usize;
+    /// The windows' total length, `None` when it overflows.
+    fn total_len(&self) -> Option<usize>;
+    /// Calls `f` with the start pointer and length of each window, in
+    /// order, for the kernel. A send's windows are only ever read through
+    /// them (`*mut` for the iovecs).
+    fn each_part(&mut self, f: &mut dyn FnMut(*mut u8, usize));
+    /// A send's windows, for a send in user space (a receive's: none).
+    fn io_slices(&self) -> Vec<IoSlice<'_>>;
+    /// A send's one window, when it has exactly one (the common case, which
+    /// needs no iovec array); `None` for a receive.
+    fn one(&self) -> Option<&[u8]>;
+    /// Copies `src` into a receive's room past its first `skip` bytes, in
+    /// array order: the bytes copied, and the room there was past `skip`
+    /// (a send has none).
+    fn copy_in(&mut self, skip: usize, src: &[u8]) -> (usize, usize);
+    /// Records that the first `n` bytes of a receive's room hold received
+    /// data, as the kernel (or [`copy_in`](RawBufs::copy_in)) reported
+    /// writing them. The last record is applied to the buffers when they
+    /// are handed back ([`take_back`]); nothing for a send.
+    fn set_received(&mut self, n: usize);
+    /// Appends the first `n` bytes received (at most the recorded count) to
+    /// `out`, in array order (nothing for a send).
+    fn received(&mut self, n: usize, out: &mut Vec<u8>);
+}
+
+/// Buffers with their type erased while the engine holds them: a send's
+/// ([`erase_tx`]) or a receive's ([`erase_rx`]), always in the box these
+/// functions make, from which only [`take_back`] moves them out.
+pub(crate) trait ErasedBufs: RawBufs {
+    fn as_bufs(&mut self) -> &mut dyn RawBufs;
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
-impl<B: IoBufs> ErasedBufs for B {
-    fn as_bufs(&mut self) -> &mut dyn IoBufs {
+/// A send's buffers.
+struct Tx<B>(B);
+
+/// A receive's buffers and the bytes recorded as received.
+struct Rx<B> {
+    bufs: B,
+    landed: Option<usize>,
+}
+
+/// Boxes a send's buffers for the engine (before any pointer is taken).
+pub(crate) fn erase_tx<B: IoBufs>(bufs: B) -> Box<dyn ErasedBufs> {
+    Box::new(Tx(bufs))
+}
+
+/// Boxes a receive's buffers for the engine (before any pointer is taken).
+pub(crate) fn erase_rx<B: IoBufsMut>(bufs: B) -> Box<dyn ErasedBufs> {
+    Box::new(Rx { bufs, landed: None })
+}
+
+/// The buffers the engine was given, back out of their box, with a
+/// receive's record applied ([`IoBufMut::set_received`]). `None` when they
+/// are not a `B` (which a typed start never does).
+pub(crate) fn take_back<B: 'static>(bufs: Box<dyn ErasedBufs>) -> Option<B> {
+    match bufs.into_any().downcast::<Tx<B>>() {
+        Ok(tx) => Some(tx.0),
+        Err(any) => any.downcast::<Rx<B>>().ok().map(|rx| rx.bufs),
+    }
+}
+
+impl<B: IoBufs> RawBufs for Tx<B> {
+    fn buf_count(&self) -> usize {
+        self.0.buf_count()
+    }
+    fn total_len(&self) -> Option<usize> {
+        self.0.tx_len()
+    }
+    fn each_part(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        self.0.tx_each(&mut |p, n| f(p.cast_mut(), n));
+    }
+    fn io_slices(&self) -> Vec<IoSlice<'_>> {
+        let mut out = Vec::with_capacity(self.0.buf_count());
+        self.0.tx_each(&mut |p, n| {
+            // SAFETY: `IoBuf` (or the inline array, boxed with `self`)
+            // promises `n` initialized bytes at `p` that nobody writes while
+            // the engine holds the value, which `&self` borrows.
+            out.push(IoSlice::new(unsafe { std::slice::from_raw_parts(p, n) }));
+        });
+        out
+    }
+    fn one(&self) -> Option<&[u8]> {
+        let (p, n) = self.0.tx_one()?;
+        // SAFETY: as in `io_slices`.
+        Some(unsafe { std::slice::from_raw_parts(p, n) })
+    }
+    fn copy_in(&mut self, _skip: usize, _src: &[u8]) -> (usize, usize) {
+        (0, 0)
+    }
+    fn set_received(&mut self, _n: usize) {}
+    fn received(&mut self, _n: usize, _out: &mut Vec<u8>) {}
+}
+
+impl<B: IoBufsMut> RawBufs for Rx<B> {
+    fn buf_count(&self) -> usize {
+        self.bufs.buf_count()
+    }
+    fn total_len(&self) -> Option<usize> {
+        self.bufs.rx_total()
+    }
+    fn each_part(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        self.bufs.rx_each(f);
+    }
+    fn io_slices(&self) -> Vec<IoSlice<'_>> {
+        Vec::new()
+    }
+    fn one(&self) -> Option<&[u8]> {
+        None
+    }
+    fn copy_in(&mut self, mut skip: usize, src: &[u8]) -> (usize, usize) {
+        let (mut n, mut room) = (0, 0);
+        self.bufs.rx_each(&mut |p, len| {
+            let here = skip.min(len);
+            skip -= here;
+            room += len - here;
+            let take = (len - here).min(src.len() - n);
+            // SAFETY: `IoBufMut` (or the inline array, boxed with `self`)
+            // promises `len` writable bytes at `p` that nobody else touches
+            // while the engine holds the value; `here + take <= len`, and
+            // `src` is the engine's own memory, not the room.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src[n..].as_ptr(), p.add(here), take);
+            }
+            n += take;
+        });
+        (n, room)
+    }
+    fn set_received(&mut self, n: usize) {
+        self.landed = Some(n.min(self.bufs.rx_total().unwrap_or(0)));
+    }
+    fn received(&mut self, n: usize, out: &mut Vec<u8>) {
+        let mut n = n.min(self.landed.unwrap_or(0));
+        self.bufs.rx_each(&mut |p, len| {
+            let here = n.min(len);
+            // SAFETY: the first `landed` bytes of the rooms were written
+            // (the record's contract) and the room is valid while the engine
+            // holds the value; `here` bytes of this room are among them.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(p, here) });
+            n -= here;
+        });
+    }
+}
+
+impl<B: IoBufs> ErasedBufs for Tx<B> {
+    fn as_bufs(&mut self) -> &mut dyn RawBufs {
         self
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+impl<B: IoBufsMut> ErasedBufs for Rx<B> {
+    fn as_bufs(&mut self) -> &mut dyn RawBufs {
+        self
+    }
+    fn into_any(mut self: Box<Self>) -> Box<dyn Any + Send> {
+        if let Some(n) = self.landed.take() {
+            // SAFETY: the engine records only bytes the kernel or `copy_in`
+            // wrote at the start of the rooms (`RawBufs::set_received`), at
+            // most their total length.
+            unsafe { self.bufs.rx_landed(n) };
+        }
         self
     }
 }
@@ -363,27 +870,44 @@ impl<B: IoBufs> ErasedBufs for B {
 mod tests {
     use super::*;
 
+    /// A receive of `src` as the engine does it: copied into the room, the
+    /// count recorded, the buffers handed back.
+    fn receive<B: IoBufsMut>(bufs: B, src: &[u8]) -> (usize, B) {
+        let mut e = erase_rx(bufs);
+        let (n, _) = e.copy_in(0, src);
+        e.set_received(n);
+        (n, take_back::<B>(e).unwrap())
+    }
+
     #[test]
     fn scatter_truncates_in_array_order() {
-        let mut b = vec![vec![0u8; 3], vec![0u8; 5], vec![0u8; 100]];
-        b.set_received(8);
-        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 5, 0]);
+        let (n, b) = receive(
+            vec![vec![0u8; 3], vec![0u8; 5], vec![0u8; 100]],
+            b"abcdefgh",
+        );
+        assert_eq!(n, 8);
+        assert_eq!(b, vec![b"abc".to_vec(), b"defgh".to_vec(), vec![]]);
         assert_eq!(b[2].capacity(), 100);
     }
 
     #[test]
     fn slice_windows_scatter_and_keep_the_buffer() {
-        let mut b = [Slice::new(vec![7u8; 10], 2..5), Slice::from(vec![0u8; 4])];
-        assert_eq!(b.total_len(), Some(7));
-        let mut lens = Vec::new();
-        b.lens(&mut lens);
-        assert_eq!(lens, vec![3, 4]);
-        b.set_received(5);
+        let b = [Slice::new(vec![7u8; 10], 2..5), Slice::from(vec![0u8; 4])];
+        let mut e = erase_rx(b);
+        assert_eq!(e.total_len(), Some(7));
+        assert_eq!(e.buf_count(), 2);
+        assert_eq!(e.copy_in(0, b"12345"), (5, 7));
+        e.set_received(5);
+        let mut landed = Vec::new();
+        e.received(9, &mut landed);
+        assert_eq!(landed, b"12345");
+        let mut b = take_back::<[Slice; 2]>(e).unwrap();
         assert_eq!((b[0].range(), b[1].range()), (2..5, 0..2));
+        assert_eq!((&b[0][..], &b[1][..]), (&b"123"[..], &b"45"[..]));
         assert_eq!((b[0].buffer().len(), b[1].buffer().len()), (10, 4));
         b[1].set_range(1..=3);
         assert_eq!(b[1].len(), 3);
-        assert_eq!(b[1].clone().into_inner(), vec![0u8; 4]);
+        assert_eq!(b[1].clone().into_inner(), vec![b'4', b'5', 0, 0]);
         assert_eq!(
             format!("{:?}", b[1]),
             "Slice { range: 1..4, buffer_len: 4 }"
@@ -398,10 +922,95 @@ mod tests {
 
     #[test]
     fn check_rejects_empty_and_too_many() {
-        assert!(check_bufs(&Vec::<Vec<u8>>::new()).is_err());
+        assert!(check_bufs(erase_tx(Vec::<Vec<u8>>::new()).as_bufs()).is_err());
         let many: Vec<Vec<u8>> = (0..IOV_MAX + 1).map(|_| vec![0u8; 1]).collect();
-        assert!(check_bufs(&many).is_err());
+        assert!(check_bufs(erase_rx(many).as_bufs()).is_err());
         let max: Vec<Vec<u8>> = (0..IOV_MAX).map(|_| vec![0u8; 1]).collect();
-        assert_eq!(check_bufs(&max).unwrap(), IOV_MAX);
+        assert_eq!(check_bufs(erase_tx(max).as_bufs()).unwrap(), IOV_MAX);
+    }
+
+    #[test]
+    fn a_send_shows_its_bytes_and_takes_nothing_in() {
+        let mut e = erase_tx([b"ab".to_vec(), b"cde".to_vec()]);
+        assert_eq!(e.total_len(), Some(5));
+        assert!(e.one().is_none());
+        let got: Vec<u8> = e.io_slices().iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(got, b"abcde");
+        assert_eq!(e.copy_in(0, b"x"), (0, 0));
+        e.set_received(1);
+        let b = take_back::<[Vec<u8>; 2]>(e).unwrap();
+        assert_eq!(b, [b"ab".to_vec(), b"cde".to_vec()]);
+        let e = erase_tx(&b"static"[..]);
+        assert_eq!(e.one(), Some(&b"static"[..]));
+        // Another type than the one given is not handed back.
+        assert!(take_back::<Vec<u8>>(e).is_none());
+    }
+
+    #[test]
+    fn fixed_arrays_keep_their_length() {
+        let (n, b) = receive([[0u8; 2]; 3], b"abc");
+        assert_eq!((n, b), (3, [*b"ab", [b'c', 0], [0, 0]]));
+        let (n, b) = receive(Box::new([9u8; 4]), b"xy");
+        assert_eq!((n, &b[..]), (2, &b"xy\x09\x09"[..]));
+        let (n, b) = receive(vec![0u8; 3].into_boxed_slice(), b"abcdef");
+        assert_eq!((n, &b[..]), (3, &b"abc"[..]));
+    }
+
+    #[test]
+    fn every_split_of_a_receive_lands_in_array_order() {
+        let src: Vec<u8> = (1..=12).collect();
+        for sizes in [&[0usize, 3, 0, 4][..], &[1, 1, 1], &[5], &[2, 0, 7, 3]] {
+            let total: usize = sizes.iter().sum();
+            for skip in 0..=total {
+                for n in 0..=total - skip {
+                    let bufs: Vec<Vec<u8>> = sizes.iter().map(|&k| vec![0u8; k]).collect();
+                    let mut e = erase_rx(bufs);
+                    let (copied, room) = e.copy_in(skip, &src[..n]);
+                    assert_eq!((copied, room), (n, total - skip));
+                    e.set_received(skip + n);
+                    let mut landed = Vec::new();
+                    e.received(total, &mut landed);
+                    assert_eq!(landed.len(), skip + n);
+                    assert_eq!(&landed[skip..], &src[..n]);
+                    let back = take_back::<Vec<Vec<u8>>>(e).unwrap();
+                    assert_eq!(back.concat(), landed);
+                    let mut left = skip + n;
+                    for (b, &k) in back.iter().zip(sizes) {
+                        assert_eq!(b.len(), left.min(k));
+                        left -= left.min(k);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_start_that_fails_hands_back_untouched() {
+        // Nothing recorded: a `Vec` keeps its length.
+        let e = erase_rx(vec![1u8; 4]);
+        assert_eq!(take_back::<Vec<u8>>(e).unwrap(), vec![1u8; 4]);
+    }
+
+    #[cfg(feature = "bytes")]
+    #[test]
+    fn bytes_mut_receives_into_its_spare_capacity() {
+        let mut b = bytes::BytesMut::with_capacity(8);
+        b.extend_from_slice(b"ab");
+        let (n, b) = receive(b, b"cdefghijk");
+        assert_eq!((n, &b[..]), (6, &b"abcdefgh"[..]));
+        // No spare capacity: a zero-byte receive.
+        let (n, b) = receive(b, b"z");
+        assert_eq!((n, &b[..]), (0, &b"abcdefgh"[..]));
+        // Scattered over two, then sent from both.
+        let two = [
+            bytes::BytesMut::with_capacity(2),
+            bytes::BytesMut::with_capacity(3),
+        ];
+        let (n, two) = receive(two, b"12345");
+        assert_eq!((n, &two[0][..], &two[1][..]), (5, &b"12"[..], &b"345"[..]));
+        let e = erase_tx(two);
+        assert_eq!(e.total_len(), Some(5));
+        let e = erase_tx(bytes::Bytes::from_static(b"hi"));
+        assert_eq!(e.one(), Some(&b"hi"[..]));
     }
 }

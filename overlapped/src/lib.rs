@@ -49,7 +49,7 @@
 //! | `bind`, `listen`, `setsockopt` | [`Socket::bind`], [`Socket::listen`], [`Socket::with_socket2`] |
 //! | `AcceptEx` | [`Socket::accept`] (an operation) |
 //! | `ConnectEx` | [`Socket::connect`] (an operation) |
-//! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>` or `[Vec<u8>; N]` |
+//! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>`, `[Vec<u8>; N]` or any [`IoBuf`] / [`IoBufMut`] (see [`buf`]) |
 //! | `WSASendTo` / `WSARecvFrom` | [`Socket::send_to`] / [`Socket::recv_from`] |
 //! | `MSG_OOB`, `MSG_PEEK`, `MSG_DONTROUTE`, `MSG_WAITALL` | [`MsgFlags`] |
 //! | `lpFlags` out (`MSG_PARTIAL` / `WSAEMSGSIZE`, urgent) | [`RecvFlags`] |
@@ -210,7 +210,7 @@ mod wait;
 mod winerror;
 
 pub use crate::core::RawDone;
-pub use buf::{IOV_MAX, IoBufs, Slice};
+pub use buf::{IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};

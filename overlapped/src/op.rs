@@ -247,11 +247,7 @@ fn base<T>(raw: &mut RawDone, data: T) -> Completion<T> {
 
 impl<B: IoBufs> OpOutput for B {
     fn from_raw(mut raw: RawDone) -> Completion<B> {
-        let bufs = raw
-            .bufs
-            .take()
-            .and_then(|b| b.into_any().downcast::<B>().ok())
-            .map(|b| *b);
+        let bufs = raw.bufs.take().and_then(crate::buf::take_back::<B>);
         match bufs {
             Some(b) => base(&mut raw, b),
             // The driver stores exactly the `B` the typed start gave it.

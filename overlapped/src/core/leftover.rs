@@ -3,7 +3,7 @@
 //! next receives, so no byte of the stream is lost or reordered.
 
 use super::table::{Slot, SlotState, SockState};
-use crate::buf::IoBufs;
+use crate::buf::RawBufs;
 use crate::flags::MsgFlags;
 use crate::sys::{Dir, OpKind, Outcome};
 
@@ -18,7 +18,7 @@ pub(super) fn serves(kind: &OpKind, stream: bool) -> bool {
 /// bytes.
 pub(super) fn fill(
     leftover: &mut Vec<u8>,
-    bufs: &mut dyn IoBufs,
+    bufs: &mut dyn RawBufs,
     kind: &OpKind,
     done: &mut usize,
 ) -> Option<Outcome> {
@@ -26,18 +26,7 @@ pub(super) fn fill(
         OpKind::Recv { flags, .. } => *flags,
         _ => MsgFlags::empty(),
     };
-    let mut n = 0;
-    let mut skip = *done;
-    let mut room = 0;
-    for slice in bufs.io_slices_mut().iter_mut() {
-        let here = skip.min(slice.len());
-        skip -= here;
-        let slice = &mut slice[here..];
-        room += slice.len();
-        let take = slice.len().min(leftover.len() - n);
-        slice[..take].copy_from_slice(&leftover[n..n + take]);
-        n += take;
-    }
+    let (n, room) = bufs.copy_in(*done, leftover);
     if !flags.contains(MsgFlags::PEEK) {
         leftover.drain(..n);
     }
@@ -88,9 +77,7 @@ pub(super) fn keep_unclaimed(s: &mut SockState, slot: Slot, out: Outcome) {
     ) {
         // These bytes precede any still kept: they were taken first.
         let mut kept: Vec<u8> = Vec::with_capacity(out.bytes + s.leftover.len());
-        for piece in b.as_bufs().io_slices() {
-            kept.extend_from_slice(&piece);
-        }
+        b.as_bufs().received(out.bytes, &mut kept);
         kept.append(&mut s.leftover);
         s.leftover = kept;
     }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::buf::ErasedBufs;
-use crate::buf::{IoBufs, check_bufs};
+use crate::buf::{IoBufs, IoBufsMut, check_bufs, erase_rx, erase_tx, take_back};
 use crate::core::{SlotNotify, Sock};
 use crate::engine::Engine;
 use crate::flags::MsgFlags;
@@ -284,12 +284,12 @@ impl Socket {
         self.engine.inner.with_sock(&self.sock, |fd, _| Ok(f(fd)))
     }
 
-    fn start<T: OpOutput, B: IoBufs>(
+    fn start<T: OpOutput>(
         &self,
         kind: OpKind,
-        bufs: Option<B>,
+        bufs: crate::sys::Bufs,
         notify: Notify<T>,
-    ) -> Result<Started<T>, (io::Error, Option<B>)> {
+    ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
         let (slot_notify, handle, routine) = match notify {
             Notify::None => (
                 SlotNotify::Default {
@@ -329,11 +329,10 @@ impl Socket {
             }
             return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
         }
-        let erased = bufs.map(|b| Box::new(b) as Box<dyn ErasedBufs>);
         match self
             .engine
             .inner
-            .start(&self.sock, kind, erased, slot_notify, handle)
+            .start(&self.sock, kind, bufs, slot_notify, handle)
         {
             Ok(crate::core::StartOk { id, now, handle }) => {
                 let op = Op {
@@ -353,29 +352,30 @@ impl Socket {
                 if let Some(id) = routine {
                     unregister_routine(id);
                 }
-                let b = b
-                    .and_then(|b| b.into_any().downcast::<B>().ok())
-                    .map(|b| *b);
                 Err((e, b))
             }
         }
     }
 
+    /// Starts a send or receive with its buffers, boxed (by
+    /// [`erase_tx`]/[`erase_rx`]) before anything takes a pointer to them.
     fn start_bufs<B: IoBufs>(
         &self,
         kind: OpKind,
-        bufs: B,
+        mut bufs: Box<dyn ErasedBufs>,
         notify: Notify<B>,
     ) -> Result<Started<B>, StartError<B>> {
-        if let Err(error) = check_bufs(&bufs) {
-            return Err(StartError { error, bufs });
-        }
-        self.start(kind, Some(bufs), notify)
-            .map_err(|(error, b)| StartError {
-                error,
-                // The driver hands back exactly the buffers it was given.
-                bufs: b.expect("buffers come back with a failed start"),
-            })
+        let r = match check_bufs(bufs.as_bufs()) {
+            Err(e) => Err((e, Some(bufs))),
+            Ok(_) => self.start(kind, Some(bufs), notify),
+        };
+        r.map_err(|(error, b)| StartError {
+            error,
+            // The driver hands back exactly the buffers it was given.
+            bufs: b
+                .and_then(take_back::<B>)
+                .expect("buffers come back with a failed start"),
+        })
     }
 
     /// `WSASend`: sends the buffers, gathered in array order. On a stream
@@ -397,11 +397,15 @@ impl Socket {
         flags: MsgFlags,
         notify: impl Into<Notify<B>>,
     ) -> Result<Started<B>, StartError<B>> {
-        self.start_bufs(OpKind::Send { flags, to: None }, bufs, notify.into())
+        self.start_bufs(
+            OpKind::Send { flags, to: None },
+            erase_tx(bufs),
+            notify.into(),
+        )
     }
 
     /// `WSARecv`: receives into the buffers, scattered in array order
-    /// (each buffer offers its `len()`; see [`crate::buf`]). A stream receive
+    /// (each buffer offers its room: a `Vec`'s `len()`, see [`crate::buf`]). A stream receive
     /// completes as soon as at least one byte (or the end of the stream, as
     /// 0 bytes) is there.
     ///
@@ -417,7 +421,7 @@ impl Socket {
     /// `WAITALL` with `OOB` or `PEEK`, or on a datagram socket, is
     /// `EOPNOTSUPP`.
     #[doc(alias = "WSARecv")]
-    pub fn recv<B: IoBufs>(
+    pub fn recv<B: IoBufsMut>(
         &self,
         bufs: B,
         flags: MsgFlags,
@@ -428,7 +432,7 @@ impl Socket {
                 flags,
                 want_addr: false,
             },
-            bufs,
+            erase_rx(bufs),
             notify.into(),
         )
     }
@@ -447,7 +451,7 @@ impl Socket {
                 flags,
                 to: Some(addr),
             },
-            bufs,
+            erase_tx(bufs),
             notify.into(),
         )
     }
@@ -455,7 +459,7 @@ impl Socket {
     /// `WSARecvFrom`: one datagram; the completion's `addr` is the sender
     /// and `flags` says whether it was truncated.
     #[doc(alias = "WSARecvFrom")]
-    pub fn recv_from<B: IoBufs>(
+    pub fn recv_from<B: IoBufsMut>(
         &self,
         bufs: B,
         flags: MsgFlags,
@@ -466,7 +470,7 @@ impl Socket {
                 flags,
                 want_addr: true,
             },
-            bufs,
+            erase_rx(bufs),
             notify.into(),
         )
     }
@@ -478,7 +482,7 @@ impl Socket {
         &self,
         notify: impl Into<Notify<Option<Socket>>>,
     ) -> Result<Started<Option<Socket>>, StartError<()>> {
-        self.start::<_, Vec<u8>>(OpKind::Accept, None, notify.into())
+        self.start(OpKind::Accept, None, notify.into())
             .map_err(|(error, _)| StartError { error, bufs: () })
     }
 
@@ -495,7 +499,7 @@ impl Socket {
         addr: SocketAddr,
         notify: impl Into<Notify<()>>,
     ) -> Result<Started<()>, StartError<()>> {
-        self.start::<_, Vec<u8>>(
+        self.start(
             OpKind::Connect {
                 addr,
                 started: false,

@@ -3,14 +3,14 @@
 //! model), the poll engine repeats it on readiness, and io_uring runs it
 //! when a readiness poll fires (urgent receives, connects).
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 
 use rustix::net::{RecvFlags as RxFlags, SendFlags as TxFlags, SocketFlags};
 
 use super::{Attempt, OpKind, Outcome, tcp};
-use crate::buf::IoBufs;
+use crate::buf::RawBufs;
 use crate::flags::{MsgFlags, RecvFlags};
 
 fn would_block(e: &rustix::io::Errno) -> bool {
@@ -53,7 +53,7 @@ fn rx_flags(flags: MsgFlags) -> RxFlags {
 pub(crate) fn attempt(
     fd: BorrowedFd<'_>,
     kind: &mut OpKind,
-    bufs: Option<&mut dyn IoBufs>,
+    bufs: Option<&mut dyn RawBufs>,
     done: &mut usize,
     stream: bool,
     urgent: &mut Option<u8>,
@@ -223,37 +223,28 @@ pub(crate) fn attempt(
 /// truncation flag and the sender's address go to `out`.
 fn recv_once(
     fd: BorrowedFd<'_>,
-    bufs: &mut dyn IoBufs,
+    bufs: &mut dyn RawBufs,
     skip: usize,
     want_addr: bool,
     rflags: RxFlags,
     plain: bool,
     out: &mut Outcome,
 ) -> rustix::io::Result<(usize, bool)> {
-    let mut slices = bufs.io_slices_mut();
-    IoSliceMut::advance_slices(&mut slices.as_mut_slice(), skip);
-    if plain && !want_addr {
-        let (n, inq) = tcp::recv_inq(fd, &mut slices, rflags)?;
-        return Ok((n, inq.is_none_or(|q| q > 0)));
-    }
-    let mut control = Default::default();
-    let msg = rustix::net::recvmsg(fd, &mut slices, &mut control, rflags)?;
-    if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
+    let r = tcp::recv_msg(fd, bufs, skip, rflags, want_addr)?;
+    if r.truncated {
         out.flags |= RecvFlags::TRUNCATED;
     }
     if want_addr {
-        out.addr = msg.address.and_then(|a| SocketAddr::try_from(a).ok());
+        out.addr = r.addr;
     }
-    Ok((msg.bytes, true))
+    // Only a plain stream receive learns it (`TCP_INQ`); others assume so.
+    let left = !plain || want_addr || r.inq.is_none_or(|q| q > 0);
+    Ok((r.bytes, left))
 }
 
 /// Completes an `OOB` receive with the socket's held urgent byte.
-pub(crate) fn serve_urgent(bufs: &mut dyn IoBufs, byte: u8) -> Outcome {
-    let mut n = 0;
-    if let Some(first) = bufs.io_slices_mut().iter_mut().find(|s| !s.is_empty()) {
-        first[0] = byte;
-        n = 1;
-    }
+pub(crate) fn serve_urgent(bufs: &mut dyn RawBufs, byte: u8) -> Outcome {
+    let (n, _) = bufs.copy_in(0, &[byte]);
     bufs.set_received(n);
     let mut out = Outcome::ok(n);
     out.flags |= RecvFlags::OOB;

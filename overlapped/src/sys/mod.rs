@@ -47,7 +47,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::buf::{ErasedBufs, IoBufs};
+use crate::buf::{ErasedBufs, RawBufs};
 use crate::flags::{MsgFlags, RecvFlags};
 
 mod attempt;
@@ -369,7 +369,7 @@ impl Backend {
     pub(crate) fn try_now(
         &self,
         op: OpRef<'_>,
-        bufs: Option<&mut dyn IoBufs>,
+        bufs: Option<&mut dyn RawBufs>,
         deferred: bool,
     ) -> Option<Attempt> {
         match (&self.imp, &mut *op.sock) {

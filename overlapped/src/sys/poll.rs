@@ -142,7 +142,7 @@ pub(crate) fn worth_trying(op: &OpRef<'_>) -> bool {
 /// this rule.
 pub(crate) fn hinted_attempt(
     op: OpRef<'_>,
-    bufs: Option<&mut dyn crate::buf::IoBufs>,
+    bufs: Option<&mut dyn crate::buf::RawBufs>,
     calls: &Calls,
 ) -> Attempt {
     let Some(fd) = op.fd else {

@@ -8,14 +8,20 @@
 //! urgent byte (one more system call) only then — not after every receive
 //! of a request/response exchange. Neither `rustix` nor `socket2` has the
 //! option or its control message, hence the raw calls here.
+//!
+//! Every user-space receive goes through [`recv_msg`]: a receive's room may
+//! be uninitialized memory (`bytes::BytesMut`'s spare capacity, a program's
+//! own buffer), which only raw iovecs may point at.
 
 #![allow(unsafe_code)]
 
-use std::io::IoSliceMut;
 use std::mem;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rustix::net::RecvFlags;
+
+use crate::buf::RawBufs;
 
 /// Turns `TCP_INQ` on for a TCP socket (a listener's accepted sockets
 /// inherit it). Failure is ignored: receives then report nothing, and the
@@ -43,27 +49,72 @@ struct Control {
     bytes: [u8; 32],
 }
 
-/// `recvmsg(2)` into `slices` on a TCP socket: the bytes received and, when
-/// the socket has `TCP_INQ` on, the bytes left in it after this receive.
-pub(crate) fn recv_inq(
+/// What one receive reported.
+pub(crate) struct Received {
+    pub(crate) bytes: usize,
+    /// With `TCP_INQ` on (a TCP socket): the bytes left in it after this
+    /// receive.
+    pub(crate) inq: Option<u32>,
+    /// `MSG_TRUNC`: a datagram was longer than the room.
+    pub(crate) truncated: bool,
+    /// The sender, when asked for (`want_addr`).
+    pub(crate) addr: Option<SocketAddr>,
+}
+
+/// The iovecs over the windows of `bufs` past their first `skip` bytes (a
+/// stream operation's progress); the windows' total length. Zero-length
+/// windows stay (a zero-byte receive is a readiness probe).
+pub(crate) fn iovecs(bufs: &mut dyn RawBufs, mut skip: usize, out: &mut Vec<libc::iovec>) -> usize {
+    let mut total = 0;
+    bufs.each_part(&mut |ptr, len| {
+        total += len;
+        if skip >= len && len > 0 {
+            skip -= len;
+            return;
+        }
+        let here = skip.min(len);
+        skip -= here;
+        out.push(libc::iovec {
+            iov_base: ptr.wrapping_add(here).cast(),
+            iov_len: len - here,
+        });
+    });
+    total
+}
+
+/// `recvmsg(2)` into the room of a receive's buffers past their first
+/// `skip` bytes, through raw iovecs (the room may be uninitialized, so no
+/// reference to it is made): the bytes received and, when the socket has
+/// `TCP_INQ` on, the bytes left in it after this receive.
+pub(crate) fn recv_msg(
     fd: BorrowedFd<'_>,
-    slices: &mut [IoSliceMut<'_>],
+    bufs: &mut dyn RawBufs,
+    skip: usize,
     flags: RecvFlags,
-) -> rustix::io::Result<(usize, Option<u32>)> {
+    want_addr: bool,
+) -> rustix::io::Result<Received> {
+    let mut iov = Vec::with_capacity(bufs.buf_count());
+    iovecs(bufs, skip, &mut iov);
     let mut control = Control {
         _align: [],
         bytes: [0; 32],
     };
+    // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
+    let mut addr: libc::sockaddr_storage = unsafe { mem::zeroed() };
     // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    // `IoSliceMut` is ABI-compatible with `iovec` on Unix (std guarantees
-    // it); the slices stay borrowed, hence valid, for the call.
-    msg.msg_iov = slices.as_mut_ptr().cast();
-    msg.msg_iovlen = slices.len() as _;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
     msg.msg_control = control.bytes.as_mut_ptr().cast();
     msg.msg_controllen = control.bytes.len() as _;
-    // `msg` points at the caller's buffers (writable, their lengths in the
-    // iovecs) and at `control` (writable, its length given).
+    if want_addr {
+        msg.msg_name = (&raw mut addr).cast();
+        msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    }
+    // `msg` points at the rooms of the receive's buffers (writable, their
+    // lengths in the iovecs: `RawBufs::each_part` gives the rooms the
+    // engine holds, valid until it hands the buffers back), at `control`
+    // and at `addr` (writable, their lengths given).
     // SAFETY: all of it is alive until the call returns; the kernel writes within those bounds.
     let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags.bits() as libc::c_int) };
     if n < 0 {
@@ -85,5 +136,27 @@ pub(crate) fn recv_inq(
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Ok((n as usize, inq))
+    Ok(Received {
+        bytes: n as usize,
+        inq,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        addr: (want_addr && msg.msg_namelen > 0)
+            .then(|| sockaddr_of(&addr, msg.msg_namelen))
+            .flatten(),
+    })
+}
+
+/// The socket address the kernel wrote into `storage` (`len` bytes).
+pub(crate) fn sockaddr_of(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
+    let mut s = socket2::SockAddrStorage::zeroed();
+    // SAFETY: `sockaddr_storage` is one of the platform's socket address
+    // types, the one `view_as` asks for.
+    unsafe { *s.view_as::<libc::sockaddr_storage>() = *storage };
+    let len = len.min(mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t);
+    // SAFETY: the kernel wrote a socket address of `len` bytes (at most the
+    // storage's size) at the start of the storage.
+    unsafe { socket2::SockAddr::new(s, len) }.as_socket()
 }

@@ -8,14 +8,14 @@
 
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
 
 use super::Cqe;
-use crate::buf::IoBufs;
+use crate::buf::RawBufs;
 use crate::flags::{MsgFlags, RecvFlags};
+use crate::sys::tcp::{iovecs, sockaddr_of};
 use crate::sys::{Bufs, OpKind, Outcome};
 
 /// Memory the kernel reads or writes while an operation is parked in the
@@ -155,7 +155,7 @@ fn build(
     km: &mut KernelMem,
     fd: RawFd,
     kind: &OpKind,
-    bufs: Option<&mut dyn IoBufs>,
+    bufs: Option<&mut dyn RawBufs>,
     done: usize,
     stream: bool,
     poll_first: bool,
@@ -247,22 +247,8 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 
 /// Builds the iovec array and `msghdr` of a send or receive, skipping the
 /// first `skip` bytes (a stream send's progress).
-fn fill_iov(km: &mut KernelMem, bufs: &mut dyn IoBufs, mut skip: usize) {
-    let mut parts = Vec::with_capacity(bufs.buf_count());
-    bufs.raw_parts(&mut parts);
-    km.total = parts.iter().map(|p| p.1).sum();
-    for (ptr, len) in parts {
-        if skip >= len && len > 0 {
-            skip -= len;
-            continue;
-        }
-        let here = skip.min(len);
-        skip -= here;
-        km.iov.push(libc::iovec {
-            iov_base: ptr.wrapping_add(here).cast(),
-            iov_len: len - here,
-        });
-    }
+fn fill_iov(km: &mut KernelMem, bufs: &mut dyn RawBufs, skip: usize) {
+    km.total = iovecs(bufs, skip, &mut km.iov);
     km.msg.msg_iov = km.iov.as_mut_ptr();
     km.msg.msg_iovlen = km.iov.len() as _;
 }
@@ -283,7 +269,7 @@ pub(super) fn finish(
     km: &KernelMem,
     res: i32,
     kind: &OpKind,
-    bufs: Option<&mut dyn IoBufs>,
+    bufs: Option<&mut dyn RawBufs>,
     done: &mut usize,
     stream: bool,
     nonempty: bool,
@@ -344,17 +330,4 @@ pub(super) fn finish(
         }
         OpKind::Connect { .. } => Finish::Attempt,
     }
-}
-
-/// The socket address the kernel wrote into `storage` (`len` bytes), through
-/// `socket2`'s own conversion.
-fn sockaddr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    let mut s = socket2::SockAddrStorage::zeroed();
-    // SAFETY: `sockaddr_storage` is one of the platform's socket address
-    // types, the one `view_as` asks for.
-    unsafe { *s.view_as::<libc::sockaddr_storage>() = *storage };
-    let len = len.min(mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t);
-    // SAFETY: the kernel wrote a socket address of `len` bytes (at most the
-    // storage's size) at the start of the storage.
-    unsafe { socket2::SockAddr::new(s, len) }.as_socket()
 }
