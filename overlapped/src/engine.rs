@@ -192,7 +192,8 @@ impl Engine {
     /// kernel").
     ///
     /// With [`as_fd`](AsFd::as_fd), this lets any event loop drive the
-    /// engine without a thread blocked in it.
+    /// engine without a thread blocked in it; `overlapped::tokio` (feature
+    /// `tokio`) does so for tokio.
     pub fn poll(&self) {
         self.inner.poll_once();
     }
@@ -215,7 +216,8 @@ impl Engine {
 /// Wait for it to be readable (level or edge), then call [`Engine::poll`];
 /// with an edge-triggered loop, clear the readiness *before* that call, so
 /// a completion arriving during it makes the descriptor ready again. Do not
-/// read from, write to or close it.
+/// read from, write to or close it. `overlapped::tokio` (feature `tokio`)
+/// is this loop for tokio's reactor.
 impl AsFd for Engine {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.backend.pollable_fd()
@@ -244,6 +246,13 @@ impl Engine {
     }
     pub(crate) fn same(&self, other: &Engine) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+    /// Reaps and dispatches without blocking, and submits whatever is
+    /// queued whichever thread calls it (an event loop's driver: nothing
+    /// may wait for a kernel entry of its thread).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_and_submit(&self) {
+        self.inner.reap_dispatch(true, true);
     }
     /// Reaps (and submits) when the last reap is older than the reap
     /// interval.

@@ -203,6 +203,9 @@ mod routine;
 pub mod rt;
 mod sys;
 mod thread;
+#[cfg(feature = "tokio")]
+#[path = "tokio_compat.rs"]
+pub mod tokio;
 mod wait;
 mod winerror;
 

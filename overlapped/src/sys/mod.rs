@@ -54,6 +54,8 @@ mod attempt;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod tcp;
+#[cfg(feature = "tokio")]
+pub(crate) mod tokio;
 pub(crate) mod uring;
 
 /// Which engine drives an [`Engine`](crate::Engine).
