@@ -302,6 +302,36 @@ fn tiny_ring_many_connections(kind: Kind) {
     });
 }
 
+/// CPU time of the calling thread, in nanoseconds (`schedstat`'s first
+/// field).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat")
+}
+
+/// An idle driver sleeps in tokio's reactor: after an echo (the engine's
+/// descriptor was ready many times), 300 ms with nothing to do cost the
+/// runtime's one thread almost no CPU. A driver whose descriptor stayed
+/// ready (a wake-up left unconsumed, an overflow never flushed) would spin.
+fn idle_driver_sleeps(e: &Engine) {
+    driven(current_thread(), e, |e| async move {
+        echo(e.clone()).await;
+        let (_c, s) = connected(&e).await;
+        // A receive in flight: the engine has work parked, none finished.
+        let pending = s.read_owned(vec![0u8; 64]);
+        let before = thread_cpu_ns();
+        let idle = tokio::time::timeout(Duration::from_millis(300), pending).await;
+        let spent = Duration::from_nanos(thread_cpu_ns() - before);
+        assert!(idle.is_err(), "nothing was sent");
+        assert!(
+            spent < slack(Duration::from_millis(60)),
+            "the idle runtime thread used {spent:?} of CPU in 300 ms"
+        );
+    });
+}
+
 /// A second driver for one engine in one runtime is refused with an error,
 /// and so is `spawn_driver` outside a runtime (no panic).
 fn driver_errors(e: &Engine) {
@@ -452,6 +482,7 @@ util::cases! {
     raw_ops_multi_thread,
     dropped_read_loses_nothing_current_thread,
     tiny_ring_many_connections,
+    idle_driver_sleeps,
     driver_errors,
     no_helper_thread,
     tokio_echo_example,
