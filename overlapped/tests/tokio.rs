@@ -2,8 +2,8 @@
 //! and multi-thread) with no thread of ours blocked in the engine, on both
 //! engines: an echo through tokio's `AsyncReadExt`/`AsyncWriteExt`, 4 MiB
 //! each way checked byte for byte, raw operations awaited, a dropped read
-//! that loses nothing, the driver's errors, the thread count, and the
-//! `tokio_echo` example run as a program.
+//! that loses nothing, a hyper 1.x server, the driver's errors, the thread
+//! count, and the `tokio_echo` example run as a program.
 //!
 //! Every case is bounded by `tokio::time::timeout`: an engine nobody drives
 //! would hang the awaits, and the timeout fails the case instead.
@@ -12,12 +12,14 @@
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::{Command, Stdio};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use overlapped::rt::{TcpListener, TcpStream};
 use overlapped::{Engine, MsgFlags, Notify, Socket};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
 
 #[path = "util/mod.rs"]
@@ -332,6 +334,145 @@ fn idle_driver_sleeps(e: &Engine) {
     });
 }
 
+/// hyper 1.x's traits over `rt::TcpStream`, through its tokio ones (what
+/// `hyper_util::rt::TokioIo` does, kept here to spare a dependency).
+struct HyperIo(TcpStream);
+
+impl hyper::rt::Read for HyperIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let mut tmp = [0u8; 8192];
+        let n = buf.remaining().min(tmp.len());
+        let mut rb = tokio::io::ReadBuf::new(&mut tmp[..n]);
+        match Pin::new(&mut self.get_mut().0).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                buf.put_slice(rb.filled());
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl hyper::rt::Write for HyperIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// The request's body, whole (no `http-body-util`: the frames one by one).
+async fn body_bytes(mut body: hyper::body::Incoming) -> Vec<u8> {
+    use hyper::body::Body;
+    let mut out = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            out.extend_from_slice(&data);
+        }
+    }
+    out
+}
+
+/// A hyper 1.x HTTP/1.1 server on the engine's streams: a GET and a 100 KB
+/// POST echoed back, over one keep-alive connection, on a current-thread
+/// and a multi-thread runtime.
+async fn hyper_server(e: Engine) {
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    let l = TcpListener::bind(&e, loopback()).unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+            let path = req.uri().path().to_string();
+            let body = body_bytes(req.into_body()).await;
+            let reply = match path.as_str() {
+                "/hello" => "hello from hyper on overlapped".to_string(),
+                _ => String::from_utf8(body).unwrap_or_default(),
+            };
+            Ok::<_, std::convert::Infallible>(Response::new(reply))
+        });
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(HyperIo(s), service)
+            .await
+            .unwrap();
+    });
+    let mut c = TcpStream::connect(&e, addr).await.unwrap();
+    let posted: String = (0..100_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let requests = [
+        (
+            "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n".to_string(),
+            "hello from hyper on overlapped".to_string(),
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{posted}",
+                posted.len()
+            ),
+            posted.clone(),
+        ),
+    ];
+    for (i, (req, want)) in requests.iter().enumerate() {
+        if i == requests.len() - 1 {
+            // The last one closes the connection: the server task ends.
+            let req = req.replacen("Host: t\r\n", "Host: t\r\nConnection: close\r\n", 1);
+            c.write_all(req.as_bytes()).await.unwrap();
+        } else {
+            c.write_all(req.as_bytes()).await.unwrap();
+        }
+        c.flush().await.unwrap();
+        let body = read_response(&mut c).await;
+        assert_eq!(body.len(), want.len());
+        assert!(body == want.as_bytes(), "response {i} differs");
+    }
+    server.await.unwrap();
+}
+
+/// Reads one HTTP/1.1 response with a `content-length` and returns its body.
+async fn read_response(c: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no content-length in {head}"));
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).await.unwrap();
+    body
+}
+
+fn hyper_server_current_thread(e: &Engine) {
+    driven(current_thread(), e, hyper_server);
+}
+
+fn hyper_server_multi_thread(e: &Engine) {
+    driven(multi_thread(), e, hyper_server);
+}
+
 /// A second driver for one engine in one runtime is refused with an error,
 /// and so is `spawn_driver` outside a runtime (no panic).
 fn driver_errors(e: &Engine) {
@@ -483,6 +624,8 @@ util::cases! {
     dropped_read_loses_nothing_current_thread,
     tiny_ring_many_connections,
     idle_driver_sleeps,
+    hyper_server_current_thread,
+    hyper_server_multi_thread,
     driver_errors,
     no_helper_thread,
     tokio_echo_example,
