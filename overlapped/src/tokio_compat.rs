@@ -40,8 +40,18 @@
 //!   that returned work the thread's next starts are batched for its next
 //!   wait, which a tokio worker may never make.
 //! * The thread-exit rule still holds: operations are aborted when the
-//!   thread that started them exits (a runtime's workers live as long as
-//!   the runtime).
+//!   thread that started them exits. A runtime's workers live as long as
+//!   the runtime; `spawn_blocking` threads exit when idle, so do not start
+//!   operations there that outlive the closure.
+//! * On io_uring the kernel posts a completion when the thread that
+//!   submitted the request next enters the kernel (the ring does not
+//!   interrupt a running thread, `COOP_TASKRUN`): a worker that
+//!   computes for long without a system call delays the completions of the
+//!   operations it started until then (at the latest its next timer tick).
+//! * `rt::TcpStream::shutdown(how)` is the socket's own call and hides
+//!   tokio's `AsyncWriteExt::shutdown()`; call that one as
+//!   `AsyncWriteExt::shutdown(&mut stream)` (or on a `tokio::io::split`
+//!   half).
 //!
 //! # Example
 //!
