@@ -521,8 +521,11 @@ fn no_helper_thread(kind: Kind) {
         out.status.success() && stdout.contains("THREADS "),
         "child failed:\n{stdout}\n{stderr}"
     );
-    if let Some(line) = stdout.lines().find(|l| l.starts_with("THREADS ")) {
-        println!("{kind}: {line}");
+    if let Some(at) = stdout.find("THREADS ") {
+        println!(
+            "{kind}: {}",
+            stdout[at..].lines().next().unwrap_or_default()
+        );
     }
 }
 
