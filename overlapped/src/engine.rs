@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -183,7 +184,16 @@ impl Engine {
         self.inner.ops_held()
     }
 
-    /// Reaps and dispatches finished work without blocking.
+    /// Reaps and dispatches finished work without blocking: operations
+    /// that finished complete (their events are set, routines queued,
+    /// packets posted, futures woken). Requests queued meanwhile are
+    /// submitted, unless the calling thread batches its submissions (it
+    /// answers a wait, see the crate docs, "When operations reach the
+    /// kernel").
+    ///
+    /// With [`as_fd`](AsFd::as_fd), this lets any event loop drive the
+    /// engine without a thread blocked in it; `overlapped::tokio` (feature
+    /// `tokio`) does so for tokio.
     pub fn poll(&self) {
         self.inner.poll_once();
     }
@@ -193,6 +203,24 @@ impl Engine {
     pub fn drive(&self, timeout: Option<Duration>) {
         let ctx = crate::thread::current_ctx();
         self.inner.drive_once(&ctx, timeout, &mut || false);
+    }
+}
+
+/// The engine's pollable descriptor, for an event loop that drives the
+/// engine itself: it is readable while [`Engine::poll`] has completions (or
+/// readiness) to find. On io_uring it is the ring (readable while
+/// completions wait in its completion queue); on poll, the epoll set
+/// (readable while a socket's readiness waits to be taken). Both engines
+/// route their wake-ups through it.
+///
+/// Wait for it to be readable (level or edge), then call [`Engine::poll`];
+/// with an edge-triggered loop, clear the readiness *before* that call, so
+/// a completion arriving during it makes the descriptor ready again. Do not
+/// read from, write to or close it. `overlapped::tokio` (feature `tokio`)
+/// is this loop for tokio's reactor.
+impl AsFd for Engine {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.backend.pollable_fd()
     }
 }
 
@@ -218,6 +246,13 @@ impl Engine {
     }
     pub(crate) fn same(&self, other: &Engine) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+    /// Reaps and dispatches without blocking, and submits whatever is
+    /// queued whichever thread calls it (an event loop's driver: nothing
+    /// may wait for a kernel entry of its thread).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_and_submit(&self) {
+        self.inner.reap_dispatch(true, true);
     }
     /// Reaps (and submits) when the last reap is older than the reap
     /// interval.

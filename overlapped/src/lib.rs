@@ -174,6 +174,17 @@
 //! operations at least every 200 µs, so operations that complete in the
 //! kernel are not starved by ones that complete at start.
 //!
+//! ## Async, and other event loops
+//!
+//! Every [`Op`] is a future; it completes when something drives its
+//! engine. `overlapped::rt` (feature `rt`, on by default) is a small
+//! runtime whose waits drive the engines of its thread. From tokio, feature
+//! `tokio`: `overlapped::tokio::spawn_driver(&engine)` drives the engine
+//! from tokio's reactor with no extra thread, and `rt::TcpStream`
+//! implements tokio's `AsyncRead`/`AsyncWrite`. Any other event loop can
+//! do the same: wait for the engine's descriptor (its `AsFd`) to be
+//! readable, then call [`Engine::poll`].
+//!
 //! ## Threads
 //!
 //! One engine may be used by any number of threads at once (a port's worker
@@ -206,6 +217,9 @@ mod routine;
 pub mod rt;
 mod sys;
 mod thread;
+#[cfg(feature = "tokio")]
+#[path = "tokio_compat.rs"]
+pub mod tokio;
 mod wait;
 mod winerror;
 

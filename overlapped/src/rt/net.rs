@@ -14,24 +14,29 @@
 //! bytes.
 //!
 //! [`TcpStream`] also implements `futures-io`'s `AsyncRead` and
-//! `AsyncWrite`, so the wider ecosystem plugs in. The cost: the traits lend
-//! borrowed slices, while the kernel needs memory it owns until completion,
-//! so the adapter keeps an internal buffer and copies once per read and per
-//! write.
+//! `AsyncWrite` (feature `futures-io`, on by default) and tokio's (feature
+//! `tokio`, see `overlapped::tokio`), so the wider ecosystem plugs in; one
+//! adapter serves both families. The cost: the traits lend borrowed slices,
+//! while the kernel needs memory it owns until completion, so the adapter
+//! keeps an internal buffer and copies once per read and per write. Its
+//! reads are cancel-safe: the receive in flight is kept in the stream, so a
+//! dropped read future loses no bytes.
 
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+use std::future::Future;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-#[cfg(feature = "futures-io")]
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 use std::pin::Pin;
-#[cfg(feature = "futures-io")]
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 use std::task::{Context, Poll};
 
-#[cfg(feature = "futures-io")]
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 use crate::Op;
 use crate::{Engine, MsgFlags, Notify, OpOutput, Socket, StartError, Started};
 
 /// Size of the internal buffer of the `AsyncRead`/`AsyncWrite` adapter.
-#[cfg(feature = "futures-io")]
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 const ADAPTER_BUF: usize = 16 * 1024;
 
 /// Starts an operation (after the task's cooperative yield, see
@@ -80,14 +85,14 @@ impl TcpListener {
     }
 }
 
-#[cfg(feature = "futures-io")]
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum ReadState {
     Idle(Vec<u8>),
     Reading(Op<Vec<u8>>),
     Ready(Vec<u8>, usize),
 }
 
-#[cfg(feature = "futures-io")]
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum WriteState {
     Idle(Vec<u8>),
     Writing(Op<Vec<u8>>),
@@ -96,9 +101,9 @@ enum WriteState {
 /// An async TCP stream.
 pub struct TcpStream {
     sock: Socket,
-    #[cfg(feature = "futures-io")]
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
     rd: Option<ReadState>,
-    #[cfg(feature = "futures-io")]
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
     wr: Option<WriteState>,
 }
 
@@ -115,9 +120,9 @@ impl TcpStream {
     pub fn from_socket(sock: Socket) -> TcpStream {
         TcpStream {
             sock,
-            #[cfg(feature = "futures-io")]
+            #[cfg(any(feature = "futures-io", feature = "tokio"))]
             rd: None,
-            #[cfg(feature = "futures-io")]
+            #[cfg(any(feature = "futures-io", feature = "tokio"))]
             wr: None,
         }
     }
@@ -183,13 +188,28 @@ impl TcpStream {
     }
 }
 
-#[cfg(feature = "futures-io")]
-impl futures_io::AsyncRead for TcpStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
+/// The state machines behind both families of I/O traits (`futures-io`'s
+/// and tokio's `AsyncRead`/`AsyncWrite`): each trait method is a thin call
+/// of one of these, so both behave the same.
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+impl TcpStream {
+    /// The read side: hands bytes already received to `put` (which takes
+    /// what fits in the caller's buffer and says how many it took), or keeps
+    /// one receive in flight until bytes arrive. `room`: how many bytes the
+    /// caller can take; 0 returns `Ok(0)` at once, starting nothing.
+    ///
+    /// The receive in flight lives in the stream, not in the caller's
+    /// future: a dropped read future (a `select!` branch that lost, a
+    /// timeout) loses no bytes, the next read takes them.
+    fn poll_read_into(
+        &mut self,
         cx: &mut Context<'_>,
-        out: &mut [u8],
+        room: usize,
+        put: impl FnOnce(&[u8]) -> usize,
     ) -> Poll<io::Result<usize>> {
+        if room == 0 {
+            return Poll::Ready(Ok(0));
+        }
         loop {
             match self
                 .rd
@@ -197,8 +217,7 @@ impl futures_io::AsyncRead for TcpStream {
                 .unwrap_or_else(|| ReadState::Idle(Vec::with_capacity(ADAPTER_BUF)))
             {
                 ReadState::Ready(buf, pos) => {
-                    let n = out.len().min(buf.len() - pos);
-                    out[..n].copy_from_slice(&buf[pos..pos + n]);
+                    let n = put(&buf[pos..]).min(buf.len() - pos);
                     self.rd = Some(if pos + n < buf.len() {
                         ReadState::Ready(buf, pos + n)
                     } else {
@@ -234,21 +253,17 @@ impl futures_io::AsyncRead for TcpStream {
             }
         }
     }
-}
 
-#[cfg(feature = "futures-io")]
-use std::future::Future;
-
-#[cfg(feature = "futures-io")]
-impl futures_io::AsyncWrite for TcpStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.as_mut().poll_flush(cx) {
+    /// The write side: waits for the previous send, then copies up to
+    /// [`ADAPTER_BUF`] bytes of `data` and starts their send (its result
+    /// comes with the next write or flush).
+    fn poll_write_from(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match self.poll_flush_sends(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other.map(|r| r.map(|()| 0)),
+        }
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
         }
         let mut buf = match self.wr.take() {
             Some(WriteState::Idle(b)) => b,
@@ -268,7 +283,9 @@ impl futures_io::AsyncWrite for TcpStream {
             }
         }
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+
+    /// Waits for the send in flight, if any, and gives its result.
+    fn poll_flush_sends(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.wr.take() {
             Some(WriteState::Writing(mut op)) => match Pin::new(&mut op).poll(cx) {
                 Poll::Pending => {
@@ -286,11 +303,87 @@ impl futures_io::AsyncWrite for TcpStream {
             }
         }
     }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.as_mut().poll_flush(cx) {
+
+    /// Flushes, then shuts the write side down (the peer reads
+    /// end-of-stream).
+    fn poll_close_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.poll_flush_sends(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(self.sock.shutdown(Shutdown::Write)),
             other => other,
         }
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl futures_io::AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let room = out.len();
+        self.get_mut().poll_read_into(cx, room, |src| {
+            let n = src.len().min(out.len());
+            out[..n].copy_from_slice(&src[..n]);
+            n
+        })
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl futures_io::AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_from(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_flush_sends(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_close_write(cx)
+    }
+}
+
+/// tokio's `AsyncRead`: the same adapter as `futures-io`'s (one receive kept
+/// in flight inside the stream, so a dropped read future loses no bytes).
+/// The engine must be driven: see [`crate::tokio`].
+#[cfg(feature = "tokio")]
+impl ::tokio::io::AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ::tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let room = buf.remaining();
+        self.get_mut()
+            .poll_read_into(cx, room, |src| {
+                let n = src.len().min(buf.remaining());
+                buf.put_slice(&src[..n]);
+                n
+            })
+            .map(|r| r.map(|_| ()))
+    }
+}
+
+/// tokio's `AsyncWrite`: the same adapter as `futures-io`'s; `poll_shutdown`
+/// flushes, then shuts the write side down.
+#[cfg(feature = "tokio")]
+impl ::tokio::io::AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_from(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_flush_sends(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_close_write(cx)
     }
 }
 

@@ -54,6 +54,8 @@ mod attempt;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod tcp;
+#[cfg(feature = "tokio")]
+pub(crate) mod tokio;
 pub(crate) mod uring;
 
 /// Which engine drives an [`Engine`](crate::Engine).
@@ -480,15 +482,29 @@ impl Backend {
         }
     }
 
-    /// Hands queued requests to the kernel (a no-op when none are queued).
+    /// Hands queued requests to the kernel (a no-op when none are queued);
+    /// on io_uring also moves completions the kernel kept after a
+    /// completion-queue overflow into the queue, for the next reap.
     pub(crate) fn flush(&self) {
         if let Imp::Uring(u) = &self.imp {
-            if u.has_unsubmitted() {
+            if u.needs_enter() {
                 self.calls.enter();
                 if let Err(e) = u.submit() {
                     tracing::warn!(error = %e, "io_uring submit failed");
                 }
             }
+        }
+    }
+
+    /// The descriptor that becomes readable when [`reap`](Self::reap) (after
+    /// a [`flush`](Self::flush)) has something to find, for an event loop
+    /// that drives the engine without blocking in it: io_uring's ring (its
+    /// completion queue), or the epoll set. Both engines route
+    /// [`wake`](Self::wake) through it.
+    pub(crate) fn pollable_fd(&self) -> BorrowedFd<'_> {
+        match &self.imp {
+            Imp::Uring(u) => u.pollable_fd(),
+            Imp::Poll(p) => p.pollable_fd(),
         }
     }
 

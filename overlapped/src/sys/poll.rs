@@ -103,6 +103,13 @@ impl Poll {
     pub(crate) fn wake(&self) {
         let _ = rustix::io::write(self.wake_fd.as_fd(), &1u64.to_ne_bytes());
     }
+
+    /// The epoll set's descriptor: readable while a registered socket has
+    /// readiness to report (edge-triggered: until [`wait`](Self::wait)
+    /// took it) or the wake-up eventfd is set.
+    pub(crate) fn pollable_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
 }
 
 /// A parked operation of the poll engine: its buffers, waiting for the

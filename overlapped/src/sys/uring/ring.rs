@@ -9,7 +9,7 @@
 //! ring.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -192,9 +192,17 @@ impl Uring {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
                     let mut backlog = self.cq();
                     let rearm = self.drain_cq(&mut backlog);
+                    let kept = !backlog.is_empty();
                     drop(backlog);
                     if rearm {
                         self.arm_wake()?;
+                    }
+                    if kept {
+                        // Completions now wait in the backlog, where the
+                        // ring's descriptor does not show them: a wake-up
+                        // makes it readable, so a driver that waits for
+                        // its readiness (`overlapped::tokio`) reaps them.
+                        self.wake();
                     }
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -203,13 +211,24 @@ impl Uring {
         }
     }
 
-    /// True when SQEs wait to be submitted.
-    pub(crate) fn has_unsubmitted(&self) -> bool {
+    /// True when the kernel must be entered: SQEs wait to be submitted, or
+    /// the completion queue overflowed (the kernel holds completions that
+    /// only an entry moves into the queue; [`submit`](Self::submit) asks
+    /// for them then).
+    pub(crate) fn needs_enter(&self) -> bool {
         let t = self.sq();
         let _held = &t.0;
         // SAFETY: `t` proves the submission lock is held (only view of the SQ).
         let sq = unsafe { self.ring.submission_shared() };
-        !sq.is_empty()
+        !sq.is_empty() || sq.cq_overflow()
+    }
+
+    /// The ring's descriptor: readable while completions wait in the
+    /// completion queue (or in the kernel's overflow list). The wake-up
+    /// eventfd is polled through the ring, so [`wake`](Self::wake) makes
+    /// it readable too.
+    pub(crate) fn pollable_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
     }
 
     /// Moves every available completion into `out`, without blocking.

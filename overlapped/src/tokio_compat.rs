@@ -1,0 +1,150 @@
+//! Running the engine from a tokio runtime, with no extra thread (feature
+//! `tokio`).
+//!
+//! An [`Op`](crate::Op) is a future, but it only completes when someone
+//! drives its engine: reaps the finished work and wakes the futures. Inside
+//! [`rt::block_on`](crate::rt::block_on) the waiting thread does it; inside
+//! tokio, [`drive`] (or [`spawn_driver`], which spawns it) does: it
+//! registers the engine's pollable descriptor ([`Engine`]'s `AsFd`: the
+//! io_uring ring, readable while completions wait, or the epoll set) with
+//! tokio's reactor through [`AsyncFd`], and each time it is readable reaps
+//! and dispatches without blocking ([`Engine::poll`]), which wakes the
+//! tasks awaiting the operations. Nothing blocks in the engine, and no
+//! thread is started.
+//!
+//! Operations started from tokio tasks reach the kernel at their start (a
+//! tokio task is not a batch of the engine's; see the crate docs, "When
+//! operations reach the kernel"); whatever the engine queues while
+//! completing others (the next operation of a socket's queue, a resubmission)
+//! the driver submits before it waits again.
+//!
+//! [`rt::TcpStream`](crate::rt::TcpStream) implements tokio's
+//! [`AsyncRead`](::tokio::io::AsyncRead) and
+//! [`AsyncWrite`](::tokio::io::AsyncWrite) with this feature, so
+//! `tokio::io::AsyncReadExt::read_exact`, `copy`, codecs and the like work
+//! on it; its reads are cancel-safe (the receive in flight stays in the
+//! stream).
+//!
+//! # Rules
+//!
+//! * One driver per engine and runtime (a second registration of the same
+//!   descriptor in one reactor fails). Engines are cheap to share: every
+//!   task of the runtime may use the one engine.
+//! * The driver holds its engine: abort its task (or drop the [`drive`]
+//!   future) to let the engine go. Dropping the [`JoinHandle`] detaches the
+//!   task, which then runs until the runtime shuts down.
+//! * The runtime needs its I/O driver (`enable_io` or `enable_all`).
+//! * Do not make blocking calls of this crate (`Op::wait`,
+//!   `wait_for_events`, a port's `get_queued`, ...) inside tokio tasks:
+//!   they block the worker, as any blocking call does, and after a wait
+//!   that returned work the thread's next starts are batched for its next
+//!   wait, which a tokio worker may never make.
+//! * The thread-exit rule still holds: operations are aborted when the
+//!   thread that started them exits. A runtime's workers live as long as
+//!   the runtime; `spawn_blocking` threads exit when idle, so do not start
+//!   operations there that outlive the closure.
+//! * On io_uring the kernel posts a completion when the thread that
+//!   submitted the request next enters the kernel (the ring does not
+//!   interrupt a running thread, `COOP_TASKRUN`): a worker that
+//!   computes for long without a system call delays the completions of the
+//!   operations it started until then (at the latest its next timer tick).
+//! * `rt::TcpStream::shutdown(how)` is the socket's own call and hides
+//!   tokio's `AsyncWriteExt::shutdown()`; call that one as
+//!   `AsyncWriteExt::shutdown(&mut stream)` (or on a `tokio::io::split`
+//!   half).
+//!
+//! # Example
+//!
+//! ```
+//! use overlapped::Engine;
+//! use overlapped::rt::{TcpListener, TcpStream};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let rt = tokio::runtime::Builder::new_current_thread()
+//!     .enable_all()
+//!     .build()?;
+//! rt.block_on(async {
+//!     let engine = Engine::new()?;
+//!     let driver = overlapped::tokio::spawn_driver(&engine)?;
+//!
+//!     let listener = TcpListener::bind(&engine, "127.0.0.1:0".parse().unwrap())?;
+//!     let addr = listener.local_addr()?;
+//!     let server = tokio::spawn(async move {
+//!         let (mut s, _peer) = listener.accept().await?;
+//!         let mut buf = [0u8; 5];
+//!         s.read_exact(&mut buf).await?;
+//!         s.write_all(&buf).await?;
+//!         s.flush().await?;
+//!         Ok::<_, std::io::Error>(())
+//!     });
+//!
+//!     let mut c = TcpStream::connect(&engine, addr).await?;
+//!     c.write_all(b"hello").await?;
+//!     let mut back = [0u8; 5];
+//!     c.read_exact(&mut back).await?;
+//!     assert_eq!(&back, b"hello");
+//!     server.await.expect("server task")?;
+//!
+//!     driver.abort();
+//!     Ok(())
+//! })
+//! # }
+//! ```
+
+use std::convert::Infallible;
+use std::io;
+
+use ::tokio::io::unix::AsyncFd;
+use ::tokio::task::JoinHandle;
+
+use crate::Engine;
+use crate::sys::tokio::{Pollable, register};
+
+/// The loop: reap and submit, wait for the descriptor, clear its readiness,
+/// and again. The readiness is cleared before the reap that follows it, so
+/// a completion that arrives during the reap (or after it) makes the
+/// descriptor ready again: none is left waiting.
+async fn run(fd: AsyncFd<Pollable>) -> io::Result<Infallible> {
+    loop {
+        fd.get_ref().engine().poll_and_submit();
+        let mut ready = fd.readable().await?;
+        ready.clear_ready();
+    }
+}
+
+/// Drives `engine` from the tokio runtime that polls this future, until the
+/// future is dropped: whenever the engine's descriptor is readable, finished
+/// operations are reaped and their futures woken; queued requests are
+/// submitted. It returns only with an error of the reactor.
+///
+/// Spawn it (see [`spawn_driver`]) or `select!` it next to the work that
+/// uses the engine.
+///
+/// # Errors
+/// The reactor refused the descriptor (already registered in this runtime:
+/// one driver per engine and runtime), or reported an error for it.
+///
+/// # Panics
+/// When first polled outside a tokio runtime, or in one built without its
+/// I/O driver (tokio's own rule for every I/O object).
+pub async fn drive(engine: Engine) -> io::Result<Infallible> {
+    run(register(&engine)?).await
+}
+
+/// Spawns [`drive`] on the current tokio runtime for a clone of `engine`.
+/// The descriptor is registered now, so a refusal is returned here. Abort
+/// the task to stop driving (dropping the handle detaches it).
+///
+/// # Errors
+/// Not called inside a tokio runtime; the reactor refused the descriptor
+/// (one driver per engine and runtime).
+///
+/// # Panics
+/// Inside a runtime built without its I/O driver (`enable_io`).
+pub fn spawn_driver(engine: &Engine) -> io::Result<JoinHandle<io::Result<Infallible>>> {
+    let handle = ::tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    let _entered = handle.enter();
+    let fd = register(engine)?;
+    Ok(handle.spawn(run(fd)))
+}
