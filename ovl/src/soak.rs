@@ -108,6 +108,9 @@ struct Totals {
     msgs: Cell<u64>,
     errors: Cell<u64>,
     mismatches: Cell<u64>,
+    /// Connections that were open for the whole run and never finished a
+    /// round: something starved them.
+    starved: Cell<u64>,
 }
 
 /// Reads and verifies `n` echoed bytes starting at stream offset `from`,
@@ -162,6 +165,7 @@ async fn connection(
     let s = Rc::new(s);
     let mut rng = SmallRng::seed_from_u64(id as u64);
     let mut sent = 0u64;
+    let mut rounds = 0u64;
     while Instant::now() < until {
         // A round: `depth` messages in flight, echoes read concurrently by
         // their own task (so neither side can block the other).
@@ -197,6 +201,10 @@ async fn connection(
             return;
         }
         t.msgs.set(t.msgs.get() + depth as u64);
+        rounds += 1;
+    }
+    if rounds == 0 {
+        t.starved.set(t.starved.get() + 1);
     }
     let _ = s.shutdown(std::net::Shutdown::Both);
 }
@@ -351,6 +359,7 @@ pub fn run(a: SoakArgs) -> ExitCode {
     );
     println!("  mismatched bytes     {}", totals.mismatches.get());
     println!("  connection errors    {}", totals.errors.get());
+    println!("  starved connections  {}", totals.starved.get());
     println!(
         "  server RSS           {rss_first} KiB after the {warmup_s:.0} s warm-up, max {rss_max} KiB ({:+.1}%)",
         growth * 100.0
@@ -367,6 +376,12 @@ pub fn run(a: SoakArgs) -> ExitCode {
         failed.push(format!(
             "{} connections failed (lost bytes or errors)",
             totals.errors.get()
+        ));
+    }
+    if totals.starved.get() > 0 {
+        failed.push(format!(
+            "{} connections never finished a round (starved)",
+            totals.starved.get()
         ));
     }
     if growth > 0.10 {

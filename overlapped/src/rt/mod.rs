@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::core::wait_until;
-use crate::thread::{ThreadCtx, current_ctx, thread_engines};
+use crate::thread::{ThreadCtx, current_ctx, reap_thread_engines_if_due, thread_engines};
 
 mod net;
 pub use net::{TcpListener, TcpStream, UdpSocket};
@@ -83,6 +83,12 @@ impl Exec {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop_front()
+    }
+    /// How many tasks are queued now: one pass of the run loop polls these
+    /// and no more, so a task that wakes itself at once (a yield) waits for
+    /// the next pass, after the engines were looked at.
+    fn ready_count(&self) -> usize {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
     fn has_ready(&self) -> bool {
         !self
@@ -205,7 +211,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         // Operations started by the tasks polled here go to the kernel
         // together, with the next wait.
         let done = crate::thread::batch(|| {
-            while let Some(id) = ex.pop() {
+            for _ in 0..ex.ready_count() {
+                let Some(id) = ex.pop() else { break };
                 set_budget(COOP_BUDGET);
                 if id == MAIN {
                     if let Poll::Ready(v) =
@@ -241,6 +248,10 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             w.wake();
         }
         if ex.has_ready() {
+            // Tasks that stay ready (operations completing at start, yields)
+            // must not starve the operations waiting in the kernel: their
+            // completions are still reaped every REAP_INTERVAL_US.
+            reap_thread_engines_if_due();
             continue;
         }
         let deadline = ex.timers.borrow().keys().next().map(|k| k.0);

@@ -189,6 +189,37 @@ fn a03_a_task_whose_reads_complete_at_once_lets_others_run(e: &Engine) {
     );
 }
 
+fn a03_tasks_that_stay_ready_do_not_starve_waiting_operations(e: &Engine) {
+    // One task never waits (it yields in a loop); another awaits a receive
+    // parked in the kernel. The data arrives while the first still spins:
+    // the receive must complete, the runtime reaping the engine although a
+    // task is always ready.
+    let (c, mut p) = std_pair(e);
+    let stream = rt::TcpStream::from_socket(c);
+    let peer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        write_all(&mut p, b"late");
+        p
+    });
+    let got = rt::block_on(async move {
+        let done = std::rc::Rc::new(std::cell::Cell::new(false));
+        let d2 = done.clone();
+        let reader = rt::spawn(async move {
+            let (r, b) = stream.read_owned(vec![0u8; 16]).await;
+            d2.set(true);
+            (r.map(|n| b[..n].to_vec()), stream)
+        });
+        let end = std::time::Instant::now() + slack(5 * SEC);
+        while !done.get() && std::time::Instant::now() < end {
+            rt::yield_now().await;
+        }
+        assert!(done.get(), "the receive did not complete while a task spun");
+        reader.await.0
+    });
+    assert_eq!(got.unwrap(), b"late");
+    drop(peer.join().unwrap());
+}
+
 fn a03_async_udp_send_to_recv_from(e: &Engine) {
     let a = rt::UdpSocket::bind(e, v4()).unwrap();
     let b = rt::UdpSocket::bind(e, v4()).unwrap();
@@ -439,6 +470,7 @@ util::cases! {
     a02_completed_at_start_resolves_on_first_poll,
     a03_1000_tasks_echo_concurrently,
     a03_a_task_whose_reads_complete_at_once_lets_others_run,
+    a03_tasks_that_stay_ready_do_not_starve_waiting_operations,
     a03_async_udp_send_to_recv_from,
     a04_dropping_a_pending_read_cancels_it_once,
     a04_drop_pending_accept_connect_send_recv_from,
