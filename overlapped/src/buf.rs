@@ -561,7 +561,20 @@ impl<P: TxPiece, const N: usize> Pieces for [P; N] {
     }
 }
 
+pub(crate) use sealed::FixedPart;
+
 mod sealed {
+    /// The window of an operation's one [`FixedBuf`](super::FixedBuf), for the engine: its
+    /// pool, its index in the pool, and the window's start and length (inside
+    /// that buffer). Made only from a `FixedBuf` the engine holds.
+    #[derive(Debug, Clone, Copy)]
+    pub struct FixedPart {
+        pub(crate) pool: u64,
+        pub(crate) index: u16,
+        pub(crate) ptr: *mut u8,
+        pub(crate) len: usize,
+    }
+
     /// The pieces of a send, for the engine.
     pub trait Tx: Send + 'static {
         /// Start and length of each piece's bytes to send, in order.
@@ -573,6 +586,12 @@ mod sealed {
         /// The total length, `None` when it overflows.
         #[doc(hidden)]
         fn tx_len(&self) -> Option<usize>;
+        /// The one piece's registered buffer, when there is exactly one
+        /// piece and it is a [`FixedBuf`](super::FixedBuf).
+        #[doc(hidden)]
+        fn tx_fixed(&self) -> Option<FixedPart> {
+            None
+        }
     }
     /// The pieces of a receive, for the engine.
     pub trait Rx: Tx {
@@ -587,6 +606,12 @@ mod sealed {
         /// The first `n` bytes of the rooms, in array order, were written.
         #[doc(hidden)]
         unsafe fn rx_landed(&mut self, n: usize);
+        /// The one piece's registered buffer and its room, when there is
+        /// exactly one piece and it is a [`FixedBuf`](super::FixedBuf).
+        #[doc(hidden)]
+        fn rx_fixed(&mut self) -> Option<FixedPart> {
+            None
+        }
     }
 }
 
@@ -607,6 +632,16 @@ impl<T: Pieces> sealed::Tx for T {
         self.pieces()
             .iter()
             .try_fold(0usize, |acc, b| acc.checked_add(b.tx().1))
+    }
+    fn tx_fixed(&self) -> Option<FixedPart> {
+        let [b] = self.pieces() else { return None };
+        let f = (b as &dyn Any).downcast_ref::<FixedBuf>()?;
+        Some(FixedPart {
+            pool: f.slot.pool_id(),
+            index: f.slot.index(),
+            ptr: f.stable_ptr().cast_mut(),
+            len: f.bytes_len(),
+        })
     }
 }
 
@@ -633,6 +668,16 @@ where
             unsafe { b.landed(here) };
             n -= here;
         }
+    }
+    fn rx_fixed(&mut self) -> Option<FixedPart> {
+        let [b] = self.pieces_mut() else { return None };
+        let f = (b as &mut dyn Any).downcast_mut::<FixedBuf>()?;
+        Some(FixedPart {
+            pool: f.slot.pool_id(),
+            index: f.slot.index(),
+            ptr: f.stable_mut_ptr(),
+            len: f.room_len(),
+        })
     }
 }
 
@@ -721,6 +766,9 @@ pub(crate) trait RawBufs: Send {
     /// Appends the first `n` bytes received (at most the recorded count) to
     /// `out`, in array order (nothing for a send).
     fn received(&mut self, n: usize, out: &mut Vec<u8>);
+    /// The window of the operation's direction, when the buffers are
+    /// exactly one [`FixedBuf`]: the bytes to send, or a receive's room.
+    fn fixed(&mut self) -> Option<FixedPart>;
 }
 
 /// Buffers with their type erased while the engine holds them: a send's
@@ -790,6 +838,9 @@ impl<B: IoBufs> RawBufs for Tx<B> {
     }
     fn set_received(&mut self, _n: usize) {}
     fn received(&mut self, _n: usize, _out: &mut Vec<u8>) {}
+    fn fixed(&mut self) -> Option<FixedPart> {
+        self.0.tx_fixed()
+    }
 }
 
 impl<B: IoBufsMut> RawBufs for Rx<B> {
@@ -840,6 +891,9 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
             n -= here;
         });
     }
+    fn fixed(&mut self) -> Option<FixedPart> {
+        self.bufs.rx_fixed()
+    }
 }
 
 impl<B: IoBufs> ErasedBufs for Tx<B> {
@@ -863,6 +917,190 @@ impl<B: IoBufsMut> ErasedBufs for Rx<B> {
             unsafe { self.bufs.rx_landed(n) };
         }
         self
+    }
+}
+
+/// A pool of registered buffers: `count` buffers of `size` bytes each,
+/// from [`Engine::register_buffers`](crate::Engine::register_buffers).
+///
+/// On an io_uring engine the pool's memory is registered with the kernel
+/// (`IORING_REGISTER_BUFFERS`) and some operations on one [`FixedBuf`] use
+/// the fixed-buffer opcodes (see [`FixedBuf`]); on the poll engine it is a
+/// pool of ordinary buffers, so a program runs unchanged on both.
+///
+/// Cheap to clone (a shared handle). The memory lives while the pool, any
+/// of its buffers, or the engine that registered it lives; it is never
+/// freed while the kernel may still use it.
+#[derive(Clone)]
+pub struct FixedBufs {
+    pool: std::sync::Arc<crate::sys::fixed::Pool>,
+}
+
+impl std::fmt::Debug for FixedBufs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixedBufs")
+            .field("count", &self.count())
+            .field("buf_size", &self.buf_size())
+            .field("available", &self.available())
+            .finish()
+    }
+}
+
+impl FixedBufs {
+    pub(crate) fn new(pool: std::sync::Arc<crate::sys::fixed::Pool>) -> FixedBufs {
+        FixedBufs { pool }
+    }
+
+    /// A free buffer, empty (`len() == 0`), or `None` when every buffer is
+    /// taken. It returns to the pool when dropped.
+    pub fn take(&self) -> Option<FixedBuf> {
+        Some(FixedBuf {
+            slot: self.pool.take()?,
+            len: 0,
+        })
+    }
+
+    /// How many buffers the pool holds.
+    pub fn count(&self) -> usize {
+        self.pool.count()
+    }
+
+    /// The size of each buffer ([`FixedBuf::capacity`]).
+    pub fn buf_size(&self) -> usize {
+        self.pool.size()
+    }
+
+    /// How many buffers are free now.
+    pub fn available(&self) -> usize {
+        self.pool.available()
+    }
+}
+
+/// One buffer of a [`FixedBufs`] pool: `capacity()` bytes of which the
+/// first `len()` hold data. It returns to its pool when dropped.
+///
+/// A send sends `..len()`; a receive offers the rest, `len()..capacity()`,
+/// and appends what lands (like `bytes::BytesMut`): [`clear`](Self::clear)
+/// it to receive from the start again. So an echo receives into it, sends
+/// it back as it is, clears it and receives again.
+///
+/// # Where the fixed opcodes are used
+///
+/// On an io_uring engine that registered the buffer's pool, an operation
+/// whose buffers are exactly **one** `FixedBuf`, on a **stream** socket,
+/// with **no** flags, uses the registered buffer when it waits in the
+/// kernel:
+///
+/// * a receive: `IORING_OP_READ_FIXED` (a `read(2)` of the socket into the
+///   room);
+/// * a send: `IORING_OP_SEND_ZC` with `IORING_RECVSEND_FIXED_BUF` and
+///   `MSG_NOSIGNAL` (never a `SIGPIPE`). The send completes only once the
+///   kernel's notification says it let go of the buffer, which is once the
+///   peer acknowledged the bytes (plain `IORING_OP_SEND` refuses the
+///   fixed-buffer flag on the kernels this was written on, and
+///   `WRITE_FIXED` on a socket is `write(2)`, which may raise `SIGPIPE`).
+///
+/// [`probe::fixed_support`](crate::probe::fixed_support) says which of the
+/// two this kernel does (`ovl doctor` prints it), and
+/// [`Counters::fixed_ops`](crate::Counters::fixed_ops) counts the requests
+/// that used a registered buffer. Everything else takes the ordinary path
+/// with the same memory: an operation that completes at its start (a
+/// non-blocking try in user space), scatter and gather arrays, flags
+/// (`PEEK`, `OOB`, `WAITALL`, ...), datagram sockets, a zero-byte receive,
+/// the poll engine, and a buffer whose pool another engine registered.
+pub struct FixedBuf {
+    slot: crate::sys::fixed::Slot,
+    len: usize,
+}
+
+impl std::fmt::Debug for FixedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixedBuf")
+            .field("index", &self.slot.index())
+            .field("len", &self.len)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+impl FixedBuf {
+    /// The buffer's size.
+    pub fn capacity(&self) -> usize {
+        self.slot.capacity()
+    }
+    /// The bytes it holds (what a send sends).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True when it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Room left for a receive or [`extend_from_slice`](Self::extend_from_slice).
+    pub fn remaining(&self) -> usize {
+        self.capacity() - self.len
+    }
+    /// The buffer's index in its pool (the index registered with the
+    /// kernel).
+    pub fn index(&self) -> usize {
+        self.slot.index() as usize
+    }
+    /// Forgets the bytes it holds (`len()` becomes 0).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+    /// Keeps the first `n` bytes (no-op when it holds fewer).
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+    /// Appends as much of `src` as fits; returns how many bytes it took.
+    pub fn extend_from_slice(&mut self, src: &[u8]) -> usize {
+        let n = src.len().min(self.remaining());
+        let at = self.len;
+        self.slot.bytes_mut(at + n)[at..].copy_from_slice(&src[..n]);
+        self.len += n;
+        n
+    }
+}
+
+/// The bytes it holds, `..len()`.
+impl std::ops::Deref for FixedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.slot.bytes(self.len)
+    }
+}
+
+impl std::ops::DerefMut for FixedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.slot.bytes_mut(self.len)
+    }
+}
+
+// SAFETY: the bytes are `..len()` of the slot's buffer (`len <= capacity`,
+// kept by every method), initialized (zeroed at allocation), in the pool's
+// region, which a move does not move and which the slot keeps alive; only
+// the slot's owner touches them.
+unsafe impl IoBuf for FixedBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.slot.ptr()
+    }
+    fn bytes_len(&self) -> usize {
+        self.len
+    }
+}
+
+// SAFETY: the room is `len()..capacity()` of the same buffer; `set_received`
+// extends `len` over the `n <= room` bytes written there.
+unsafe impl IoBufMut for FixedBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.slot.ptr().wrapping_add(self.len)
+    }
+    fn room_len(&self) -> usize {
+        self.remaining()
+    }
+    unsafe fn set_received(&mut self, n: usize) {
+        self.len += n.min(self.remaining());
     }
 }
 

@@ -35,6 +35,14 @@ pub struct Counters {
     /// start, or on readiness with the poll engine). With `enter_calls`,
     /// the engine's system calls.
     pub direct_calls: u64,
+    /// Receives handed to io_uring as `READ_FIXED` into a registered
+    /// buffer ([`Engine::register_buffers`]). Always 0 on the poll engine.
+    pub fixed_recvs: u64,
+    /// Sends handed to io_uring as `SEND_ZC` from a registered buffer (each
+    /// push counts: a send resumed after a short completion too; not one
+    /// the socket refused, see [`FixedBuf`](crate::FixedBuf)). Always 0 on
+    /// the poll engine.
+    pub fixed_sends: u64,
 }
 
 #[derive(Debug, Default)]
@@ -175,7 +183,29 @@ impl Engine {
             cancelled: c.cancelled.load(Ordering::Relaxed),
             enter_calls: self.inner.backend.calls().enter.load(Ordering::Relaxed),
             direct_calls: self.inner.backend.calls().direct.load(Ordering::Relaxed),
+            fixed_recvs: self.inner.backend.fixed_ops().0,
+            fixed_sends: self.inner.backend.fixed_ops().1,
         }
+    }
+
+    /// Makes the engine's pool of `count` registered buffers of `size`
+    /// bytes each (see [`FixedBuf`](crate::buf::FixedBuf) for what they
+    /// change). On io_uring the memory is registered with the kernel
+    /// (`IORING_REGISTER_BUFFERS`; it counts against `RLIMIT_MEMLOCK`); on
+    /// poll the pool is ordinary memory, so a program is portable. One pool
+    /// per engine; the memory lives while the engine, the pool or any of
+    /// its buffers does.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput): `count` or `size` is
+    /// 0, `count` is above 16,384 or `size` above 1 GiB (the kernel's
+    /// limits), or their product overflows;
+    /// [`AlreadyExists`](io::ErrorKind::AlreadyExists): the engine already
+    /// registered a pool; the kernel's refusal (`ENOMEM` past
+    /// `RLIMIT_MEMLOCK`, ...), with the sizes in the message.
+    pub fn register_buffers(&self, count: usize, size: usize) -> io::Result<crate::buf::FixedBufs> {
+        let pool = self.inner.backend.register_fixed(count, size)?;
+        Ok(crate::buf::FixedBufs::new(pool))
     }
 
     /// Operations whose slots are still held (in flight, or complete with a

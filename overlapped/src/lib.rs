@@ -224,7 +224,7 @@ mod wait;
 mod winerror;
 
 pub use crate::core::RawDone;
-pub use buf::{IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
+pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
@@ -239,8 +239,8 @@ pub use winerror::{win32_error, wsa_error};
 /// The probe ladder: whether io_uring can run here, and why not.
 pub mod probe {
     pub use crate::sys::probe::{
-        EngineChoice, REQUIRED_OPCODES, UringUnavailable, io_uring_sysctl, opcode_support,
-        probe_uring, resolve,
+        EngineChoice, FixedSupport, REQUIRED_OPCODES, UringUnavailable, fixed_support,
+        io_uring_sysctl, opcode_support, probe_uring, resolve,
     };
 }
 

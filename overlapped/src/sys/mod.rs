@@ -51,6 +51,7 @@ use crate::buf::{ErasedBufs, RawBufs};
 use crate::flags::{MsgFlags, RecvFlags};
 
 mod attempt;
+pub(crate) mod fixed;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod tcp;
@@ -313,6 +314,10 @@ pub(crate) enum Wakeup {
 pub(crate) struct Backend {
     imp: Imp,
     calls: Calls,
+    /// The registered-buffer pool. Declared after `imp`: the ring is torn
+    /// down before this reference to the pool's memory goes (see
+    /// [`fixed`]'s memory rule).
+    fixed: std::sync::Mutex<Option<std::sync::Arc<fixed::Pool>>>,
 }
 
 #[derive(Debug)]
@@ -332,12 +337,50 @@ impl Backend {
         Ok(Backend {
             imp,
             calls: Calls::default(),
+            fixed: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Makes the engine's pool of `count` registered buffers of `size`
+    /// bytes (io_uring registers its memory with the kernel; poll keeps
+    /// ordinary memory). One per engine.
+    pub(crate) fn register_fixed(
+        &self,
+        count: usize,
+        size: usize,
+    ) -> io::Result<std::sync::Arc<fixed::Pool>> {
+        let mut held = self.fixed.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this engine already registered its buffers (one pool per engine)",
+            ));
+        }
+        let pool = fixed::Pool::new(count, size)?;
+        if let Imp::Uring(u) = &self.imp {
+            // The pool is held in `self.fixed` from here on, until after
+            // the ring is gone (field order).
+            u.register_fixed(&pool)?;
+        }
+        *held = Some(std::sync::Arc::clone(&pool));
+        Ok(pool)
     }
 
     /// The system calls made so far.
     pub(crate) fn calls(&self) -> &Calls {
         &self.calls
+    }
+
+    /// Requests pushed to the ring that used a registered buffer: fixed
+    /// reads, fixed sends.
+    pub(crate) fn fixed_ops(&self) -> (u64, u64) {
+        match &self.imp {
+            Imp::Uring(u) => (
+                u.fixed_ops[0].load(Ordering::Relaxed),
+                u.fixed_ops[1].load(Ordering::Relaxed),
+            ),
+            Imp::Poll(_) => (0, 0),
+        }
     }
 
     /// Fresh per-socket state.

@@ -1,4 +1,7 @@
-//! The probe ladder: can io_uring run here, and if not, exactly why.
+//! The probe ladder: can io_uring run here, and if not, exactly why; and
+//! what this kernel does with registered (fixed) buffers on sockets.
+
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::io;
@@ -218,5 +221,141 @@ pub fn resolve(choice: EngineChoice) -> io::Result<(EngineKind, String)> {
             Ok(()) => Ok((EngineKind::Uring, "io_uring is available".into())),
             Err(why) => Ok((EngineKind::Poll, format!("fell back to poll: {why}"))),
         },
+    }
+}
+
+/// What this kernel does with registered (fixed) buffers on a TCP socket,
+/// as measured once per process by [`fixed_support`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct FixedSupport {
+    /// `IORING_OP_SEND` takes `IORING_RECVSEND_FIXED_BUF` (measured, not
+    /// used: the engine sends with `SEND_ZC`).
+    pub send: bool,
+    /// `IORING_OP_SEND_ZC` with `IORING_RECVSEND_FIXED_BUF` sends from a
+    /// registered buffer (with `MSG_NOSIGNAL`: never a `SIGPIPE`), its
+    /// notification following: the engine's fixed-buffer send.
+    pub send_zc: bool,
+    /// `IORING_OP_READ_FIXED` on a non-blocking socket with no data waits
+    /// for data (rather than completing with `EAGAIN`): the engine's
+    /// fixed-buffer receive.
+    pub read_waits: bool,
+    /// The results of the probe's requests, for `ovl doctor`: the fixed
+    /// `SEND`, the fixed `SEND_ZC`, the fixed read of a waiting byte, the
+    /// fixed read that had to wait (`-errno` on failure; all 0 when no
+    /// ring could be set up).
+    pub raw: [i32; 4],
+}
+
+impl FixedSupport {
+    /// Whether the engine uses registered buffers at all here (for a send
+    /// or for a receive).
+    pub fn any(&self) -> bool {
+        self.send_zc || self.read_waits
+    }
+}
+
+/// Measures [`FixedSupport`] on a private ring and a TCP loopback pair
+/// (once per process, about 50 ms; later calls return the first answer).
+/// All false when io_uring cannot run or registration fails.
+pub fn fixed_support() -> FixedSupport {
+    static ONCE: std::sync::OnceLock<FixedSupport> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(|| measure_fixed().unwrap_or_default())
+}
+
+fn measure_fixed() -> io::Result<FixedSupport> {
+    use io_uring::types::Fd;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    const FIXED_BUF: u16 = 4; // IORING_RECVSEND_FIXED_BUF
+    // Leaked (64 bytes, once per process): whatever happens to a request
+    // below (an error returns early while one may be in the kernel), the
+    // memory it names is never freed.
+    let mem: &'static mut [u8] = Box::leak(vec![0u8; 64].into_boxed_slice());
+    mem[0] = b'z';
+    mem[1] = b'w';
+    let (a, b) = tcp_pair()?;
+    let mut ring = IoUring::new(4)?;
+    let base = mem.as_mut_ptr();
+    let iov = [libc::iovec {
+        iov_base: base.cast(),
+        iov_len: mem.len(),
+    }];
+    // SAFETY: `mem` is never freed, and not touched in user space until the
+    // ring is dropped.
+    unsafe { ring.submitter().register_buffers(&iov)? };
+    // Pushes one request and reaps its completions: two when the first
+    // says more follow (a zero-copy send's notification).
+    let mut run = |e: io_uring::squeue::Entry| -> io::Result<i32> {
+        // SAFETY: the entry points into `mem`'s registered range, which is
+        // never freed; every completion of the request is reaped below
+        // before the next request is pushed.
+        unsafe { ring.submission().push(&e) }.map_err(|_| io::Error::other("probe ring full"))?;
+        let mut got: Vec<(i32, u32)> = Vec::new();
+        while got.is_empty() || io_uring::cqueue::more(got[got.len() - 1].1) {
+            ring.submit_and_wait(1)?;
+            got.extend(ring.completion().map(|c| (c.result(), c.flags())));
+        }
+        Ok(got[0].0)
+    };
+    let send = opcode::Send::new(Fd(a.as_raw_fd()), base, 1)
+        .flags(libc::MSG_NOSIGNAL)
+        .ioprio(FIXED_BUF)
+        .buf_group(0) // the SQE's `buf_index`
+        .build();
+    let sent = run(send)?;
+    let zc = opcode::SendZc::new(Fd(a.as_raw_fd()), base.wrapping_add(1), 1)
+        .buf_index(Some(0))
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+    let sent_zc = run(zc)?;
+    // One or two bytes wait in `b`: read them with a fixed read.
+    let want = (sent == 1) as u32 + (sent_zc == 1) as u32;
+    if want == 0 {
+        let _ = rustix::io::write(&a, b"x");
+    }
+    let read = opcode::ReadFixed::new(Fd(b.as_raw_fd()), base.wrapping_add(8), 8, 0).build();
+    let got = run(read)?;
+    // Nothing left to read: does a fixed read wait, or fail with EAGAIN?
+    // A write after 50 ms ends the wait if it waits.
+    let writer = {
+        let a = a.try_clone()?;
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let _ = (&a).write_all(b"y");
+        })
+    };
+    let read = opcode::ReadFixed::new(Fd(b.as_raw_fd()), base.wrapping_add(16), 8, 0).build();
+    let empty = run(read)?;
+    let _ = writer.join();
+    drop(ring);
+    let landed = &mem[8..8 + got.max(0) as usize];
+    Ok(FixedSupport {
+        send: sent == 1 && landed.first() == Some(&b'z'),
+        send_zc: sent_zc == 1 && landed.last() == Some(&b'w'),
+        read_waits: empty == 1 && mem[16] == b'y',
+        raw: [sent, sent_zc, got, empty],
+    })
+}
+
+/// A connected non-blocking TCP loopback pair.
+fn tcp_pair() -> io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let a = std::net::TcpStream::connect(l.local_addr()?)?;
+    let (b, _) = l.accept()?;
+    a.set_nonblocking(true)?;
+    b.set_nonblocking(true)?;
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fixed_support_is_measured() {
+        let f = super::fixed_support();
+        eprintln!("fixed support: {f:?}");
+        if super::probe_uring().is_ok() {
+            assert!(f.raw != [0; 4], "the probe ran");
+        }
     }
 }

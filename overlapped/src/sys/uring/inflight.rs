@@ -30,6 +30,29 @@ pub(super) struct KernelMem {
     pub(super) poll_phase: bool,
     /// Total bytes of a send (to tell a short completion from a whole one).
     total: usize,
+    /// The request uses a registered buffer.
+    pub(super) fixed: FixedOp,
+}
+
+/// Which fixed-buffer request an operation's SQE is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FixedOp {
+    No,
+    /// `READ_FIXED`: a receive into the registered buffer.
+    Read,
+    /// `SEND_ZC` from the registered buffer: a result CQE, then (when it
+    /// says more follow) a notification once the kernel let go of the
+    /// buffer.
+    SendZc,
+}
+
+/// The engine's registered pool and the fixed opcodes this kernel takes
+/// (see `probe::fixed_support`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FixedMode {
+    pub(crate) pool: u64,
+    pub(crate) send: bool,
+    pub(crate) read: bool,
 }
 
 impl std::fmt::Debug for KernelMem {
@@ -49,6 +72,9 @@ pub(crate) struct InFlight {
     /// Times the request was pushed again after the kernel cancelled it on
     /// its own (its submitting thread exited).
     pub(super) resubmits: u32,
+    /// A zero-copy send's result, from its first CQE, kept until the
+    /// notification CQE says the kernel let go of the buffer.
+    pub(super) zc_result: Option<(i32, u32)>,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -56,6 +82,7 @@ impl std::fmt::Debug for InFlight {
         f.debug_struct("InFlight")
             .field("mem", &self.mem)
             .field("resubmits", &self.resubmits)
+            .field("zc_result", &self.zc_result)
             .finish_non_exhaustive()
     }
 }
@@ -79,8 +106,13 @@ impl Drop for InFlight {
 }
 
 impl InFlight {
-    /// Takes the value apart once the request's CQE was reaped (`_cqe` is
-    /// the proof: only the reap path makes one).
+    /// Whether the request uses a registered buffer.
+    pub(super) fn fixed(&self) -> FixedOp {
+        self.mem.as_ref().map_or(FixedOp::No, |m| m.fixed)
+    }
+
+    /// Takes the value apart once the request's (last) CQE was reaped
+    /// (`_cqe` is the proof: only the reap path makes one).
     pub(super) fn complete(mut self, _cqe: &Cqe) -> (Option<Box<KernelMem>>, Bufs) {
         (self.mem.take(), self.bufs.take())
     }
@@ -112,6 +144,7 @@ pub(super) fn prepare(
     poll_first: bool,
     readiness: bool,
     resubmits: u32,
+    fixed: Option<FixedMode>,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
     let mut km = Box::new(KernelMem {
         iov: Vec::new(),
@@ -122,6 +155,7 @@ pub(super) fn prepare(
         addrlen: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
         poll_phase: false,
         total: 0,
+        fixed: FixedOp::No,
     });
     let entry = match build(
         &mut km,
@@ -132,6 +166,7 @@ pub(super) fn prepare(
         stream,
         poll_first,
         readiness,
+        fixed,
     ) {
         Ok(e) => e,
         Err(e) => return Err((e, bufs)),
@@ -141,6 +176,7 @@ pub(super) fn prepare(
             mem: Some(km),
             bufs,
             resubmits,
+            zc_result: None,
         },
         entry,
     ))
@@ -160,9 +196,30 @@ fn build(
     stream: bool,
     poll_first: bool,
     readiness: bool,
+    fixed: Option<FixedMode>,
 ) -> io::Result<squeue::Entry> {
     let fdt = types::Fd(fd);
+    // The operation's one registered buffer, when the engine registered its
+    // pool: the window past the operation's progress.
+    let mut bufs = bufs;
+    let part = match (fixed, bufs.as_deref_mut().and_then(|b| b.fixed())) {
+        (Some(m), Some(p)) if m.pool == p.pool && p.len > done && stream => Some((m, p)),
+        _ => None,
+    };
     let entry = match kind {
+        OpKind::Send { flags, to: None }
+            if flags.is_empty() && part.is_some_and(|(m, _)| m.send) =>
+        {
+            let (_, p) = part.expect("checked");
+            km.total = p.len;
+            km.fixed = FixedOp::SendZc;
+            // The window lies in buffer `p.index` of the registered region
+            // (the kernel checks it too); `p.len <= 1 GiB` fits a `u32`.
+            opcode::SendZc::new(fdt, p.ptr.wrapping_add(done), (p.len - done) as u32)
+                .buf_index(Some(p.index))
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .build()
+        }
         OpKind::Send { flags, to } => {
             let Some(bufs) = bufs else {
                 return Err(missing_bufs());
@@ -208,6 +265,23 @@ fn build(
             km.poll_phase = true;
             let mask = libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP;
             opcode::PollAdd::new(fdt, mask as u32).build()
+        }
+        OpKind::Recv {
+            flags,
+            want_addr: false,
+        } if flags.is_empty() && part.is_some_and(|(m, _)| m.read) => {
+            let (_, p) = part.expect("checked");
+            km.total = p.len;
+            km.fixed = FixedOp::Read;
+            // A socket's read ignores the offset (it must be 0).
+            opcode::ReadFixed::new(
+                fdt,
+                p.ptr.wrapping_add(done),
+                (p.len - done) as u32,
+                p.index,
+            )
+            .offset(0)
+            .build()
         }
         OpKind::Recv { flags, want_addr } => {
             let Some(bufs) = bufs else {
@@ -305,7 +379,10 @@ pub(super) fn finish(
                 return Finish::Resubmit;
             }
             let mut out = Outcome::ok(*done);
-            out.check_urgent = kind.is_plain_stream_recv(stream) && n > 0 && nonempty;
+            // A fixed read does not say whether bytes are left: look for an
+            // urgent byte after every one that took bytes.
+            let maybe_left = nonempty || km.fixed == FixedOp::Read;
+            out.check_urgent = kind.is_plain_stream_recv(stream) && n > 0 && maybe_left;
             if km.msg.msg_flags & libc::MSG_TRUNC != 0 {
                 out.flags |= RecvFlags::TRUNCATED;
             }

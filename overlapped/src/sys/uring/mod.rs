@@ -53,7 +53,7 @@ mod ring;
 pub(crate) use inflight::InFlight;
 pub(crate) use ring::{Cqe, Uring};
 
-use inflight::{Finish, finish, prepare};
+use inflight::{Finish, FixedMode, FixedOp, finish, prepare};
 
 use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, SockSys, Step, Wakeup};
 use super::{attempt, serve_urgent};
@@ -74,6 +74,10 @@ pub(crate) struct RecvPolicy {
     /// receive reads past it (a receive in the kernel would skip it, and
     /// Linux then drops it).
     urgent: bool,
+    /// A fixed-buffer send (`SEND_ZC`) was refused with `EOPNOTSUPP` (a
+    /// socket without zero-copy, such as a Unix stream socket): its sends
+    /// take the ordinary path.
+    no_zc: bool,
 }
 
 impl Default for RecvPolicy {
@@ -81,6 +85,7 @@ impl Default for RecvPolicy {
         RecvPolicy {
             recv_direct: true,
             urgent: false,
+            no_zc: false,
         }
     }
 }
@@ -164,6 +169,10 @@ impl Uring {
             poll_first,
             policy.urgent,
             resubmits,
+            self.fixed_mode().map(|m| FixedMode {
+                send: m.send && !policy.no_zc,
+                ..m
+            }),
         );
         let (inflight, entry) = match prepared {
             Ok(p) => p,
@@ -172,7 +181,17 @@ impl Uring {
         // SAFETY: the token is unique (the caller's contract); `inflight`
         // goes back to the caller inside `Parked`, kept until its CQE.
         match unsafe { self.push_op(op.token, inflight, entry) } {
-            Ok(f) => Step::Parked(Parked::Uring(f)),
+            Ok(f) => {
+                let counter = match f.fixed() {
+                    FixedOp::No => None,
+                    FixedOp::Read => Some(&self.fixed_ops[0]),
+                    FixedOp::SendZc => Some(&self.fixed_ops[1]),
+                };
+                if let Some(c) = counter {
+                    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Step::Parked(Parked::Uring(f))
+            }
             Err((e, bufs)) => Step::Done(Outcome::err(e, *op.done), bufs),
         }
     }
@@ -188,12 +207,40 @@ impl Uring {
         let Wakeup::Op { cqe, .. } = wakeup else {
             return Step::Parked(Parked::Uring(f));
         };
+        let mut f = f;
+        if f.fixed() == FixedOp::SendZc && io_uring::cqueue::more(cqe.flags) {
+            // A zero-copy send's result: the kernel may still read the
+            // buffer until its notification, which carries the same token.
+            f.zc_result = Some((cqe.res, cqe.flags));
+            return Step::Parked(Parked::Uring(f));
+        }
+        // The notification of a zero-copy send: the request is over; its
+        // result is the first CQE's.
+        let (res, cflags) = match f.zc_result.take() {
+            Some(first) if io_uring::cqueue::notif(cqe.flags) => first,
+            _ => (cqe.res, cqe.flags),
+        };
         let resubmits = f.resubmits;
         let (mem, mut bufs) = f.complete(cqe);
         let Some(km) = mem else {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
-        let res = cqe.res;
+        if km.fixed == FixedOp::SendZc && res == -libc::EOPNOTSUPP {
+            // The socket has no zero-copy send: this one and the socket's
+            // next ones take the ordinary path (nothing was sent).
+            if let SockSys::Uring(p) = &mut *op.sock {
+                p.no_zc = true;
+            }
+            // Not counted: the kernel did not send from the buffer.
+            self.fixed_ops[1].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            drop(km);
+            if op.cancel {
+                return Step::Done(Outcome::aborted(*op.done), bufs);
+            }
+            // SAFETY: the operation's own token, its request over (this is
+            // its last CQE).
+            return unsafe { self.park(op, bufs, resubmits) };
+        }
         let fin = if res == -libc::ECANCELED {
             if op.cancel || resubmits >= MAX_RESUBMITS {
                 return Step::Done(Outcome::aborted(*op.done), bufs);
@@ -218,7 +265,7 @@ impl Uring {
                 bufs.as_deref_mut().map(|b| b.as_bufs()),
                 op.done,
                 op.stream,
-                io_uring::cqueue::sock_nonempty(cqe.flags),
+                io_uring::cqueue::sock_nonempty(cflags),
             )
         };
         drop(km);
@@ -226,7 +273,7 @@ impl Uring {
             if op.kind.is_plain_stream_recv(op.stream) {
                 // Try the next receive at once only if bytes are left (or
                 // the stream ended or failed: the try sees that at once too).
-                p.recv_direct = res <= 0 || io_uring::cqueue::sock_nonempty(cqe.flags);
+                p.recv_direct = res <= 0 || io_uring::cqueue::sock_nonempty(cflags);
             }
         }
         match fin {

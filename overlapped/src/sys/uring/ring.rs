@@ -10,13 +10,16 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use rustix::event::{EventfdFlags, eventfd};
 
 use super::InFlight;
+use super::inflight::FixedMode;
+use crate::sys::fixed::Pool;
+use crate::sys::probe::{FixedSupport, fixed_support};
 use crate::sys::{Bufs, Wakeup};
 
 /// `user_data` of the wake-up poll on the engine's eventfd.
@@ -35,6 +38,10 @@ pub(crate) struct Cqe {
 /// The io_uring backend's ring.
 pub(crate) struct Uring {
     ring: IoUring,
+    /// The pool whose memory is registered with the ring, and what the
+    /// kernel does with it. Declared right after `ring`: dropped after the
+    /// ring is torn down, so the memory outlives the registration.
+    fixed: OnceLock<(Arc<Pool>, FixedSupport)>,
     /// Guards the submission queue.
     sq: Mutex<()>,
     /// Guards the completion queue; holds completions reaped while a full
@@ -43,6 +50,8 @@ pub(crate) struct Uring {
     wake_fd: OwnedFd,
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (5.19 and later).
     pub(super) poll_first: bool,
+    /// Requests pushed that use a registered buffer: reads, sends.
+    pub(crate) fixed_ops: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl std::fmt::Debug for Uring {
@@ -97,14 +106,65 @@ impl Uring {
             .map_err(crate::sys::to_io)?;
         let u = Uring {
             ring,
+            fixed: OnceLock::new(),
             sq: Mutex::new(()),
             cq: Mutex::new(Vec::new()),
             wake_fd,
             poll_first: kernel_at_least(5, 19),
+            fixed_ops: Default::default(),
         };
         u.arm_wake()?;
         u.submit()?;
         Ok(u)
+    }
+
+    /// Registers `pool`'s memory with the ring (`IORING_REGISTER_BUFFERS`)
+    /// and keeps a reference to the pool until the ring is gone. Once per
+    /// ring (the backend's lock orders the calls).
+    pub(crate) fn register_fixed(&self, pool: &Arc<Pool>) -> io::Result<()> {
+        if self.fixed.get().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this ring already has registered buffers",
+            ));
+        }
+        let support = fixed_support();
+        let iov = pool.iovecs();
+        // SAFETY: the iovecs cover `pool`'s region, which stays allocated
+        // while any `Arc<Pool>` lives; one is stored in `self.fixed` right
+        // below (and the backend holds another), and `self.fixed` is
+        // dropped only after `self.ring` (field order), so the memory
+        // outlives the registration. Requests name a buffer only through a
+        // `FixedBuf` the operation owns, which holds the pool too.
+        unsafe { self.ring.submitter().register_buffers(&iov) }.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "registering {} buffers of {} bytes with io_uring failed: {e} (registered memory counts against RLIMIT_MEMLOCK)",
+                    pool.count(),
+                    pool.size()
+                ),
+            )
+        })?;
+        if self.fixed.set((Arc::clone(pool), support)).is_err() {
+            // Unreachable (one call per ring); the registration stays and
+            // the pool it names is kept by the first value.
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this ring already has registered buffers",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The registered pool and which fixed opcodes the engine uses.
+    pub(super) fn fixed_mode(&self) -> Option<FixedMode> {
+        let (pool, support) = self.fixed.get()?;
+        Some(FixedMode {
+            pool: pool.id,
+            send: support.send_zc,
+            read: support.read_waits,
+        })
     }
 
     fn sq(&self) -> SqAccess<'_> {
