@@ -28,6 +28,7 @@
 //! | `Box<[u8]>`, `Box<[u8; N]>`, `[u8; N]` | all of it | all of it | unchanged: the completion's `bytes` says how many landed |
 //! | `bytes::BytesMut` (feature `bytes`) | `..len()` | the spare capacity `len()..capacity()` | `len()` grows by `n` (like tokio's `read_buf`) |
 //! | `bytes::Bytes` (feature `bytes`), `&'static [u8]` | all of it | (send only) | |
+//! | [`FixedBuf`] (a registered buffer) | `..len()` | the rest, `len()..capacity()` | `len()` grows by `n` |
 //!
 //! The convention for a `Vec`'s length mirrors `WSABUF.len`: a receive
 //! offers `buf.len()` (fill it with `vec![0; n]` or `buf.resize(n, 0)`) and
@@ -51,9 +52,51 @@
 //! bytes outside the value (a `Box`, a `Vec`, a pool's slab): implement the
 //! traits for `Box<YourType>` to lend an array the type holds inline.
 //!
+//! [`FixedBuf`], a buffer of an engine's registered pool
+//! ([`Engine::register_buffers`](crate::Engine::register_buffers)), sends
+//! `..len()` and receives into the rest, appending (like `BytesMut`).
+//!
 //! A zero-length buffer is legal: a zero-length stream receive is the
 //! readiness probe of the model (it completes with 0 when the socket becomes
 //! readable and consumes nothing).
+//!
+//! # Registered (fixed) buffers
+//!
+//! [`Engine::register_buffers(count, size)`](crate::Engine::register_buffers)
+//! makes the engine's pool of `count` buffers of `size` bytes
+//! ([`FixedBufs`]); [`FixedBufs::take`] lends one ([`FixedBuf`]), which
+//! goes back to the pool when dropped. On io_uring the pool's memory is
+//! registered with the kernel (`IORING_REGISTER_BUFFERS`), and a receive or
+//! a send of exactly one `FixedBuf` on a stream socket, with no flags,
+//! uses the fixed-buffer opcodes when it waits in the kernel (see
+//! [`FixedBuf`] for exactly when, and what the kernel measured here
+//! offers). Everywhere else, and on the poll engine, a `FixedBuf` is an
+//! ordinary buffer: a program written for registered buffers runs on both
+//! engines. The memory is never freed while the kernel may use it: the
+//! engine that registered it, the pool and every buffer keep it alive, and
+//! a buffer the kernel never let go of is leaked with its operation.
+//!
+//! ```
+//! use overlapped::{Engine, MsgFlags, Notify, Socket};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let engine = Engine::new()?;
+//! let pool = engine.register_buffers(16, 16 * 1024)?;
+//! let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+//! let client = Socket::tcp_for(&engine, &listener.local_addr()?)?;
+//! client.connect_wait(listener.local_addr()?)?;
+//! let (server, _) = listener.accept_wait()?;
+//!
+//! let recv = server.recv(pool.take().unwrap(), MsgFlags::empty(), Notify::None)?;
+//! let mut msg = pool.take().unwrap();
+//! msg.extend_from_slice(b"ping");
+//! client.send(msg, MsgFlags::empty(), Notify::None)?.wait()?;
+//! let got = recv.wait()?.data;
+//! assert_eq!(&got[..], b"ping");
+//! // Echo it back as it is; a buffer returns to the pool when dropped.
+//! server.send(got, MsgFlags::empty(), Notify::None)?.wait()?;
+//! # Ok(()) }
+//! ```
 //!
 //! # A buffer type of your own
 //!
@@ -995,15 +1038,25 @@ impl FixedBufs {
 ///   room);
 /// * a send: `IORING_OP_SEND_ZC` with `IORING_RECVSEND_FIXED_BUF` and
 ///   `MSG_NOSIGNAL` (never a `SIGPIPE`). The send completes only once the
-///   kernel's notification says it let go of the buffer, which is once the
-///   peer acknowledged the bytes (plain `IORING_OP_SEND` refuses the
-///   fixed-buffer flag on the kernels this was written on, and
-///   `WRITE_FIXED` on a socket is `write(2)`, which may raise `SIGPIPE`).
+///   kernel's notification says it let go of the buffer (on TCP, once the
+///   bytes were acknowledged), so a fixed send that waited in the kernel
+///   may complete later than an ordinary one would. Plain `IORING_OP_SEND`
+///   refuses the fixed-buffer flag (`EINVAL` on Linux 6.18, measured), and
+///   `WRITE_FIXED` on a socket is `write(2)`, which may raise `SIGPIPE`.
+///
+/// A fixed receive's completion does not say whether bytes are left in the
+/// socket, so after one that took bytes the engine looks for an urgent
+/// byte (one `recv(MSG_OOB)` system call; SPEC k05), and the socket's next
+/// receive goes to the kernel without a try first.
 ///
 /// [`probe::fixed_support`](crate::probe::fixed_support) says which of the
 /// two this kernel does (`ovl doctor` prints it), and
-/// [`Counters::fixed_ops`](crate::Counters::fixed_ops) counts the requests
-/// that used a registered buffer. Everything else takes the ordinary path
+/// [`Counters::fixed_recvs`](crate::Counters::fixed_recvs) and
+/// [`fixed_sends`](crate::Counters::fixed_sends) count the requests that
+/// used a registered buffer. A socket whose protocol has no zero-copy send
+/// (a Unix stream socket from [`Socket::from_fd`](crate::Socket::from_fd))
+/// refuses the first fixed send (`EOPNOTSUPP`, not counted); it and the
+/// socket's later sends then take the ordinary path. Everything else takes the ordinary path
 /// with the same memory: an operation that completes at its start (a
 /// non-blocking try in user space), scatter and gather arrays, flags
 /// (`PEEK`, `OOB`, `WAITALL`, ...), datagram sockets, a zero-byte receive,

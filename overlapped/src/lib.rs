@@ -131,6 +131,11 @@
 //!
 //! See [`buf`]: a send sends each buffer's `len()` bytes; a receive offers
 //! each buffer's `len()` and truncates each to the bytes that landed in it.
+//! Registered (fixed) buffers are an option:
+//! [`Engine::register_buffers`] makes a pool of [`FixedBuf`]s, which the
+//! io_uring engine reads and writes with the fixed-buffer opcodes where it
+//! can (`READ_FIXED`, a fixed `SEND_ZC`) and which are ordinary buffers
+//! everywhere else, the poll engine included (see [`buf`]).
 //!
 //! ## Engines
 //!

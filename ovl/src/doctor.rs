@@ -2,7 +2,8 @@
 //! server here.
 
 use overlapped::probe::{
-    EngineChoice, REQUIRED_OPCODES, io_uring_sysctl, opcode_support, probe_uring, resolve,
+    EngineChoice, REQUIRED_OPCODES, fixed_support, io_uring_sysctl, opcode_support, probe_uring,
+    resolve,
 };
 use serde_json::json;
 
@@ -25,6 +26,7 @@ pub fn run(as_json: bool) -> std::process::ExitCode {
     let sysctl = io_uring_sysctl();
     let uring = probe_uring();
     let opcodes = opcode_support().ok();
+    let fixed = uring.as_ref().ok().map(|()| fixed_support());
     let env_choice = std::env::var("OVERLAPPED_ENGINE").ok();
     let auto = resolve(EngineChoice::Auto);
     let (nofile_cur, nofile_max) = limit(rustix::process::Resource::Nofile);
@@ -69,6 +71,13 @@ pub fn run(as_json: bool) -> std::process::ExitCode {
             "auto_reason": auto.as_ref().map(|(_, r)| r.clone()).unwrap_or_else(|e| e.to_string()),
             "overlapped_engine_env": env_choice,
             "opcodes": opcodes.as_ref().map(|ops| ops.iter().map(|(n, ok)| json!({"name": n, "supported": ok})).collect::<Vec<_>>()),
+            "fixed_buffers": fixed.map(|f| json!({
+                "in_use": f.any(),
+                "recv_read_fixed": f.read_waits,
+                "send_zc_fixed": f.send_zc,
+                "send_fixed": f.send,
+                "probe_results": f.raw,
+            })),
             "rlimit_nofile": {"soft": nofile_cur, "hard": nofile_max},
             "rlimit_memlock": {"soft": memlock_cur, "hard": memlock_max},
             "advice": advice,
@@ -118,6 +127,31 @@ pub fn run(as_json: bool) -> std::process::ExitCode {
             }
         }
     }
+    match fixed {
+        Some(f) => {
+            println!(
+                "  registered buffers   {}",
+                if f.any() {
+                    "used by the io_uring engine (Engine::register_buffers)"
+                } else {
+                    "not used: the kernel takes neither fixed opcode on sockets"
+                }
+            );
+            println!(
+                "    receive          {}",
+                fixed_line(f.read_waits, "READ_FIXED", f.raw[3])
+            );
+            println!(
+                "    send             {}",
+                fixed_line(f.send_zc, "SEND_ZC + RECVSEND_FIXED_BUF", f.raw[1])
+            );
+            println!(
+                "    (SEND + RECVSEND_FIXED_BUF: {}, not used)",
+                result(f.raw[0])
+            );
+        }
+        None => println!("  registered buffers   not used (no io_uring)"),
+    }
     println!(
         "  RLIMIT_NOFILE        soft {} / hard {}",
         show(nofile_cur),
@@ -136,4 +170,21 @@ pub fn run(as_json: bool) -> std::process::ExitCode {
         }
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// A probe request's result: bytes, or the errno's name.
+fn result(res: i32) -> String {
+    if res >= 0 {
+        format!("ok ({res} byte{})", if res == 1 { "" } else { "s" })
+    } else {
+        std::io::Error::from_raw_os_error(-res).to_string()
+    }
+}
+
+fn fixed_line(used: bool, what: &str, res: i32) -> String {
+    if used {
+        format!("{what} (probe: {})", result(res))
+    } else {
+        format!("ordinary path ({what} probe: {})", result(res))
+    }
 }

@@ -150,6 +150,8 @@ fn doctor_json_parses() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json is JSON");
     assert!(v["kernel_release"].is_string());
     assert!(v["io_uring"]["available"].is_boolean());
+    let fixed = &v["fixed_buffers"];
+    assert!(fixed.is_null() || fixed["in_use"].is_boolean(), "{fixed}");
     assert!(v["rlimit_nofile"]["soft"].is_u64() || v["rlimit_nofile"]["soft"].is_null());
 }
 
