@@ -337,6 +337,58 @@ fn dropping_the_engine_with_fixed_ops_in_flight(kind: Kind) {
     }
 }
 
+/// Cancels of a fixed receive and of a fixed send that wait in the
+/// kernel: both end aborted (the send with the bytes it moved), their
+/// buffers come back, and a receive at end of stream completes with 0.
+fn cancel_and_end_of_stream(e: &Engine) {
+    let pool = e.register_buffers(4, 64 * 1024).unwrap();
+    let (a, _b) = tcp_pair(e);
+    // `a` receives (nothing comes) and sends to `b`, which never reads.
+    let recv = a
+        .recv(pool.take().unwrap(), MsgFlags::empty(), Notify::None)
+        .unwrap();
+    assert!(recv.is_pending());
+    let mut buf = pool.take().unwrap();
+    buf.extend_from_slice(&[5u8; 64 * 1024]);
+    let mut send = None;
+    for _ in 0..2000 {
+        let op = a.send(buf, MsgFlags::empty(), Notify::None).unwrap();
+        if op.is_pending() {
+            send = Some(op);
+            break;
+        }
+        buf = ok(op.wait().unwrap()).data;
+    }
+    let send = send.expect("a send that waits");
+    assert_eq!(a.cancel_all().unwrap(), 2);
+    let r = recv.wait().unwrap();
+    assert!(r.error.as_ref().is_some_and(is_aborted), "{:?}", r.error);
+    assert_eq!((r.bytes, r.data.len()), (0, 0));
+    // The cancel may come after the kernel took every byte (a zero-copy
+    // send may queue past the send buffer): then the send succeeds.
+    let s = send.wait().unwrap();
+    match &s.error {
+        None => assert_eq!(s.bytes, 64 * 1024),
+        Some(err) => assert!(is_aborted(err) && s.bytes < 64 * 1024, "{err:?}"),
+    }
+    assert_eq!(
+        s.data.len(),
+        64 * 1024,
+        "a send's buffer comes back as it was"
+    );
+    drop((r, s));
+    assert_eq!(pool.available(), 4);
+    // End of stream: a fixed receive waiting in the kernel completes with 0.
+    let (c, d) = tcp_pair(e);
+    let recv = d
+        .recv(pool.take().unwrap(), MsgFlags::empty(), Notify::None)
+        .unwrap();
+    assert!(recv.is_pending());
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let r = ok(recv.wait().unwrap());
+    assert_eq!((r.bytes, r.data.len()), (0, 0));
+}
+
 /// Bad sizes, a second pool, an empty pool: clear errors, no panic.
 fn bad_inputs(e: &Engine) {
     let invalid = |count, size| {
@@ -378,5 +430,6 @@ util::cases! {
     buffer_of_another_engines_pool,
     arrays_and_flags_take_the_ordinary_path,
     dropping_the_engine_with_fixed_ops_in_flight,
+    cancel_and_end_of_stream,
     bad_inputs,
 }

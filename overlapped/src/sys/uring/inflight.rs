@@ -72,9 +72,13 @@ pub(crate) struct InFlight {
     /// Times the request was pushed again after the kernel cancelled it on
     /// its own (its submitting thread exited).
     pub(super) resubmits: u32,
-    /// A zero-copy send's result, from its first CQE, kept until the
+    /// A zero-copy send's result CQE (`res`, `flags`), kept until its
     /// notification CQE says the kernel let go of the buffer.
     pub(super) zc_result: Option<(i32, u32)>,
+    /// A zero-copy send's notification CQE was reaped. It may come first:
+    /// two threads may reap the two CQEs and either may reach the
+    /// operation first.
+    pub(super) zc_notified: bool,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -83,6 +87,7 @@ impl std::fmt::Debug for InFlight {
             .field("mem", &self.mem)
             .field("resubmits", &self.resubmits)
             .field("zc_result", &self.zc_result)
+            .field("zc_notified", &self.zc_notified)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +182,7 @@ pub(super) fn prepare(
             bufs,
             resubmits,
             zc_result: None,
+            zc_notified: false,
         },
         entry,
     ))

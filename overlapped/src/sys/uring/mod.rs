@@ -41,6 +41,14 @@
 //! * **Datagram sends** that meet an ICMP error of an earlier send
 //!   (`ECONNREFUSED`) or go to port 0 finish through the shared attempt,
 //!   which gives Windows' answer (SPEC k04).
+//! * **Registered buffers** (`Engine::register_buffers`): a receive or send
+//!   of exactly one `FixedBuf` of the registered pool, on a stream socket,
+//!   without flags, parks as `READ_FIXED` or as `SEND_ZC` with the
+//!   fixed-buffer flag (whichever `probe::fixed_support` found working). A
+//!   zero-copy send has two CQEs, its result and a notification, which two
+//!   threads may reap and hand to the operation in either order: it stays
+//!   parked, buffer and all, until it has both. A socket that refuses
+//!   zero-copy (`EOPNOTSUPP`) sends the ordinary way from then on.
 //! * **Thread exit.** The kernel cancels a request when its submitting
 //!   thread exits; an `ECANCELED` the engine did not ask for is pushed again
 //!   (the model's own thread-exit rule is applied by the core).
@@ -208,17 +216,24 @@ impl Uring {
             return Step::Parked(Parked::Uring(f));
         };
         let mut f = f;
-        if f.fixed() == FixedOp::SendZc && io_uring::cqueue::more(cqe.flags) {
-            // A zero-copy send's result: the kernel may still read the
-            // buffer until its notification, which carries the same token.
-            f.zc_result = Some((cqe.res, cqe.flags));
-            return Step::Parked(Parked::Uring(f));
-        }
-        // The notification of a zero-copy send: the request is over; its
-        // result is the first CQE's.
-        let (res, cflags) = match f.zc_result.take() {
-            Some(first) if io_uring::cqueue::notif(cqe.flags) => first,
-            _ => (cqe.res, cqe.flags),
+        let (res, cflags) = if f.fixed() == FixedOp::SendZc {
+            // A zero-copy send ends with two CQEs of its token, its result
+            // (`MORE` set when a notification follows) and the
+            // notification, reaped in either order (by two threads): the
+            // request is over, and the buffer free, only with both.
+            if io_uring::cqueue::notif(cqe.flags) {
+                f.zc_notified = true;
+            } else {
+                f.zc_result = Some((cqe.res, cqe.flags));
+            }
+            match f.zc_result {
+                Some((res, flags)) if f.zc_notified || !io_uring::cqueue::more(flags) => {
+                    (res, flags)
+                }
+                _ => return Step::Parked(Parked::Uring(f)),
+            }
+        } else {
+            (cqe.res, cqe.flags)
         };
         let resubmits = f.resubmits;
         let (mem, mut bufs) = f.complete(cqe);
