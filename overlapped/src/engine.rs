@@ -194,7 +194,9 @@ impl Engine {
     /// (`IORING_REGISTER_BUFFERS`; it counts against `RLIMIT_MEMLOCK`); on
     /// poll the pool is ordinary memory, so a program is portable. One pool
     /// per engine; the memory lives while the engine, the pool or any of
-    /// its buffers does.
+    /// its buffers does. The first registration on io_uring in a process
+    /// also runs [`probe::fixed_support`](crate::probe::fixed_support)
+    /// (about 50 ms), which decides the fixed opcodes the engine uses.
     ///
     /// # Errors
     /// [`InvalidInput`](io::ErrorKind::InvalidInput): `count` or `size` is

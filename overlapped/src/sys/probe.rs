@@ -291,12 +291,35 @@ fn measure_fixed() -> io::Result<FixedSupport> {
         // never freed; every completion of the request is reaped below
         // before the next request is pushed.
         unsafe { ring.submission().push(&e) }.map_err(|_| io::Error::other("probe ring full"))?;
+        // Bounded: a request that never completes fails the probe (its
+        // memory is leaked, and the ring's drop cancels it).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let ts = io_uring::types::Timespec::new().nsec(100_000_000);
+        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
         let mut got: Vec<(i32, u32)> = Vec::new();
-        while got.is_empty() || io_uring::cqueue::more(got[got.len() - 1].1) {
-            ring.submit_and_wait(1)?;
+        // The result, and a notification when the result says one follows.
+        let over = |got: &[(i32, u32)]| {
+            let notified = got.iter().any(|c| io_uring::cqueue::notif(c.1));
+            got.iter().any(|c| {
+                !io_uring::cqueue::notif(c.1) && (notified || !io_uring::cqueue::more(c.1))
+            })
+        };
+        while !over(&got) {
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "a fixed-buffer probe request did not complete",
+                ));
+            }
+            match ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(e) => return Err(e),
+            }
             got.extend(ring.completion().map(|c| (c.result(), c.flags())));
         }
-        Ok(got[0].0)
+        let result = got.iter().find(|c| !io_uring::cqueue::notif(c.1));
+        Ok(result.map_or(0, |c| c.0))
     };
     let send = opcode::Send::new(Fd(a.as_raw_fd()), base, 1)
         .flags(libc::MSG_NOSIGNAL)
