@@ -1304,4 +1304,32 @@ mod tests {
         let e = erase_tx(bytes::Bytes::from_static(b"hi"));
         assert_eq!(e.one(), Some(&b"hi"[..]));
     }
+
+    #[test]
+    fn only_one_fixed_buf_shows_its_registered_window() {
+        let pool = FixedBufs::new(crate::sys::fixed::Pool::new(3, 16).unwrap());
+        let mut b = pool.take().unwrap();
+        assert_eq!(b.extend_from_slice(b"abc"), 3);
+        let index = b.index() as u16;
+        // A send: the bytes `..len()`.
+        let mut e = erase_tx(b);
+        let f = e.fixed().expect("one FixedBuf");
+        assert_eq!((f.index, f.len), (index, 3));
+        let b = take_back::<FixedBuf>(e).unwrap();
+        // A receive: the room past the bytes, and the count appended.
+        let mut e = erase_rx(b);
+        let f = e.fixed().expect("one FixedBuf");
+        assert_eq!((f.index, f.len), (index, 13));
+        assert_eq!(e.copy_in(0, b"defg"), (4, 13));
+        e.set_received(4);
+        let b = take_back::<FixedBuf>(e).unwrap();
+        assert_eq!(&b[..], b"abcdefg");
+        // Arrays of them, and other buffers, have none.
+        let two = [b, pool.take().unwrap()];
+        assert!(erase_tx(two).fixed().is_none());
+        assert!(erase_rx(vec![0u8; 4]).fixed().is_none());
+        assert!(erase_tx(vec![pool.take().unwrap()]).fixed().is_some());
+        // Every buffer went back to the pool (the boxes above dropped).
+        assert_eq!(pool.available(), 3);
+    }
 }
