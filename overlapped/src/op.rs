@@ -286,6 +286,34 @@ impl OpOutput for Option<Socket> {
 /// engine keeps the buffers until the kernel has let go of them. (An
 /// operation started with a routine is not cancelled by dropping its handle:
 /// the routine is its consumer.)
+///
+/// # Examples
+///
+/// Asking without waiting (`WSAGetOverlappedResult(.., FALSE, ..)`), then
+/// cancelling (`CancelIoEx`): the operation completes once, aborted, with
+/// its buffer.
+///
+/// ```
+/// use overlapped::{Engine, MsgFlags, Notify, Polled, Socket};
+/// # fn main() -> std::io::Result<()> {
+/// let engine = Engine::new()?;
+/// let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+/// let client = Socket::tcp_for(&engine, &listener.local_addr()?)?;
+/// client.connect_wait(listener.local_addr()?)?;
+/// let (_server, _peer) = listener.accept_wait()?;
+///
+/// let op = client.recv(vec![0u8; 64], MsgFlags::empty(), Notify::None)?.op();
+/// let op = match op.result(false)? {
+///     Polled::Incomplete(op) => op, // WSA_IO_INCOMPLETE: nothing sent yet
+///     Polled::Complete(_) => unreachable!("nobody sent anything"),
+/// };
+/// op.cancel()?;
+/// let done = op.wait()?;
+/// assert!(done.is_aborted());
+/// assert_eq!(done.wsa_error(), Some(995)); // WSA_OPERATION_ABORTED
+/// assert_eq!(done.data.capacity(), 64); // the buffer comes back
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping a pending operation's handle cancels it"]
 pub struct Op<T: OpOutput> {
     pub(crate) engine: Engine,

@@ -458,6 +458,28 @@ impl Socket {
 
     /// `WSARecvFrom`: one datagram; the completion's `addr` is the sender
     /// and `flags` says whether it was truncated.
+    ///
+    /// # Examples
+    ///
+    /// A datagram too big for the buffer: the buffer holds its first part,
+    /// the rest is discarded, and the completion says so (`WSAEMSGSIZE`).
+    ///
+    /// ```
+    /// use overlapped::{Engine, MsgFlags, Notify, RecvFlags, Socket};
+    /// # fn main() -> std::io::Result<()> {
+    /// let engine = Engine::new()?;
+    /// let any = "127.0.0.1:0".parse().unwrap();
+    /// let (a, b) = (Socket::udp_bound(&engine, &any)?, Socket::udp_bound(&engine, &any)?);
+    /// let recv = b.recv_from(vec![0u8; 4], MsgFlags::empty(), Notify::None)?;
+    /// let sent = a.send_to(b"datagram".to_vec(), b.local_addr()?, MsgFlags::empty(), Notify::None)?;
+    /// assert_eq!(sent.wait()?.bytes, 8);
+    /// let got = recv.wait()?;
+    /// assert_eq!(&got.data[..], b"data");
+    /// assert_eq!(got.addr, Some(a.local_addr()?));
+    /// assert!(got.flags.contains(RecvFlags::TRUNCATED));
+    /// assert_eq!(got.wsa_error(), Some(10040));
+    /// # Ok(()) }
+    /// ```
     #[doc(alias = "WSARecvFrom")]
     pub fn recv_from<B: IoBufsMut>(
         &self,
