@@ -142,7 +142,7 @@ fn large_transfer_byte_for_byte(e: &Engine) {
     let reader = std::thread::spawn(move || {
         // Late: the first sends fill the socket buffers, the next ones wait
         // in the kernel.
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(slack(Duration::from_millis(50)));
         let mut at = 0usize;
         while at < total {
             let r = b
@@ -198,7 +198,7 @@ fn unix_stream_socket(e: &Engine) {
     let s = Socket::from_fd(e, ours.into()).unwrap();
     let byte = |i: usize| (i % 251) as u8;
     let reader = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(slack(Duration::from_millis(50)));
         let mut got = vec![0u8; 32 * SIZE];
         peer.read_exact(&mut got).unwrap();
         for (i, &v) in got.iter().enumerate() {
