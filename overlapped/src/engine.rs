@@ -205,6 +205,30 @@ impl Engine {
     /// [`AlreadyExists`](io::ErrorKind::AlreadyExists): the engine already
     /// registered a pool; the kernel's refusal (`ENOMEM` past
     /// `RLIMIT_MEMLOCK`, ...), with the sizes in the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use overlapped::{Engine, MsgFlags, Notify, Socket};
+    /// # fn main() -> std::io::Result<()> {
+    /// let engine = Engine::new()?;
+    /// let pool = engine.register_buffers(8, 4096)?;
+    /// let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+    /// let client = Socket::tcp_for(&engine, &listener.local_addr()?)?;
+    /// client.connect_wait(listener.local_addr()?)?;
+    /// let (server, _peer) = listener.accept_wait()?;
+    ///
+    /// // A receive into a registered buffer, then a send from one.
+    /// let recv = server.recv(pool.take().unwrap(), MsgFlags::empty(), Notify::None)?;
+    /// let mut out = pool.take().unwrap();
+    /// out.extend_from_slice(b"registered");
+    /// assert_eq!(client.send(out, MsgFlags::empty(), Notify::None)?.wait()?.bytes, 10);
+    /// let got = recv.wait()?;
+    /// assert_eq!(&got.data[..], b"registered");
+    /// drop(got); // the buffers go back to the pool
+    /// assert!(pool.take().is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn register_buffers(&self, count: usize, size: usize) -> io::Result<crate::buf::FixedBufs> {
         let pool = self.inner.backend.register_fixed(count, size)?;
         Ok(crate::buf::FixedBufs::new(pool))
