@@ -81,6 +81,7 @@ impl fmt::Debug for Engine {
 pub struct EngineBuilder {
     choice: Option<EngineChoice>,
     ring_entries: u32,
+    watch_urgent: bool,
 }
 
 impl EngineBuilder {
@@ -95,6 +96,19 @@ impl EngineBuilder {
         self.ring_entries = n.max(1);
         self
     }
+    /// Keeps Windows' answer for urgent data (SPEC k05) on io_uring also
+    /// for an urgent byte that arrives alone while a normal receive waits
+    /// on a socket that has not started an `OOB` receive yet: every
+    /// socket's normal stream receives then wait as readiness polls, and
+    /// the engine takes an urgent byte out of the kernel before a receive
+    /// can read past it (Linux drops an urgent byte that a receive passes).
+    /// Off by default: a receive that waits then costs one more system
+    /// call. The poll engine always behaves so; a socket turns it on for
+    /// itself with its first `OOB` receive.
+    pub fn watch_urgent(mut self, on: bool) -> Self {
+        self.watch_urgent = on;
+        self
+    }
     /// Creates the engine.
     ///
     /// # Errors
@@ -106,7 +120,7 @@ impl EngineBuilder {
             None => EngineChoice::from_env()?,
         };
         let (kind, reason) = resolve(choice)?;
-        let backend = Backend::new(kind, self.ring_entries)?;
+        let backend = Backend::new(kind, self.ring_entries, self.watch_urgent)?;
         static LOGGED: std::sync::Once = std::sync::Once::new();
         LOGGED.call_once(
             || tracing::info!(engine = %kind, reason = %reason, "overlapped engine chosen"),
@@ -139,6 +153,7 @@ impl Engine {
         EngineBuilder {
             choice: None,
             ring_entries: DEFAULT_RING_ENTRIES,
+            watch_urgent: false,
         }
     }
 

@@ -91,9 +91,10 @@
 //!   a datagram to port 0 succeeds and sends nothing.
 //! * An `OOB` receive gets the urgent byte also after normal receives read
 //!   past its position (the engine takes it out of the kernel first, where
-//!   Linux would drop it; on io_uring only once an `OOB` receive was started
-//!   on the socket, see the porting guide); with `SO_OOBINLINE` on it fails
-//!   with `EINVAL`.
+//!   Linux would drop it; on io_uring once an `OOB` receive was started on
+//!   the socket, or on every socket with
+//!   [`EngineBuilder::watch_urgent`]); with `SO_OOBINLINE` on it fails with
+//!   `EINVAL`.
 //! * `connect` on a listening socket, or while a connect is in flight,
 //!   fails with `EINVAL`, on a connected socket with `EISCONN`; a receive or
 //!   send while connecting with `ENOTCONN`. **(ours)** An unbound socket is

@@ -318,6 +318,8 @@ pub(crate) struct Backend {
     /// down before this reference to the pool's memory goes (see
     /// [`fixed`]'s memory rule).
     fixed: std::sync::Mutex<Option<std::sync::Arc<fixed::Pool>>>,
+    /// io_uring: sockets watch for urgent data from the start.
+    watch_urgent: bool,
 }
 
 #[derive(Debug)]
@@ -329,7 +331,14 @@ enum Imp {
 
 impl Backend {
     /// Sets up a backend of `kind`.
-    pub(crate) fn new(kind: EngineKind, ring_entries: u32) -> io::Result<Backend> {
+    /// `watch_urgent`: on io_uring, every socket's normal stream receives
+    /// park as readiness polls from the start, as after the socket's first
+    /// `OOB` receive (see [`EngineBuilder::watch_urgent`](crate::EngineBuilder::watch_urgent)).
+    pub(crate) fn new(
+        kind: EngineKind,
+        ring_entries: u32,
+        watch_urgent: bool,
+    ) -> io::Result<Backend> {
         let imp = match kind {
             EngineKind::Uring => Imp::Uring(uring::Uring::new(ring_entries)?),
             EngineKind::Poll => Imp::Poll(poll::Poll::new()?),
@@ -338,6 +347,7 @@ impl Backend {
             imp,
             calls: Calls::default(),
             fixed: std::sync::Mutex::new(None),
+            watch_urgent,
         })
     }
 
@@ -386,7 +396,7 @@ impl Backend {
     /// Fresh per-socket state.
     pub(crate) fn new_sock(&self) -> SockSys {
         match &self.imp {
-            Imp::Uring(_) => SockSys::Uring(uring::RecvPolicy::default()),
+            Imp::Uring(_) => SockSys::Uring(uring::RecvPolicy::new(self.watch_urgent)),
             Imp::Poll(_) => SockSys::Poll,
         }
     }

@@ -606,6 +606,48 @@ fn k05_urgent_byte_arriving_while_receives_wait_is_kept(e: &Engine) {
     }
 }
 
+fn k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept(e: &Engine) {
+    // A normal receive waits on a socket that never started an OOB
+    // receive; the urgent byte comes alone, then data after it. The poll
+    // engine always keeps the byte; io_uring does with `watch_urgent`
+    // (without it, the receive waiting in the kernel reads past the byte
+    // and Linux drops it: see the porting guide).
+    let choice = match e.kind() {
+        EngineKind::Uring => probe::EngineChoice::Uring,
+        _ => probe::EngineChoice::Poll,
+    };
+    let e = &Engine::builder()
+        .choice(choice)
+        .watch_urgent(true)
+        .build()
+        .unwrap();
+    for via in VIAS {
+        let (c, s) = tcp_pair(e);
+        let n = via.on(&s);
+        let normal = n
+            .recv(&s, 16, MsgFlags::empty())
+            .pending_after(Duration::from_millis(20));
+        c.send(b"U".to_vec(), MsgFlags::OOB, Notify::None)
+            .unwrap()
+            .wait()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        c.send(b"after".to_vec(), MsgFlags::empty(), Notify::None)
+            .unwrap()
+            .wait()
+            .unwrap();
+        let d = normal.complete();
+        assert_eq!(&d.data[..], b"after", "{via:?}: {:?}", d.error);
+        let d = n.recv(&s, 1, MsgFlags::OOB).complete();
+        assert_eq!(
+            (&d.data[..], d.flags.contains(RecvFlags::OOB)),
+            (&b"U"[..], true),
+            "{via:?}: {:?}",
+            d.error
+        );
+    }
+}
+
 fn k05_oob_receive_with_oobinline_fails_at_the_call(e: &Engine) {
     for via in VIAS {
         let (c, s) = tcp_pair(e);
@@ -1141,6 +1183,7 @@ util::cases! {
     k05_oob_receive_gets_the_byte_normal_receives_passed,
     k05_oob_receive_pends_until_an_urgent_byte_arrives,
     k05_urgent_byte_arriving_while_receives_wait_is_kept,
+    k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept,
     k05_oob_receive_with_oobinline_fails_at_the_call,
     k06_connect_on_a_listening_socket_is_invalid,
     k06_connect_on_a_connected_socket_is_isconn,

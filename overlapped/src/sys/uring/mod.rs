@@ -88,21 +88,21 @@ pub(crate) struct RecvPolicy {
     no_zc: bool,
 }
 
-impl Default for RecvPolicy {
-    fn default() -> Self {
-        RecvPolicy {
-            recv_direct: true,
-            urgent: false,
-            no_zc: false,
-        }
-    }
-}
-
 fn is_oob_recv(kind: &OpKind) -> bool {
     matches!(kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB))
 }
 
 impl RecvPolicy {
+    /// A new socket's policy; `urgent`: its normal stream receives park as
+    /// readiness polls from the start, as after a first `OOB` receive.
+    pub(crate) fn new(urgent: bool) -> Self {
+        RecvPolicy {
+            recv_direct: true,
+            urgent,
+            no_zc: false,
+        }
+    }
+
     /// Whether a start tries the operation before parking it.
     ///
     /// * A send of a thread inside its own batch (running completion
