@@ -48,10 +48,9 @@
 //!   interrupt a running thread, `COOP_TASKRUN`): a worker that
 //!   computes for long without a system call delays the completions of the
 //!   operations it started until then (at the latest its next timer tick).
-//! * `rt::TcpStream::shutdown(how)` is the socket's own call and hides
-//!   tokio's `AsyncWriteExt::shutdown()`; call that one as
-//!   `AsyncWriteExt::shutdown(&mut stream)` (or on a `tokio::io::split`
-//!   half).
+//! * `stream.shutdown().await` is tokio's `AsyncWriteExt::shutdown` (the
+//!   write side ends once the buffered bytes are sent); the Winsock
+//!   `shutdown(how)` is `stream.socket().shutdown(how)`.
 //!
 //! # Example
 //!

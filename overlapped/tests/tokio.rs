@@ -106,7 +106,8 @@ async fn echo(e: Engine) {
         assert_eq!(back, msg);
         sent += msg.len();
     }
-    AsyncWriteExt::shutdown(&mut c).await.unwrap();
+    // Method syntax: tokio's `shutdown()` is not hidden by an inherent one.
+    c.shutdown().await.unwrap();
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "{} bytes after the echo", rest.len());

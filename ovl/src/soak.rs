@@ -206,7 +206,7 @@ async fn connection(
     if rounds == 0 {
         t.starved.set(t.starved.get() + 1);
     }
-    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = s.socket().shutdown(std::net::Shutdown::Both);
 }
 
 /// Runs the soak.

@@ -182,10 +182,6 @@ impl TcpStream {
         }
         Ok(out)
     }
-    /// `shutdown`.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.sock.shutdown(how)
-    }
 }
 
 /// The state machines behind both families of I/O traits (`futures-io`'s
