@@ -239,8 +239,9 @@ pub unsafe trait IoBufMut: IoBuf {
     unsafe fn set_received(&mut self, n: usize);
 }
 
-// SAFETY: a `Vec`'s bytes are one heap allocation that a move of the `Vec`
-// does not move; `..len()` is initialized and within it.
+// A `Vec`'s bytes are one heap allocation that a move of the `Vec` does
+// not move.
+// SAFETY: `..len()` is initialized and within that allocation.
 unsafe impl IoBuf for Vec<u8> {
     fn stable_ptr(&self) -> *const u8 {
         self.as_ptr()
@@ -250,8 +251,8 @@ unsafe impl IoBuf for Vec<u8> {
     }
 }
 
-// SAFETY: as for `IoBuf`: the room `..len()` is initialized, in the heap
-// allocation, and truncating to `n <= len()` frees nothing.
+// As for `IoBuf`: the room `..len()` is initialized, in the heap allocation.
+// SAFETY: that, and truncating to `n <= len()` frees nothing.
 unsafe impl IoBufMut for Vec<u8> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.as_mut_ptr()
@@ -264,8 +265,9 @@ unsafe impl IoBufMut for Vec<u8> {
     }
 }
 
-// SAFETY: the window lies within the `Vec`'s length (the only ways to set it
-// check so), in its heap allocation, which a move does not move.
+// The only ways to set the window check that it lies within the `Vec`'s
+// length.
+// SAFETY: so it is in the heap allocation, which a move does not move.
 unsafe impl IoBuf for Slice {
     fn stable_ptr(&self) -> *const u8 {
         self.window().as_ptr()
@@ -275,8 +277,8 @@ unsafe impl IoBuf for Slice {
     }
 }
 
-// SAFETY: as for `IoBuf`; the window is initialized (within the `Vec`'s
-// length) and shrinking it frees nothing.
+// As for `IoBuf`; the window is initialized (within the `Vec`'s length).
+// SAFETY: that, and shrinking the window frees nothing.
 unsafe impl IoBufMut for Slice {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.window_mut().as_mut_ptr()
@@ -289,8 +291,7 @@ unsafe impl IoBufMut for Slice {
     }
 }
 
-// SAFETY: a boxed slice's bytes are one heap allocation, all initialized,
-// which a move of the box does not move.
+// SAFETY: one initialized heap allocation, which a move of the box does not move.
 unsafe impl IoBuf for Box<[u8]> {
     fn stable_ptr(&self) -> *const u8 {
         self.as_ptr()
@@ -311,8 +312,7 @@ unsafe impl IoBufMut for Box<[u8]> {
     unsafe fn set_received(&mut self, _n: usize) {}
 }
 
-// SAFETY: a boxed array's `N` bytes are one heap allocation, all
-// initialized, which a move of the box does not move.
+// SAFETY: `N` initialized bytes on the heap, which a move of the box does not move.
 unsafe impl<const N: usize> IoBuf for Box<[u8; N]> {
     fn stable_ptr(&self) -> *const u8 {
         self.as_ptr()
@@ -333,8 +333,7 @@ unsafe impl<const N: usize> IoBufMut for Box<[u8; N]> {
     unsafe fn set_received(&mut self, _n: usize) {}
 }
 
-// SAFETY: `'static` bytes are never freed and, behind a shared reference,
-// never written.
+// SAFETY: `'static` bytes are never freed and, behind `&`, never written.
 unsafe impl IoBuf for &'static [u8] {
     fn stable_ptr(&self) -> *const u8 {
         self.as_ptr()
@@ -350,9 +349,9 @@ mod bytes_impls {
     use super::{IoBuf, IoBufMut};
     use bytes::{Bytes, BytesMut};
 
-    // SAFETY: a `BytesMut` is a handle to heap storage that a move does not
-    // move, and it alone may touch its `..capacity()` range; `..len()` is
-    // initialized.
+    // A `BytesMut` is a handle to heap storage that a move does not move, and
+    // it alone may touch its `..capacity()` range.
+    // SAFETY: that storage outlives the handle; `..len()` is initialized.
     unsafe impl IoBuf for BytesMut {
         fn stable_ptr(&self) -> *const u8 {
             self.as_ptr()
@@ -362,9 +361,9 @@ mod bytes_impls {
         }
     }
 
-    // SAFETY: the room is the spare capacity `len()..capacity()`, in the
-    // same storage, which only this `BytesMut` may touch; `set_received`
-    // extends `len()` over the `n` bytes that were written there.
+    // The room is the spare capacity `len()..capacity()`, in the same
+    // storage, which only this `BytesMut` may touch.
+    // SAFETY: `set_received` extends `len()` over the `n` bytes written there.
     unsafe impl IoBufMut for BytesMut {
         fn stable_mut_ptr(&mut self) -> *mut u8 {
             self.spare_capacity_mut().as_mut_ptr().cast()
@@ -374,15 +373,16 @@ mod bytes_impls {
         }
         unsafe fn set_received(&mut self, n: usize) {
             let n = n.min(self.capacity() - self.len());
-            // SAFETY: the caller says the first `n` bytes of the spare
-            // capacity were written; `len + n <= capacity`.
+            // The caller says the first `n` bytes of the spare capacity were
+            // written.
+            // SAFETY: those are initialized now, and `len + n <= capacity`.
             unsafe { self.set_len(self.len() + n) };
         }
     }
 
-    // SAFETY: a `Bytes` is a handle to immutable storage (heap or static)
-    // that stays alive while any handle to it lives, and a move does not
-    // move it.
+    // A `Bytes` is a handle to immutable storage (heap or static) that stays
+    // alive while any handle to it lives.
+    // SAFETY: and a move of the handle does not move that storage.
     unsafe impl IoBuf for Bytes {
         fn stable_ptr(&self) -> *const u8 {
             self.as_ptr()
@@ -706,8 +706,8 @@ where
     unsafe fn rx_landed(&mut self, mut n: usize) {
         for b in self.pieces_mut() {
             let here = n.min(b.room());
-            // SAFETY: the caller says the first `n` bytes of the rooms were
-            // written; `here` of them are this piece's first bytes.
+            // The caller says the first `n` bytes of the rooms were written.
+            // SAFETY: `here` of them are this piece's first bytes.
             unsafe { b.landed(here) };
             n -= here;
         }
@@ -864,9 +864,10 @@ impl<B: IoBufs> RawBufs for Tx<B> {
     fn io_slices(&self) -> Vec<IoSlice<'_>> {
         let mut out = Vec::with_capacity(self.0.buf_count());
         self.0.tx_each(&mut |p, n| {
-            // SAFETY: `IoBuf` (or the inline array, boxed with `self`)
-            // promises `n` initialized bytes at `p` that nobody writes while
-            // the engine holds the value, which `&self` borrows.
+            // `IoBuf` (or the inline array, boxed with `self`) promises `n`
+            // initialized bytes at `p` that nobody writes while the engine
+            // holds the value.
+            // SAFETY: so while `&self` borrows the value.
             out.push(IoSlice::new(unsafe { std::slice::from_raw_parts(p, n) }));
         });
         out
@@ -909,10 +910,10 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
             skip -= here;
             room += len - here;
             let take = (len - here).min(src.len() - n);
-            // SAFETY: `IoBufMut` (or the inline array, boxed with `self`)
-            // promises `len` writable bytes at `p` that nobody else touches
-            // while the engine holds the value; `here + take <= len`, and
-            // `src` is the engine's own memory, not the room.
+            // `IoBufMut` (or the inline array, boxed with `self`) promises
+            // `len` writable bytes at `p` that nobody else touches while the
+            // engine holds the value; `src` is the engine's own memory.
+            // SAFETY: that, and `here + take <= len`.
             unsafe {
                 std::ptr::copy_nonoverlapping(src[n..].as_ptr(), p.add(here), take);
             }
@@ -927,9 +928,10 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
         let mut n = n.min(self.landed.unwrap_or(0));
         self.bufs.rx_each(&mut |p, len| {
             let here = n.min(len);
-            // SAFETY: the first `landed` bytes of the rooms were written
-            // (the record's contract) and the room is valid while the engine
-            // holds the value; `here` bytes of this room are among them.
+            // The first `landed` bytes of the rooms were written (the
+            // record's contract) and the room is valid while the engine holds
+            // the value.
+            // SAFETY: `here` bytes of this room are among them.
             out.extend_from_slice(unsafe { std::slice::from_raw_parts(p, here) });
             n -= here;
         });
@@ -954,9 +956,9 @@ impl<B: IoBufsMut> ErasedBufs for Rx<B> {
     }
     fn into_any(mut self: Box<Self>) -> Box<dyn Any + Send> {
         if let Some(n) = self.landed.take() {
-            // SAFETY: the engine records only bytes the kernel or `copy_in`
-            // wrote at the start of the rooms (`RawBufs::set_received`), at
-            // most their total length.
+            // `RawBufs::set_received` records only bytes the kernel or
+            // `copy_in` wrote at the start of the rooms.
+            // SAFETY: so `n` bytes were written, at most the rooms' total length.
             unsafe { self.bufs.rx_landed(n) };
         }
         self
@@ -1130,10 +1132,10 @@ impl std::ops::DerefMut for FixedBuf {
     }
 }
 
-// SAFETY: the bytes are `..len()` of the slot's buffer (`len <= capacity`,
-// kept by every method), initialized (zeroed at allocation), in the pool's
-// region, which a move does not move and which the slot keeps alive; only
-// the slot's owner touches them.
+// The bytes are `..len()` of the slot's buffer (`len <= capacity`, kept by
+// every method), initialized (zeroed at allocation), in the pool's region,
+// which a move does not move and which the slot keeps alive.
+// SAFETY: and only the slot's owner touches them.
 unsafe impl IoBuf for FixedBuf {
     fn stable_ptr(&self) -> *const u8 {
         self.slot.ptr()
@@ -1143,8 +1145,8 @@ unsafe impl IoBuf for FixedBuf {
     }
 }
 
-// SAFETY: the room is `len()..capacity()` of the same buffer; `set_received`
-// extends `len` over the `n <= room` bytes written there.
+// The room is `len()..capacity()` of the same buffer.
+// SAFETY: `set_received` extends `len` over the `n <= room` bytes written there.
 unsafe impl IoBufMut for FixedBuf {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.slot.ptr().wrapping_add(self.len)

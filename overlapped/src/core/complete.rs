@@ -26,10 +26,11 @@ impl Inner {
     ) -> Option<Outcome> {
         let (op, state, bufs) = slot_op(sock, s, key)?;
         let given = bufs.take();
-        // SAFETY: the token is (socket key, slot index, generation). While an
+        // The token is (socket key, slot index, generation). While an
         // operation is parked its slot holds the `Parked` value, so the slot
         // is not freed, and the socket stays in the registry (its queue is
-        // not empty): no other parked operation has this token.
+        // not empty).
+        // SAFETY: so no other parked operation has this token.
         let step = unsafe { self.backend.arm(op, given, tried) };
         settle(step, state, bufs)
     }

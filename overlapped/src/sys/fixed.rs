@@ -43,16 +43,16 @@ struct Region {
     layout: Layout,
 }
 
-// SAFETY: the region is plain memory with no thread affinity; access to
-// each buffer is arbitrated by the `Slot` that owns its index.
+// Access to each buffer is arbitrated by the `Slot` that owns its index.
+// SAFETY: the region is plain memory with no thread affinity.
 unsafe impl Send for Region {}
 // SAFETY: as above; `Region` itself hands out only raw pointers.
 unsafe impl Sync for Region {}
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: allocated in `Pool::new` with this layout, freed once; the
-        // memory rule (module docs) makes this the last user.
+        // The memory rule (module docs) makes this the last user.
+        // SAFETY: allocated in `Pool::new` with this layout, freed once.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
@@ -193,9 +193,9 @@ impl Slot {
     /// The first `n` bytes (at most the capacity).
     pub(crate) fn bytes(&self, n: usize) -> &[u8] {
         let n = n.min(self.capacity());
-        // SAFETY: `n` initialized bytes of this slot's buffer, which only
-        // this slot's owner touches in user space; `&self` keeps the region
-        // alive and rules out a `bytes_mut` for the borrow's length.
+        // `n` initialized bytes of this slot's buffer, which only this slot's
+        // owner touches in user space.
+        // SAFETY: `&self` keeps the region alive and rules out a `bytes_mut` meanwhile.
         unsafe { std::slice::from_raw_parts(self.ptr(), n) }
     }
     /// The first `n` bytes (at most the capacity), writable.

@@ -285,15 +285,14 @@ fn measure_fixed() -> io::Result<FixedSupport> {
         iov_base: base.cast(),
         iov_len: mem.len(),
     }];
-    // SAFETY: `mem` is never freed, and not touched in user space until the
-    // ring is dropped.
+    // SAFETY: `mem` is never freed, nor touched in user space until the ring is dropped.
     unsafe { ring.submitter().register_buffers(&iov)? };
     // Pushes one request and reaps its completions: two when the first
     // says more follow (a zero-copy send's notification).
     let mut run = |e: io_uring::squeue::Entry| -> io::Result<i32> {
-        // SAFETY: the entry points into `mem`'s registered range, which is
-        // never freed; every completion of the request is reaped below
-        // before the next request is pushed.
+        // Every completion of the request is reaped below before the next
+        // request is pushed.
+        // SAFETY: the entry points into `mem`'s registered range, never freed.
         unsafe { ring.submission().push(&e) }.map_err(|_| io::Error::other("probe ring full"))?;
         // Bounded: a request that never completes fails the probe (its
         // memory is leaked, and the ring's drop cancels it).

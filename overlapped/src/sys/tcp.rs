@@ -152,11 +152,10 @@ pub(crate) fn sockaddr_of(
     len: libc::socklen_t,
 ) -> Option<SocketAddr> {
     let mut s = socket2::SockAddrStorage::zeroed();
-    // SAFETY: `sockaddr_storage` is one of the platform's socket address
-    // types, the one `view_as` asks for.
+    // SAFETY: `view_as` asks for one of the platform's address types, as this is.
     unsafe { *s.view_as::<libc::sockaddr_storage>() = *storage };
     let len = len.min(mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t);
-    // SAFETY: the kernel wrote a socket address of `len` bytes (at most the
-    // storage's size) at the start of the storage.
+    // `len` is at most the storage's size.
+    // SAFETY: the kernel wrote a socket address of `len` bytes at its start.
     unsafe { socket2::SockAddr::new(s, len) }.as_socket()
 }

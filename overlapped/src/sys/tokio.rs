@@ -38,10 +38,9 @@ impl AsRawFd for Pollable {
 /// rule).
 pub(crate) fn register(engine: &Engine) -> io::Result<AsyncFd<Pollable>> {
     let p = Pollable(engine.clone());
-    // SAFETY: the descriptor is the backend's ring or epoll set, owned by
-    // the engine's `Inner` from its creation to its drop and never replaced;
-    // `p` holds a strong handle on that `Inner`, so while the `AsyncFd` owns
-    // `p` the descriptor stays open, names the same file, and `as_raw_fd`
-    // returns the same number.
+    // The descriptor is the backend's ring or epoll set, owned by the
+    // engine's `Inner` from its creation to its drop and never replaced, and
+    // `p` holds a strong handle on that `Inner`.
+    // SAFETY: so while the `AsyncFd` owns `p` the descriptor stays open and the same.
     unsafe { AsyncFd::register_with_interest(p, Interest::READABLE) }.map_err(io::Error::from)
 }

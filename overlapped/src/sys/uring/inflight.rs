@@ -92,9 +92,9 @@ impl std::fmt::Debug for InFlight {
     }
 }
 
-// SAFETY: the raw pointers inside `KernelMem` point into the box itself or
-// into the operation's heap buffers, which move with it; nothing is tied to
-// a thread.
+// The raw pointers inside `KernelMem` point into the box itself or into the
+// operation's heap buffers, which move with it.
+// SAFETY: nothing is tied to a thread.
 unsafe impl Send for InFlight {}
 
 impl Drop for InFlight {

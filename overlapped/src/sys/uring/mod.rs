@@ -186,8 +186,8 @@ impl Uring {
             Ok(p) => p,
             Err((e, bufs)) => return Step::Done(Outcome::err(e, *op.done), bufs),
         };
-        // SAFETY: the token is unique (the caller's contract); `inflight`
-        // goes back to the caller inside `Parked`, kept until its CQE.
+        // `inflight` goes back to the caller inside `Parked`, kept until its CQE.
+        // SAFETY: that, and the token is unique (the caller's contract).
         match unsafe { self.push_op(op.token, inflight, entry) } {
             Ok(f) => {
                 let counter = match f.fixed() {
@@ -252,8 +252,7 @@ impl Uring {
             if op.cancel {
                 return Step::Done(Outcome::aborted(*op.done), bufs);
             }
-            // SAFETY: the operation's own token, its request over (this is
-            // its last CQE).
+            // SAFETY: the operation's own token, its request over (this is its last CQE).
             return unsafe { self.park(op, bufs, resubmits) };
         }
         let fin = if res == -libc::ECANCELED {
@@ -268,8 +267,8 @@ impl Uring {
                 drop(km);
                 // The kernel cancelled it because the thread that submitted
                 // it exited; the operation itself is still wanted.
-                // SAFETY: the token is the one this operation was parked
-                // under, and its previous request is over (this is its CQE).
+                // The token is the one this operation was parked under.
+                // SAFETY: and its previous request is over (this is its CQE).
                 return unsafe { self.park(op, bufs, resubmits + 1) };
             }
         } else {

@@ -130,12 +130,12 @@ impl Uring {
         }
         let support = fixed_support();
         let iov = pool.iovecs();
-        // SAFETY: the iovecs cover `pool`'s region, which stays allocated
-        // while any `Arc<Pool>` lives; one is stored in `self.fixed` right
-        // below (and the backend holds another), and `self.fixed` is
-        // dropped only after `self.ring` (field order), so the memory
-        // outlives the registration. Requests name a buffer only through a
+        // The iovecs cover `pool`'s region, which stays allocated while any
+        // `Arc<Pool>` lives; one is stored in `self.fixed` right below (and
+        // the backend holds another), and `self.fixed` is dropped only after
+        // `self.ring` (field order). Requests name a buffer only through a
         // `FixedBuf` the operation owns, which holds the pool too.
+        // SAFETY: so the memory outlives the registration and every request.
         unsafe { self.ring.submitter().register_buffers(&iov) }.map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -307,8 +307,7 @@ impl Uring {
     /// Moves the CQ's entries into `out` (the caller holds the completion
     /// lock). True when the wake-up poll must be armed again.
     fn drain_cq(&self, out: &mut Vec<Wakeup>) -> bool {
-        // SAFETY: the caller holds the completion lock: the only live view
-        // of the CQ.
+        // SAFETY: the caller holds the completion lock: the only live view of the CQ.
         let cq = unsafe { self.ring.completion_shared() };
         let mut rearm = false;
         for c in cq {
