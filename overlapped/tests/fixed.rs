@@ -296,6 +296,19 @@ fn arrays_and_flags_take_the_ordinary_path(e: &Engine) {
     assert!(eventually(slack(5 * SEC), || pool.available() == 6));
 }
 
+/// Sends `buf` again and again on `a` (whose peer never reads) until a
+/// send waits in the kernel: that send.
+fn send_until_pending(a: &Socket, mut buf: FixedBuf) -> Started<FixedBuf> {
+    for _ in 0..2000 {
+        let op = a.send(buf, MsgFlags::empty(), Notify::None).unwrap();
+        if op.is_pending() {
+            return op;
+        }
+        buf = ok(op.wait().unwrap()).data;
+    }
+    panic!("no send waited in the kernel after 2000 sends");
+}
+
 /// The engine goes (every handle dropped) while a fixed receive and a
 /// fixed send wait in the kernel: no crash, the buffers come back to the
 /// pool, and the pool's memory is still there to use.
@@ -311,16 +324,7 @@ fn dropping_the_engine_with_fixed_ops_in_flight(kind: Kind) {
     // socket buffers fill up).
     let mut buf = pool.take().unwrap();
     buf.extend_from_slice(&[9u8; 64 * 1024]);
-    let mut send = None;
-    for _ in 0..2000 {
-        let op = a.send(buf, MsgFlags::empty(), Notify::None).unwrap();
-        if op.is_pending() {
-            send = Some(op);
-            break;
-        }
-        buf = ok(op.wait().unwrap()).data;
-    }
-    let send = send.expect("a send that waits");
+    let send = send_until_pending(&a, buf);
     // Both wait in the kernel: with the fixed opcodes where this engine
     // uses them.
     let (r, w) = uses_fixed(&e);
@@ -356,16 +360,7 @@ fn cancel_and_end_of_stream(e: &Engine) {
     assert!(recv.is_pending());
     let mut buf = pool.take().unwrap();
     buf.extend_from_slice(&[5u8; 64 * 1024]);
-    let mut send = None;
-    for _ in 0..2000 {
-        let op = a.send(buf, MsgFlags::empty(), Notify::None).unwrap();
-        if op.is_pending() {
-            send = Some(op);
-            break;
-        }
-        buf = ok(op.wait().unwrap()).data;
-    }
-    let send = send.expect("a send that waits");
+    let send = send_until_pending(&a, buf);
     assert_eq!(a.cancel_all().unwrap(), 2);
     let r = recv.wait().unwrap();
     assert!(r.error.as_ref().is_some_and(is_aborted), "{:?}", r.error);
