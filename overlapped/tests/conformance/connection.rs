@@ -235,6 +235,22 @@ fn dead_addr(udp: bool) -> std::net::SocketAddr {
     }
 }
 
+/// A connection whose std peer reset it 50 ms ago, with nothing pending:
+/// the engine's end and its notification.
+fn reset_idle(e: &Engine, via: Via) -> (Socket, Notif) {
+    let (c, p) = std_pair(e);
+    let n = via.on(&c);
+    reset(p);
+    std::thread::sleep(Duration::from_millis(50));
+    (c, n)
+}
+
+/// The error a completion must carry (it must not have succeeded).
+fn failed<T>(d: Completion<T>, via: Via) -> std::io::Error {
+    d.error
+        .unwrap_or_else(|| panic!("{via:?}: completed with {} bytes", d.bytes))
+}
+
 /// Receives until `n` bytes came (plain receives, no notification).
 fn recv_n(s: &Socket, n: usize) -> Vec<u8> {
     let mut got = Vec::new();
@@ -257,9 +273,7 @@ fn k01_pending_receive_completes_with_reset_then_every_start_fails(e: &Engine) {
         let op = n.recv(&c, 16, MsgFlags::empty());
         reset(p);
         let d = op.complete();
-        let err = d
-            .error
-            .unwrap_or_else(|| panic!("{via:?}: completed with {} bytes", d.bytes));
+        let err = failed(d, via);
         assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{via:?}");
         assert_eq!(
             (wsa_error(&err), win32_error(&err)),
@@ -279,10 +293,7 @@ fn k01_pending_receive_completes_with_reset_then_every_start_fails(e: &Engine) {
 
 fn k01_reset_with_nothing_pending_fails_receives_and_sends_at_the_call(e: &Engine) {
     for via in VIAS {
-        let (c, p) = std_pair(e);
-        let n = via.on(&c);
-        reset(p);
-        std::thread::sleep(Duration::from_millis(50));
+        let (c, n) = reset_idle(e, via);
         for _ in 0..2 {
             assert_eq!(
                 n.recv_err(&c, MsgFlags::empty()).kind(),
@@ -292,10 +303,7 @@ fn k01_reset_with_nothing_pending_fails_receives_and_sends_at_the_call(e: &Engin
             assert_eq!(n.send_err(&c).kind(), ErrorKind::ConnectionReset, "{via:?}");
         }
         // Told first to a send, the reset fails receives too.
-        let (c, p) = std_pair(e);
-        let n = via.on(&c);
-        reset(p);
-        std::thread::sleep(Duration::from_millis(50));
+        let (c, n) = reset_idle(e, via);
         assert_eq!(n.send_err(&c).kind(), ErrorKind::ConnectionReset, "{via:?}");
         assert_eq!(
             n.recv_err(&c, MsgFlags::empty()).kind(),
@@ -310,10 +318,7 @@ fn k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream(e: &Engine) {
         // Linux reports a reset once: here `SO_ERROR` takes it before any
         // operation, after which Linux's receive returns 0 and its send
         // EPIPE. The engine still answers "reset".
-        let (c, p) = std_pair(e);
-        let n = via.on(&c);
-        reset(p);
-        std::thread::sleep(Duration::from_millis(50));
+        let (c, n) = reset_idle(e, via);
         let taken = c.with_socket2(|s| s.take_error()).unwrap();
         assert_eq!(taken.map(|e| e.kind()), Some(ErrorKind::ConnectionReset));
         assert_eq!(
@@ -323,10 +328,7 @@ fn k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream(e: &Engine) {
         );
         assert_eq!(n.send_err(&c).kind(), ErrorKind::ConnectionReset, "{via:?}");
 
-        let (c, p) = std_pair(e);
-        let n = via.on(&c);
-        reset(p);
-        std::thread::sleep(Duration::from_millis(50));
+        let (c, n) = reset_idle(e, via);
         let _ = c.with_socket2(|s| s.take_error()).unwrap();
         assert_eq!(n.send_err(&c).kind(), ErrorKind::ConnectionReset, "{via:?}");
     }
@@ -336,10 +338,7 @@ fn k01_zero_byte_receive_on_a_reset_connection_never_reads_zero(e: &Engine) {
     for via in VIAS {
         // The readiness probe of the model: on a reset connection it fails
         // (at the call, or as a completion when it was waiting), never 0.
-        let (c, p) = std_pair(e);
-        let n = via.on(&c);
-        reset(p);
-        std::thread::sleep(Duration::from_millis(50));
+        let (c, n) = reset_idle(e, via);
         let _ = c.with_socket2(|s| s.take_error()).unwrap();
         let e0 = n.start_err(|no| c.recv(Vec::<u8>::new(), MsgFlags::empty(), no));
         assert_eq!(e0.kind(), ErrorKind::ConnectionReset, "{via:?}");
@@ -352,9 +351,7 @@ fn k01_zero_byte_receive_on_a_reset_connection_never_reads_zero(e: &Engine) {
             .pending_after(Duration::from_millis(50));
         reset(p);
         let d = op.complete();
-        let err = d
-            .error
-            .unwrap_or_else(|| panic!("{via:?}: completed with {} bytes", d.bytes));
+        let err = failed(d, via);
         assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{via:?}");
         assert_eq!(
             n.start_err(|no| c.recv(Vec::<u8>::new(), MsgFlags::empty(), no))
@@ -474,9 +471,7 @@ fn k04_udp_receive_told_of_port_unreachable_is_connection_reset(e: &Engine) {
             .complete();
         assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
         let d = op.complete();
-        let err = d
-            .error
-            .unwrap_or_else(|| panic!("{via:?}: completed with {} bytes", d.bytes));
+        let err = failed(d, via);
         assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{via:?}: {err}");
         assert_eq!(
             (wsa_error(&err), win32_error(&err)),
