@@ -153,11 +153,14 @@ impl Inner {
             return;
         }
         // Unsubmitted requests go in with the wait below (one kernel entry
-        // for both), or with the reap after it.
-        self.reap_dispatch(true, false);
+        // for both), or with the reap after it. Reaping first is free on
+        // io_uring; the poll engine asks the kernel only when no blocking
+        // wait follows (that wait returns at once with what is ready).
+        let block = timeout != Some(Duration::ZERO);
+        self.reap_dispatch(!block, false);
         set_driving(ctx, Some(self.clone()));
         let mut found = Vec::new();
-        if !ready() && timeout != Some(Duration::ZERO) {
+        if block && !ready() {
             self.backend.wait(cap_wait(timeout), &mut found);
             if wait_slice().is_some() {
                 // Such a tool hands its lock to another thread only at a

@@ -153,15 +153,19 @@ impl Inner {
 
     /// Whether the operation finished (reaping first with `reap`).
     pub(crate) fn is_done(self: &Arc<Self>, sock: &Sock, id: OpId, reap: bool) -> bool {
-        if reap {
-            self.poll_once();
-        }
         // A slot that is gone belonged to a routine or port operation whose
         // completion was delivered.
-        match sock.lock().slot(id.key, id.seq) {
+        let done = || match sock.lock().slot(id.key, id.seq) {
             Some(s) => matches!(s.state, SlotState::Done(_)),
             None => true,
-        }
+        };
+        // Reaping (a system call on poll) only when it could change the
+        // answer.
+        done()
+            || (reap && {
+                self.poll_once();
+                done()
+            })
     }
 
     /// Takes a finished op's outcome, waiting up to `timeout` (`None`: no
@@ -186,12 +190,17 @@ impl Inner {
             }
             None => true,
         };
-        if timeout == Some(Duration::ZERO) {
-            self.poll_once();
-        }
-        if !check()
-            && (timeout == Some(Duration::ZERO) || !wait_until(&engines, deadline, &mut check))
-        {
+        let finished = if timeout == Some(Duration::ZERO) {
+            // Reaping (a system call on poll) only when it could change
+            // the answer.
+            check() || {
+                self.poll_once();
+                check()
+            }
+        } else {
+            check() || wait_until(&engines, deadline, &mut check)
+        };
+        if !finished {
             return Ok(None);
         }
         self.take_done(sock, id)
