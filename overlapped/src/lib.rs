@@ -175,6 +175,16 @@
 //! * **poll**: every start tries, except a receive (or accept) on a socket
 //!   whose last try found nothing with no readiness reported since: that
 //!   try would find nothing, so the operation waits for readiness at once.
+//!   The same holds after a stream receive that emptied the socket (the
+//!   kernel's `TCP_INQ` count says so): in a request-response exchange the
+//!   next request is not there yet. Now and then such a receive tries
+//!   anyway; when that finds data (it arrived, unreported, before the
+//!   receive started), the socket's receives try again after emptying it,
+//!   until one finds nothing.
+//!
+//! Asking an operation for its result without waiting makes a system call
+//! (a non-blocking reap) only when the operation has not finished; a
+//! blocking wait on the poll engine enters `epoll_wait` once per wake-up.
 //!
 //! So a start may always return *pending*. Every wait also reaps finished
 //! operations at least every 200 µs, so operations that complete in the

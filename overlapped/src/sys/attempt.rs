@@ -146,6 +146,7 @@ pub(crate) fn attempt(
                         // Bytes left behind a receive that took some: it
                         // may have stopped at the urgent mark.
                         out.check_urgent |= plain && n > 0 && left;
+                        out.drained = plain && n > 0 && !left;
                         if waitall && n > 0 && *done < total {
                             continue;
                         }

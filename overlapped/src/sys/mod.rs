@@ -135,6 +135,9 @@ pub(crate) struct Outcome {
     /// stopped at the urgent mark: the next one would read past the urgent
     /// byte, which Linux then drops (the core takes it first, SPEC k05).
     pub(crate) check_urgent: bool,
+    /// A stream receive of the normal channel took bytes and `TCP_INQ`
+    /// said none were left behind them (false when unknown).
+    pub(crate) drained: bool,
 }
 
 impl Outcome {
@@ -146,6 +149,7 @@ impl Outcome {
             addr: None,
             fd: None,
             check_urgent: false,
+            drained: false,
         }
     }
     pub(crate) fn err(error: io::Error, bytes: usize) -> Self {
@@ -244,7 +248,7 @@ impl Hints {
 #[derive(Debug)]
 pub(crate) enum SockSys {
     Uring(uring::RecvPolicy),
-    Poll,
+    Poll(poll::ReadPolicy),
 }
 
 /// What the core tells a backend about one operation.
@@ -397,7 +401,7 @@ impl Backend {
     pub(crate) fn new_sock(&self) -> SockSys {
         match &self.imp {
             Imp::Uring(_) => SockSys::Uring(uring::RecvPolicy::new(self.watch_urgent)),
-            Imp::Poll(_) => SockSys::Poll,
+            Imp::Poll(_) => SockSys::Poll(poll::ReadPolicy::default()),
         }
     }
 
@@ -423,7 +427,7 @@ impl Backend {
     /// runs routines or polls tasks).
     pub(crate) fn try_now(
         &self,
-        op: OpRef<'_>,
+        mut op: OpRef<'_>,
         bufs: Option<&mut dyn RawBufs>,
         deferred: bool,
     ) -> Option<Attempt> {
@@ -439,7 +443,7 @@ impl Backend {
                 Some(a)
             }
             _ => {
-                if !poll::worth_trying(&op) {
+                if !poll::worth_trying(&mut op) {
                     return None;
                 }
                 Some(poll::hinted_attempt(op, bufs, &self.calls))

@@ -1,14 +1,17 @@
 //! The poll engine, on `rustix`'s epoll.
 //!
 //! Every operation is first tried non-blocking (the shared
-//! [`attempt`](super::attempt)); an operation that would block waits at the
-//! head of its socket's direction queue until epoll reports readiness, then
-//! the engine tries it again (on the thread that reaped the readiness). Sockets are registered once, edge-triggered,
-//! for `IN | OUT | PRI | RDHUP`: a pending operation always follows a failed
-//! attempt, so the next edge is never missed (an attempt and the handling of
-//! a readiness event for its socket run under the socket's lock). Urgent data waits for `EPOLLPRI`, and the core serves
-//! priority readiness before a socket's reads (a read past the urgent byte
-//! makes Linux drop it; see SPEC k05). Sends pass
+//! [`attempt`](super::attempt)), unless the socket's read hints say a
+//! receive would find nothing (see [`ReadPolicy`]); an operation that would
+//! block waits at the head of its socket's direction queue until epoll
+//! reports readiness, then the engine tries it again (on the thread that
+//! reaped the readiness). Sockets are registered once, edge-triggered, for
+//! `IN | OUT | PRI | RDHUP`: a pending operation always follows a failed
+//! attempt, or a receive that emptied the socket, so the next edge is never
+//! missed (an attempt and the handling of a readiness event for its socket
+//! run under the socket's lock). Urgent data waits for `EPOLLPRI`, and the
+//! core serves priority readiness before a socket's reads (a read past the
+//! urgent byte makes Linux drop it; see SPEC k05). Sends pass
 //! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
 //! the epoll set.
 //!
@@ -129,24 +132,77 @@ impl Waiting {
     }
 }
 
-/// Whether a start should try at all: not a read-direction operation whose
-/// last attempt found nothing with no readiness reported since.
-pub(crate) fn worth_trying(op: &OpRef<'_>) -> bool {
-    let dir = op.kind.dir();
-    dir != Dir::Read || op.hints.may(dir)
+/// The longest run of receives parked without a try, on a socket whose
+/// receives keep emptying it, before one tries anyway (a probe).
+const MAX_PROBE_GAP: u16 = 64;
+
+/// Per-socket read policy of the poll engine, kept inside the socket's lock.
+///
+/// A stream receive that took bytes and emptied the socket (`TCP_INQ` says
+/// nothing is left) clears the read hint, so the next receive parks without
+/// a try until readiness is reported: in a request-response exchange the
+/// answer is not there yet, and the try would be a wasted system call. That
+/// is wrong for a socket whose next data arrives before the next receive
+/// starts but after the last report was read (a thread that sends on one
+/// end of a pair and receives on the other): its receives would wait for
+/// the next report, read by whichever thread drives. So the engine learns
+/// which kind of socket it has: now and then (after 1, 2, 4, ... up to
+/// [`MAX_PROBE_GAP`] skipped tries) a receive tries anyway; a probe that
+/// finds data puts the socket in `pays` mode, where emptying it leaves the
+/// hint set, until a try finds nothing.
+#[derive(Debug)]
+pub(crate) struct ReadPolicy {
+    /// Tries after a receive emptied the socket find data here.
+    pays: bool,
+    /// The read hint was cleared by a receive that emptied the socket (not
+    /// by a try that found nothing): the skip is a guess, probed now and
+    /// then.
+    emptied: bool,
+    /// Tries skipped since the last probe.
+    skipped: u16,
+    /// Tries to skip before the next probe.
+    gap: u16,
 }
 
-/// The attempt, keeping the socket's read [`Hints`](super::Hints): cleared
-/// just before a read-direction attempt (so a report that arrives during it
-/// sets it again), set again after it unless it found nothing.
-///
-/// A receive that emptied the socket (`TCP_INQ` says so) leaves the hint
-/// set: clearing it there saved the next receive's try in an echo server,
-/// but made a thread that sends on one socket and then receives on another
-/// park that receive although the data was there (its readiness report
-/// not yet read), and hand it to whichever thread drives: two threads on
-/// one engine did 1.5x the work of one (`ovl bench --scale`), 1.95x with
-/// this rule.
+impl Default for ReadPolicy {
+    fn default() -> Self {
+        ReadPolicy {
+            pays: false,
+            emptied: false,
+            skipped: 0,
+            gap: 1,
+        }
+    }
+}
+
+/// Whether a start should try at all: not a read-direction operation whose
+/// last attempt found nothing (or emptied the socket, see [`ReadPolicy`])
+/// with no readiness reported since, unless it is time for a probe.
+pub(crate) fn worth_trying(op: &mut OpRef<'_>) -> bool {
+    let dir = op.kind.dir();
+    if dir != Dir::Read || op.hints.may(dir) {
+        return true;
+    }
+    let super::SockSys::Poll(p) = &mut *op.sock else {
+        return false;
+    };
+    if !p.emptied {
+        // The last try found nothing and nothing was reported since.
+        return false;
+    }
+    p.skipped += 1;
+    if p.skipped < p.gap {
+        return false;
+    }
+    p.skipped = 0;
+    true
+}
+
+/// The attempt, keeping the socket's read [`Hints`](super::Hints) and
+/// [`ReadPolicy`]: the hint is cleared just before a read-direction attempt
+/// (so a report that arrives during it sets it again) and set again after
+/// it unless it found nothing or emptied the socket (in `pays` mode, only
+/// unless it found nothing).
 pub(crate) fn hinted_attempt(
     op: OpRef<'_>,
     bufs: Option<&mut dyn crate::buf::RawBufs>,
@@ -157,14 +213,43 @@ pub(crate) fn hinted_attempt(
     };
     let dir = op.kind.dir();
     let read = dir == Dir::Read;
+    // A read tried while the hint was clear: a probe (or the arm of a
+    // queued receive), which tells whether data arrives unreported.
+    let probe = read && !op.hints.may(dir);
     if read {
         op.hints.clear(dir);
     }
     calls.direct();
     let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
     if read {
-        let drained = matches!(a, Attempt::WouldBlock);
-        if !drained {
+        let policy = match &mut *op.sock {
+            super::SockSys::Poll(p) => Some(p),
+            _ => None,
+        };
+        let mut keep_clear = matches!(a, Attempt::WouldBlock);
+        if let Some(p) = policy {
+            match &a {
+                Attempt::WouldBlock => {
+                    p.emptied = false;
+                    if p.pays && !probe {
+                        // A try after the socket was emptied found nothing.
+                        p.pays = false;
+                        p.gap = 2;
+                    } else if probe {
+                        p.gap = (p.gap * 2).min(MAX_PROBE_GAP);
+                    }
+                }
+                Attempt::Done(out) => {
+                    if probe && out.bytes > 0 {
+                        p.pays = true;
+                        p.gap = 1;
+                    }
+                    p.emptied = out.drained && !p.pays;
+                    keep_clear = p.emptied;
+                }
+            }
+        }
+        if !keep_clear {
             op.hints.set(dir);
         }
     }

@@ -1,0 +1,161 @@
+//! When operations reach the kernel: the engines' system-call policy, read
+//! off `Engine::counters` (`direct_calls`: tries of an operation;
+//! `enter_calls`: `epoll_wait` or `io_uring_enter`). Not SPEC cases: the
+//! model allows any number of system calls; these keep the counts the
+//! crate docs promise ("When operations reach the kernel").
+
+#[path = "util/mod.rs"]
+mod util;
+
+use std::net::TcpStream;
+
+use overlapped::*;
+use util::*;
+
+const ROUNDS: u64 = 200;
+/// Rounds run before counting, so the engine has learned the socket.
+const WARM: u64 = 100;
+
+/// One request-response round as a server sees it: a receive started
+/// before the request arrives, the request, the receive's completion, the
+/// answer sent (completed at start) and read by the peer.
+fn serve_one(s: &Socket, peer: &mut TcpStream) {
+    let st = s
+        .recv(vec![0u8; 64], MsgFlags::empty(), Notify::None)
+        .unwrap();
+    write_all(peer, b"ping");
+    let done = st.op().wait().unwrap();
+    assert_eq!(&done.data[..done.bytes], b"ping");
+    let sent = s
+        .send(b"pong".to_vec(), MsgFlags::empty(), Notify::None)
+        .unwrap();
+    assert_eq!(sent.bytes_now(), Some(4));
+    assert_eq!(read_n(peer, 4), b"pong");
+}
+
+/// Poll: a receive started after the previous one emptied the socket
+/// (`TCP_INQ`) parks without a try that would find nothing: one try on
+/// readiness, one send, and now and then a probe, per round (it was three:
+/// a try at start that found nothing too).
+fn request_response_receives_do_not_try_first() {
+    let e = engine(Kind::Poll);
+    let (s, mut peer) = std_pair(&e);
+    for _ in 0..WARM {
+        serve_one(&s, &mut peer);
+    }
+    let before = e.counters().direct_calls;
+    for _ in 0..ROUNDS {
+        serve_one(&s, &mut peer);
+    }
+    let per_round = (e.counters().direct_calls - before) as f64 / ROUNDS as f64;
+    assert!(
+        per_round <= 2.1,
+        "{per_round:.2} tries per round (a receive, a send, a few probes)"
+    );
+}
+
+/// Poll: a receive whose data arrived before it started, but after the
+/// last readiness report was read (a thread sends on one end of a pair and
+/// receives on the other), completes at start once the engine learned the
+/// socket (a probe found such data), instead of waiting for the next report.
+fn data_arriving_unreported_completes_at_start() {
+    let e = engine(Kind::Poll);
+    let (a, b) = tcp_pair(&e);
+    let mut now = 0;
+    for i in 0..ROUNDS {
+        let st = a
+            .send(b"ping".to_vec(), MsgFlags::empty(), Notify::None)
+            .unwrap();
+        assert_eq!(st.bytes_now(), Some(4));
+        let st = b
+            .recv(vec![0u8; 64], MsgFlags::empty(), Notify::None)
+            .unwrap();
+        if i >= WARM && !st.is_pending() {
+            now += 1;
+        }
+        let done = st.op().wait().unwrap();
+        assert_eq!(&done.data[..done.bytes], b"ping");
+    }
+    assert!(
+        now >= (ROUNDS - WARM) * 9 / 10,
+        "{now} of {} receives completed at start",
+        ROUNDS - WARM
+    );
+}
+
+/// Both engines: asking a finished operation for its result makes no
+/// system call.
+fn result_of_a_finished_operation_enters_nothing(e: &Engine) {
+    let (s, mut peer) = std_pair(e);
+    write_all(&mut peer, b"ping");
+    let st = s
+        .recv(vec![0u8; 64], MsgFlags::empty(), Notify::None)
+        .unwrap();
+    let op = st.op();
+    assert!(eventually(slack(10 * SEC), || op.is_complete()));
+    let before = e.counters();
+    let Polled::Complete(done) = op.result(false).unwrap() else {
+        panic!("the receive finished")
+    };
+    assert_eq!(&done.data[..done.bytes], b"ping");
+    let after = e.counters();
+    assert_eq!(after.enter_calls, before.enter_calls);
+    assert_eq!(after.direct_calls, before.direct_calls);
+}
+
+/// Poll: a blocking wait enters the kernel once per wake-up (no
+/// non-blocking `epoll_wait` before the blocking one). The peer, on its own
+/// thread, answers each of our messages with its next.
+fn a_blocking_wait_enters_once() {
+    let e = engine(Kind::Poll);
+    let (s, mut peer) = std_pair(&e);
+    let t = std::thread::spawn(move || {
+        for _ in 0..WARM + ROUNDS {
+            write_all(&mut peer, b"ping");
+            assert_eq!(read_n(&mut peer, 4), b"pong");
+        }
+    });
+    let mut before = 0;
+    for i in 0..WARM + ROUNDS {
+        if i == WARM {
+            before = e.counters().enter_calls;
+        }
+        let st = s
+            .recv(vec![0u8; 64], MsgFlags::empty(), Notify::None)
+            .unwrap();
+        let done = st.op().wait().unwrap();
+        assert_eq!(&done.data[..done.bytes], b"ping");
+        let sent = s
+            .send(b"pong".to_vec(), MsgFlags::empty(), Notify::None)
+            .unwrap();
+        assert_eq!(sent.bytes_now(), Some(4));
+    }
+    let per_round = (e.counters().enter_calls - before) as f64 / ROUNDS as f64;
+    t.join().unwrap();
+    assert!(
+        per_round <= 1.5,
+        "{per_round:.2} epoll_wait calls per round"
+    );
+}
+
+util::cases! {
+    result_of_a_finished_operation_enters_nothing,
+}
+
+#[test]
+fn poll_request_response_receives_do_not_try_first() {
+    bounded(
+        "request_response",
+        request_response_receives_do_not_try_first,
+    );
+}
+
+#[test]
+fn poll_data_arriving_unreported_completes_at_start() {
+    bounded("unreported", data_arriving_unreported_completes_at_start);
+}
+
+#[test]
+fn poll_a_blocking_wait_enters_once() {
+    bounded("blocking_wait", a_blocking_wait_enters_once);
+}
