@@ -181,7 +181,7 @@ pub fn wait_for_events(
     }
     wait_entered();
     let r = wait_inner(events, mode, timeout, alertable);
-    wait_returned(!matches!(r, WaitOutcome::Timeout));
+    wait_returned(!matches!(r, WaitOutcome::Timeout), false);
     if r == WaitOutcome::IoCompletion {
         run_routines();
     }

@@ -375,11 +375,20 @@ impl CompletionPort {
         }
         wait_entered();
         let r = self.get_queued_inner(max, timeout);
-        wait_returned(matches!(&r, Ok(v) if !v.is_empty()));
-        r
+        let (work, sole) = match &r {
+            Ok((v, sole)) => (!v.is_empty(), *sole),
+            Err(_) => (false, false),
+        };
+        wait_returned(work, sole);
+        r.map(|(v, _)| v)
     }
 
-    fn get_queued_inner(&self, max: usize, timeout: Option<Duration>) -> io::Result<Vec<Packet>> {
+    /// The packets, and whether this thread is the port's only worker.
+    fn get_queued_inner(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<(Vec<Packet>, bool)> {
         let me = std::thread::current().id();
         let ctx = current_ctx();
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -406,9 +415,9 @@ impl CompletionPort {
             })
         };
         let got = wait::get_queued(&inner.q, me, &ctx, max, block).map_err(|_| closed_error())?;
-        if !got.is_empty() {
-            note_port(inner);
-        }
+        // Every thread that waited is one of the port's workers until it
+        // exits (see `PortQueue::sole_worker`): its exit must reach the port.
+        note_port(inner);
         Ok(got)
     }
 

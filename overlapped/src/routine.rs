@@ -82,7 +82,7 @@ pub enum SleepOutcome {
 pub fn sleep_ex(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
     wait_entered();
     let r = sleep_inner(timeout, alertable);
-    wait_returned(r == SleepOutcome::IoCompletion);
+    wait_returned(r == SleepOutcome::IoCompletion, false);
     if r == SleepOutcome::IoCompletion {
         run_routines();
     }

@@ -138,6 +138,60 @@ fn a_blocking_wait_enters_once() {
     );
 }
 
+/// io_uring: a port's only worker, answering a packet, sends through the
+/// ring with its next wait (no system call of its own: the send is
+/// pending and its packet follows); once a second thread takes the port's
+/// packets, a worker's send tries at once again.
+fn a_port_s_only_worker_batches_its_sends() {
+    let e = engine(Kind::Uring);
+    let port = CompletionPort::new(2);
+    let (c, mut peer) = std_pair(&e);
+    port.associate(&c, 7).unwrap();
+    let mut answer = |expect_batched: bool| {
+        c.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(1))
+            .unwrap();
+        write_all(&mut peer, b"ping");
+        let pk = port.get_queued(Some(slack(10 * SEC))).unwrap().unwrap();
+        assert_eq!(pk.tag, 1);
+        let before = e.counters().direct_calls;
+        let st = c
+            .send(b"pong".to_vec(), MsgFlags::empty(), Notify::Port(2))
+            .unwrap();
+        let tries = e.counters().direct_calls - before;
+        if expect_batched {
+            assert!(
+                st.is_pending(),
+                "the only worker's send waits for its next wait ({tries} tries, {:?})",
+                st.bytes_now()
+            );
+            assert_eq!(tries, 0);
+        } else {
+            assert_eq!(st.bytes_now(), Some(4));
+            assert_eq!(tries, 1);
+        }
+        let pk = port.get_queued(Some(slack(10 * SEC))).unwrap().unwrap();
+        assert_eq!(pk.tag, 2);
+        assert_eq!(pk.into_completion::<Vec<u8>>().unwrap().bytes, 4);
+        assert_eq!(read_n(&mut peer, 4), b"pong");
+    };
+    answer(true);
+    // A second worker: it has waited on the port and is still alive.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let p2 = port.clone();
+    let t = std::thread::spawn(move || {
+        assert!(p2.get_queued(Some(MS)).unwrap().is_none());
+        ready_tx.send(()).unwrap();
+        let _ = rx.recv();
+    });
+    ready_rx.recv().unwrap();
+    answer(false);
+    drop(tx);
+    t.join().unwrap();
+    // The second worker exited: the first is alone again.
+    answer(true);
+}
+
 util::cases! {
     result_of_a_finished_operation_enters_nothing,
 }
@@ -158,4 +212,13 @@ fn poll_data_arriving_unreported_completes_at_start() {
 #[test]
 fn poll_a_blocking_wait_enters_once() {
     bounded("blocking_wait", a_blocking_wait_enters_once);
+}
+
+#[test]
+fn uring_a_port_s_only_worker_batches_its_sends() {
+    if let Some(why) = unavailable(Kind::Uring) {
+        eprintln!("SKIPPED: io_uring unavailable: {why}");
+        return;
+    }
+    bounded("sole_worker", a_port_s_only_worker_batches_its_sends);
 }

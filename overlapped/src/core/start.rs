@@ -113,11 +113,12 @@ impl Inner {
                 urgent: &mut s.urgent,
             };
             let b = bufs.as_deref_mut().map(|b| b.as_bufs());
-            // Batched into this thread's next kernel entry only inside the
-            // thread's own batch (routines, async tasks), and only when no
-            // other thread is blocked in the engine: that one would be woken
-            // to submit it, and its completion handed across threads.
-            let batch = thread::in_own_batch() && !self.drive.is_driving();
+            // Batched into this thread's next kernel entry only where no
+            // other thread waits for that entry (see `sends_batched`), and
+            // only when no other thread is blocked in the engine: that one
+            // would be woken to submit it, and its completion handed across
+            // threads.
+            let batch = thread::sends_batched() && !self.drive.is_driving();
             match self.backend.try_now(op, b, batch) {
                 Some(Attempt::Done(out)) => now = Some(out),
                 // Found nothing, or the backend knows it would: park it

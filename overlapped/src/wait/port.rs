@@ -20,6 +20,8 @@ pub(crate) struct PortQueue<P, W, T> {
     waiters: Vec<(u64, T, W)>,
     grants: Vec<(u64, P)>,
     running: Vec<T>,
+    /// Every thread that has waited on the port and not exited.
+    workers: Vec<T>,
     closed: bool,
     next_waiter: u64,
 }
@@ -36,6 +38,7 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
             waiters: Vec::new(),
             grants: Vec::new(),
             running: Vec::new(),
+            workers: Vec::new(),
             closed: false,
             next_waiter: 0,
         }
@@ -77,6 +80,9 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
     /// waiter id.
     pub(crate) fn enter(&mut self, me: T) -> Result<u64, Closed> {
         self.forget_running(me);
+        if !self.workers.contains(&me) {
+            self.workers.push(me);
+        }
         if self.closed {
             return Err(Closed);
         }
@@ -113,6 +119,12 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
         self.running.push(me);
         self.leave(id);
         true
+    }
+
+    /// Whether `me` is the only thread that takes the port's packets (the
+    /// only one that has waited on it and not exited).
+    pub(crate) fn sole_worker(&self, me: T) -> bool {
+        self.workers.iter().all(|t| *t == me)
     }
 
     /// Registers waiter `id` (once; it keeps its place in the LIFO order).
@@ -157,6 +169,7 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
         W: Clone,
     {
         self.running.retain(|t| *t != me);
+        self.workers.retain(|t| *t != me);
         if self.packets.is_empty() || self.running.len() >= self.concurrency {
             return None;
         }
@@ -166,14 +179,15 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
 
 /// `get_queued` on `q`: up to `max` packets for thread `me` (woken through
 /// `waker`), blocking with `block` (see [`wait_loop`]). Empty when the
-/// deadline passed.
+/// deadline passed. With the packets, whether `me` is the port's only
+/// worker ([`PortQueue::sole_worker`]), read under the same lock.
 pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
     q: &impl Lock<PortQueue<P, W, T>>,
     me: T,
     waker: &W,
     max: usize,
     block: impl FnMut(&mut dyn FnMut() -> bool) -> bool,
-) -> Result<Vec<P>, Closed> {
+) -> Result<(Vec<P>, bool), Closed> {
     // This thread stops counting as running.
     let id = q.with(|q| q.enter(me))?;
     wait_loop(
@@ -181,7 +195,7 @@ pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
             q.with(|q| {
                 let mut got = Vec::new();
                 if q.take(id, me, max, &mut got) {
-                    Some(Ok(got))
+                    Some(Ok((got, q.sole_worker(me))))
                 } else if q.is_closed() {
                     Some(Err(Closed))
                 } else {
@@ -198,7 +212,7 @@ pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
                 if !q.take(id, me, max, &mut got) {
                     q.leave(id);
                 }
-                Ok(got)
+                Ok((got, q.sole_worker(me)))
             })
         },
     )
