@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -134,6 +134,7 @@ impl EngineBuilder {
                 drive: DriveState::default(),
                 counters: AtomicCounters::default(),
                 last_reap: AtomicU64::new(clock_us()),
+                threads: AtomicUsize::new(0),
             }),
         })
     }
@@ -341,6 +342,23 @@ pub(crate) struct Inner {
     pub(crate) counters: AtomicCounters,
     /// When completions were last reaped (µs since the engine clock's origin).
     pub(crate) last_reap: AtomicU64,
+    /// Live threads that have started operations on the engine.
+    threads: AtomicUsize,
+}
+
+impl Inner {
+    /// A thread started its first operation on the engine.
+    pub(crate) fn thread_joined(&self) {
+        self.threads.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A thread that had started operations on the engine exits.
+    pub(crate) fn thread_left(&self) {
+        self.threads.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Only one live thread has started operations on the engine.
+    pub(crate) fn one_thread(&self) -> bool {
+        self.threads.load(Ordering::Relaxed) == 1
+    }
 }
 
 fn clock_us() -> u64 {

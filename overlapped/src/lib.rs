@@ -166,14 +166,16 @@
 //! Which starts try first (the policy, per engine):
 //!
 //! * **io_uring**: a send started inside completion routines or async
-//!   tasks, or by a port's only worker answering a packet, does not try: it
-//!   goes straight to the ring with the batch's kernel entry (it is then
-//!   *pending*, no system call of its own), unless another thread is
-//!   blocked in the engine. Elsewhere it tries: with several workers (or
-//!   threads waiting for events) on one engine, a request left for one
-//!   thread's next kernel entry waits while that thread keeps working, and
-//!   its completion is handed across threads (`ovl bench --scale`: two port
-//!   workers that batched every send did 0.91x the work of one). A
+//!   tasks, or in answer to a wait by a thread nobody else waits for (a
+//!   port's only worker, or the only live thread that has started
+//!   operations on the engine), does not try: it goes straight to the ring
+//!   with the batch's kernel entry (it is then *pending*, no system call of
+//!   its own), unless another thread is blocked in the engine. Elsewhere it
+//!   tries: with several workers (or threads waiting for events) on one
+//!   engine, a request left for one thread's next kernel entry waits while
+//!   that thread keeps working, and its completion is handed across threads
+//!   (`ovl bench --scale`: two port workers that batched every send did
+//!   0.91x the work of one). A
 //!   stream receive that found no data skips the try of the next receive on
 //!   that socket (the kernel polls first) until a completion reports more
 //!   bytes waiting. Receives otherwise try: data already there completes

@@ -118,6 +118,7 @@ impl Drop for Local {
         drop(left);
         let tid = self.ctx.thread.id();
         for e in self.engines.borrow().iter().filter_map(Weak::upgrade) {
+            e.thread_left();
             e.abort_thread(tid);
             // Deferred starts of operations that outlive the thread (port
             // operations) reach the kernel now.
@@ -161,6 +162,7 @@ pub(crate) fn note_engine(e: &Arc<Inner>) {
         if !v.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
             v.retain(|w| w.strong_count() > 0);
             v.push(Arc::downgrade(e));
+            e.thread_joined();
         }
     });
 }
@@ -187,16 +189,21 @@ pub(crate) fn submits_deferred() -> bool {
 
 /// Whether this thread's sends may wait for its next kernel entry: it runs
 /// completion routines or polls async tasks (a batch whose requests only
-/// this thread submits, soon), or it answers a port packet as the only
-/// thread taking that port's packets. Not after an event's wait, nor for a
-/// port worker with company: workers share those engines, and a request
-/// left for one worker's next kernel entry waits while that worker keeps
-/// taking packets (`ovl bench --scale`: two port workers did 0.91-0.94x
+/// this thread submits, soon), or it answers a wait that returned work
+/// (a port packet, a set event) while nobody else waits for its next
+/// kernel entry: it is the only thread taking the port's packets
+/// (`sole_worker`), or the only live thread that has used the engine
+/// (`engine_alone`). Not for a port worker with company, nor a thread
+/// sharing its engine: a request left for one thread's next kernel entry
+/// waits while that thread keeps working, and its completion is handed
+/// across threads (`ovl bench --scale`: two port workers did 0.91-0.94x
 /// the work of one when every worker batched its sends).
-pub(crate) fn sends_batched() -> bool {
+pub(crate) fn sends_batched(engine_alone: bool) -> bool {
     LOCAL
         .try_with(|l| {
-            l.in_routine.get() || l.defer.get() > 0 || (l.after_wait.get() && l.sole_worker.get())
+            l.in_routine.get()
+                || l.defer.get() > 0
+                || (l.after_wait.get() && (l.sole_worker.get() || engine_alone))
         })
         .unwrap_or(false)
 }

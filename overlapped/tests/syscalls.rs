@@ -140,8 +140,9 @@ fn a_blocking_wait_enters_once() {
 
 /// io_uring: a port's only worker, answering a packet, sends through the
 /// ring with its next wait (no system call of its own: the send is
-/// pending and its packet follows); once a second thread takes the port's
-/// packets, a worker's send tries at once again.
+/// pending and its packet follows), also when other threads use the
+/// engine; once a second thread takes the port's packets, a worker's send
+/// tries at once again.
 fn a_port_s_only_worker_batches_its_sends() {
     let e = engine(Kind::Uring);
     let port = CompletionPort::new(2);
@@ -174,13 +175,79 @@ fn a_port_s_only_worker_batches_its_sends() {
         assert_eq!(pk.into_completion::<Vec<u8>>().unwrap().bytes, 4);
         assert_eq!(read_n(&mut peer, 4), b"pong");
     };
+    // Another live thread starts operations on the engine: the worker is
+    // still the port's only one.
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<()>();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let (e2, p2) = (e.clone(), port.clone());
+    let t = std::thread::spawn(move || {
+        let pair = tcp_pair(&e2);
+        ack_tx.send(()).unwrap();
+        // Then it waits on the port once: a second worker.
+        cmd_rx.recv().unwrap();
+        assert!(p2.get_queued(Some(MS)).unwrap().is_none());
+        ack_tx.send(()).unwrap();
+        let _ = cmd_rx.recv();
+        drop(pair);
+    });
+    ack_rx.recv().unwrap();
     answer(true);
-    // A second worker: it has waited on the port and is still alive.
+    cmd_tx.send(()).unwrap();
+    ack_rx.recv().unwrap();
+    answer(false);
+    drop(cmd_tx);
+    t.join().unwrap();
+    // The second worker exited: the first is alone again.
+    answer(true);
+}
+
+/// io_uring: a thread that answers an event's wait, the only live thread
+/// that has started operations on its engine, sends through the ring with
+/// its next wait; once another live thread has started operations on the
+/// engine, its sends try at once again.
+fn an_engine_s_only_thread_batches_sends_after_an_event_wait() {
+    let e = engine(Kind::Uring);
+    let (c, mut peer) = std_pair(&e);
+    let ev = Event::new();
+    let mut answer = |expect_batched: bool| {
+        ev.reset();
+        let op = c
+            .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Event(ev.clone()))
+            .unwrap()
+            .op();
+        write_all(&mut peer, b"ping");
+        let woke = wait_for_events(
+            std::slice::from_ref(&ev),
+            WaitMode::Any,
+            Some(slack(10 * SEC)),
+            false,
+        )
+        .unwrap();
+        assert_eq!(woke, WaitOutcome::Event(0));
+        assert_eq!(op.wait().unwrap().bytes, 4);
+        let before = e.counters().direct_calls;
+        let st = c
+            .send(b"pong".to_vec(), MsgFlags::empty(), Notify::None)
+            .unwrap();
+        let tries = e.counters().direct_calls - before;
+        if expect_batched {
+            assert!(st.is_pending(), "the send waits for the thread's next wait");
+            assert_eq!(tries, 0);
+        } else {
+            assert_eq!(st.bytes_now(), Some(4));
+            assert_eq!(tries, 1);
+        }
+        assert_eq!(st.op().wait().unwrap().bytes, 4);
+        assert_eq!(read_n(&mut peer, 4), b"pong");
+    };
+    answer(true);
+    // Another live thread that has started an operation on the engine.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-    let p2 = port.clone();
+    let e2 = e.clone();
     let t = std::thread::spawn(move || {
-        assert!(p2.get_queued(Some(MS)).unwrap().is_none());
+        let (a, b) = tcp_pair(&e2);
+        drop((a, b));
         ready_tx.send(()).unwrap();
         let _ = rx.recv();
     });
@@ -188,7 +255,6 @@ fn a_port_s_only_worker_batches_its_sends() {
     answer(false);
     drop(tx);
     t.join().unwrap();
-    // The second worker exited: the first is alone again.
     answer(true);
 }
 
@@ -221,4 +287,16 @@ fn uring_a_port_s_only_worker_batches_its_sends() {
         return;
     }
     bounded("sole_worker", a_port_s_only_worker_batches_its_sends);
+}
+
+#[test]
+fn uring_an_engine_s_only_thread_batches_sends_after_an_event_wait() {
+    if let Some(why) = unavailable(Kind::Uring) {
+        eprintln!("SKIPPED: io_uring unavailable: {why}");
+        return;
+    }
+    bounded(
+        "sole_thread",
+        an_engine_s_only_thread_batches_sends_after_an_event_wait,
+    );
 }

@@ -118,7 +118,7 @@ impl Inner {
             // only when no other thread is blocked in the engine: that one
             // would be woken to submit it, and its completion handed across
             // threads.
-            let batch = thread::sends_batched() && !self.drive.is_driving();
+            let batch = thread::sends_batched(self.one_thread()) && !self.drive.is_driving();
             match self.backend.try_now(op, b, batch) {
                 Some(Attempt::Done(out)) => now = Some(out),
                 // Found nothing, or the backend knows it would: park it
