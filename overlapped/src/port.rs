@@ -38,7 +38,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::core::{Convert, PortSink};
-use crate::core::{RawDone, interval_passed, wait_until};
+use crate::core::{RawDone, clock_us_at, interval_passed, wait_until};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
@@ -391,11 +391,13 @@ impl CompletionPort {
     ) -> io::Result<(Vec<Packet>, bool)> {
         let me = std::thread::current().id();
         let ctx = current_ctx();
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // One clock reading serves the deadline and the reap interval.
+        let now = Instant::now();
+        let deadline = timeout.map(|t| now + t);
         let inner = &self.inner;
         // Queued packets do not keep completions in the kernel waiting: at
         // most every REAP_INTERVAL_US one waiter reaps the engines first.
-        if interval_passed(&inner.last_reap) {
+        if interval_passed(&inner.last_reap, clock_us_at(now)) {
             for e in inner.live_engines().0 {
                 e.reap_if_due();
             }

@@ -54,15 +54,23 @@ fn cap_wait(timeout: Option<Duration>) -> Option<Duration> {
 }
 
 pub(crate) fn clock_us() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_micros() as u64
+    clock_us_at(Instant::now())
 }
 
-/// True when [`REAP_INTERVAL_US`] has passed since the time in `last`; the
-/// one caller that sees it first also moves `last` to now.
-pub(crate) fn interval_passed(last: &AtomicU64) -> bool {
+/// `at` on the engine clock (µs since its origin): lets a caller that read
+/// the clock for a deadline use that one reading (a clock read is not free
+/// in a VM: about 50 ns here).
+pub(crate) fn clock_us_at(at: Instant) -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    at.saturating_duration_since(*ORIGIN.get_or_init(Instant::now))
+        .as_micros() as u64
+}
+
+/// True when [`REAP_INTERVAL_US`] has passed between the time in `last` and
+/// `now` (µs, [`clock_us_at`]); the one caller that sees it first also
+/// moves `last` to `now`.
+pub(crate) fn interval_passed(last: &AtomicU64, now: u64) -> bool {
     let prev = last.load(Ordering::Relaxed);
-    let now = clock_us();
     now.saturating_sub(prev) >= REAP_INTERVAL_US
         && last
             .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)

@@ -54,7 +54,9 @@ pub(crate) mod table;
 
 use std::fmt;
 
-pub(crate) use drive::{DriveState, clock_us as drive_clock_us, interval_passed, wait_until};
+pub(crate) use drive::{
+    DriveState, clock_us as drive_clock_us, clock_us_at, interval_passed, wait_until,
+};
 pub(crate) use table::{Registry, Sock};
 
 use std::any::{Any, TypeId};

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use overlapped::{
     CompletionPort, Engine, MsgFlags, Notify, Op, Packet, Slice, Socket, StartError, Started,
@@ -53,7 +53,7 @@ struct Conn {
 
 struct ConnState {
     /// Last activity: for the idle timeout and the buffer's release.
-    last: Instant,
+    last: u64,
     /// The receive parked with the connection's buffer, if any.
     recv: Option<Op<Slice>>,
 }
@@ -186,7 +186,7 @@ fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Slice, mut have: bool) 
             }
             Step::Pending(op) => {
                 st.recv = Some(op);
-                st.last = Instant::now();
+                st.last = super::coarse_ms();
                 return;
             }
             // An error, or the end of the stream.
@@ -226,7 +226,7 @@ fn accepted(sh: &Shared, c: overlapped::Completion<Option<Socket>>) {
                 let conn = Arc::new(Conn {
                     sock,
                     st: Mutex::new(ConnState {
-                        last: Instant::now(),
+                        last: super::coarse_ms(),
                         recv: None,
                     }),
                 });
@@ -308,7 +308,7 @@ fn worker(sh: Arc<Shared>) {
             fail(&sh, key, Some(c.data));
             continue;
         }
-        st.last = Instant::now();
+        st.last = super::coarse_ms();
         drop(st);
         match tag {
             SEND => {
@@ -332,7 +332,7 @@ fn tick(sh: &Shared, idle: Option<Duration>, release: Option<Duration>) {
         let Ok(mut st) = c.st.try_lock() else {
             continue;
         };
-        let quiet = st.last.elapsed();
+        let quiet = super::quiet_since(st.last);
         if idle.is_some_and(|l| quiet > l) {
             expired.push(*k);
         } else if release.is_some_and(|r| quiet > r) {
