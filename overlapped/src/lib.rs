@@ -161,7 +161,12 @@
 //!   that wait's one kernel entry. When another thread is blocked in the
 //!   engine at the time, the start submits at once (that thread could not
 //!   submit it). Inside completion routines and async tasks starts are
-//!   batched the same way.
+//!   batched the same way. Any thread that enters the engine (a wait, a
+//!   blocking call on an operation) submits them too. A thread that, after
+//!   answering a wait, blocks on something else (a lock, a channel, a
+//!   sleep) before its next wait holds its batched requests back until
+//!   then: call [`Engine::drive`] with a zero timeout first, which submits
+//!   them.
 //!
 //! Which starts try first (the policy, per engine):
 //!
