@@ -200,6 +200,29 @@ impl Calls {
     }
 }
 
+/// How long the engine trusts that a socket is empty after a receive
+/// emptied it (or a try found nothing), in milliseconds of the coarse
+/// clock: within it, the next receive skips its try (io_uring: it polls
+/// first; poll: it waits for readiness). Long enough for a request-response
+/// exchange (the next receive starts microseconds later), short enough
+/// that after a pause the next receive tries, so a reset that came in the
+/// pause fails it at the call, as on Windows (SPEC k01), instead of
+/// completing it later.
+pub(crate) const EMPTY_TRUSTED_MS: u64 = 8;
+
+/// Milliseconds on the coarse monotonic clock (a few milliseconds'
+/// resolution; reading it costs a memory read, not a clock read).
+pub(crate) fn coarse_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64).saturating_mul(1000) + t.tv_nsec as u64 / 1_000_000
+}
+
+/// Whether what was learned at `at` ([`coarse_ms`]) that the socket is
+/// empty still holds (see [`EMPTY_TRUSTED_MS`]).
+pub(crate) fn empty_still_trusted(at: u64) -> bool {
+    coarse_ms().saturating_sub(at) <= EMPTY_TRUSTED_MS
+}
+
 /// Readiness hints of a socket, one bit per direction, readable without the
 /// socket's lock: set when the direction may progress (a readiness report,
 /// or an attempt that may have left more to do), cleared just before an

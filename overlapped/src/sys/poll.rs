@@ -149,7 +149,10 @@ const MAX_PROBE_GAP: u16 = 64;
 /// which kind of socket it has: now and then (after 1, 2, 4, ... up to
 /// [`MAX_PROBE_GAP`] skipped tries) a receive tries anyway; a probe that
 /// finds data puts the socket in `pays` mode, where emptying it leaves the
-/// hint set, until a try finds nothing.
+/// hint set, until a try finds nothing. A receive that starts more than
+/// [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) after the socket was
+/// emptied tries too: a reset that came in the pause then fails it at the
+/// call (SPEC k01) instead of completing it.
 #[derive(Debug)]
 pub(crate) struct ReadPolicy {
     /// Tries after a receive emptied the socket find data here.
@@ -162,6 +165,9 @@ pub(crate) struct ReadPolicy {
     skipped: u16,
     /// Tries to skip before the next probe.
     gap: u16,
+    /// When the socket was emptied ([`coarse_ms`](super::coarse_ms)): the
+    /// skip holds only within [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
+    emptied_at: u64,
 }
 
 impl Default for ReadPolicy {
@@ -171,6 +177,7 @@ impl Default for ReadPolicy {
             emptied: false,
             skipped: 0,
             gap: 1,
+            emptied_at: 0,
         }
     }
 }
@@ -189,6 +196,11 @@ pub(crate) fn worth_trying(op: &mut OpRef<'_>) -> bool {
     if !p.emptied {
         // The last try found nothing and nothing was reported since.
         return false;
+    }
+    if !super::empty_still_trusted(p.emptied_at) {
+        // Emptied before a pause: try (a reset that came in the pause fails
+        // the start, SPEC k01).
+        return true;
     }
     p.skipped += 1;
     if p.skipped < p.gap {
@@ -245,6 +257,9 @@ pub(crate) fn hinted_attempt(
                         p.gap = 1;
                     }
                     p.emptied = out.drained && !p.pays;
+                    if p.emptied {
+                        p.emptied_at = super::coarse_ms();
+                    }
                     keep_clear = p.emptied;
                 }
             }

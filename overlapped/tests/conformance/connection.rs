@@ -313,6 +313,34 @@ fn k01_reset_with_nothing_pending_fails_receives_and_sends_at_the_call(e: &Engin
     }
 }
 
+fn k01_reset_after_an_exchange_fails_the_next_receive_at_the_call(e: &Engine) {
+    for via in VIAS {
+        // Receives that waited and emptied the socket: the engine has
+        // reason to think the next receive would find nothing (and skips
+        // its try for a few milliseconds). After a pause, a reset the
+        // engine has not seen still fails the next receive at the call.
+        let (c, mut p) = std_pair(e);
+        let n = via.on(&c);
+        for _ in 0..6 {
+            let op = n
+                .recv(&c, 16, MsgFlags::empty())
+                .pending_after(Duration::from_millis(5));
+            write_all(&mut p, b"ping");
+            let d = op.complete();
+            assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
+            assert_eq!(d.bytes, 4, "{via:?}");
+        }
+        reset(p);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            n.recv_err(&c, MsgFlags::empty()).kind(),
+            ErrorKind::ConnectionReset,
+            "{via:?}"
+        );
+        assert_eq!(n.send_err(&c).kind(), ErrorKind::ConnectionReset, "{via:?}");
+    }
+}
+
 fn k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream(e: &Engine) {
     for via in VIAS {
         // Linux reports a reset once: here `SO_ERROR` takes it before any
@@ -1166,6 +1194,7 @@ fn k12_every_notification_reports_the_same_edges(e: &Engine) {
 util::cases! {
     k01_pending_receive_completes_with_reset_then_every_start_fails,
     k01_reset_with_nothing_pending_fails_receives_and_sends_at_the_call,
+    k01_reset_after_an_exchange_fails_the_next_receive_at_the_call,
     k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream,
     k01_zero_byte_receive_on_a_reset_connection_never_reads_zero,
     k01_graceful_close_still_reads_zero,

@@ -23,10 +23,13 @@
 //!
 //! # Policies kept here
 //!
-//! * **Receives.** After a stream receive found no data at start, the next
-//!   receive on that socket skips the try and parks with
-//!   `IORING_RECVSEND_POLL_FIRST` until a completion reports bytes left in
-//!   the socket (`IORING_CQE_F_SOCK_NONEMPTY`): no wasted system call.
+//! * **Receives.** After a stream receive found no data at start (or
+//!   emptied the socket), the next receive on that socket skips the try and
+//!   parks with `IORING_RECVSEND_POLL_FIRST` until a completion reports
+//!   bytes left in the socket (`IORING_CQE_F_SOCK_NONEMPTY`): no wasted
+//!   system call. Only within a few milliseconds (`EMPTY_TRUSTED_MS`):
+//!   after a pause it tries, so a reset that came in the pause fails it at
+//!   the call.
 //! * **Short sends.** Stream sends carry `MSG_WAITALL`; a send the kernel
 //!   took in part is pushed again for the rest.
 //! * **Urgent receives and connects** park as a readiness poll and run the
@@ -86,6 +89,9 @@ pub(crate) struct RecvPolicy {
     /// socket without zero-copy, such as a Unix stream socket): its sends
     /// take the ordinary path.
     no_zc: bool,
+    /// When `recv_direct` became false ([`coarse_ms`](super::coarse_ms)):
+    /// the skip holds only within [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
+    empty_at: u64,
 }
 
 fn is_oob_recv(kind: &OpKind) -> bool {
@@ -100,6 +106,7 @@ impl RecvPolicy {
             recv_direct: true,
             urgent,
             no_zc: false,
+            empty_at: 0,
         }
     }
 
@@ -115,7 +122,10 @@ impl RecvPolicy {
     ///   (`ovl bench --scale`; 1.8x when they try), since a request waits
     ///   for the next kernel entry of a worker that keeps taking packets.
     /// * A stream receive after one that found nothing parks polling first,
-    ///   until a completion reports bytes left in the socket.
+    ///   until a completion reports bytes left in the socket, if it starts
+    ///   within [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) of that
+    ///   finding; later it tries (a reset that came meanwhile then fails it
+    ///   at the call, SPEC k01).
     /// * Everything else tries first: a receive whose data is there
     ///   completes at once (a ported program may handle it inline), a
     ///   connect runs its `connect(2)`, an urgent receive never waits on
@@ -124,14 +134,23 @@ impl RecvPolicy {
         if deferred && matches!(kind, OpKind::Send { .. }) {
             return false;
         }
-        self.recv_direct || !kind.is_plain_stream_recv(stream)
+        self.recv_direct
+            || !kind.is_plain_stream_recv(stream)
+            || !super::empty_still_trusted(self.empty_at)
     }
 
     pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, would_block: bool) {
         self.urgent |= is_oob_recv(kind);
         if would_block && kind.is_plain_stream_recv(stream) {
-            self.recv_direct = false;
+            self.found_empty();
         }
+    }
+
+    /// A receive found the socket empty (or emptied it): the next one may
+    /// skip its try, for a while.
+    fn found_empty(&mut self) {
+        self.recv_direct = false;
+        self.empty_at = super::coarse_ms();
     }
 }
 
@@ -287,7 +306,11 @@ impl Uring {
             if op.kind.is_plain_stream_recv(op.stream) {
                 // Try the next receive at once only if bytes are left (or
                 // the stream ended or failed: the try sees that at once too).
-                p.recv_direct = res <= 0 || io_uring::cqueue::sock_nonempty(cflags);
+                if res <= 0 || io_uring::cqueue::sock_nonempty(cflags) {
+                    p.recv_direct = true;
+                } else {
+                    p.found_empty();
+                }
             }
         }
         match fin {
