@@ -63,7 +63,7 @@ enum Body {
     /// The finished operation, converted to its typed completion only when
     /// the worker asks for it (outside every engine lock: converting an
     /// accept registers the new socket with its engine).
-    Op(Box<RawDone>, Convert),
+    Op(RawDone, Convert),
     User(Box<dyn Any + Send>),
 }
 
@@ -88,17 +88,21 @@ impl Packet {
     /// The operation's completion with its buffers (`T` is the buffer type
     /// the operation was started with). `Err` gives the packet back when it
     /// is a posted packet or of another type.
+    // The packet holds the finished operation inline (no allocation per
+    // packet); `Err` gives it back whole.
+    #[allow(clippy::result_large_err)]
     pub fn into_completion<T: OpOutput>(self) -> Result<Completion<T>, Packet> {
         match self.body {
             Body::Op(raw, (ty, conv)) if ty == TypeId::of::<Completion<T>>() => {
-                match conv(*raw).downcast::<Completion<T>>() {
-                    Ok(c) => {
-                        let mut c = *c;
+                let mut slot: Option<Completion<T>> = None;
+                conv(raw, &mut slot);
+                match slot {
+                    Some(mut c) => {
                         c.error = self.error;
                         Ok(c)
                     }
                     // The type was checked above.
-                    Err(_) => unreachable!("a completion of the checked type"),
+                    None => unreachable!("a completion of the checked type"),
                 }
             }
             body => Err(Packet { body, ..self }),
@@ -107,6 +111,7 @@ impl Packet {
 
     /// The payload of a posted packet. `Err` gives the packet back when it
     /// is an operation's packet or the payload is of another type.
+    #[allow(clippy::result_large_err)]
     pub fn into_payload<P: Any + Send>(self) -> Result<P, Packet> {
         match self.body {
             Body::User(b) => match b.downcast::<P>() {
@@ -123,8 +128,10 @@ impl Packet {
 
 /// The typed conversion of an operation started with `T`, and its type.
 pub(crate) fn convert<T: OpOutput>() -> Convert {
-    fn conv<T: OpOutput>(raw: RawDone) -> Box<dyn Any + Send> {
-        Box::new(T::from_raw(raw))
+    fn conv<T: OpOutput>(raw: RawDone, out: &mut dyn Any) {
+        if let Some(slot) = out.downcast_mut::<Option<Completion<T>>>() {
+            *slot = Some(T::from_raw(raw));
+        }
     }
     (TypeId::of::<Completion<T>>(), conv::<T>)
 }
@@ -207,7 +214,7 @@ impl PortSink for PortInner {
             tag,
             bytes,
             error,
-            body: Body::Op(Box::new(raw), conv),
+            body: Body::Op(raw, conv),
         });
     }
 }
@@ -351,8 +358,17 @@ impl CompletionPort {
     /// `BrokenPipe` when the port is (or gets) closed.
     #[doc(alias = "GetQueuedCompletionStatus")]
     pub fn get_queued(&self, timeout: Option<Duration>) -> io::Result<Option<Packet>> {
-        let mut v = self.get_queued_many(1, timeout)?;
-        Ok(v.pop())
+        // A packet at a time through a vector the thread keeps (no
+        // allocation per call); a fresh one if it is in use.
+        let one = |v: &mut Vec<Packet>| -> io::Result<Option<Packet>> {
+            v.clear();
+            self.get_queued_into(1, timeout, v)?;
+            Ok(v.pop())
+        };
+        match SCRATCH.try_with(|s| s.try_borrow_mut().ok().map(|mut v| one(&mut v))) {
+            Ok(Some(r)) => r,
+            _ => one(&mut Vec::with_capacity(1)),
+        }
     }
 
     /// `GetQueuedCompletionStatusEx`: up to `max` packets in one call (at
@@ -373,22 +389,34 @@ impl CompletionPort {
                 "room for zero packets",
             ));
         }
-        wait_entered();
-        let r = self.get_queued_inner(max, timeout);
-        let (work, sole) = match &r {
-            Ok((v, sole)) => (!v.is_empty(), *sole),
-            Err(_) => (false, false),
-        };
-        wait_returned(work, sole);
-        r.map(|(v, _)| v)
+        let mut v = Vec::new();
+        self.get_queued_into(max, timeout, &mut v)?;
+        Ok(v)
     }
 
-    /// The packets, and whether this thread is the port's only worker.
+    /// Up to `max` packets appended to `out` (none on timeout).
+    fn get_queued_into(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Packet>,
+    ) -> io::Result<()> {
+        wait_entered();
+        let before = out.len();
+        let r = self.get_queued_inner(max, timeout, out);
+        let work = out.len() > before;
+        wait_returned(work, matches!(r, Ok(true)));
+        r.map(|_| ())
+    }
+
+    /// Appends the packets to `out`; returns whether this thread is the
+    /// port's only worker.
     fn get_queued_inner(
         &self,
         max: usize,
         timeout: Option<Duration>,
-    ) -> io::Result<(Vec<Packet>, bool)> {
+        out: &mut Vec<Packet>,
+    ) -> io::Result<bool> {
         let me = std::thread::current().id();
         let ctx = current_ctx();
         // One clock reading serves the deadline and the reap interval.
@@ -416,11 +444,12 @@ impl CompletionPort {
                 ready() || inner.engines_version.load(Ordering::Acquire) != version
             })
         };
-        let got = wait::get_queued(&inner.q, me, &ctx, max, block).map_err(|_| closed_error())?;
+        let sole =
+            wait::get_queued(&inner.q, me, &ctx, max, out, block).map_err(|_| closed_error())?;
         // Every thread that waited is one of the port's workers until it
         // exits (see `PortQueue::sole_worker`): its exit must reach the port.
         note_port(inner);
-        Ok(got)
+        Ok(sole)
     }
 
     /// Closes the port: every waiter wakes with an error, queued packets are
@@ -447,6 +476,8 @@ impl Drop for PortsUsed {
 }
 
 thread_local! {
+    /// The vector [`CompletionPort::get_queued`] takes its packet through.
+    static SCRATCH: std::cell::RefCell<Vec<Packet>> = const { std::cell::RefCell::new(Vec::new()) };
     static PORTS_USED: PortsUsed = const { PortsUsed(std::cell::RefCell::new(Vec::new())) };
 }
 

@@ -79,8 +79,9 @@ pub(crate) trait PortSink: Send + Sync {
 }
 
 /// The typed conversion of a finished operation (for a port packet), and
-/// the type it makes.
-pub(crate) type Convert = (TypeId, fn(RawDone) -> Box<dyn Any + Send>);
+/// the type it makes: the function writes the completion into the
+/// `Option<Completion<T>>` it is given (no allocation on the way).
+pub(crate) type Convert = (TypeId, fn(RawDone, &mut dyn Any));
 
 /// How a finished operation is made known.
 pub(crate) enum SlotNotify {

@@ -40,7 +40,8 @@ fn post(port: &Port, p: u32) {
 
 /// `get_queued` without a timeout, through the production wait.
 fn get(port: &Port, me: usize, max: usize) -> Result<Vec<u32>, Closed> {
-    let (got, _) = get_queued(&port.0, me, &thread::current(), max, block)?;
+    let mut got = Vec::new();
+    get_queued(&port.0, me, &thread::current(), max, &mut got, block)?;
     // Released to run: the limit must hold.
     let q = port.0.lock().unwrap();
     assert!(q.running() <= q.concurrency());

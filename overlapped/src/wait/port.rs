@@ -178,24 +178,26 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
 }
 
 /// `get_queued` on `q`: up to `max` packets for thread `me` (woken through
-/// `waker`), blocking with `block` (see [`wait_loop`]). Empty when the
-/// deadline passed. With the packets, whether `me` is the port's only
-/// worker ([`PortQueue::sole_worker`]), read under the same lock.
+/// `waker`), appended to `out`, blocking with `block` (see [`wait_loop`]).
+/// None are appended when the deadline passed. Returns whether `me` is the
+/// port's only worker ([`PortQueue::sole_worker`]), read under the same
+/// lock.
 pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
     q: &impl Lock<PortQueue<P, W, T>>,
     me: T,
     waker: &W,
     max: usize,
+    out: &mut Vec<P>,
     block: impl FnMut(&mut dyn FnMut() -> bool) -> bool,
-) -> Result<(Vec<P>, bool), Closed> {
+) -> Result<bool, Closed> {
     // This thread stops counting as running.
     let id = q.with(|q| q.enter(me))?;
+    let out = std::cell::RefCell::new(out);
     wait_loop(
         || {
             q.with(|q| {
-                let mut got = Vec::new();
-                if q.take(id, me, max, &mut got) {
-                    Some(Ok((got, q.sole_worker(me))))
+                if q.take(id, me, max, &mut out.borrow_mut()) {
+                    Some(Ok(q.sole_worker(me)))
                 } else if q.is_closed() {
                     Some(Err(Closed))
                 } else {
@@ -208,11 +210,10 @@ pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
         block,
         || {
             q.with(|q| {
-                let mut got = Vec::new();
-                if !q.take(id, me, max, &mut got) {
+                if !q.take(id, me, max, &mut out.borrow_mut()) {
                     q.leave(id);
                 }
-                Ok((got, q.sole_worker(me)))
+                Ok(q.sole_worker(me))
             })
         },
     )
