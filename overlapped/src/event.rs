@@ -57,10 +57,13 @@ impl Event {
     /// `WSASetEvent`: sets the event and releases every waiter.
     #[doc(alias = "WSASetEvent")]
     pub fn set(&self) {
-        let waiters = self.lock().set();
-        for w in waiters {
-            w.wake();
-        }
+        self.inner.set_and_wake();
+    }
+
+    /// The event as the core sets it when an operation completes (a share
+    /// of the same event, no allocation).
+    pub(crate) fn signal(&self) -> Arc<dyn crate::core::Signal> {
+        self.inner.clone()
     }
 
     /// `WSAResetEvent`: clears the event.
@@ -112,9 +115,18 @@ impl Event {
     }
 }
 
-impl crate::core::Signal for Event {
+impl EvInner {
+    fn set_and_wake(&self) {
+        let waiters = self.sig.lock().unwrap_or_else(|p| p.into_inner()).set();
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
+impl crate::core::Signal for EvInner {
     fn set(&self) {
-        Event::set(self);
+        self.set_and_wake();
     }
 }
 

@@ -94,7 +94,7 @@ pub(crate) enum SlotNotify {
     },
     /// Only the handle.
     None,
-    Event(Box<dyn Signal>),
+    Event(Arc<dyn Signal>),
     Routine {
         ctx: Arc<ThreadCtx>,
         id: usize,

@@ -301,7 +301,7 @@ impl Socket {
             Notify::Event(e) => {
                 e.reset();
                 e.bind_engine(&self.engine);
-                (SlotNotify::Event(Box::new(e)), true, None)
+                (SlotNotify::Event(e.signal()), true, None)
             }
             Notify::Routine(f) => {
                 let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
