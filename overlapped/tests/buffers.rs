@@ -416,6 +416,43 @@ mod with_bytes {
     }
 }
 
+/// Scatter receives of 1 to 9 `Vec`s, with the data already there (the
+/// try at start) and arriving later (waiting): every byte lands in order,
+/// across the engines' few-buffer path (iovecs on the stack) and the
+/// many-buffer one.
+fn scatter_over_few_and_many_buffers(e: &Engine) {
+    let (a, b) = tcp_pair(e);
+    for n in 1..=9usize {
+        let msg: Vec<u8> = (0..3 * n as u8).collect();
+        for already_there in [true, false] {
+            if already_there {
+                let s = a
+                    .send(msg.clone(), MsgFlags::empty(), Notify::None)
+                    .unwrap();
+                assert_eq!(sent(s.wait().unwrap()), msg.len());
+                // The bytes have crossed loopback before the receive starts.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let room: Vec<Vec<u8>> = (0..n).map(|_| vec![0u8; 3]).collect();
+            let recv = b.recv(room, MsgFlags::WAITALL, Notify::None).unwrap();
+            if !already_there {
+                let s = a
+                    .send(msg.clone(), MsgFlags::empty(), Notify::None)
+                    .unwrap();
+                assert_eq!(sent(s.wait().unwrap()), msg.len());
+            }
+            let r = recv.wait().unwrap();
+            assert!(r.error.is_none(), "{n} buffers: {:?}", r.error);
+            assert_eq!(r.bytes, msg.len(), "{n} buffers");
+            assert_eq!(
+                r.data.concat(),
+                msg,
+                "{n} buffers, already there: {already_there}"
+            );
+        }
+    }
+}
+
 #[cfg(feature = "bytes")]
 use with_bytes::*;
 
@@ -427,6 +464,7 @@ util::cases! {
     fixed_arrays_send_and_receive,
     a_datagram_into_a_user_buffer_is_truncated_and_flagged,
     a_dropped_receive_keeps_only_what_it_took,
+    scatter_over_few_and_many_buffers,
     bytes_mut_receives_into_spare_capacity,
     full_bytes_mut_is_the_zero_byte_receive,
 }
@@ -439,4 +477,5 @@ util::cases! {
     fixed_arrays_send_and_receive,
     a_datagram_into_a_user_buffer_is_truncated_and_flagged,
     a_dropped_receive_keeps_only_what_it_took,
+    scatter_over_few_and_many_buffers,
 }

@@ -64,7 +64,12 @@ pub(crate) struct Received {
 /// The iovecs over the windows of `bufs` past their first `skip` bytes (a
 /// stream operation's progress); the windows' total length. Zero-length
 /// windows stay (a zero-byte receive is a readiness probe).
-pub(crate) fn iovecs(bufs: &mut dyn RawBufs, mut skip: usize, out: &mut Vec<libc::iovec>) -> usize {
+pub(crate) fn iovecs(bufs: &mut dyn RawBufs, skip: usize, out: &mut Vec<libc::iovec>) -> usize {
+    each_iovec(bufs, skip, &mut |v| out.push(v))
+}
+
+/// [`iovecs`], each handed to `out`.
+fn each_iovec(bufs: &mut dyn RawBufs, mut skip: usize, out: &mut dyn FnMut(libc::iovec)) -> usize {
     let mut total = 0;
     bufs.each_part(&mut |ptr, len| {
         total += len;
@@ -74,13 +79,16 @@ pub(crate) fn iovecs(bufs: &mut dyn RawBufs, mut skip: usize, out: &mut Vec<libc
         }
         let here = skip.min(len);
         skip -= here;
-        out.push(libc::iovec {
+        out(libc::iovec {
             iov_base: ptr.wrapping_add(here).cast(),
             iov_len: len - here,
         });
     });
     total
 }
+
+/// Receives of at most this many buffers build their iovecs on the stack.
+const STACK_IOVECS: usize = 4;
 
 /// `recvmsg(2)` into the room of a receive's buffers past their first
 /// `skip` bytes, through raw iovecs (the room may be uninitialized, so no
@@ -93,8 +101,31 @@ pub(crate) fn recv_msg(
     flags: RecvFlags,
     want_addr: bool,
 ) -> rustix::io::Result<Received> {
-    let mut iov = Vec::with_capacity(bufs.buf_count());
-    iovecs(bufs, skip, &mut iov);
+    // The iovecs: on the stack for a few buffers (no allocation per
+    // receive), else in a vector.
+    let empty = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut small = [empty; STACK_IOVECS];
+    let mut n = 0;
+    let mut fits = bufs.buf_count() <= STACK_IOVECS;
+    if fits {
+        each_iovec(bufs, skip, &mut |v| match small.get_mut(n) {
+            Some(slot) => {
+                *slot = v;
+                n += 1;
+            }
+            None => fits = false,
+        });
+    }
+    let mut big = Vec::new();
+    let iov: &mut [libc::iovec] = if fits {
+        &mut small[..n]
+    } else {
+        iovecs(bufs, skip, &mut big);
+        &mut big
+    };
     let mut control = Control {
         _align: [],
         bytes: [0; 32],
