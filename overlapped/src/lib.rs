@@ -162,7 +162,9 @@
 //!   engine at the time, the start submits at once (that thread could not
 //!   submit it). Inside completion routines and async tasks starts are
 //!   batched the same way. Any thread that enters the engine (a wait, a
-//!   blocking call on an operation) submits them too. A thread that, after
+//!   blocking call on an operation) submits them too, and a wait that
+//!   blocks submits its thread's batched requests on every engine, also
+//!   those it does not wait on. A thread that, after
 //!   answering a wait, blocks on something else (a lock, a channel, a
 //!   sleep) before its next wait holds its batched requests back until
 //!   then: call [`Engine::drive`] with a zero timeout first, which submits

@@ -181,6 +181,19 @@ pub(crate) fn thread_engines() -> Vec<Engine> {
         .unwrap_or_default()
 }
 
+/// Submits what this thread left for its next kernel entry on engines
+/// that the wait it is about to block in does not enter (`driven`): that
+/// wait would not submit it.
+pub(crate) fn flush_engines_except(driven: &[Engine]) {
+    let _ = LOCAL.try_with(|l| {
+        for e in l.engines.borrow().iter().filter_map(Weak::upgrade) {
+            if !driven.iter().any(|d| Arc::ptr_eq(&d.inner, &e)) {
+                e.flush_now();
+            }
+        }
+    });
+}
+
 pub(crate) fn submits_deferred() -> bool {
     LOCAL
         .try_with(|l| l.in_routine.get() || l.defer.get() > 0 || l.after_wait.get())

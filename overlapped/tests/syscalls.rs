@@ -261,6 +261,40 @@ fn an_engine_s_only_thread_batches_sends_after_an_event_wait() {
     answer(true);
 }
 
+/// io_uring: a send batched on an engine that the thread's next wait does
+/// not enter (a port worker answering on a socket of another engine) still
+/// reaches the kernel when that wait blocks.
+fn a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
+    let e1 = engine(Kind::Uring);
+    let e2 = engine(Kind::Uring);
+    let port = CompletionPort::new(1);
+    let (c1, mut peer1) = std_pair(&e1);
+    port.associate(&c1, 1).unwrap();
+    let (c2, mut peer2) = std_pair(&e2);
+    c1.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(1))
+        .unwrap();
+    write_all(&mut peer1, b"ping");
+    assert!(port.get_queued(Some(slack(10 * SEC))).unwrap().is_some());
+    let st = c2
+        .send(b"pong".to_vec(), MsgFlags::empty(), Notify::None)
+        .unwrap();
+    assert!(st.is_pending(), "the only worker's send is batched");
+    let reader = std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        let got = read_n(&mut peer2, 4);
+        (got, t0.elapsed())
+    });
+    // The worker blocks on its port (engine 1 only) for a while.
+    assert!(port.get_queued(Some(3 * SEC)).unwrap().is_none());
+    let (got, took) = reader.join().unwrap();
+    assert_eq!(got, b"pong");
+    assert!(
+        took < SEC,
+        "the send waited {took:?}, until the worker's wait ended"
+    );
+    assert_eq!(st.op().wait().unwrap().bytes, 4);
+}
+
 util::cases! {
     result_of_a_finished_operation_enters_nothing,
 }
@@ -301,5 +335,17 @@ fn uring_an_engine_s_only_thread_batches_sends_after_an_event_wait() {
     bounded(
         "sole_thread",
         an_engine_s_only_thread_batches_sends_after_an_event_wait,
+    );
+}
+
+#[test]
+fn uring_a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
+    if let Some(why) = unavailable(Kind::Uring) {
+        eprintln!("SKIPPED: io_uring unavailable: {why}");
+        return;
+    }
+    bounded(
+        "other_engine",
+        a_batched_send_on_another_engine_goes_out_when_the_thread_blocks,
     );
 }

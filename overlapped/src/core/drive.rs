@@ -194,6 +194,7 @@ pub(crate) fn wait_until(
     ready: &mut dyn FnMut() -> bool,
 ) -> bool {
     let ctx = current_ctx();
+    crate::thread::flush_engines_except(engines);
     for e in engines {
         e.inner.reap_if_due();
     }
