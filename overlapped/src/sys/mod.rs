@@ -51,6 +51,7 @@ use crate::buf::{ErasedBufs, RawBufs};
 use crate::flags::{MsgFlags, RecvFlags};
 
 mod attempt;
+mod clock;
 pub(crate) mod fixed;
 pub(crate) mod poll;
 pub(crate) mod probe;
@@ -210,12 +211,7 @@ impl Calls {
 /// completing it later.
 pub(crate) const EMPTY_TRUSTED_MS: u64 = 8;
 
-/// Milliseconds on the coarse monotonic clock (a few milliseconds'
-/// resolution; reading it costs a memory read, not a clock read).
-pub(crate) fn coarse_ms() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    (t.tv_sec as u64).saturating_mul(1000) + t.tv_nsec as u64 / 1_000_000
-}
+pub(crate) use clock::coarse_ms;
 
 /// Whether what was learned at `at` ([`coarse_ms`]) that the socket is
 /// empty still holds (see [`EMPTY_TRUSTED_MS`]).
