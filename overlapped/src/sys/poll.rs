@@ -165,8 +165,9 @@ pub(crate) struct ReadPolicy {
     skipped: u16,
     /// Tries to skip before the next probe.
     gap: u16,
-    /// When the socket was emptied ([`coarse_ms`](super::coarse_ms)): the
-    /// skip holds only within [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
+    /// When a receive last emptied the socket or found it empty
+    /// ([`coarse_ms`](super::coarse_ms)): the skip holds only within
+    /// [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
     emptied_at: u64,
 }
 
@@ -193,14 +194,14 @@ pub(crate) fn worth_trying(op: &mut OpRef<'_>) -> bool {
     let super::SockSys::Poll(p) = &mut *op.sock else {
         return false;
     };
+    if !super::empty_still_trusted(p.emptied_at) {
+        // Found empty before a pause: try (a reset that came in the pause
+        // fails the start, SPEC k01).
+        return true;
+    }
     if !p.emptied {
         // The last try found nothing and nothing was reported since.
         return false;
-    }
-    if !super::empty_still_trusted(p.emptied_at) {
-        // Emptied before a pause: try (a reset that came in the pause fails
-        // the start, SPEC k01).
-        return true;
     }
     p.skipped += 1;
     if p.skipped < p.gap {
@@ -243,6 +244,7 @@ pub(crate) fn hinted_attempt(
             match &a {
                 Attempt::WouldBlock => {
                     p.emptied = false;
+                    p.emptied_at = super::coarse_ms();
                     if p.pays && !probe {
                         // A try after the socket was emptied found nothing.
                         p.pays = false;

@@ -341,6 +341,33 @@ fn k01_reset_after_an_exchange_fails_the_next_receive_at_the_call(e: &Engine) {
     }
 }
 
+fn k01_reset_after_a_cancelled_receive_fails_the_next_receive_at_the_call(e: &Engine) {
+    for via in VIAS {
+        // A receive that found nothing and was cancelled: the engine last
+        // saw the socket empty. After a pause, a reset it has not seen
+        // fails the next receive at the call.
+        let (c, p) = std_pair(e);
+        let n = via.on(&c);
+        let pending = n
+            .recv(&c, 16, MsgFlags::empty())
+            .pending_after(Duration::from_millis(5));
+        pending.op.cancel().unwrap();
+        let d = pending.complete();
+        assert!(
+            d.error.as_ref().is_some_and(is_aborted),
+            "{via:?}: {:?}",
+            d.error
+        );
+        reset(p);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            n.recv_err(&c, MsgFlags::empty()).kind(),
+            ErrorKind::ConnectionReset,
+            "{via:?}"
+        );
+    }
+}
+
 fn k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream(e: &Engine) {
     for via in VIAS {
         // Linux reports a reset once: here `SO_ERROR` takes it before any
@@ -1195,6 +1222,7 @@ util::cases! {
     k01_pending_receive_completes_with_reset_then_every_start_fails,
     k01_reset_with_nothing_pending_fails_receives_and_sends_at_the_call,
     k01_reset_after_an_exchange_fails_the_next_receive_at_the_call,
+    k01_reset_after_a_cancelled_receive_fails_the_next_receive_at_the_call,
     k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream,
     k01_zero_byte_receive_on_a_reset_connection_never_reads_zero,
     k01_graceful_close_still_reads_zero,
