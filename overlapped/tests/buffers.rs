@@ -85,8 +85,9 @@ unsafe impl IoBufMut for Pooled {
         self.buf.capacity() - self.buf.len()
     }
     unsafe fn set_received(&mut self, n: usize) {
-        // SAFETY: the caller says the first `n` bytes of the room (the
-        // spare capacity) were written, and `n <= room_len()`.
+        // The caller says the first `n` bytes of the room (the spare
+        // capacity) were written, and `n <= room_len()`.
+        // SAFETY: so those bytes are initialized and within the capacity.
         unsafe { self.buf.set_len(self.buf.len() + n) };
     }
 }

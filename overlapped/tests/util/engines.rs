@@ -161,9 +161,9 @@ fn summary_at_exit() {
     static BINARY: OnceLock<String> = OnceLock::new();
     extern "C" fn print() {
         let line = summary(BINARY.get().map_or("tests", String::as_str));
-        // SAFETY: fd 2 stays open for the life of the process and `line`
-        // is a live buffer of `line.len()` bytes. (A raw write: at exit the
-        // thread-locals behind `std::io::stderr` may be gone.)
+        // A raw write: at exit the thread-locals behind `std::io::stderr`
+        // may be gone.
+        // SAFETY: fd 2 stays open for the life of the process and `line` is a live buffer of `line.len()` bytes.
         unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
     }
     BINARY.get_or_init(|| {
@@ -171,8 +171,7 @@ fn summary_at_exit() {
         let stem = exe.file_stem().unwrap_or_default().to_string_lossy();
         // Cargo names test binaries `<target>-<hash>`.
         let name = stem.rsplit_once('-').map_or(&*stem, |(n, _)| n);
-        // SAFETY: `print` is an `extern "C" fn` that does not unwind; it
-        // reads only statics, which live until the process ends.
+        // SAFETY: `print` is an `extern "C" fn` that does not unwind and reads only statics, which live until the process ends.
         let rc = unsafe { libc::atexit(print) };
         assert_eq!(rc, 0, "atexit");
         name.to_string()

@@ -33,11 +33,12 @@ pub fn forbid_uring_here() {
 /// io_uring).
 pub fn without_uring(cmd: &mut Command) -> &mut Command {
     let filter = no_uring_filter();
-    // SAFETY: the hook runs in the forked child before exec, where only
+    // The hook runs in the forked child before exec, where only
     // async-signal-safe work is allowed: `apply_filter` makes two system
     // calls (`prctl`, `seccomp`) on the filter compiled above in the parent
     // and allocates nothing on success; its failure is mapped to an error
     // built from a code, without allocating.
+    // SAFETY: so the hook does only async-signal-safe work.
     unsafe {
         cmd.pre_exec(move || {
             seccompiler::apply_filter(&filter)
