@@ -138,6 +138,26 @@ fn a_blocking_wait_enters_once() {
     );
 }
 
+/// Sends "pong" on `c` and checks how the send started: batched into the
+/// ring (pending, no try of its own) or tried at once (completed, one try).
+fn send_pong(e: &Engine, c: &Socket, notify: Notify<Vec<u8>>, batched: bool) -> Started<Vec<u8>> {
+    let before = e.counters().direct_calls;
+    let st = c.send(b"pong".to_vec(), MsgFlags::empty(), notify).unwrap();
+    let tries = e.counters().direct_calls - before;
+    if batched {
+        assert!(
+            st.is_pending(),
+            "the send waits for the thread's next wait ({tries} tries, {:?})",
+            st.bytes_now()
+        );
+        assert_eq!(tries, 0);
+    } else {
+        assert_eq!(st.bytes_now(), Some(4));
+        assert_eq!(tries, 1);
+    }
+    st
+}
+
 /// io_uring: a port's only worker, answering a packet, sends through the
 /// ring with its next wait (no system call of its own: the send is
 /// pending and its packet follows), also when other threads use the
@@ -154,22 +174,7 @@ fn a_port_s_only_worker_batches_its_sends() {
         write_all(&mut peer, b"ping");
         let pk = port.get_queued(Some(slack(10 * SEC))).unwrap().unwrap();
         assert_eq!(pk.tag, 1);
-        let before = e.counters().direct_calls;
-        let st = c
-            .send(b"pong".to_vec(), MsgFlags::empty(), Notify::Port(2))
-            .unwrap();
-        let tries = e.counters().direct_calls - before;
-        if expect_batched {
-            assert!(
-                st.is_pending(),
-                "the only worker's send waits for its next wait ({tries} tries, {:?})",
-                st.bytes_now()
-            );
-            assert_eq!(tries, 0);
-        } else {
-            assert_eq!(st.bytes_now(), Some(4));
-            assert_eq!(tries, 1);
-        }
+        send_pong(&e, &c, Notify::Port(2), expect_batched);
         let pk = port.get_queued(Some(slack(10 * SEC))).unwrap().unwrap();
         assert_eq!(pk.tag, 2);
         assert_eq!(pk.into_completion::<Vec<u8>>().unwrap().bytes, 4);
@@ -225,20 +230,11 @@ fn an_engine_s_only_thread_batches_sends_after_an_event_wait() {
         .unwrap();
         assert_eq!(woke, WaitOutcome::Event(0));
         assert_eq!(op.wait().unwrap().bytes, 4);
-        let before = e.counters().direct_calls;
-        let st = c
-            .send(b"pong".to_vec(), MsgFlags::empty(), Notify::None)
-            .unwrap();
-        let tries = e.counters().direct_calls - before;
+        let st = send_pong(&e, &c, Notify::None, expect_batched);
         if expect_batched {
-            assert!(st.is_pending(), "the send waits for the thread's next wait");
-            assert_eq!(tries, 0);
             // A zero-timeout drive submits it: the peer reads it before
             // this thread waits on anything of the engine.
             e.drive(Some(std::time::Duration::ZERO));
-        } else {
-            assert_eq!(st.bytes_now(), Some(4));
-            assert_eq!(tries, 1);
         }
         assert_eq!(read_n(&mut peer, 4), b"pong");
         assert_eq!(st.op().wait().unwrap().bytes, 4);
@@ -275,10 +271,8 @@ fn a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
         .unwrap();
     write_all(&mut peer1, b"ping");
     assert!(port.get_queued(Some(slack(10 * SEC))).unwrap().is_some());
-    let st = c2
-        .send(b"pong".to_vec(), MsgFlags::empty(), Notify::None)
-        .unwrap();
-    assert!(st.is_pending(), "the only worker's send is batched");
+    // The port's only worker: its send is batched.
+    let st = send_pong(&e2, &c2, Notify::None, true);
     let reader = std::thread::spawn(move || {
         let t0 = std::time::Instant::now();
         let got = read_n(&mut peer2, 4);
