@@ -240,9 +240,15 @@ fn dead_addr(udp: bool) -> std::net::SocketAddr {
 fn reset_idle(e: &Engine, via: Via) -> (Socket, Notif) {
     let (c, p) = std_pair(e);
     let n = via.on(&c);
+    reset_then_pause(p);
+    (c, n)
+}
+
+/// Resets the connection from the std peer, then waits 50 ms: the reset
+/// has arrived, and no receive may trust an earlier "the socket is empty".
+fn reset_then_pause(p: std::net::TcpStream) {
     reset(p);
     std::thread::sleep(Duration::from_millis(50));
-    (c, n)
 }
 
 /// The error a completion must carry (it must not have succeeded).
@@ -330,8 +336,7 @@ fn k01_reset_after_an_exchange_fails_the_next_receive_at_the_call(e: &Engine) {
             assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
             assert_eq!(d.bytes, 4, "{via:?}");
         }
-        reset(p);
-        std::thread::sleep(Duration::from_millis(50));
+        reset_then_pause(p);
         assert_eq!(
             n.recv_err(&c, MsgFlags::empty()).kind(),
             ErrorKind::ConnectionReset,
@@ -358,8 +363,7 @@ fn k01_reset_after_a_cancelled_receive_fails_the_next_receive_at_the_call(e: &En
             "{via:?}: {:?}",
             d.error
         );
-        reset(p);
-        std::thread::sleep(Duration::from_millis(50));
+        reset_then_pause(p);
         assert_eq!(
             n.recv_err(&c, MsgFlags::empty()).kind(),
             ErrorKind::ConnectionReset,
