@@ -42,6 +42,20 @@ fn ok<T>(c: Completion<T>) -> Completion<T> {
     c
 }
 
+/// Receives into `b` after what it holds until it holds `n` bytes (one
+/// receive may take fewer).
+fn fill_to(s: &Socket, mut b: FixedBuf, n: usize) -> FixedBuf {
+    while b.len() < n {
+        b = ok(s
+            .recv(b, MsgFlags::empty(), Notify::None)
+            .unwrap()
+            .wait()
+            .unwrap())
+        .data;
+    }
+    b
+}
+
 /// A receive that waits in the kernel (the fixed read on io_uring), an
 /// echo of the buffer it hands back (sent as it is), and a receive whose
 /// bytes are there at once (the ordinary try, same memory).
@@ -103,16 +117,7 @@ fn echo_pending_and_now(e: &Engine) {
         .unwrap()
         .wait()
         .unwrap();
-    back = ok(more.wait().unwrap()).data;
-    // One receive may take fewer bytes: take the rest.
-    while back.len() < 11 {
-        back = ok(b
-            .recv(back, MsgFlags::empty(), Notify::None)
-            .unwrap()
-            .wait()
-            .unwrap())
-        .data;
-    }
+    back = fill_to(&b, ok(more.wait().unwrap()).data, 11);
     assert_eq!(&back[..], b"hello world");
     back.clear();
     assert!(back.is_empty());
@@ -221,15 +226,7 @@ fn unix_stream_socket(e: &Engine) {
         .recv(pool.take().unwrap(), MsgFlags::empty(), Notify::None)
         .unwrap();
     let _peer = reader.join().unwrap();
-    let mut r = ok(recv.wait().unwrap()).data;
-    while r.len() < 4 {
-        r = ok(s
-            .recv(r, MsgFlags::empty(), Notify::None)
-            .unwrap()
-            .wait()
-            .unwrap())
-        .data;
-    }
+    let r = fill_to(&s, ok(recv.wait().unwrap()).data, 4);
     assert_eq!(&r[..], b"back");
     assert_eq!(fixed(e).1, 0, "no fixed send got through");
 }
