@@ -181,9 +181,9 @@ pub(crate) fn thread_engines() -> Vec<Engine> {
         .unwrap_or_default()
 }
 
-/// Submits what this thread left for its next kernel entry on engines
-/// that the wait it is about to block in does not enter (`driven`): that
-/// wait would not submit it.
+/// Submits what this thread left for its next kernel entry on its engines
+/// other than `driven` (those the wait it is about to block in enters,
+/// which submit it themselves); with none, on all of them.
 pub(crate) fn flush_engines_except(driven: &[Engine]) {
     let _ = LOCAL.try_with(|l| {
         for e in l.engines.borrow().iter().filter_map(Weak::upgrade) {
@@ -240,9 +240,7 @@ pub(crate) fn wait_returned(work: bool, sole_worker: bool) {
         l.sole_worker.set(work && sole_worker);
     });
     if !work {
-        for e in thread_engines() {
-            e.inner.flush_now();
-        }
+        flush_engines_except(&[]);
     }
 }
 
@@ -269,9 +267,7 @@ pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
                 })
                 .unwrap_or(true);
             if last {
-                for e in thread_engines() {
-                    e.inner.flush_now();
-                }
+                flush_engines_except(&[]);
             }
         }
     }
@@ -319,9 +315,7 @@ pub(crate) fn run_routines() -> usize {
                 .unwrap_or(false);
             // Inside a wait's batch the thread's next wait submits.
             if !batched {
-                for e in thread_engines() {
-                    e.inner.flush_now();
-                }
+                flush_engines_except(&[]);
             }
         }
     }
