@@ -364,6 +364,12 @@ pub(super) fn finish(
             return Finish::Attempt;
         }
     }
+    if res == -libc::EAGAIN && matches!(kind, OpKind::Send { .. } | OpKind::Recv { .. }) {
+        // The kernel ran the request where it may not wait (its worker
+        // pool, on a non-blocking socket) and found no room or no data:
+        // not an answer for the operation, which waits on.
+        return Finish::Resubmit;
+    }
     if res < 0 {
         let mut out = Outcome::err(io::Error::from_raw_os_error(-res), *done);
         out.check_urgent = kind.is_plain_stream_recv(stream) && *done > 0;

@@ -32,6 +32,10 @@
 //!   the call.
 //! * **Short sends.** Stream sends carry `MSG_WAITALL`; a send the kernel
 //!   took in part is pushed again for the rest.
+//! * **`EAGAIN` in a CQE.** A send or receive the kernel ran where it may
+//!   not wait (its worker pool, on a non-blocking socket) can complete with
+//!   `-EAGAIN`; it is pushed again, never reported (`tests/tokio.rs`'s
+//!   4 MiB transfer on a multi-thread runtime saw it in about 1 run in 20).
 //! * **Urgent receives and connects** park as a readiness poll and run the
 //!   non-blocking attempt when it fires. Once a socket started an urgent
 //!   receive, its normal stream receives park that way too, and a poll that
