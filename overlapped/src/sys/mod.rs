@@ -53,6 +53,7 @@ use crate::flags::{MsgFlags, RecvFlags};
 mod attempt;
 mod clock;
 pub(crate) mod fixed;
+pub(crate) mod guess;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod tcp;
@@ -458,7 +459,7 @@ impl Backend {
                 self.calls.direct();
                 let fd = op.fd?;
                 let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
-                p.tried(op.kind, op.stream, matches!(a, Attempt::WouldBlock));
+                p.tried(op.kind, op.stream, &a);
                 Some(a)
             }
             _ => {

@@ -132,56 +132,14 @@ impl Waiting {
     }
 }
 
-/// The longest run of receives parked without a try, on a socket whose
-/// receives keep emptying it, before one tries anyway (a probe).
-const MAX_PROBE_GAP: u16 = 64;
-
 /// Per-socket read policy of the poll engine, kept inside the socket's lock.
 ///
 /// A stream receive that took bytes and emptied the socket (`TCP_INQ` says
-/// nothing is left) clears the read hint, so the next receive parks without
-/// a try until readiness is reported: in a request-response exchange the
-/// answer is not there yet, and the try would be a wasted system call. That
-/// is wrong for a socket whose next data arrives before the next receive
-/// starts but after the last report was read (a thread that sends on one
-/// end of a pair and receives on the other): its receives would wait for
-/// the next report, read by whichever thread drives. So the engine learns
-/// which kind of socket it has: now and then (after 1, 2, 4, ... up to
-/// [`MAX_PROBE_GAP`] skipped tries) a receive tries anyway; a probe that
-/// finds data puts the socket in `pays` mode, where emptying it leaves the
-/// hint set, until a try finds nothing. A receive that starts more than
-/// [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) after the socket was
-/// emptied tries too: a reset that came in the pause then fails it at the
-/// call (SPEC k01) instead of completing it.
-#[derive(Debug)]
-pub(crate) struct ReadPolicy {
-    /// Tries after a receive emptied the socket find data here.
-    pays: bool,
-    /// The read hint was cleared by a receive that emptied the socket (not
-    /// by a try that found nothing): the skip is a guess, probed now and
-    /// then.
-    emptied: bool,
-    /// Tries skipped since the last probe.
-    skipped: u16,
-    /// Tries to skip before the next probe.
-    gap: u16,
-    /// When a receive last emptied the socket or found it empty
-    /// ([`coarse_ms`](super::coarse_ms)): the skip holds only within
-    /// [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
-    emptied_at: u64,
-}
-
-impl Default for ReadPolicy {
-    fn default() -> Self {
-        ReadPolicy {
-            pays: false,
-            emptied: false,
-            skipped: 0,
-            gap: 1,
-            emptied_at: 0,
-        }
-    }
-}
+/// nothing is left), or found nothing, clears the read hint, so the next
+/// receive parks without a try until readiness is reported; what the engine
+/// learns about that guess (probes, `pays` mode, the trusted window) is the
+/// shared [`EmptyGuess`](super::guess::EmptyGuess).
+pub(crate) type ReadPolicy = super::guess::EmptyGuess;
 
 /// Whether a start should try at all: not a read-direction operation whose
 /// last attempt found nothing (or emptied the socket, see [`ReadPolicy`])
@@ -191,24 +149,10 @@ pub(crate) fn worth_trying(op: &mut OpRef<'_>) -> bool {
     if dir != Dir::Read || op.hints.may(dir) {
         return true;
     }
-    let super::SockSys::Poll(p) = &mut *op.sock else {
-        return false;
-    };
-    if !super::empty_still_trusted(p.emptied_at) {
-        // Found empty before a pause: try (a reset that came in the pause
-        // fails the start, SPEC k01).
-        return true;
+    match &mut *op.sock {
+        super::SockSys::Poll(p) => !p.skip_try(),
+        _ => false,
     }
-    if !p.emptied {
-        // The last try found nothing and nothing was reported since.
-        return false;
-    }
-    p.skipped += 1;
-    if p.skipped < p.gap {
-        return false;
-    }
-    p.skipped = 0;
-    true
 }
 
 /// The attempt, keeping the socket's read [`Hints`](super::Hints) and
@@ -241,30 +185,13 @@ pub(crate) fn hinted_attempt(
         };
         let mut keep_clear = matches!(a, Attempt::WouldBlock);
         if let Some(p) = policy {
-            match &a {
+            keep_clear = match &a {
                 Attempt::WouldBlock => {
-                    p.emptied = false;
-                    p.emptied_at = super::coarse_ms();
-                    if p.pays && !probe {
-                        // A try after the socket was emptied found nothing.
-                        p.pays = false;
-                        p.gap = 2;
-                    } else if probe {
-                        p.gap = (p.gap * 2).min(MAX_PROBE_GAP);
-                    }
+                    p.found_nothing(probe);
+                    true
                 }
-                Attempt::Done(out) => {
-                    if probe && out.bytes > 0 {
-                        p.pays = true;
-                        p.gap = 1;
-                    }
-                    p.emptied = out.drained && !p.pays;
-                    if p.emptied {
-                        p.emptied_at = super::coarse_ms();
-                    }
-                    keep_clear = p.emptied;
-                }
-            }
+                Attempt::Done(out) => p.took(probe, out.bytes, out.drained),
+            };
         }
         if !keep_clear {
             op.hints.set(dir);

@@ -29,7 +29,8 @@
 //!   bytes left in the socket (`IORING_CQE_F_SOCK_NONEMPTY`): no wasted
 //!   system call. Only within a few milliseconds (`EMPTY_TRUSTED_MS`):
 //!   after a pause it tries, so a reset that came in the pause fails it at
-//!   the call.
+//!   the call. A socket whose data turns out to be there anyway (probes,
+//!   the shared [`EmptyGuess`](super::guess::EmptyGuess)) keeps trying.
 //! * **Short sends.** Stream sends carry `MSG_WAITALL`; a send the kernel
 //!   took in part is pushed again for the rest.
 //! * **`EAGAIN` in a CQE.** A send or receive the kernel ran where it may
@@ -83,7 +84,11 @@ const MAX_RESUBMITS: u32 = 1000;
 /// urgent data.
 #[derive(Debug)]
 pub(crate) struct RecvPolicy {
+    /// The next stream receive tries first; false while the engine guesses
+    /// the socket empty (see [`EmptyGuess`](super::guess::EmptyGuess)).
     recv_direct: bool,
+    /// What the socket taught about that guess.
+    guess: super::guess::EmptyGuess,
     /// An `OOB` receive was started on the socket: its normal receives park
     /// as readiness polls, so that an urgent byte is taken out before a
     /// receive reads past it (a receive in the kernel would skip it, and
@@ -93,9 +98,6 @@ pub(crate) struct RecvPolicy {
     /// socket without zero-copy, such as a Unix stream socket): its sends
     /// take the ordinary path.
     no_zc: bool,
-    /// When `recv_direct` became false ([`coarse_ms`](super::coarse_ms)):
-    /// the skip holds only within [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
-    empty_at: u64,
 }
 
 fn is_oob_recv(kind: &OpKind) -> bool {
@@ -108,9 +110,9 @@ impl RecvPolicy {
     pub(crate) fn new(urgent: bool) -> Self {
         RecvPolicy {
             recv_direct: true,
+            guess: Default::default(),
             urgent,
             no_zc: false,
-            empty_at: 0,
         }
     }
 
@@ -125,36 +127,46 @@ impl RecvPolicy {
     ///   ring, a port with two workers did 0.91-0.94x the work of one
     ///   (`ovl bench --scale`; 1.8x when they try), since a request waits
     ///   for the next kernel entry of a worker that keeps taking packets.
-    /// * A stream receive after one that found nothing parks polling first,
-    ///   until a completion reports bytes left in the socket, if it starts
-    ///   within [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) of that
-    ///   finding; later it tries (a reset that came meanwhile then fails it
-    ///   at the call, SPEC k01).
+    /// * A stream receive after one that found nothing, or emptied the
+    ///   socket, parks polling first, until a completion reports bytes left
+    ///   in the socket: unless the socket taught that such receives find
+    ///   data, or it is time for a probe, or the guess is older than
+    ///   [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) (a reset that came
+    ///   meanwhile then fails it at the call, SPEC k01); see
+    ///   [`EmptyGuess`](super::guess::EmptyGuess).
     /// * Everything else tries first: a receive whose data is there
     ///   completes at once (a ported program may handle it inline), a
     ///   connect runs its `connect(2)`, an urgent receive never waits on
     ///   Linux.
-    pub(super) fn try_first(&self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
+    pub(super) fn try_first(&mut self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
         if deferred && matches!(kind, OpKind::Send { .. }) {
             return false;
         }
-        self.recv_direct
-            || !kind.is_plain_stream_recv(stream)
-            || !super::empty_still_trusted(self.empty_at)
+        self.recv_direct || !kind.is_plain_stream_recv(stream) || !self.guess.skip_try()
     }
 
-    pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, would_block: bool) {
+    /// The outcome of a try that [`try_first`](Self::try_first) allowed.
+    pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, a: &Attempt) {
         self.urgent |= is_oob_recv(kind);
-        if would_block && kind.is_plain_stream_recv(stream) {
-            self.found_empty();
+        if !kind.is_plain_stream_recv(stream) {
+            return;
         }
+        // Tried while the engine guessed the socket empty: a probe.
+        let probe = !self.recv_direct;
+        self.recv_direct = match a {
+            Attempt::WouldBlock => {
+                self.guess.found_nothing(probe);
+                false
+            }
+            Attempt::Done(out) => !self.guess.took(probe, out.bytes, out.drained),
+        };
     }
 
-    /// A receive found the socket empty (or emptied it): the next one may
-    /// skip its try, for a while.
-    fn found_empty(&mut self) {
-        self.recv_direct = false;
-        self.empty_at = super::coarse_ms();
+    /// The completion of a stream receive parked in the ring: `left`, bytes
+    /// are left in the socket (or the stream ended or failed, which a try
+    /// sees at once too).
+    fn completed(&mut self, left: bool) {
+        self.recv_direct = left || !self.guess.emptied();
     }
 }
 
@@ -310,11 +322,7 @@ impl Uring {
             if op.kind.is_plain_stream_recv(op.stream) {
                 // Try the next receive at once only if bytes are left (or
                 // the stream ended or failed: the try sees that at once too).
-                if res <= 0 || io_uring::cqueue::sock_nonempty(cflags) {
-                    p.recv_direct = true;
-                } else {
-                    p.found_empty();
-                }
+                p.completed(res <= 0 || io_uring::cqueue::sock_nonempty(cflags));
             }
         }
         match fin {
