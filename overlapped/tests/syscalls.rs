@@ -301,6 +301,57 @@ fn a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
     assert_eq!(st.op().wait().unwrap().bytes, 4);
 }
 
+/// This thread's voluntary context switches so far (it slept that often).
+fn times_slept() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches in /proc/thread-self/status")
+}
+
+/// io_uring: waking a thread blocked in the engine's kernel wait (here a
+/// port's only waiter, woken by a posted packet) leaves the thread that
+/// made the engine alone. The wake-up used to be a poll request that
+/// thread had armed, which completed through that thread: it woke for
+/// every wake-up, about 10,000 times a second under two port workers.
+fn wake_ups_leave_the_engine_s_creator_asleep() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let e = engine(Kind::Uring);
+    let (a, _b) = tcp_pair(&e);
+    let port = CompletionPort::new(1);
+    port.associate(&a, 1).unwrap();
+    let slept = times_slept();
+    let (ack, acked) = mpsc::channel();
+    let waiter = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            for i in 0..ROUNDS {
+                let p = port.get_queued(Some(10 * SEC)).unwrap().expect("a packet");
+                assert_eq!(p.into_payload::<u64>().unwrap(), i);
+                ack.send(()).unwrap();
+            }
+        })
+    };
+    let poster = std::thread::spawn(move || {
+        for i in 0..ROUNDS {
+            // Time for the waiter to block in the ring again.
+            std::thread::sleep(Duration::from_micros(300));
+            port.post(1, 0, i).unwrap();
+            acked.recv().unwrap();
+        }
+    });
+    poster.join().unwrap();
+    waiter.join().unwrap();
+    let woken = times_slept() - slept;
+    assert!(
+        woken < ROUNDS / 10,
+        "the engine's creator woke {woken} times during {ROUNDS} wake-ups"
+    );
+}
+
 util::cases! {
     result_of_a_finished_operation_enters_nothing,
 }
@@ -329,6 +380,15 @@ fn uring_data_arriving_unreported_completes_at_start() {
     bounded("unreported", || {
         data_arriving_unreported_completes_at_start(Kind::Uring)
     });
+}
+
+#[test]
+fn uring_wake_ups_leave_the_engine_s_creator_asleep() {
+    if let Some(why) = unavailable(Kind::Uring) {
+        eprintln!("SKIPPED: io_uring unavailable: {why}");
+        return;
+    }
+    bounded("creator_asleep", wake_ups_leave_the_engine_s_creator_asleep);
 }
 
 #[test]
