@@ -190,28 +190,42 @@ pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
     out: &mut Vec<P>,
     block: impl FnMut(&mut dyn FnMut() -> bool) -> bool,
 ) -> Result<bool, Closed> {
-    // This thread stops counting as running.
-    let id = q.with(|q| q.enter(me))?;
+    // The thread enters the wait (it stops counting as running) in the same
+    // critical section as its first take: one pass through the port's lock
+    // when a packet is queued.
+    let id = std::cell::Cell::new(None);
     let out = std::cell::RefCell::new(out);
     wait_loop(
         || {
             q.with(|q| {
-                if q.take(id, me, max, &mut out.borrow_mut()) {
+                let i = match id.get() {
+                    Some(i) => i,
+                    None => match q.enter(me) {
+                        Ok(i) => {
+                            id.set(Some(i));
+                            i
+                        }
+                        Err(c) => return Some(Err(c)),
+                    },
+                };
+                if q.take(i, me, max, &mut out.borrow_mut()) {
                     Some(Ok(q.sole_worker(me)))
                 } else if q.is_closed() {
                     Some(Err(Closed))
                 } else {
-                    q.register(id, me, waker.clone());
+                    q.register(i, me, waker.clone());
                     None
                 }
             })
         },
-        || q.with(|q| q.ready(id)),
+        || q.with(|q| id.get().is_some_and(|i| q.ready(i))),
         block,
         || {
             q.with(|q| {
-                if !q.take(id, me, max, &mut out.borrow_mut()) {
-                    q.leave(id);
+                if let Some(i) = id.get() {
+                    if !q.take(i, me, max, &mut out.borrow_mut()) {
+                        q.leave(i);
+                    }
                 }
                 Ok(q.sole_worker(me))
             })
