@@ -57,6 +57,11 @@
 //!   threads may reap and hand to the operation in either order: it stays
 //!   parked, buffer and all, until it has both. A socket that refuses
 //!   zero-copy (`EOPNOTSUPP`) sends the ordinary way from then on.
+//! * **Wake-ups.** Another thread ends a blocking wait in the ring by
+//!   submitting a no-op, which it completes itself
+//!   ([`Uring::wake`](ring::Uring::wake)); not through a poll on an eventfd,
+//!   which would complete through the task work of the thread that armed
+//!   it.
 //! * **Thread exit.** The kernel cancels a request when its submitting
 //!   thread exits; an `ECANCELED` the engine did not ask for is pushed again
 //!   (the model's own thread-exit rule is applied by the core).
