@@ -69,7 +69,7 @@ impl EmptyGuess {
     /// now skips its try. False for a probe, and once the guess is older
     /// than [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
     pub(crate) fn skip_try(&mut self) -> bool {
-        if !empty_still_trusted(self.at) {
+        if !self.trusted() {
             return false;
         }
         if !self.emptied {
@@ -81,6 +81,12 @@ impl EmptyGuess {
         }
         self.skipped = 0;
         false
+    }
+
+    /// Whether the guess still holds: made less than
+    /// [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) ago.
+    pub(crate) fn trusted(&self) -> bool {
+        empty_still_trusted(self.at)
     }
 
     /// A try found nothing; `probe`: it was made while the engine guessed

@@ -134,11 +134,17 @@ impl RecvPolicy {
     ///   for the next kernel entry of a worker that keeps taking packets.
     /// * A stream receive after one that found nothing, or emptied the
     ///   socket, parks polling first, until a completion reports bytes left
-    ///   in the socket: unless the socket taught that such receives find
-    ///   data, or it is time for a probe, or the guess is older than
+    ///   in the socket, unless the guess is older than
     ///   [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) (a reset that came
-    ///   meanwhile then fails it at the call, SPEC k01); see
-    ///   [`EmptyGuess`](super::guess::EmptyGuess).
+    ///   meanwhile then fails it at the call, SPEC k01). Inside a batch
+    ///   (`deferred`) that is all: such a receive completes with the
+    ///   thread's next kernel entry whether or not its data is there, at no
+    ///   cost of its own. Outside, its completion goes through the ring's
+    ///   driver, maybe on another thread, so it also tries when the socket
+    ///   taught that such receives find data, or for a probe (see
+    ///   [`EmptyGuess`](super::guess::EmptyGuess)). Probing inside batches
+    ///   too raised the system calls per message of single-thread servers
+    ///   from 0.31-0.35 to 0.51-0.61 (`ovl bench`, port model).
     /// * Everything else tries first: a receive whose data is there
     ///   completes at once (a ported program may handle it inline), a
     ///   connect runs its `connect(2)`, an urgent receive never waits on
@@ -147,7 +153,13 @@ impl RecvPolicy {
         if deferred && matches!(kind, OpKind::Send { .. }) {
             return false;
         }
-        self.recv_direct || !kind.is_plain_stream_recv(stream) || !self.guess.skip_try()
+        if self.recv_direct || !kind.is_plain_stream_recv(stream) {
+            return true;
+        }
+        if deferred {
+            return !self.guess.trusted();
+        }
+        !self.guess.skip_try()
     }
 
     /// The outcome of a try that [`try_first`](Self::try_first) allowed.
