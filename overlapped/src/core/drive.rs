@@ -89,19 +89,31 @@ impl Inner {
     /// they wait for the next kernel entry. `poll_now`: the poll engine asks
     /// the kernel for readiness.
     pub(crate) fn reap_dispatch(self: &Arc<Self>, poll_now: bool, submit: bool) {
+        self.reap_dispatch_as(false, poll_now, submit);
+    }
+
+    /// [`reap_dispatch`](Self::reap_dispatch); `driver`: the caller is the
+    /// thread that drives (blocks in the kernel). Any other caller that
+    /// takes a wake-up while a thread drives wakes the engine again: the
+    /// wake-up was meant for the driver, which would sleep on without it.
+    fn reap_dispatch_as(self: &Arc<Self>, driver: bool, poll_now: bool, submit: bool) {
         self.last_reap.store(clock_us(), Ordering::Relaxed);
         let mut found = Vec::new();
         let mut poll_now = poll_now;
+        let mut woke = false;
         loop {
             if submit {
                 self.backend.flush();
             }
-            self.backend.reap(poll_now, &mut found);
+            woke |= self.backend.reap(poll_now, &mut found);
             poll_now = false;
             if found.is_empty() {
-                return;
+                break;
             }
             self.dispatch_all(&mut found);
+        }
+        if woke && !driver && self.drive.is_driving() {
+            self.backend.wake();
         }
     }
 
@@ -165,7 +177,7 @@ impl Inner {
         // io_uring; the poll engine asks the kernel only when no blocking
         // wait follows (that wait returns at once with what is ready).
         let block = timeout != Some(Duration::ZERO);
-        self.reap_dispatch(!block, false);
+        self.reap_dispatch_as(true, !block, false);
         set_driving(ctx, Some(self.clone()));
         let mut found = Vec::new();
         if block && !ready() {
@@ -178,7 +190,7 @@ impl Inner {
         }
         set_driving(ctx, None);
         self.dispatch_all(&mut found);
-        self.reap_dispatch(false, true);
+        self.reap_dispatch_as(true, false, true);
         d.driving.store(false, Ordering::Release);
         let followers = std::mem::take(&mut *d.followers.lock().unwrap_or_else(|p| p.into_inner()));
         for f in followers {

@@ -526,17 +526,21 @@ impl Backend {
     }
 
     /// Collects what finished, without blocking. `poll_now`: on poll, ask the
-    /// kernel (`epoll_wait` with a zero timeout).
-    pub(crate) fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>) {
+    /// kernel (`epoll_wait` with a zero timeout). True when it took a
+    /// [`wake`](Self::wake)-up: one meant for the thread blocked in
+    /// [`wait`](Self::wait), which a caller that is not that thread passes
+    /// on (a blocked wait that finds its wake-up taken sleeps on).
+    pub(crate) fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>) -> bool {
         match &self.imp {
             Imp::Uring(u) => u.reap(out),
             Imp::Poll(p) if poll_now => {
                 self.calls.enter();
-                if let Err(e) = p.wait(Some(Duration::ZERO), out) {
+                p.wait(Some(Duration::ZERO), out).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "epoll_wait failed");
-                }
+                    false
+                })
             }
-            Imp::Poll(_) => {}
+            Imp::Poll(_) => false,
         }
     }
 
@@ -549,7 +553,8 @@ impl Backend {
                 if let Err(e) = u.wait(timeout) {
                     tracing::warn!(error = %e, "io_uring wait failed");
                 }
-                u.reap(out);
+                // A wake-up taken here was meant for this thread.
+                let _ = u.reap(out);
             }
             Imp::Poll(p) => {
                 if let Err(e) = p.wait(timeout, out) {

@@ -66,8 +66,13 @@ impl Poll {
     }
 
     /// Waits up to `timeout` (zero polls, `None` blocks) and appends each
-    /// ready socket's token with the directions that may progress.
-    pub(crate) fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Wakeup>) -> io::Result<()> {
+    /// ready socket's token with the directions that may progress. True
+    /// when it took a wake-up (see [`wake`](Self::wake)).
+    pub(crate) fn wait(
+        &self,
+        timeout: Option<Duration>,
+        out: &mut Vec<Wakeup>,
+    ) -> io::Result<bool> {
         use epoll::EventFlags as F;
         let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
         let ts = timeout.map(|d| rustix::event::Timespec {
@@ -80,14 +85,16 @@ impl Poll {
             ts.as_ref(),
         ) {
             Ok(_) => {}
-            Err(e) if e == rustix::io::Errno::INTR => return Ok(()),
+            Err(e) if e == rustix::io::Errno::INTR => return Ok(false),
             Err(e) => return Err(to_io(e)),
         }
+        let mut woke = false;
         for ev in &events {
             let token = ev.data.u64();
             if token == WAKE_TOKEN {
                 let mut buf = [0u8; 8];
                 let _ = rustix::io::read(&self.wake_fd, &mut buf);
+                woke = true;
                 continue;
             }
             let f = ev.flags;
@@ -99,7 +106,7 @@ impl Poll {
             let ended = f.intersects(F::HUP | F::ERR | F::RDHUP);
             out.push(Wakeup::Sock { token, dirs, ended });
         }
-        Ok(())
+        Ok(woke)
     }
 
     /// Ends a blocking [`wait`](Self::wait) on another thread.

@@ -39,6 +39,14 @@ pub(crate) struct Cqe {
     pub(super) flags: u32,
 }
 
+/// What a drain of the completion queue met besides operations.
+struct Drained {
+    /// The backlog poll ended: arm it again.
+    rearm: bool,
+    /// It took the completion of a wake-up (or of the backlog poll).
+    woke: bool,
+}
+
 /// The io_uring backend's ring.
 pub(crate) struct Uring {
     ring: IoUring,
@@ -289,17 +297,19 @@ impl Uring {
                 Ok(_) => return Ok(()),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
                     let mut backlog = self.cq();
-                    let rearm = self.drain_cq(&mut backlog);
+                    let d = self.drain_cq(&mut backlog);
                     let kept = !backlog.is_empty();
                     drop(backlog);
-                    if rearm {
+                    if d.rearm {
                         self.arm_wake()?;
                     }
-                    if kept {
+                    if kept || d.woke {
                         // Completions now wait in the backlog, where the
-                        // ring's descriptor does not show them: a wake-up
-                        // makes it readable, so a driver that waits for
-                        // its readiness (`overlapped::tokio`) reaps them.
+                        // ring's descriptor does not show them (and a
+                        // wake-up taken here was meant for the thread
+                        // blocked in the ring): this makes it readable, so
+                        // a driver that waits in the ring or for its
+                        // readiness (`overlapped::tokio`) reaps them.
                         self.notice_backlog();
                     }
                 }
@@ -331,34 +341,42 @@ impl Uring {
     }
 
     /// Moves every available completion into `out`, without blocking.
-    pub(crate) fn reap(&self, out: &mut Vec<Wakeup>) {
+    /// True when it took a wake-up's completion (see
+    /// [`Backend::reap`](crate::sys::Backend::reap)).
+    pub(crate) fn reap(&self, out: &mut Vec<Wakeup>) -> bool {
         let mut backlog = self.cq();
         out.append(&mut backlog);
-        let rearm = self.drain_cq(out);
+        let d = self.drain_cq(out);
         drop(backlog);
-        if rearm {
+        if d.rearm {
             if let Err(e) = self.arm_wake() {
                 tracing::warn!(error = %e, "re-arming the backlog poll failed");
             }
         }
+        d.woke
     }
 
     /// Moves the CQ's entries into `out` (the caller holds the completion
-    /// lock). True when the backlog poll must be armed again.
-    fn drain_cq(&self, out: &mut Vec<Wakeup>) -> bool {
+    /// lock).
+    fn drain_cq(&self, out: &mut Vec<Wakeup>) -> Drained {
         // SAFETY: the caller holds the completion lock: the only live view of the CQ.
         let cq = unsafe { self.ring.completion_shared() };
-        let mut rearm = false;
+        let mut d = Drained {
+            rearm: false,
+            woke: false,
+        };
         for c in cq {
             match c.user_data() {
                 WAKE_TOKEN => {
                     // Synchronizes with every wake-up that found it set.
                     self.wake_pending.swap(false, Ordering::AcqRel);
+                    d.woke = true;
                 }
                 BACKLOG_TOKEN => {
                     let mut buf = [0u8; 8];
                     let _ = rustix::io::read(&self.wake_fd, &mut buf);
-                    rearm |= !cqueue::more(c.flags());
+                    d.rearm |= !cqueue::more(c.flags());
+                    d.woke = true;
                 }
                 CANCEL_TOKEN => {}
                 token => out.push(Wakeup::Op {
@@ -370,7 +388,7 @@ impl Uring {
                 }),
             }
         }
-        rearm
+        d
     }
 
     /// Blocks until at least one completion is available (a
