@@ -187,9 +187,9 @@
 //!   try of the next receive on that socket (the kernel polls first) until
 //!   a completion reports more bytes waiting. Receives otherwise try: data
 //!   already there completes them at once, which a ported program may
-//!   handle inline. Now and then a receive after an emptying one tries
-//!   anyway, as on poll below; where that finds data, the socket's
-//!   receives keep trying.
+//!   handle inline. Outside a batch, now and then a receive after an
+//!   emptying one tries anyway, as on poll below; where that finds data,
+//!   the socket's receives keep trying.
 //! * **poll**: every start tries, except a receive (or accept) on a socket
 //!   whose last try found nothing with no readiness reported since: that
 //!   try would find nothing, so the operation waits for readiness at once.
