@@ -61,7 +61,8 @@ fn request_response_receives_do_not_try_first() {
 /// kernel reports it. First one receive empties the socket through the
 /// engine's kernel wait, which makes the engine guess the socket empty (on
 /// io_uring every receive after it parked, and two port workers did
-/// 1.1-1.4x the work of one, `ovl bench --scale`).
+/// 1.0-1.4x the work of one in the rounds where that happened, `ovl bench
+/// --scale`).
 fn data_arriving_unreported_completes_at_start(kind: Kind) {
     let e = engine(kind);
     let (a, b) = tcp_pair(&e);

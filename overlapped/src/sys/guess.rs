@@ -13,9 +13,11 @@
 //! sends on one end of a pair and receives on the other): its receives
 //! would all park and complete through the engine's kernel wait, handed
 //! across threads, while a try would complete them at once. Measured with
-//! `ovl bench --scale` on io_uring: two port workers did 1.1-1.4x the work
-//! of one when some of their sockets fell into that pattern, 1.6-1.7x when
-//! none did. So the engine learns which kind of socket it has:
+//! `ovl bench --scale` on io_uring: two port workers did 1.0-1.4x the work
+//! of one in rounds where some of their sockets fell into that pattern,
+//! 1.6-1.7x in the others. So the engine learns which kind of socket it
+//! has (io_uring: only for receives started outside a batch; see
+//! `RecvPolicy::try_first`):
 //!
 //! * after a receive *emptied* the socket, now and then (after 1, 2, 4, ...
 //!   up to [`MAX_PROBE_GAP`] skipped tries) a receive tries anyway: a
