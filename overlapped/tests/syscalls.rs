@@ -305,8 +305,9 @@ fn a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
 /// io_uring: a port's only worker does not try its receives, even where
 /// the data came before the receive started: its starts reach the kernel
 /// with its next wait, which completes such a receive at no cost of its
-/// own. (With the probes of other threads' receives, 17% of the echo
-/// server's receives completed at start, through a system call each.)
+/// own. (When its receives probed as those started outside a batch do,
+/// 17% of the echo server's receives completed at start, a system call
+/// each.)
 fn a_sole_worker_s_receives_do_not_probe() {
     let e = engine(Kind::Uring);
     let (s, mut peer) = std_pair(&e);
