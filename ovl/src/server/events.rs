@@ -202,6 +202,7 @@ pub fn serve(
         let tick = last_tick.elapsed() >= TICK;
         if tick {
             last_tick = Instant::now();
+            super::tick_clock();
         }
         conns.retain_mut(|c| {
             let alive = if c.ev.is_set() {

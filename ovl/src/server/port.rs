@@ -393,6 +393,7 @@ pub fn serve(
         .collect();
     while !stopping() {
         std::thread::sleep(TICK);
+        super::tick_clock();
         top_up(&sh.acc);
         tick(&sh, idle, args.release());
     }

@@ -215,6 +215,7 @@ pub fn serve(
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
+            super::tick_clock();
             tick(&srv, idle, args.release());
         }
     }
