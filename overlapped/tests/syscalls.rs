@@ -37,8 +37,8 @@ fn serve_one(s: &Socket, peer: &mut TcpStream) {
 /// (`TCP_INQ`) parks without a try that would find nothing: one try on
 /// readiness, one send, and now and then a probe, per round (it was three:
 /// a try at start that found nothing too).
-fn request_response_receives_do_not_try_first() {
-    let e = engine(Kind::Poll);
+fn request_response_receives_do_not_try_first(kind: Kind) {
+    let e = engine(kind);
     let (s, mut peer) = std_pair(&e);
     for _ in 0..WARM {
         serve_one(&s, &mut peer);
@@ -119,8 +119,8 @@ fn result_of_a_finished_operation_enters_nothing(e: &Engine) {
 /// Poll: a blocking wait enters the kernel once per wake-up (no
 /// non-blocking `epoll_wait` before the blocking one). The peer, on its own
 /// thread, answers each of our messages with its next.
-fn a_blocking_wait_enters_once() {
-    let e = engine(Kind::Poll);
+fn a_blocking_wait_enters_once(kind: Kind) {
+    let e = engine(kind);
     let (s, mut peer) = std_pair(&e);
     let t = std::thread::spawn(move || {
         for _ in 0..WARM + ROUNDS {
@@ -176,8 +176,8 @@ fn send_pong(e: &Engine, c: &Socket, notify: Notify<Vec<u8>>, batched: bool) -> 
 /// pending and its packet follows), also when other threads use the
 /// engine; once a second thread takes the port's packets, a worker's send
 /// tries at once again.
-fn a_port_s_only_worker_batches_its_sends() {
-    let e = engine(Kind::Uring);
+fn a_port_s_only_worker_batches_its_sends(kind: Kind) {
+    let e = engine(kind);
     let port = CompletionPort::new(2);
     let (c, mut peer) = std_pair(&e);
     port.associate(&c, 7).unwrap();
@@ -223,8 +223,8 @@ fn a_port_s_only_worker_batches_its_sends() {
 /// that has started operations on its engine, sends through the ring with
 /// its next wait; once another live thread has started operations on the
 /// engine, its sends try at once again.
-fn an_engine_s_only_thread_batches_sends_after_an_event_wait() {
-    let e = engine(Kind::Uring);
+fn an_engine_s_only_thread_batches_sends_after_an_event_wait(kind: Kind) {
+    let e = engine(kind);
     let (c, mut peer) = std_pair(&e);
     let ev = Event::new();
     let mut answer = |expect_batched: bool| {
@@ -273,9 +273,9 @@ fn an_engine_s_only_thread_batches_sends_after_an_event_wait() {
 /// io_uring: a send batched on an engine that the thread's next wait does
 /// not enter (a port worker answering on a socket of another engine) still
 /// reaches the kernel when that wait blocks.
-fn a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
-    let e1 = engine(Kind::Uring);
-    let e2 = engine(Kind::Uring);
+fn a_batched_send_on_another_engine_goes_out_when_the_thread_blocks(kind: Kind) {
+    let e1 = engine(kind);
+    let e2 = engine(kind);
     let port = CompletionPort::new(1);
     let (c1, mut peer1) = std_pair(&e1);
     port.associate(&c1, 1).unwrap();
@@ -308,8 +308,8 @@ fn a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
 /// own. (When its receives probed as those started outside a batch do,
 /// 17% of the echo server's receives completed at start, a system call
 /// each.)
-fn a_sole_worker_s_receives_do_not_probe() {
-    let e = engine(Kind::Uring);
+fn a_sole_worker_s_receives_do_not_probe(kind: Kind) {
+    let e = engine(kind);
     let (s, mut peer) = std_pair(&e);
     let port = CompletionPort::new(1);
     port.associate(&s, 7).unwrap();
@@ -350,10 +350,10 @@ fn times_slept() -> u64 {
 /// made the engine alone. The wake-up used to be a poll request that
 /// thread had armed, which completed through that thread: it woke for
 /// every wake-up, about 10,000 times a second under two port workers.
-fn wake_ups_leave_the_engine_s_creator_asleep() {
+fn wake_ups_leave_the_engine_s_creator_asleep(kind: Kind) {
     use std::sync::mpsc;
     use std::time::Duration;
-    let e = engine(Kind::Uring);
+    let e = engine(kind);
     let (a, _b) = tcp_pair(&e);
     let port = CompletionPort::new(1);
     port.associate(&a, 1).unwrap();
@@ -392,7 +392,8 @@ util::cases! {
 
 #[test]
 fn poll_request_response_receives_do_not_try_first() {
-    bounded(
+    run(
+        Kind::Poll,
         "request_response",
         request_response_receives_do_not_try_first,
     );
@@ -400,61 +401,58 @@ fn poll_request_response_receives_do_not_try_first() {
 
 #[test]
 fn poll_data_arriving_unreported_completes_at_start() {
-    bounded("unreported", || {
-        data_arriving_unreported_completes_at_start(Kind::Poll)
-    });
+    run(
+        Kind::Poll,
+        "unreported",
+        data_arriving_unreported_completes_at_start,
+    );
 }
 
 #[test]
 fn uring_data_arriving_unreported_completes_at_start() {
-    if let Some(why) = unavailable(Kind::Uring) {
-        eprintln!("SKIPPED: io_uring unavailable: {why}");
-        return;
-    }
-    bounded("unreported", || {
-        data_arriving_unreported_completes_at_start(Kind::Uring)
-    });
+    run(
+        Kind::Uring,
+        "unreported",
+        data_arriving_unreported_completes_at_start,
+    );
 }
 
 #[test]
 fn uring_a_sole_worker_s_receives_do_not_probe() {
-    if let Some(why) = unavailable(Kind::Uring) {
-        eprintln!("SKIPPED: io_uring unavailable: {why}");
-        return;
-    }
-    bounded("sole_worker_probes", a_sole_worker_s_receives_do_not_probe);
+    run(
+        Kind::Uring,
+        "sole_worker_probes",
+        a_sole_worker_s_receives_do_not_probe,
+    );
 }
 
 #[test]
 fn uring_wake_ups_leave_the_engine_s_creator_asleep() {
-    if let Some(why) = unavailable(Kind::Uring) {
-        eprintln!("SKIPPED: io_uring unavailable: {why}");
-        return;
-    }
-    bounded("creator_asleep", wake_ups_leave_the_engine_s_creator_asleep);
+    run(
+        Kind::Uring,
+        "creator_asleep",
+        wake_ups_leave_the_engine_s_creator_asleep,
+    );
 }
 
 #[test]
 fn poll_a_blocking_wait_enters_once() {
-    bounded("blocking_wait", a_blocking_wait_enters_once);
+    run(Kind::Poll, "blocking_wait", a_blocking_wait_enters_once);
 }
 
 #[test]
 fn uring_a_port_s_only_worker_batches_its_sends() {
-    if let Some(why) = unavailable(Kind::Uring) {
-        eprintln!("SKIPPED: io_uring unavailable: {why}");
-        return;
-    }
-    bounded("sole_worker", a_port_s_only_worker_batches_its_sends);
+    run(
+        Kind::Uring,
+        "sole_worker",
+        a_port_s_only_worker_batches_its_sends,
+    );
 }
 
 #[test]
 fn uring_an_engine_s_only_thread_batches_sends_after_an_event_wait() {
-    if let Some(why) = unavailable(Kind::Uring) {
-        eprintln!("SKIPPED: io_uring unavailable: {why}");
-        return;
-    }
-    bounded(
+    run(
+        Kind::Uring,
         "sole_thread",
         an_engine_s_only_thread_batches_sends_after_an_event_wait,
     );
@@ -462,11 +460,8 @@ fn uring_an_engine_s_only_thread_batches_sends_after_an_event_wait() {
 
 #[test]
 fn uring_a_batched_send_on_another_engine_goes_out_when_the_thread_blocks() {
-    if let Some(why) = unavailable(Kind::Uring) {
-        eprintln!("SKIPPED: io_uring unavailable: {why}");
-        return;
-    }
-    bounded(
+    run(
+        Kind::Uring,
         "other_engine",
         a_batched_send_on_another_engine_goes_out_when_the_thread_blocks,
     );
