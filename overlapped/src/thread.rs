@@ -4,13 +4,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{self, Thread};
 
 use slab::Slab;
 
 use crate::core::RawDone;
 use crate::engine::{Engine, Inner};
+use crate::sys::block::WakeFd;
 use crate::wait::{RoutineQueue, wait_routines};
 
 /// Per-thread state shared with the engines: the thread's routine queue and
@@ -18,7 +19,24 @@ use crate::wait::{RoutineQueue, wait_routines};
 pub(crate) struct ThreadCtx {
     pub(crate) thread: Thread,
     routines: Mutex<RoutineQueue<(usize, RawDone)>>,
-    driving: Mutex<Option<Arc<Inner>>>,
+    blocked: Mutex<Blocked>,
+    /// The wake-up of this thread's waits on several engines at once, made
+    /// at the first such wait.
+    wake_fd: OnceLock<WakeFd>,
+}
+
+/// Where a thread blocks in the kernel, so that [`ThreadCtx::wake`] can end
+/// that wait.
+#[derive(Default)]
+pub(crate) enum Blocked {
+    /// Parked, or not waiting: an unpark wakes it.
+    #[default]
+    Parked,
+    /// In this engine's blocking wait, as its driver.
+    Driving(Arc<Inner>),
+    /// In a wait on several engines' descriptors and its own
+    /// [`WakeFd`](crate::sys::block::WakeFd).
+    OnEngines,
 }
 
 impl fmt::Debug for ThreadCtx {
@@ -34,13 +52,38 @@ impl ThreadCtx {
     /// that wait.
     pub(crate) fn wake(&self) {
         self.thread.unpark();
-        let d = self
-            .driving
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(e) = d {
+        let engine = match &*self.blocked.lock().unwrap_or_else(|p| p.into_inner()) {
+            Blocked::Parked => None,
+            Blocked::Driving(e) => Some(e.clone()),
+            Blocked::OnEngines => {
+                if let Some(w) = self.wake_fd.get() {
+                    w.wake();
+                }
+                None
+            }
+        };
+        // Outside the lock: the engine's wake-up may enter the kernel.
+        if let Some(e) = engine {
             e.backend.wake();
+        }
+    }
+
+    /// This thread's wake-up for waits on several engines (made on first
+    /// use; `None` when no eventfd could be made).
+    pub(crate) fn wake_fd(&self) -> Option<&WakeFd> {
+        if let Some(w) = self.wake_fd.get() {
+            return Some(w);
+        }
+        match WakeFd::new() {
+            Ok(w) => {
+                // Only the thread itself makes it: the set cannot race.
+                let _ = self.wake_fd.set(w);
+                self.wake_fd.get()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no eventfd for a wait on several engines");
+                None
+            }
         }
     }
 
@@ -83,8 +126,10 @@ impl ThreadCtx {
     }
 }
 
-pub(crate) fn set_driving(ctx: &ThreadCtx, e: Option<Arc<Inner>>) {
-    *ctx.driving.lock().unwrap_or_else(|p| p.into_inner()) = e;
+/// Records where `ctx`'s thread is about to block (or that it no longer
+/// does), for [`ThreadCtx::wake`].
+pub(crate) fn set_blocked(ctx: &ThreadCtx, b: Blocked) {
+    *ctx.blocked.lock().unwrap_or_else(|p| p.into_inner()) = b;
 }
 
 type RoutineFn = Box<dyn FnOnce(RawDone)>;
@@ -133,7 +178,8 @@ thread_local! {
         ctx: Arc::new(ThreadCtx {
             thread: thread::current(),
             routines: Mutex::new(RoutineQueue::new(true)),
-            driving: Mutex::new(None),
+            blocked: Mutex::new(Blocked::Parked),
+            wake_fd: OnceLock::new(),
         }),
         engines: RefCell::new(Vec::new()),
         routines: RefCell::new(Slab::new()),
@@ -151,7 +197,8 @@ pub(crate) fn current_ctx() -> Arc<ThreadCtx> {
         Arc::new(ThreadCtx {
             thread: thread::current(),
             routines: Mutex::new(RoutineQueue::new(false)),
-            driving: Mutex::new(None),
+            blocked: Mutex::new(Blocked::Parked),
+            wake_fd: OnceLock::new(),
         })
     })
 }

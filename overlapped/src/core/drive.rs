@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Inner};
 use crate::sys::Wakeup;
-use crate::thread::{ThreadCtx, current_ctx, set_driving, submits_deferred};
+use crate::sys::block::block_on;
+use crate::thread::{Blocked, ThreadCtx, current_ctx, set_blocked, submits_deferred};
 
 /// Waits that find work without entering the kernel still reap completions
 /// at least this often, so operations completing in the kernel are not
@@ -178,7 +179,7 @@ impl Inner {
         // wait follows (that wait returns at once with what is ready).
         let block = timeout != Some(Duration::ZERO);
         self.reap_dispatch_as(true, !block, false);
-        set_driving(ctx, Some(self.clone()));
+        set_blocked(ctx, Blocked::Driving(self.clone()));
         let mut found = Vec::new();
         if block && !ready() {
             self.backend.wait(cap_wait(timeout), &mut found);
@@ -188,7 +189,7 @@ impl Inner {
                 std::thread::yield_now();
             }
         }
-        set_driving(ctx, None);
+        set_blocked(ctx, Blocked::Parked);
         self.dispatch_all(&mut found);
         self.reap_dispatch_as(true, false, true);
         d.driving.store(false, Ordering::Release);
@@ -230,17 +231,66 @@ pub(crate) fn wait_until(
                 None => thread::park(),
             },
             [one] => one.inner.drive_once(&ctx, remaining, ready),
-            [first, rest @ ..] => {
-                for e in rest {
-                    e.inner.poll_once();
-                }
-                let slice = Duration::from_millis(5);
-                first.inner.drive_once(
-                    &ctx,
-                    Some(remaining.map_or(slice, |r| r.min(slice))),
-                    ready,
-                );
-            }
+            several => wait_on_engines(several, &ctx, remaining, ready),
         }
+    }
+}
+
+/// One round of a wait on several engines: submit and reap each, then (unless
+/// `ready` holds) block until one of their descriptors turns readable, the
+/// thread is woken or `timeout` passes, and reap again. The thread drives
+/// none of them (it does not hold their `driving` flag): a thread that
+/// waits on one of them alone still becomes its driver, and both see its
+/// completions.
+fn wait_on_engines(
+    engines: &[Engine],
+    ctx: &Arc<ThreadCtx>,
+    timeout: Option<Duration>,
+    ready: &mut dyn FnMut() -> bool,
+) {
+    let Some(wake) = ctx.wake_fd() else {
+        // No eventfd to be woken through: drive the first engine in slices,
+        // looking at the others between them.
+        let slice = Duration::from_millis(5);
+        for e in &engines[1..] {
+            e.inner.poll_once();
+        }
+        engines[0]
+            .inner
+            .drive_once(ctx, Some(timeout.map_or(slice, |t| t.min(slice))), ready);
+        return;
+    };
+    // What the kernel already finished may satisfy the wait (io_uring's
+    // reap reads memory; the poll engine's readiness shows in the wait
+    // below).
+    for e in engines {
+        e.inner.reap_dispatch(false, true);
+    }
+    // From here a wake-up writes the eventfd; `ready` is checked after it
+    // can, so none is lost.
+    set_blocked(ctx, Blocked::OnEngines);
+    let mut readable = vec![false; engines.len()];
+    if timeout != Some(Duration::ZERO) && !ready() {
+        let fds: Vec<_> = engines
+            .iter()
+            .map(|e| e.inner.backend.pollable_fd())
+            .collect();
+        engines[0].inner.backend.calls().enter();
+        if let Err(e) = block_on(&fds, wake, cap_wait(timeout), &mut readable) {
+            tracing::warn!(error = %e, "poll on the engines' descriptors failed");
+            // Not a busy loop on a persistent error.
+            thread::park_timeout(timeout.map_or(Duration::from_millis(5), |t| {
+                t.min(Duration::from_millis(5))
+            }));
+        }
+        if wait_slice().is_some() {
+            std::thread::yield_now();
+        }
+    }
+    set_blocked(ctx, Blocked::Parked);
+    for (e, r) in engines.iter().zip(readable) {
+        // io_uring's reap is free; the poll engine asks the kernel only when
+        // its epoll set turned readable.
+        e.inner.reap_dispatch(r, true);
     }
 }

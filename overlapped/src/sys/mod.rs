@@ -51,6 +51,7 @@ use crate::buf::{ErasedBufs, RawBufs};
 use crate::flags::{MsgFlags, RecvFlags};
 
 mod attempt;
+pub(crate) mod block;
 mod clock;
 pub(crate) mod fixed;
 pub(crate) mod guess;

@@ -153,6 +153,9 @@ pub enum Shape {
     PerThread,
     /// One completion port (on one engine) and T worker threads.
     Port,
+    /// One completion port and T worker threads, each worker's connections
+    /// on an engine of its own (a ring per thread on io_uring).
+    PortEngines,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -18,6 +18,9 @@
 //!   the message's number. Any worker may take any packet, so a pair's state
 //!   sits behind its own lock and whichever worker completes a message
 //!   starts the pair's next one.
+//! * `port-engines`: the same, but each worker sets up its pairs on an
+//!   engine of its own (on io_uring, a ring per thread), all associated
+//!   with the one port; a waiting worker drives every engine of the port.
 //!
 //! Every measurement starts fresh (engines, port, connections), warms up,
 //! then counts messages over `--duration`; `--rounds` rounds interleave all
@@ -62,6 +65,7 @@ impl Shape {
             Shape::Shared => "shared",
             Shape::PerThread => "per-thread",
             Shape::Port => "port",
+            Shape::PortEngines => "port-engines",
         }
     }
 
@@ -70,6 +74,7 @@ impl Shape {
             Shape::Shared => "T threads, one engine",
             Shape::PerThread => "T threads, an engine each",
             Shape::Port => "one port, T workers",
+            Shape::PortEngines => "one port, T workers, an engine each",
         }
     }
 }
@@ -182,7 +187,8 @@ fn measure(shape: Shape, kind: EngineKind, t: usize, cfg: &Config) -> Result<f64
     let mut threads = Vec::with_capacity(t);
     let mut started = Ok(());
     let port = match shape {
-        Shape::Port => Some(Arc::new(PortShared::new(engine(kind)?, t, cfg))),
+        Shape::Port => Some(Arc::new(PortShared::new(Some(engine(kind)?), kind, t, cfg))),
+        Shape::PortEngines => Some(Arc::new(PortShared::new(None, kind, t, cfg))),
         _ => None,
     };
     let shared = match shape {
@@ -344,7 +350,12 @@ pub(super) fn run(a: &BenchArgs) -> ExitCode {
         a.scale_opts.engine.clone()
     };
     let shapes = if a.scale_opts.shapes.is_empty() {
-        vec![Shape::Shared, Shape::PerThread, Shape::Port]
+        vec![
+            Shape::Shared,
+            Shape::PerThread,
+            Shape::Port,
+            Shape::PortEngines,
+        ]
     } else {
         a.scale_opts.shapes.clone()
     };
@@ -458,9 +469,14 @@ fn print(cfg: &Config, rounds: usize, rows: &[Row]) {
     );
     println!(
         "shapes: {}",
-        [Shape::Shared, Shape::PerThread, Shape::Port]
-            .map(|s| format!("{} = {}", s.name(), s.describe()))
-            .join("; ")
+        [
+            Shape::Shared,
+            Shape::PerThread,
+            Shape::Port,
+            Shape::PortEngines
+        ]
+        .map(|s| format!("{} = {}", s.name(), s.describe()))
+        .join("; ")
     );
     let mut last = None;
     for r in rows {

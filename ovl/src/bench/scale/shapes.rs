@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 
 use overlapped::{
-    Completion, CompletionPort, Engine, MsgFlags, Notify, Op, OpOutput, Packet, Polled, Socket,
+    Completion, CompletionPort, Engine, EngineKind, MsgFlags, Notify, Op, OpOutput, Packet, Polled,
+    Socket,
 };
 
 use super::super::load::{CHUNK, Pattern};
@@ -191,18 +192,28 @@ pub(super) struct PortShared {
     /// packets the port then drops.)
     pairs: Vec<OnceLock<PortPair>>,
     port: CompletionPort,
-    engine: Engine,
+    /// The engine of every pair; `None`: each worker makes one of `kind`
+    /// for its own pairs.
+    engine: Option<Engine>,
+    kind: EngineKind,
     pat: Pattern,
     size: usize,
 }
 
 impl PortShared {
-    /// The port shape for `workers` workers on `engine`.
-    pub(super) fn new(engine: Engine, workers: usize, cfg: &Config) -> PortShared {
+    /// The port shape for `workers` workers on `engine` (`None`: an engine
+    /// of `kind` per worker).
+    pub(super) fn new(
+        engine: Option<Engine>,
+        kind: EngineKind,
+        workers: usize,
+        cfg: &Config,
+    ) -> PortShared {
         PortShared {
             pairs: (0..workers * cfg.pairs).map(|_| OnceLock::new()).collect(),
             port: CompletionPort::new(workers),
             engine,
+            kind,
             pat: Pattern::new(),
             size: cfg.size,
         }
@@ -326,10 +337,11 @@ pub(super) fn port_worker(
     ready: &dyn Fn(),
 ) -> Result<(), String> {
     let first = me * cfg.pairs;
-    for (k, (a, b)) in connect_pairs(&sh.engine, cfg.pairs)?
-        .into_iter()
-        .enumerate()
-    {
+    let engine = match &sh.engine {
+        Some(e) => e.clone(),
+        None => Engine::with_kind(sh.kind).map_err(|e| format!("engine {}: {e}", sh.kind))?,
+    };
+    for (k, (a, b)) in connect_pairs(&engine, cfg.pairs)?.into_iter().enumerate() {
         let key = first + k;
         for s in [&a, &b] {
             sh.port
