@@ -493,6 +493,41 @@ fn p13_a_port_over_several_engines_delivers_at_once(e: &Engine) {
     );
 }
 
+fn p13_an_engine_whose_thread_exited_still_delivers(e: &Engine) {
+    // A worker makes an engine of its own, starts a receive on one of its
+    // sockets (notifying the port) and exits. The operation survives the
+    // thread (c08), and on io_uring its request, which the kernel cancels
+    // at the thread's exit, is issued again by whoever reaps that engine:
+    // here a waiter of the port that blocks on both engines.
+    let port = CompletionPort::new(1);
+    let (a, _pa) = std_pair(e);
+    port.associate(&a, 1).unwrap();
+    let _quiet = a
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
+        .unwrap();
+    let (kind, worker_port) = (e.kind(), port.clone());
+    let (b, mut pb, op) = std::thread::spawn(move || {
+        let own = util::engine(kind);
+        let (b, pb) = std_pair(&own);
+        worker_port.associate(&b, 2).unwrap();
+        let st = b
+            .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(5))
+            .unwrap();
+        assert!(st.is_pending());
+        (b, pb, st.op())
+    })
+    .join()
+    .unwrap();
+    // Let the exit's cancellation reach the engine first.
+    std::thread::sleep(Duration::from_millis(20));
+    write_all(&mut pb, b"late");
+    let pk = packet(&port);
+    assert_eq!((pk.key, pk.tag, pk.bytes), (2, 5, 4));
+    assert!(pk.error.is_none(), "{:?}", pk.error);
+    assert_eq!(&pk.into_completion::<Vec<u8>>().unwrap().data[..], b"late");
+    drop((op, b));
+}
+
 util::cases! {
     p01_one_packet_per_operation,
     p01_failed_operation_packet,
@@ -510,4 +545,5 @@ util::cases! {
     p11_worker_starts_batched_into_its_next_wait,
     p11_8_workers_1000_connections,
     p13_a_port_over_several_engines_delivers_at_once,
+    p13_an_engine_whose_thread_exited_still_delivers,
 }
