@@ -242,6 +242,18 @@ pub(crate) fn wait_until(
 /// none of them (it does not hold their `driving` flag): a thread that
 /// waits on one of them alone still becomes its driver, and both see its
 /// completions.
+///
+/// Several threads may block on one engine's descriptor this way. A
+/// completion wakes each of them in the kernel, but `poll(2)` looks again
+/// before it returns and sleeps on when another thread already reaped it.
+/// Measured (four port workers over two engines, one packet at a time, 200
+/// packets, both engines): one `poll(2)` and about one `futex` per packet,
+/// 38 us from the peer's write to the worker's packet (median). A variant
+/// in which one thread at a time blocked on each engine, the others
+/// following it as with one engine, made two `poll(2)` and four `futex`
+/// per packet and took 65 us: the engine's waiter blocked again after each
+/// packet it reaped for another worker, and each time it left, it woke its
+/// followers.
 fn wait_on_engines(
     engines: &[Engine],
     ctx: &Arc<ThreadCtx>,
