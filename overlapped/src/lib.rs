@@ -227,6 +227,14 @@
 //! (`docs/DESIGN.md`, "What is still shared between threads"). `ovl bench
 //! --scale` measures it.
 //!
+//! A program may also give each thread an engine of its own (a ring per
+//! thread on io_uring) and still share one [`CompletionPort`]: sockets of
+//! any engine may be associated with it, and a waiting worker blocks on
+//! every engine of the port at once, so a packet reaches it as soon as its
+//! operation completes, whichever thread's engine it ran on (SPEC p13). An
+//! alertable or event wait of a thread that used several engines blocks on
+//! all of them the same way (SPEC r10).
+//!
 //! ## Versions of the types this crate re-exports
 //!
 //! [`Domain`] and [`Type`] are `socket2` 0.6's, and [`Socket::with_socket2`]

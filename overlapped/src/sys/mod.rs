@@ -34,6 +34,11 @@
 //!    byte it took out of the kernel, a socket that now uses urgent data).
 //! 6. **Submission**: [`flush`](Backend::flush) hands queued requests to the
 //!    kernel; [`wake`](Backend::wake) ends a blocking wait on another thread.
+//! 7. **A pollable descriptor** ([`pollable_fd`](Backend::pollable_fd)),
+//!    readable while [`reap`](Backend::reap) has something to find and
+//!    after a [`wake`](Backend::wake): a thread that waits on several
+//!    engines blocks on all of them through it ([`block`]), and tokio's
+//!    reactor drives an engine through it.
 //!
 //! No backend call is made while a lock shared by all threads of an engine
 //! is held: the core holds at most the lock of the socket concerned.
