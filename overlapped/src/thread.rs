@@ -35,7 +35,7 @@ pub(crate) enum Blocked {
     /// In this engine's blocking wait, as its driver.
     Driving(Arc<Inner>),
     /// In a wait on several engines' descriptors and its own
-    /// [`WakeFd`](crate::sys::block::WakeFd).
+    /// [`WakeFd`].
     OnEngines,
 }
 
