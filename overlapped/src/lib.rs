@@ -231,9 +231,9 @@
 //! thread on io_uring) and still share one [`CompletionPort`]: sockets of
 //! any engine may be associated with it, and a waiting worker blocks on
 //! every engine of the port at once, so a packet reaches it as soon as its
-//! operation completes, whichever thread's engine it ran on (SPEC p13). An
+//! operation completes, whichever thread's engine it ran on. An
 //! alertable or event wait of a thread that used several engines blocks on
-//! all of them the same way (SPEC r10).
+//! all of them the same way (`tests/several_engines.rs`).
 //!
 //! ## Versions of the types this crate re-exports
 //!

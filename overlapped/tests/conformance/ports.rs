@@ -433,101 +433,6 @@ fn p11_8_workers_1000_connections(e: &Engine) {
     }
 }
 
-/// How long a blocked waiter took to get the packet of a receive on a
-/// socket of the port's second engine, per message (median of `n`).
-fn median_delivery(e: &Engine, n: usize) -> Duration {
-    let second = util::engine(e.kind());
-    let port = CompletionPort::new(1);
-    // The first engine's socket is associated first.
-    let (a, _pa) = std_pair(e);
-    port.associate(&a, 1).unwrap();
-    let _quiet = a
-        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
-        .unwrap();
-    let (b, mut pb) = std_pair(&second);
-    port.associate(&b, 2).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let worker = {
-        let port = port.clone();
-        std::thread::spawn(move || {
-            while let Some(pk) = port.get_queued(Some(slack(10 * SEC))).unwrap() {
-                if pk.is_posted() {
-                    break;
-                }
-                let at = Instant::now();
-                let c = pk.into_completion::<Vec<u8>>().unwrap();
-                assert_eq!((c.bytes, &c.data[..1]), (1, &b"x"[..]));
-                tx.send(at).unwrap();
-            }
-        })
-    };
-    let mut lat = Vec::new();
-    let mut ops = Vec::new();
-    for _ in 0..n {
-        ops.push(
-            b.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
-                .unwrap(),
-        );
-        // The worker is blocked in `get_queued` by now.
-        std::thread::sleep(Duration::from_millis(2));
-        let sent = Instant::now();
-        write_all(&mut pb, b"x");
-        let got = rx
-            .recv_timeout(slack(10 * SEC))
-            .expect("one packet per receive");
-        lat.push(got - sent);
-    }
-    port.post(0, 0, ()).unwrap();
-    worker.join().unwrap();
-    lat.sort();
-    lat[n / 2]
-}
-
-fn p13_a_port_over_several_engines_delivers_at_once(e: &Engine) {
-    // A waiter that slept in the first engine's wait and looked at the
-    // second one between slices took several milliseconds per packet.
-    let med = median_delivery(e, 40);
-    assert!(
-        med < slack(Duration::from_micros(1500)),
-        "a packet of the second engine took {med:?} (median) to reach the waiter"
-    );
-}
-
-fn p13_an_engine_whose_thread_exited_still_delivers(e: &Engine) {
-    // A worker makes an engine of its own, starts a receive on one of its
-    // sockets (notifying the port) and exits. The operation survives the
-    // thread (c08), and on io_uring its request, which the kernel cancels
-    // at the thread's exit, is issued again by whoever reaps that engine:
-    // here a waiter of the port that blocks on both engines.
-    let port = CompletionPort::new(1);
-    let (a, _pa) = std_pair(e);
-    port.associate(&a, 1).unwrap();
-    let _quiet = a
-        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
-        .unwrap();
-    let (kind, worker_port) = (e.kind(), port.clone());
-    let (b, mut pb, op) = std::thread::spawn(move || {
-        let own = util::engine(kind);
-        let (b, pb) = std_pair(&own);
-        worker_port.associate(&b, 2).unwrap();
-        let st = b
-            .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(5))
-            .unwrap();
-        assert!(st.is_pending());
-        (b, pb, st.op())
-    })
-    .join()
-    .unwrap();
-    // Let the exit's cancellation reach the engine first.
-    std::thread::sleep(Duration::from_millis(20));
-    write_all(&mut pb, b"late");
-    let pk = packet(&port);
-    assert_eq!((pk.key, pk.tag, pk.bytes), (2, 5, 4));
-    assert!(pk.error.is_none(), "{:?}", pk.error);
-    assert_eq!(&pk.into_completion::<Vec<u8>>().unwrap().data[..], b"late");
-    drop((op, b));
-}
-
 util::cases! {
     p01_one_packet_per_operation,
     p01_failed_operation_packet,
@@ -544,6 +449,4 @@ util::cases! {
     p12_close_posts_aborted_packets,
     p11_worker_starts_batched_into_its_next_wait,
     p11_8_workers_1000_connections,
-    p13_a_port_over_several_engines_delivers_at_once,
-    p13_an_engine_whose_thread_exited_still_delivers,
 }

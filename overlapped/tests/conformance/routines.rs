@@ -1,4 +1,4 @@
-//! `docs/SPEC.md`, section *routines* (r01–r10).
+//! `docs/SPEC.md`, section *routines* (r01–r09).
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -836,63 +836,6 @@ fn r09_thread_exit_with_pending_ops_and_queued_routines(e: &Engine) {
     assert_eq!(&got.borrow()[..], b"fine");
 }
 
-fn r10_an_alertable_wait_blocks_on_every_engine_of_the_thread(e: &Engine) {
-    // The thread uses `e` first, then a second engine, whose receives the
-    // peer answers while the thread sleeps alertably. A wait that slept in
-    // the first engine and looked at the second between slices took
-    // several milliseconds per routine.
-    let second = util::engine(e.kind());
-    let (a, _pa) = std_pair(e);
-    let _quiet = a
-        .recv(
-            vec![0u8; 8],
-            MsgFlags::empty(),
-            Notify::routine(|_: Completion<Vec<u8>>| {}),
-        )
-        .unwrap();
-    let (b, mut pb) = std_pair(&second);
-    let (go, went) = std::sync::mpsc::channel::<()>();
-    let (sent_tx, sent) = std::sync::mpsc::channel();
-    let writer = std::thread::spawn(move || {
-        while went.recv().is_ok() {
-            // The reader is in its alertable wait by now.
-            std::thread::sleep(Duration::from_millis(2));
-            let at = Instant::now();
-            write_all(&mut pb, b"x");
-            sent_tx.send(at).unwrap();
-        }
-    });
-    let mut lat = Vec::new();
-    for _ in 0..30 {
-        let ran = Rc::new(Cell::new(false));
-        let r2 = ran.clone();
-        let _op = b
-            .recv(
-                vec![0u8; 8],
-                MsgFlags::empty(),
-                Notify::routine(move |d: Completion<Vec<u8>>| {
-                    assert_eq!((d.bytes, &d.data[..1]), (1, &b"x"[..]));
-                    r2.set(true);
-                }),
-            )
-            .unwrap();
-        go.send(()).unwrap();
-        assert_eq!(sleep_ex(TEN, true), SleepOutcome::IoCompletion);
-        let back = Instant::now();
-        assert!(ran.get(), "the second engine's routine ran");
-        let at = sent.recv_timeout(slack(10 * SEC)).unwrap();
-        lat.push(back.saturating_duration_since(at));
-    }
-    drop(go);
-    writer.join().unwrap();
-    lat.sort();
-    let med = lat[lat.len() / 2];
-    assert!(
-        med < slack(Duration::from_micros(1500)),
-        "a routine of the second engine ran {med:?} (median) after its data came"
-    );
-}
-
 util::cases! {
     r01_routine_runs_once_with_result_and_buffers,
     r01_routine_gets_flags_error_and_send_buffers,
@@ -909,5 +852,4 @@ util::cases! {
     r08_immediate_completion_routine_runs_in_next_alertable_wait,
     r08_alertable_wait_inside_a_routine_runs_no_routine,
     r09_thread_exit_with_pending_ops_and_queued_routines,
-    r10_an_alertable_wait_blocks_on_every_engine_of_the_thread,
 }

@@ -60,6 +60,14 @@ const STOP_LIMIT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(100);
 
 impl Shape {
+    /// Every shape, in the order of the table.
+    const ALL: [Shape; 4] = [
+        Shape::Shared,
+        Shape::PerThread,
+        Shape::Port,
+        Shape::PortEngines,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Shape::Shared => "shared",
@@ -350,12 +358,7 @@ pub(super) fn run(a: &BenchArgs) -> ExitCode {
         a.scale_opts.engine.clone()
     };
     let shapes = if a.scale_opts.shapes.is_empty() {
-        vec![
-            Shape::Shared,
-            Shape::PerThread,
-            Shape::Port,
-            Shape::PortEngines,
-        ]
+        Shape::ALL.to_vec()
     } else {
         a.scale_opts.shapes.clone()
     };
@@ -469,14 +472,9 @@ fn print(cfg: &Config, rounds: usize, rows: &[Row]) {
     );
     println!(
         "shapes: {}",
-        [
-            Shape::Shared,
-            Shape::PerThread,
-            Shape::Port,
-            Shape::PortEngines
-        ]
-        .map(|s| format!("{} = {}", s.name(), s.describe()))
-        .join("; ")
+        Shape::ALL
+            .map(|s| format!("{} = {}", s.name(), s.describe()))
+            .join("; ")
     );
     let mut last = None;
     for r in rows {

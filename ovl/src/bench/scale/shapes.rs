@@ -1,6 +1,7 @@
 //! The threads of `ovl bench --scale`: loopback pairs, ping-pong on them
 //! (the shapes `shared` and `per-thread`), and the workers of the `port`
-//! shape. Every byte received is checked; every wait is bounded.
+//! and `port-engines` shapes. Every byte received is checked; every wait
+//! is bounded.
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};

@@ -1,0 +1,182 @@
+//! Several engines in one program: an engine per worker thread sharing one
+//! completion port (on io_uring, a ring per thread), and a thread that
+//! started operations on several engines. Not SPEC cases (the model has one
+//! system); the behaviour is the model's: whoever waits for a completion
+//! gets it as soon as it happens, whichever engine it ran on. A thread that
+//! waits on several engines blocks on all of them at once (`sys/block.rs`);
+//! it used to sleep in the first in 5 ms slices, and the timing cases here
+//! failed then (about 3 ms per packet or routine, median).
+
+#[path = "util/mod.rs"]
+mod util;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use overlapped::*;
+use util::*;
+
+const TEN: Option<Duration> = Some(Duration::from_secs(10));
+
+fn packet(port: &CompletionPort) -> Packet {
+    port.get_queued(TEN).unwrap().expect("a packet within 10 s")
+}
+
+/// How long a blocked waiter took to get the packet of a receive on a
+/// socket of the port's second engine, per message (median of `n`).
+fn median_delivery(e: &Engine, n: usize) -> Duration {
+    let second = util::engine(e.kind());
+    let port = CompletionPort::new(1);
+    // The first engine's socket is associated first.
+    let (a, _pa) = std_pair(e);
+    port.associate(&a, 1).unwrap();
+    let _quiet = a
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
+        .unwrap();
+    let (b, mut pb) = std_pair(&second);
+    port.associate(&b, 2).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            while let Some(pk) = port.get_queued(Some(slack(10 * SEC))).unwrap() {
+                if pk.is_posted() {
+                    break;
+                }
+                let at = Instant::now();
+                let c = pk.into_completion::<Vec<u8>>().unwrap();
+                assert_eq!((c.bytes, &c.data[..1]), (1, &b"x"[..]));
+                tx.send(at).unwrap();
+            }
+        })
+    };
+    let mut lat = Vec::new();
+    let mut ops = Vec::new();
+    for _ in 0..n {
+        ops.push(
+            b.recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
+                .unwrap(),
+        );
+        // The worker is blocked in `get_queued` by now.
+        std::thread::sleep(Duration::from_millis(2));
+        let sent = Instant::now();
+        write_all(&mut pb, b"x");
+        let got = rx
+            .recv_timeout(slack(10 * SEC))
+            .expect("one packet per receive");
+        lat.push(got - sent);
+    }
+    port.post(0, 0, ()).unwrap();
+    worker.join().unwrap();
+    lat.sort();
+    lat[n / 2]
+}
+
+fn a_port_over_several_engines_delivers_at_once(e: &Engine) {
+    // A waiter that slept in the first engine's wait and looked at the
+    // second one between slices took several milliseconds per packet.
+    let med = median_delivery(e, 40);
+    assert!(
+        med < slack(Duration::from_micros(1500)),
+        "a packet of the second engine took {med:?} (median) to reach the waiter"
+    );
+}
+
+fn an_engine_whose_thread_exited_still_delivers(e: &Engine) {
+    // A worker makes an engine of its own, starts a receive on one of its
+    // sockets (notifying the port) and exits. The operation survives the
+    // thread (SPEC c08), and on io_uring its request, which the kernel cancels
+    // at the thread's exit, is issued again by whoever reaps that engine:
+    // here a waiter of the port that blocks on both engines.
+    let port = CompletionPort::new(1);
+    let (a, _pa) = std_pair(e);
+    port.associate(&a, 1).unwrap();
+    let _quiet = a
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
+        .unwrap();
+    let (kind, worker_port) = (e.kind(), port.clone());
+    let (b, mut pb, op) = std::thread::spawn(move || {
+        let own = util::engine(kind);
+        let (b, pb) = std_pair(&own);
+        worker_port.associate(&b, 2).unwrap();
+        let st = b
+            .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(5))
+            .unwrap();
+        assert!(st.is_pending());
+        (b, pb, st.op())
+    })
+    .join()
+    .unwrap();
+    // Let the exit's cancellation reach the engine first.
+    std::thread::sleep(Duration::from_millis(20));
+    write_all(&mut pb, b"late");
+    let pk = packet(&port);
+    assert_eq!((pk.key, pk.tag, pk.bytes), (2, 5, 4));
+    assert!(pk.error.is_none(), "{:?}", pk.error);
+    assert_eq!(&pk.into_completion::<Vec<u8>>().unwrap().data[..], b"late");
+    drop((op, b));
+}
+
+fn an_alertable_wait_blocks_on_every_engine_of_the_thread(e: &Engine) {
+    // The thread uses `e` first, then a second engine, whose receives the
+    // peer answers while the thread sleeps alertably. A wait that slept in
+    // the first engine and looked at the second between slices took
+    // several milliseconds per routine.
+    let second = util::engine(e.kind());
+    let (a, _pa) = std_pair(e);
+    let _quiet = a
+        .recv(
+            vec![0u8; 8],
+            MsgFlags::empty(),
+            Notify::routine(|_: Completion<Vec<u8>>| {}),
+        )
+        .unwrap();
+    let (b, mut pb) = std_pair(&second);
+    let (go, went) = std::sync::mpsc::channel::<()>();
+    let (sent_tx, sent) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        while went.recv().is_ok() {
+            // The reader is in its alertable wait by now.
+            std::thread::sleep(Duration::from_millis(2));
+            let at = Instant::now();
+            write_all(&mut pb, b"x");
+            sent_tx.send(at).unwrap();
+        }
+    });
+    let mut lat = Vec::new();
+    for _ in 0..30 {
+        let ran = Rc::new(Cell::new(false));
+        let r2 = ran.clone();
+        let _op = b
+            .recv(
+                vec![0u8; 8],
+                MsgFlags::empty(),
+                Notify::routine(move |d: Completion<Vec<u8>>| {
+                    assert_eq!((d.bytes, &d.data[..1]), (1, &b"x"[..]));
+                    r2.set(true);
+                }),
+            )
+            .unwrap();
+        go.send(()).unwrap();
+        assert_eq!(sleep_ex(TEN, true), SleepOutcome::IoCompletion);
+        let back = Instant::now();
+        assert!(ran.get(), "the second engine's routine ran");
+        let at = sent.recv_timeout(slack(10 * SEC)).unwrap();
+        lat.push(back.saturating_duration_since(at));
+    }
+    drop(go);
+    writer.join().unwrap();
+    lat.sort();
+    let med = lat[lat.len() / 2];
+    assert!(
+        med < slack(Duration::from_micros(1500)),
+        "a routine of the second engine ran {med:?} (median) after its data came"
+    );
+}
+
+util::cases! {
+    a_port_over_several_engines_delivers_at_once,
+    an_engine_whose_thread_exited_still_delivers,
+    an_alertable_wait_blocks_on_every_engine_of_the_thread,
+}
