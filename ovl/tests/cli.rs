@@ -91,7 +91,11 @@ fn client(addr: &str, count: u32, size: u32) -> bool {
 }
 
 fn serve_case(model: &str, engine: &str) {
-    let (_server, addr) = start(model, engine);
+    serve_case_with(model, engine, &[]);
+}
+
+fn serve_case_with(model: &str, engine: &str, extra: &[&str]) {
+    let (_server, addr) = start_with(model, engine, extra);
     let clients: Vec<_> = (0..4)
         .map(|i| {
             let a = addr.clone();
@@ -103,6 +107,41 @@ fn serve_case(model: &str, engine: &str) {
             c.join().unwrap(),
             "an echo client failed against {model}/{engine}"
         );
+    }
+}
+
+/// The port model with an engine (a ring, on io_uring) and a
+/// `SO_REUSEPORT` listener per worker: the connections land on several
+/// engines, all served through the one port.
+#[test]
+fn echo_server_port_engine_per_worker_uring() {
+    serve_case_with("port", "uring", &["--engine-per-worker", "--workers", "3"]);
+}
+
+#[test]
+fn echo_server_port_engine_per_worker_poll() {
+    serve_case_with("port", "poll", &["--engine-per-worker", "--workers", "3"]);
+}
+
+/// `--engine-per-worker` belongs to the port model: elsewhere it is a usage
+/// error, not ignored.
+#[test]
+fn engine_per_worker_is_for_the_port_model() {
+    for model in ["routines", "events", "async"] {
+        let r = run_ovl(
+            &[
+                "echo-server",
+                "--addr",
+                "127.0.0.1:0",
+                "--model",
+                model,
+                "--engine-per-worker",
+            ],
+            &[],
+            Duration::from_secs(20),
+        );
+        assert_eq!(r.code, Some(2), "{model}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("--engine-per-worker"), "{}", r.stderr);
     }
 }
 
@@ -763,8 +802,10 @@ fn nonsensical_numbers_are_usage_errors() {
 }
 
 /// A port in use: the error names the bind and the address. A second
-/// async-model server on the port of a first one fails to start instead of
-/// sharing its connections through `SO_REUSEPORT`; the first keeps serving.
+/// server with a listener per thread (async model, or the port model with
+/// `--engine-per-worker`) on the port of a first one fails to start instead
+/// of sharing its connections through `SO_REUSEPORT`; the first keeps
+/// serving.
 #[test]
 fn taken_ports_are_errors_that_name_the_address() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -788,16 +829,24 @@ fn taken_ports_are_errors_that_name_the_address() {
         &["--addr", &addr, "--model", "async", "--engine", "poll"],
         &[],
     );
-    for (model, why) in [
-        ("async", "another `ovl echo-server --model async`"),
-        ("port", "Address already in use"),
+    for (model, extra, why) in [
+        (
+            "async",
+            None,
+            "another `ovl echo-server` with a listener per thread",
+        ),
+        (
+            "port",
+            Some("--engine-per-worker"),
+            "another `ovl echo-server` with a listener per thread",
+        ),
+        ("port", None, "Address already in use"),
     ] {
-        let e = try_serve(
-            &["--addr", &addr, "--model", model, "--engine", "poll"],
-            &[],
-        )
-        .err()
-        .unwrap_or_else(|| panic!("a {model} server started on the async server's port"));
+        let mut args = vec!["--addr", &addr, "--model", model, "--engine", "poll"];
+        args.extend(extra);
+        let e = try_serve(&args, &[])
+            .err()
+            .unwrap_or_else(|| panic!("a {model} server started on the async server's port"));
         assert!(
             e.contains(&format!("cannot bind {addr}")) && e.contains(why),
             "{model}: {e}"

@@ -3,7 +3,7 @@
 //!
 //! `SO_REUSEPORT` would let a second server of this model bind the same
 //! port and silently take a share of its connections, so a server first
-//! claims the address (see [`claim`]).
+//! claims the address (see [`claim`](super::claim)).
 //!
 //! Idle connections hold no buffer (see [the server's docs](super)): a
 //! connection's task waits with a zero-byte receive, then runs the echo
@@ -18,9 +18,6 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::SocketAddr;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use overlapped::{Engine, MsgFlags, Notify, Slice, Socket, is_aborted, rt};
 
-use super::{CLOSE_WAIT, Pool, ServerArgs, Stats, TICK, probe_buffer, stopping, stream_ended};
+use super::{
+    CLOSE_WAIT, Pool, ServerArgs, Stats, TICK, claim, probe_buffer, stopping, stream_ended,
+};
 use crate::engine::Chosen;
 
 /// What every connection task of the server shares.
@@ -196,40 +195,6 @@ async fn busy(w: &Watch, local: &Local) -> Option<Slice> {
         w.last.set(local.now.get());
         buf = b;
     }
-}
-
-/// Claims `addr` for this server: no other `ovl` async-model server may
-/// hold it (an abstract Unix socket named after the address, released by
-/// the kernel when the process ends, however it ends), and nothing else may
-/// listen on it (a listener bound without `SO_REUSEPORT` must succeed; it
-/// is closed again before the threads bind theirs). The returned socket is
-/// the claim: keep it while serving.
-fn claim(addr: SocketAddr) -> io::Result<UnixListener> {
-    let name = format!("ovl-echo-server-async@{addr}");
-    let lock = UnixSocketAddr::from_abstract_name(name.as_bytes())
-        .and_then(|a| UnixListener::bind_addr(&a))
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::AddrInUse {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "cannot bind {addr}: another `ovl echo-server --model async` is \
-                         already listening there (its SO_REUSEPORT listeners would share \
-                         the connections)"
-                    ),
-                )
-            } else {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot claim {addr} for this server: {e}"),
-                )
-            }
-        })?;
-    drop(
-        std::net::TcpListener::bind(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?,
-    );
-    Ok(lock)
 }
 
 /// Ends a thread's listener: its accept cancelled and its end awaited

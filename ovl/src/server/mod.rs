@@ -46,7 +46,10 @@
 //! calls.
 
 use std::cell::Cell;
+use std::io;
 use std::net::SocketAddr;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener};
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,6 +108,12 @@ pub struct ServerArgs {
     /// waited this many seconds for data (0 = keep it).
     #[arg(long, default_value_t = 10)]
     pub buf_release: u64,
+    /// Port model: each worker thread gets an engine of its own (on
+    /// io_uring, a ring per thread) and a `SO_REUSEPORT` listener on it; the
+    /// connections of every engine share the one completion port, and any
+    /// worker takes any packet.
+    #[arg(long)]
+    pub engine_per_worker: bool,
 }
 
 impl ServerArgs {
@@ -272,30 +281,52 @@ pub fn run(args: ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.engine_per_worker && args.model != Model::Port {
+        eprintln!(
+            "ovl echo-server: --engine-per-worker is for the port model (--model port); \
+             the async model always runs an engine per thread"
+        );
+        return ExitCode::from(2);
+    }
     install_signals();
     tick_clock();
     let stats = std::sync::Arc::new(Stats::default());
     let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    let one = |r: io::Result<()>| r.map(|()| vec![engine.clone()]);
     let r = match args.model {
-        Model::Events => events::serve(&engine, chosen, &args, idle, &stats),
-        Model::Routines => routines::serve(&engine, chosen, &args, idle, &stats),
+        Model::Events => one(events::serve(&engine, chosen, &args, idle, &stats)),
+        Model::Routines => one(routines::serve(&engine, chosen, &args, idle, &stats)),
         Model::Port => port::serve(&engine, chosen, &args, idle, &stats),
-        Model::Async => asyncs::serve(&engine, chosen, &args, idle, &stats),
+        Model::Async => one(asyncs::serve(&engine, chosen, &args, idle, &stats)),
     };
-    if let Err(e) = r {
-        eprintln!("ovl echo-server: {e}");
-        return ExitCode::from(1);
-    }
+    let engines = match r {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ovl echo-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
     println!(
         "stopped: {} connections served, {} bytes echoed, {} refused (max-conns)",
         stats.connections.load(Ordering::Relaxed),
         stats.bytes.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed)
     );
-    // The async model runs an engine per thread; the counters below are of
-    // the models that share one engine.
+    // The async model runs an engine per thread that it does not hand
+    // back; the counters below are of the other models' engines, summed.
     if args.model != Model::Async && stats_wanted() {
-        let c = engine.counters();
+        let c = engines.iter().map(Engine::counters).fold(
+            overlapped::Counters::default(),
+            |mut a, c| {
+                a.submitted += c.submitted;
+                a.completed_now += c.completed_now;
+                a.completed_later += c.completed_later;
+                a.cancelled += c.cancelled;
+                a.enter_calls += c.enter_calls;
+                a.direct_calls += c.direct_calls;
+                a
+            },
+        );
         println!(
             "{STATS_PREFIX}{}",
             serde_json::json!({
@@ -347,6 +378,13 @@ fn context(what: String) -> impl FnOnce(std::io::Error) -> std::io::Error {
 /// while connections of its last run are in `TIME_WAIT`), backlog 1024.
 /// Each step's error names the step and the address.
 pub fn listen(engine: &Engine, addr: SocketAddr) -> std::io::Result<Socket> {
+    listen_shared(engine, addr, false)
+}
+
+/// [`listen`]; with `reuse_port`, also `SO_REUSEPORT`, so that several
+/// listeners (one per thread) share the address and the kernel spreads the
+/// connections over them.
+pub fn listen_shared(engine: &Engine, addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     let s = Socket::tcp_for(engine, &addr).map_err(context(format!(
         "cannot create a socket to listen on {addr}"
     )))?;
@@ -354,11 +392,53 @@ pub fn listen(engine: &Engine, addr: SocketAddr) -> std::io::Result<Socket> {
         .map_err(context(format!(
             "cannot set SO_REUSEADDR to listen on {addr}"
         )))?;
+    if reuse_port {
+        s.with_socket2(|s| s.set_reuse_port(true))
+            .map_err(context(format!(
+                "cannot set SO_REUSEPORT to listen on {addr}"
+            )))?;
+    }
     s.bind(&addr)
         .map_err(context(format!("cannot bind {addr}")))?;
     s.listen(1024)
         .map_err(context(format!("cannot listen on {addr}")))?;
     Ok(s)
+}
+
+/// Claims `addr` for a server that listens on it from several
+/// `SO_REUSEPORT` sockets (the async model, the port model with
+/// `--engine-per-worker`): no other such `ovl` server may hold it (an abstract Unix socket named after the address, released by
+/// the kernel when the process ends, however it ends), and nothing else may
+/// listen on it (a listener bound without `SO_REUSEPORT` must succeed; it
+/// is closed again before the threads bind theirs). The returned socket is
+/// the claim: keep it while serving.
+pub fn claim(addr: SocketAddr) -> io::Result<UnixListener> {
+    let name = format!("ovl-echo-server-reuseport@{addr}");
+    let lock = UnixSocketAddr::from_abstract_name(name.as_bytes())
+        .and_then(|a| UnixListener::bind_addr(&a))
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AddrInUse {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot bind {addr}: another `ovl echo-server` with a listener per \
+                         thread (--model async, or --engine-per-worker) is already \
+                         listening there (its SO_REUSEPORT listeners would share the \
+                         connections)"
+                    ),
+                )
+            } else {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot claim {addr} for this server: {e}"),
+                )
+            }
+        })?;
+    drop(
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?,
+    );
+    Ok(lock)
 }
 
 /// Most time [`close_listener`] waits for the listener's accepts to end.

@@ -10,6 +10,13 @@
 //! send may still be in flight). Sockets skip the port on immediate
 //! success, so a worker handles immediate completions inline.
 //!
+//! With `--engine-per-worker`, each worker thread has an engine of its own
+//! (on io_uring, a ring per thread) with a `SO_REUSEPORT` listener on it
+//! (key [`LISTENER_KEY`] − i); the kernel spreads the connections over the
+//! listeners, each connection lives on its listener's engine, and every
+//! engine's sockets share the one port. A worker waiting on the port waits
+//! on all the engines at once, so any worker takes any packet.
+//!
 //! Idle connections hold no buffer (see [the server's docs](super)): a
 //! connection starts with a zero-byte receive (tagged `PROBE`); its packet
 //! takes a buffer from the pool and runs the echo loop. A receive that
@@ -31,8 +38,8 @@ use overlapped::{
 };
 
 use super::{
-    Pool, ServerArgs, Stats, TICK, banner, close_listener, listen, probe_buffer, stopping,
-    stream_ended,
+    Pool, ServerArgs, Stats, TICK, banner, close_listener, listen, listen_shared, probe_buffer,
+    stopping, stream_ended,
 };
 use crate::engine::Chosen;
 
@@ -42,9 +49,13 @@ const ACCEPT: u64 = 3;
 /// A zero-byte receive: the connection is idle and holds no buffer.
 const PROBE: u64 = 4;
 const STOP_KEY: usize = usize::MAX;
-/// The listener's key: accepts complete on the port too, so the workers are
-/// the only threads that drive the engine.
+/// The (first) listener's key: accepts complete on the port too, so the
+/// workers are the only threads that drive the engines. Listener i has key
+/// `LISTENER_KEY - i`.
 const LISTENER_KEY: usize = usize::MAX - 1;
+/// Connections take the keys below this one (room for a listener per
+/// worker, at most `limits::MAX_THREADS`).
+const CONN_KEYS: usize = LISTENER_KEY - crate::limits::MAX_THREADS as usize;
 
 struct Conn {
     sock: Socket,
@@ -69,13 +80,22 @@ type Table = Mutex<HashMap<usize, Arc<Conn>>>;
 /// What every worker shares.
 struct Shared {
     port: CompletionPort,
-    acc: Acceptor,
+    /// One listener, or one per worker (`--engine-per-worker`); acceptor i
+    /// has the key `LISTENER_KEY - i`.
+    acc: Vec<Acceptor>,
     table: Table,
     stats: Arc<Stats>,
     pool: Pool,
+    next_key: std::sync::atomic::AtomicUsize,
+    max_conns: usize,
 }
 
 impl Shared {
+    /// The acceptor whose listener has port key `key`, if any.
+    fn acceptor(&self, key: usize) -> Option<&Acceptor> {
+        LISTENER_KEY.checked_sub(key).and_then(|i| self.acc.get(i))
+    }
+
     fn conn(&self, key: usize) -> Option<Arc<Conn>> {
         self.table
             .lock()
@@ -208,19 +228,19 @@ struct Acceptor {
     /// Accepts in flight; topped up every tick, so accepting resumes after
     /// a failure (e.g. `EMFILE`: out of descriptors) once descriptors free up.
     outstanding: std::sync::atomic::AtomicUsize,
-    next_key: std::sync::atomic::AtomicUsize,
-    max_conns: usize,
+    /// The engine of the listener and of the connections it accepts.
+    engine: Engine,
 }
 
-fn accepted(sh: &Shared, c: overlapped::Completion<Option<Socket>>) {
-    let (port, acc, table, stats) = (&sh.port, &sh.acc, &sh.table, &sh.stats);
+fn accepted(sh: &Shared, acc: &Acceptor, c: overlapped::Completion<Option<Socket>>) {
+    let (port, table, stats) = (&sh.port, &sh.table, &sh.stats);
     if let (None, Some(sock)) = (c.error, c.data) {
         let n = table.lock().unwrap_or_else(|p| p.into_inner()).len();
-        if n >= acc.max_conns {
+        if n >= sh.max_conns {
             stats.refused.fetch_add(1, Ordering::Relaxed);
         } else {
             stats.connections.fetch_add(1, Ordering::Relaxed);
-            let key = acc.next_key.fetch_add(1, Ordering::Relaxed) % (usize::MAX - 2);
+            let key = sh.next_key.fetch_add(1, Ordering::Relaxed) % CONN_KEYS;
             let _ = sock.set_nodelay(true);
             if port.associate(&sock, key).is_ok() && sock.set_skip_port_on_success().is_ok() {
                 let conn = Arc::new(Conn {
@@ -267,9 +287,9 @@ fn worker(sh: Arc<Shared>) {
         }
         let key = p.key;
         let tag = p.tag;
-        if key == LISTENER_KEY {
+        if let Some(acc) = sh.acceptor(key) {
             if let Ok(c) = p.into_completion::<Option<Socket>>() {
-                accepted(&sh, c);
+                accepted(&sh, acc, c);
             }
             continue;
         }
@@ -348,43 +368,120 @@ fn tick(sh: &Shared, idle: Option<Duration>, release: Option<Duration>) {
     }
 }
 
-/// Serves until stopped.
+/// The engines to serve on: `engine`, or with `--engine-per-worker` one
+/// per worker, of `engine`'s kind (the first is `engine`).
+fn engines(engine: &Engine, args: &ServerArgs, workers: usize) -> io::Result<Vec<Engine>> {
+    if !args.engine_per_worker {
+        return Ok(vec![engine.clone()]);
+    }
+    if workers as u64 > crate::limits::MAX_THREADS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{workers} workers: --engine-per-worker takes at most {}",
+                crate::limits::MAX_THREADS
+            ),
+        ));
+    }
+    let mut v = vec![engine.clone()];
+    for _ in 1..workers {
+        let e = Engine::builder()
+            .choice(crate::engine::forced(engine.kind()))
+            .build()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot make an engine per worker ({workers}): {e}"),
+                )
+            })?;
+        v.push(e);
+    }
+    Ok(v)
+}
+
+/// A listener on each engine: one on `addr`, or (several engines) a
+/// `SO_REUSEPORT` listener each on the same address (port 0: the one the
+/// first listener got), the address claimed first (see [`super::claim`]).
+/// Returns the listeners and the claim to keep while serving.
+fn listeners(
+    engines: &[Engine],
+    addr: std::net::SocketAddr,
+) -> io::Result<(Vec<Socket>, Option<std::os::unix::net::UnixListener>)> {
+    if let [one] = engines {
+        return Ok((vec![listen(one, addr)?], None));
+    }
+    let claim = if addr.port() == 0 {
+        None
+    } else {
+        Some(super::claim(addr)?)
+    };
+    let mut v: Vec<Socket> = Vec::with_capacity(engines.len());
+    for e in engines {
+        let at = match v.first() {
+            Some(first) => first.local_addr()?,
+            None => addr,
+        };
+        v.push(listen_shared(e, at, true)?);
+    }
+    Ok((v, claim))
+}
+
+/// Serves until stopped. Returns the engines it served on (for their
+/// counters).
 pub fn serve(
     engine: &Engine,
     chosen: Chosen,
     args: &ServerArgs,
     idle: Option<Duration>,
     stats: &Arc<Stats>,
-) -> io::Result<()> {
-    let listener = listen(engine, args.addr)?;
-    banner(engine, chosen, listener.local_addr()?, args.model);
+) -> io::Result<Vec<Engine>> {
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         args.workers
     };
-    println!("{workers} worker threads");
+    let engines = engines(engine, args, workers)?;
+    let (listeners, _claim) = listeners(&engines, args.addr)?;
+    let first = listeners
+        .first()
+        .ok_or_else(|| io::Error::other("no listener"))?;
+    banner(engine, chosen, first.local_addr()?, args.model);
+    if engines.len() > 1 {
+        println!(
+            "{workers} worker threads, each with its own {} engine and listener",
+            engine.kind()
+        );
+    } else {
+        println!("{workers} worker threads");
+    }
     let port = CompletionPort::new(workers);
-    port.associate(&listener, LISTENER_KEY).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot associate the listener with the completion port: {e}"),
-        )
-    })?;
-    let sh = Arc::new(Shared {
-        port,
-        acc: Acceptor {
+    let mut acc = Vec::with_capacity(listeners.len());
+    for (i, (listener, e)) in listeners.into_iter().zip(&engines).enumerate() {
+        port.associate(&listener, LISTENER_KEY - i).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot associate the listener with the completion port: {e}"),
+            )
+        })?;
+        acc.push(Acceptor {
             listener,
             outstanding: std::sync::atomic::AtomicUsize::new(0),
-            next_key: std::sync::atomic::AtomicUsize::new(0),
-            max_conns: args.max_conns,
-        },
+            engine: e.clone(),
+        });
+    }
+    let sh = Arc::new(Shared {
+        port,
+        acc,
         table: Mutex::new(HashMap::new()),
         stats: stats.clone(),
         pool: Pool::new(args.buf_size),
+        next_key: std::sync::atomic::AtomicUsize::new(0),
+        max_conns: args.max_conns,
     });
     // Several accepts in flight, as AcceptEx servers keep.
-    top_up(&sh.acc);
+    for a in &sh.acc {
+        top_up(a);
+    }
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let sh = sh.clone();
@@ -394,7 +491,9 @@ pub fn serve(
     while !stopping() {
         std::thread::sleep(TICK);
         super::tick_clock();
-        top_up(&sh.acc);
+        for a in &sh.acc {
+            top_up(a);
+        }
         tick(&sh, idle, args.release());
     }
     for _ in 0..workers {
@@ -413,6 +512,8 @@ pub fn serve(
     for k in keys {
         end(&sh.table, k);
     }
-    close_listener(&sh.acc.listener, |t| engine.drive(Some(t)));
-    Ok(())
+    for a in &sh.acc {
+        close_listener(&a.listener, |t| a.engine.drive(Some(t)));
+    }
+    Ok(engines)
 }
