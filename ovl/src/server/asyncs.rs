@@ -3,7 +3,7 @@
 //!
 //! `SO_REUSEPORT` would let a second server of this model bind the same
 //! port and silently take a share of its connections, so a server first
-//! claims the address (see [`claim`](super::claim)).
+//! claims the address (see [`claim`]).
 //!
 //! Idle connections hold no buffer (see [the server's docs](super)): a
 //! connection's task waits with a zero-byte receive, then runs the echo
