@@ -29,11 +29,7 @@ fn median_delivery(e: &Engine, n: usize) -> Duration {
     let second = util::engine(e.kind());
     let port = CompletionPort::new(1);
     // The first engine's socket is associated first.
-    let (a, _pa) = std_pair(e);
-    port.associate(&a, 1).unwrap();
-    let _quiet = a
-        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
-        .unwrap();
+    let _quiet = quiet_on_port(e, &port, 1);
     let (b, mut pb) = std_pair(&second);
     port.associate(&b, 2).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -90,11 +86,7 @@ fn an_engine_whose_thread_exited_still_delivers(e: &Engine) {
     // at the thread's exit, is issued again by whoever reaps that engine:
     // here a waiter of the port that blocks on both engines.
     let port = CompletionPort::new(1);
-    let (a, _pa) = std_pair(e);
-    port.associate(&a, 1).unwrap();
-    let _quiet = a
-        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
-        .unwrap();
+    let _quiet = quiet_on_port(e, &port, 1);
     let (kind, worker_port) = (e.kind(), port.clone());
     let (b, mut pb, op) = std::thread::spawn(move || {
         let own = util::engine(kind);

@@ -399,11 +399,7 @@ fn port_workers_over_two_engines_wait_once_per_packet(kind: Kind) {
     use std::time::Duration;
     let (a, b) = (engine(kind), engine(kind));
     let port = CompletionPort::new(4);
-    let (sa, _pa) = std_pair(&a);
-    port.associate(&sa, 1).unwrap();
-    let _quiet = sa
-        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
-        .unwrap();
+    let _quiet = quiet_on_port(&a, &port, 1);
     let (sb, mut pb) = std_pair(&b);
     port.associate(&sb, 2).unwrap();
     let (got, packets) = mpsc::channel();

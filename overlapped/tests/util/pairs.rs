@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use overlapped::{Engine, Socket};
+use overlapped::{CompletionPort, Engine, MsgFlags, Notify, Socket, Started};
 
 use super::{SEC, slack};
 
@@ -56,6 +56,23 @@ pub fn std_pair(e: &Engine) -> (Socket, TcpStream) {
     p.set_read_timeout(Some(slack(10 * SEC))).unwrap();
     p.set_write_timeout(Some(slack(10 * SEC))).unwrap();
     (c, p)
+}
+
+/// A socket of `e` associated with `port` under `key`, with a receive
+/// pending that its peer never answers: it makes `e` one of the port's
+/// engines (the first, when associated first) without ever posting a
+/// packet. Keep all three alive for the test.
+pub fn quiet_on_port(
+    e: &Engine,
+    port: &CompletionPort,
+    key: usize,
+) -> (Socket, TcpStream, Started<Vec<u8>>) {
+    let (s, peer) = std_pair(e);
+    port.associate(&s, key).unwrap();
+    let recv = s
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::Port(0))
+        .unwrap();
+    (s, peer, recv)
 }
 
 /// Reads exactly `n` bytes from a std stream.
