@@ -368,6 +368,12 @@ impl Uring {
                 let b = bufs.as_deref_mut().map(|b| b.as_bufs());
                 match attempt(fd, op.kind, b, op.done, op.stream, op.urgent) {
                     Attempt::Done(out) => Step::Done(out, bufs),
+                    // A cancel that came after the poll fired found nothing
+                    // in the kernel: this is where it takes effect (parked
+                    // again, the operation would outlive every later cancel).
+                    Attempt::WouldBlock if op.cancel => {
+                        Step::Done(Outcome::aborted(*op.done), bufs)
+                    }
                     // SAFETY: as above.
                     Attempt::WouldBlock => unsafe { self.park(op, bufs, resubmits) },
                 }

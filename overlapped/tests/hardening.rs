@@ -1,0 +1,154 @@
+//! The engine's hardening cases: defects a close reading found that no
+//! conformance case caught, each written so that it failed on the code
+//! before its fix (the commit that fixed it says how it failed).
+//!
+//! * A cancel, close or drop that reaches an operation whose readiness poll
+//!   already fired (its completion not yet reaped) still ends it: on
+//!   io_uring the kernel's cancel then finds nothing, and the engine must
+//!   not park the operation again.
+//! * Rings of one and two entries with hundreds of operations completing
+//!   together while other threads start more: a full submission queue and a
+//!   completion-queue overflow met inside a push never deadlock.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use overlapped::{Engine, MsgFlags, Notify, Polled, Socket};
+
+#[path = "util/mod.rs"]
+mod util;
+
+use util::{Kind, MS, SEC, slack, std_pair};
+
+/// The peer sends one urgent byte, alone.
+fn send_urgent(peer: &TcpStream, byte: u8) {
+    // SAFETY: a valid connected socket and a one-byte buffer.
+    let n = unsafe {
+        libc::send(
+            peer.as_raw_fd(),
+            (&raw const byte).cast(),
+            1,
+            libc::MSG_OOB | libc::MSG_NOSIGNAL,
+        )
+    };
+    assert_eq!(n, 1, "send(MSG_OOB): {}", std::io::Error::last_os_error());
+}
+
+/// A socket whose normal receives wait as readiness polls on io_uring: it
+/// took one urgent byte with an `OOB` receive already.
+fn urgent_user(e: &Engine) -> (Socket, TcpStream) {
+    let (s, peer) = std_pair(e);
+    send_urgent(&peer, b'!');
+    let c = s
+        .recv(vec![0u8; 1], MsgFlags::OOB, Notify::None)
+        .unwrap()
+        .op()
+        .result_timeout(Some(slack(5 * SEC)))
+        .unwrap();
+    let Polled::Complete(c) = c else {
+        panic!("the first urgent byte never came")
+    };
+    assert_eq!(&c.data[..], b"!");
+    (s, peer)
+}
+
+/// How the operation is given up.
+#[derive(Clone, Copy, Debug)]
+enum GiveUp {
+    Cancel,
+    Close,
+    Drop,
+}
+
+/// A pending normal receive on a socket that uses urgent data; a lone
+/// urgent byte fires its readiness poll; before anyone reaps that, the
+/// receive is given up. It must end aborted (cancel, close) or leave the
+/// engine (drop), never stay parked.
+fn receive_given_up_after_its_poll_fired(e: &Engine, how: GiveUp) {
+    let (s, peer) = urgent_user(e);
+    let op = s
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
+        .unwrap();
+    assert!(op.is_pending());
+    let op = op.op();
+    send_urgent(&peer, b'?');
+    // The poll fires in the kernel; nobody drives the engine meanwhile.
+    std::thread::sleep(5 * MS);
+    match how {
+        GiveUp::Cancel => op.cancel().unwrap(),
+        GiveUp::Close => s.close().unwrap(),
+        GiveUp::Drop => {
+            drop(op);
+            let left = util::eventually(slack(3 * SEC), || {
+                e.drive(Some(10 * MS));
+                e.ops_in_table() == 0
+            });
+            assert!(left, "a dropped receive stayed in the engine");
+            return;
+        }
+    }
+    match op.result_timeout(Some(slack(3 * SEC))).unwrap() {
+        Polled::Complete(c) => assert!(c.is_aborted(), "{how:?}: {:?}", c.error),
+        Polled::Incomplete(_) => panic!("{how:?}: the receive is still pending"),
+    }
+    assert_eq!(e.ops_in_table(), 0);
+    drop(peer);
+}
+
+fn watching(kind: Kind) -> Engine {
+    util::builder(kind).watch_urgent(true).build().unwrap()
+}
+
+fn cancel_reaches_a_receive_whose_poll_fired(e: &Engine) {
+    receive_given_up_after_its_poll_fired(e, GiveUp::Cancel);
+}
+
+fn close_reaches_a_receive_whose_poll_fired(e: &Engine) {
+    receive_given_up_after_its_poll_fired(e, GiveUp::Close);
+}
+
+fn drop_reaches_a_receive_whose_poll_fired(e: &Engine) {
+    receive_given_up_after_its_poll_fired(e, GiveUp::Drop);
+}
+
+/// The same on an engine that watches urgent data from the start (no `OOB`
+/// receive first): every normal receive waits as a readiness poll.
+fn cancel_reaches_a_receive_whose_poll_fired_watch_urgent(kind: Kind) {
+    let e = watching(kind);
+    let (s, mut peer) = std_pair(&e);
+    let op = s
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
+        .unwrap()
+        .op();
+    send_urgent(&peer, b'?');
+    std::thread::sleep(5 * MS);
+    op.cancel().unwrap();
+    match op.result_timeout(Some(slack(3 * SEC))).unwrap() {
+        Polled::Complete(c) => assert!(c.is_aborted(), "{:?}", c.error),
+        Polled::Incomplete(_) => panic!("the receive is still pending"),
+    }
+    // The urgent byte is kept for the socket's next `OOB` receive, and the
+    // socket still works.
+    peer.write_all(b"data").unwrap();
+    let c = s
+        .recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(&c.data[..], b"data");
+    let c = s
+        .recv(vec![0u8; 1], MsgFlags::OOB, Notify::None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(&c.data[..], b"?");
+}
+
+util::cases! {
+    cancel_reaches_a_receive_whose_poll_fired,
+    close_reaches_a_receive_whose_poll_fired,
+    drop_reaches_a_receive_whose_poll_fired,
+    cancel_reaches_a_receive_whose_poll_fired_watch_urgent,
+}
