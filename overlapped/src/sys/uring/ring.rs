@@ -4,9 +4,12 @@
 //! The submission queue is touched only through an [`SqAccess`], which only
 //! [`Uring::sq`] makes, by locking the submission lock; the completion queue
 //! only under the completion lock. Neither lock is held across a system call
-//! except a submit forced by a full submission queue. `io_uring_enter` itself
-//! (submit, wait) runs without a lock: the kernel serializes entries of one
-//! ring.
+//! except a submit forced by a full submission queue (the submission lock:
+//! the queue must be emptied before the push can go on). `io_uring_enter`
+//! itself (submit, wait) runs without a lock otherwise: the kernel
+//! serializes entries of one ring. Nothing that takes the submission lock
+//! runs under it: a backlog poll found ended by a submit inside a push is
+//! armed again after the push let the lock go ([`Uring::rearm_if_due`]).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -43,6 +46,8 @@ pub(crate) struct Cqe {
 struct Drained {
     /// The backlog poll ended: arm it again.
     rearm: bool,
+    /// The backlog poll fired: read its eventfd.
+    fired: bool,
     /// It took the completion of a [`Uring::wake`], meant for the thread
     /// blocked in the ring. (Not the backlog poll's: whoever takes that
     /// takes the backlog too.)
@@ -67,10 +72,17 @@ pub(crate) struct Uring {
     /// A wake-up no-op is in the kernel or in the completion queue, not yet
     /// reaped: a further [`wake`](Uring::wake) has nothing to add.
     wake_pending: AtomicBool,
+    /// The backlog poll ended (its last completion was drained) and is not
+    /// armed again yet: [`rearm_if_due`](Uring::rearm_if_due) arms it.
+    rearm_due: AtomicBool,
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (5.19 and later).
     pub(super) poll_first: bool,
     /// Requests pushed that use a registered buffer: reads, sends.
     pub(crate) fixed_ops: [std::sync::atomic::AtomicU64; 2],
+    /// Test hook: this many coming submits answer `EBUSY` as an old kernel
+    /// does with completions in overflow (this kernel may never say it).
+    #[cfg(test)]
+    force_busy: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Uring {
@@ -130,8 +142,11 @@ impl Uring {
             cq: Mutex::new(Vec::new()),
             wake_fd,
             wake_pending: AtomicBool::new(false),
+            rearm_due: AtomicBool::new(false),
             poll_first: kernel_at_least(5, 19),
             fixed_ops: Default::default(),
+            #[cfg(test)]
+            force_busy: Default::default(),
         };
         u.arm_wake()?;
         u.submit()?;
@@ -201,7 +216,29 @@ impl Uring {
             .build()
             .user_data(BACKLOG_TOKEN);
         // SAFETY: the entry points at no memory (a poll on our own eventfd).
-        unsafe { self.push(&mut self.sq(), &e) }
+        unsafe { self.push_locked(&e) }
+    }
+
+    /// Arms the backlog poll again if a drain found it ended. Called with
+    /// no lock of the ring held: arming pushes, which takes the submission
+    /// lock (a drain inside a push, which holds it, only marks it due).
+    fn rearm_if_due(&self) {
+        while self.rearm_due.swap(false, Ordering::AcqRel) {
+            if let Err(e) = self.arm_wake() {
+                tracing::warn!(error = %e, "re-arming the backlog poll failed");
+            }
+        }
+    }
+
+    /// Pushes one SQE under the submission lock, let go before returning.
+    /// Callers then [`rearm_if_due`](Self::rearm_if_due).
+    ///
+    /// # Safety
+    /// As [`push`](Self::push).
+    unsafe fn push_locked(&self, entry: &squeue::Entry) -> io::Result<()> {
+        let mut t = self.sq();
+        // SAFETY: the caller's contract.
+        unsafe { self.push(&mut t, entry) }
     }
 
     /// Ends a blocking [`wait`](Self::wait) on another thread, and makes the
@@ -222,7 +259,9 @@ impl Uring {
         }
         let e = opcode::Nop::new().build().user_data(WAKE_TOKEN);
         // SAFETY: a no-op points at no memory.
-        if let Err(e) = unsafe { self.push(&mut self.sq(), &e) } {
+        let pushed = unsafe { self.push_locked(&e) };
+        self.rearm_if_due();
+        if let Err(e) = pushed {
             self.wake_pending.store(false, Ordering::Release);
             tracing::warn!(error = %e, "pushing a wake-up failed");
         } else if let Err(e) = self.submit() {
@@ -254,7 +293,7 @@ impl Uring {
                 return Ok(());
             }
             drop(sq);
-            self.submit()?;
+            self.flush()?;
         }
     }
 
@@ -277,7 +316,9 @@ impl Uring {
         // The entry points only into `inflight`, which owns that memory until
         // the CQE of `token` (and leaks it if dropped before).
         // SAFETY: so the memory outlives the request; the token is unique (the caller's contract).
-        match unsafe { self.push(&mut self.sq(), &entry) } {
+        let pushed = unsafe { self.push_locked(&entry) };
+        self.rearm_if_due();
+        match pushed {
             Ok(()) => Ok(inflight),
             Err(e) => Err((e, inflight.never_pushed())),
         }
@@ -289,23 +330,43 @@ impl Uring {
             .build()
             .user_data(CANCEL_TOKEN);
         // SAFETY: a cancel request points at no memory.
-        unsafe { self.push(&mut self.sq(), &e) }
+        let pushed = unsafe { self.push_locked(&e) };
+        self.rearm_if_due();
+        pushed
     }
 
     /// Submits everything queued. A completion queue in overflow (`EBUSY`)
     /// is reaped into the backlog and the submit retried: nothing is lost.
     pub(crate) fn submit(&self) -> io::Result<()> {
+        let r = self.flush();
+        self.rearm_if_due();
+        r
+    }
+
+    /// [`submit`](Self::submit) without arming the backlog poll again: a
+    /// push calls it holding the submission lock.
+    fn flush(&self) -> io::Result<()> {
         loop {
-            match self.ring.submitter().submit() {
+            #[cfg(test)]
+            let r = if self
+                .force_busy
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                Err(io::Error::from_raw_os_error(libc::EBUSY))
+            } else {
+                self.ring.submitter().submit()
+            };
+            #[cfg(not(test))]
+            let r = self.ring.submitter().submit();
+            match r {
                 Ok(_) => return Ok(()),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
                     let mut backlog = self.cq();
                     let d = self.drain_cq(&mut backlog);
                     let kept = !backlog.is_empty();
                     drop(backlog);
-                    if d.rearm {
-                        self.arm_wake()?;
-                    }
+                    self.drained(&d);
                     if kept || d.woke {
                         // Completions now wait in the backlog, where the
                         // ring's descriptor does not show them (and a
@@ -351,21 +412,31 @@ impl Uring {
         out.append(&mut backlog);
         let d = self.drain_cq(out);
         drop(backlog);
-        if d.rearm {
-            if let Err(e) = self.arm_wake() {
-                tracing::warn!(error = %e, "re-arming the backlog poll failed");
-            }
-        }
+        self.drained(&d);
+        self.rearm_if_due();
         d.woke
     }
 
+    /// What a drain met, after the completion lock was let go: the eventfd
+    /// read (no system call under that lock), the backlog poll marked due.
+    fn drained(&self, d: &Drained) {
+        if d.fired {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&self.wake_fd, &mut buf);
+        }
+        if d.rearm {
+            self.rearm_due.store(true, Ordering::Release);
+        }
+    }
+
     /// Moves the CQ's entries into `out` (the caller holds the completion
-    /// lock).
+    /// lock, and calls [`drained`](Self::drained) once it let it go).
     fn drain_cq(&self, out: &mut Vec<Wakeup>) -> Drained {
         // SAFETY: the caller holds the completion lock: the only live view of the CQ.
         let cq = unsafe { self.ring.completion_shared() };
         let mut d = Drained {
             rearm: false,
+            fired: false,
             woke: false,
         };
         for c in cq {
@@ -376,8 +447,7 @@ impl Uring {
                     d.woke = true;
                 }
                 BACKLOG_TOKEN => {
-                    let mut buf = [0u8; 8];
-                    let _ = rustix::io::read(&self.wake_fd, &mut buf);
+                    d.fired = true;
                     d.rearm |= !cqueue::more(c.flags());
                 }
                 CANCEL_TOKEN => {}
@@ -416,5 +486,62 @@ impl Uring {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the ring's descriptor is readable within `ms` milliseconds.
+    fn readable(u: &Uring, ms: u16) -> bool {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut fds = [PollFd::new(&u.ring, PollFlags::IN)];
+        let t = Timespec {
+            tv_sec: i64::from(ms / 1000),
+            tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        };
+        poll(&mut fds, Some(&t)).unwrap() == 1
+    }
+
+    /// A push into a full submission queue whose forced submit meets
+    /// `EBUSY` and, draining the completion queue, finds that the backlog
+    /// poll ended: the poll is armed again, not from inside the push that
+    /// holds the submission lock (which deadlocked), and works.
+    #[test]
+    fn backlog_poll_ended_inside_a_full_push_is_armed_again() {
+        let Ok(u) = Uring::new(1) else {
+            eprintln!("SKIPPED: io_uring unavailable");
+            return;
+        };
+        let u = Arc::new(u);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = Arc::clone(&u);
+        std::thread::spawn(move || {
+            // The backlog poll ends: its last completion (no `MORE`) waits
+            // in the completion queue, unreaped.
+            t.push_cancel(BACKLOG_TOKEN).unwrap();
+            t.wait(Some(Duration::from_millis(100))).unwrap();
+            // The one-entry submission queue is full...
+            t.push_cancel(WAKE_TOKEN).unwrap();
+            // ...so this push submits, meets `EBUSY` and drains.
+            t.force_busy.store(1, Ordering::Release);
+            t.push_cancel(WAKE_TOKEN).unwrap();
+            t.submit().unwrap();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a push that met a full queue and an ended backlog poll deadlocked");
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            u.wait(Some(Duration::from_millis(20))).unwrap();
+            u.reap(&mut out);
+        }
+        assert!(out.is_empty());
+        assert!(!readable(&u, 0), "nothing waits");
+        // Armed again: completions left in the backlog make the descriptor
+        // readable.
+        u.notice_backlog();
+        assert!(readable(&u, 1000), "the backlog poll was not armed again");
     }
 }
