@@ -26,10 +26,13 @@ impl Inner {
     ) -> Option<Outcome> {
         let (op, state, bufs) = slot_op(sock, s, key)?;
         let given = bufs.take();
+        // A tombstone until the backend answers: a panic inside it leaves
+        // the slot (and its token) out of use for good.
+        *state = SlotState::Lost;
         // The token is (socket key, slot index, generation). While an
-        // operation is parked its slot holds the `Parked` value, so the slot
-        // is not freed, and the socket stays in the registry (its queue is
-        // not empty).
+        // operation is parked its slot holds the `Parked` value (or is a
+        // tombstone), so the slot is not freed, and the socket stays in the
+        // registry (its queue is not empty).
         // SAFETY: so no other parked operation has this token.
         let step = unsafe { self.backend.arm(op, given, tried) };
         settle(step, state, bufs)
@@ -45,7 +48,13 @@ impl Inner {
         call: impl FnOnce(OpRef<'_>, Parked) -> Step,
     ) -> Option<Outcome> {
         let (op, state, bufs) = slot_op(sock, s, key)?;
-        let SlotState::Armed(parked) = mem::replace(state, SlotState::Queued) else {
+        if !matches!(state, SlotState::Armed(_)) {
+            return None;
+        }
+        // A tombstone while the backend holds the parked value: should the
+        // call panic, the request it may have in the kernel keeps its token
+        // (see `SlotState::Lost`).
+        let SlotState::Armed(parked) = mem::replace(state, SlotState::Lost) else {
             return None;
         };
         settle(call(op, parked), state, bufs)
@@ -123,7 +132,7 @@ impl Inner {
                     self.arm_next(sock, s, dir);
                 }
             }
-            SlotState::Done(_) => {}
+            SlotState::Done(_) | SlotState::Lost => {}
         }
     }
 
@@ -290,6 +299,8 @@ impl Inner {
                 Ok(())
             }
             SlotState::Armed(_) if slot.cancel => Ok(()),
+            // Never completes (see `SlotState::Lost`).
+            SlotState::Lost => Ok(()),
             SlotState::Armed(_) => {
                 slot.cancel = true;
                 let dir = slot.dir;
@@ -341,8 +352,9 @@ fn slot_op<'a>(
     Some((op, &mut slot.state, &mut slot.bufs))
 }
 
-/// Records a backend's answer in the slot: parked again, or finished with
-/// its buffers back (`Some`).
+/// Records a backend's answer in the slot, which was a tombstone while the
+/// backend held it: parked again, or finished with its buffers back
+/// (`Some`).
 fn settle(step: Step, state: &mut SlotState, bufs: &mut crate::sys::Bufs) -> Option<Outcome> {
     match step {
         Step::Parked(p) => {
@@ -350,8 +362,101 @@ fn settle(step: Step, state: &mut SlotState, bufs: &mut crate::sys::Bufs) -> Opt
             None
         }
         Step::Done(out, b) => {
+            // Finished, its buffers back: no request of it is left in the
+            // kernel (the caller finishes it next).
+            *state = SlotState::Queued;
             *bufs = b;
             Some(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::time::Duration;
+
+    use crate::probe::EngineChoice;
+    use crate::sys::fault::{Call, panic_next};
+    use crate::{Engine, MsgFlags, Notify, Polled, Socket};
+
+    fn engines() -> Vec<Engine> {
+        [EngineChoice::Uring, EngineChoice::Poll]
+            .into_iter()
+            .filter_map(|c| Engine::builder().choice(c).build().ok())
+            .collect()
+    }
+
+    fn pair(e: &Engine) -> (Socket, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let s = Socket::tcp_for(e, &addr).unwrap();
+        s.connect_wait(addr).unwrap();
+        (s, l.accept().unwrap().0)
+    }
+
+    /// A backend call that panics while an operation's request may be in
+    /// the kernel (here: asked to cancel it) leaves a tombstone: the slot,
+    /// and so the operation's token, is never freed, armed again or reused,
+    /// whatever the threads do with the socket afterwards; the socket keeps
+    /// working for new operations.
+    #[test]
+    fn a_panic_in_the_backend_tombstones_the_token() {
+        for e in engines() {
+            let (s, mut peer) = pair(&e);
+            let op = s
+                .recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
+                .unwrap()
+                .op();
+            panic_next(Call::Cancel);
+            let r = catch_unwind(AssertUnwindSafe(|| op.cancel()));
+            assert!(r.is_err(), "{:?}: the injected panic", e.kind());
+            assert_eq!(e.ops_in_table(), 1, "{:?}", e.kind());
+            // A second cancel, data for the old request, a new receive: the
+            // tombstone stays.
+            let _ = op.cancel();
+            std::io::Write::write_all(&mut peer, b"one").unwrap();
+            e.drive(Some(Duration::from_millis(50)));
+            assert_eq!(e.ops_in_table(), 1, "{:?}: the slot was freed", e.kind());
+            drop(op);
+            e.drive(Some(Duration::from_millis(20)));
+            assert_eq!(e.ops_in_table(), 1, "{:?}: the slot was freed", e.kind());
+            s.close().unwrap();
+            e.drive(Some(Duration::from_millis(20)));
+            assert_eq!(e.ops_in_table(), 1, "{:?}: the slot was freed", e.kind());
+        }
+    }
+
+    /// The same for a panic while a completion is interpreted: the
+    /// operation's request answered, the slot stays a tombstone and the
+    /// socket's other direction works.
+    #[test]
+    fn a_panic_in_progress_tombstones_the_token() {
+        for e in engines() {
+            let (s, mut peer) = pair(&e);
+            let op = s
+                .recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
+                .unwrap()
+                .op();
+            std::io::Write::write_all(&mut peer, b"one").unwrap();
+            panic_next(Call::Progress);
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                for _ in 0..100 {
+                    e.drive(Some(Duration::from_millis(10)));
+                }
+            }));
+            assert!(r.is_err(), "{:?}: the injected panic", e.kind());
+            assert!(matches!(op.result(false).unwrap(), Polled::Incomplete(_)));
+            assert_eq!(e.ops_in_table(), 1, "{:?}", e.kind());
+            let sent = s
+                .send(b"two".to_vec(), MsgFlags::empty(), Notify::None)
+                .unwrap()
+                .wait()
+                .unwrap();
+            assert_eq!(sent.bytes, 3);
+            s.close().unwrap();
+            e.drive(Some(Duration::from_millis(20)));
+            assert_eq!(e.ops_in_table(), 1, "{:?}: the slot was freed", e.kind());
         }
     }
 }

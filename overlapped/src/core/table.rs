@@ -289,6 +289,14 @@ pub(crate) enum SlotState {
     Armed(Parked),
     /// Finished; the outcome waits for the handle.
     Done(Outcome),
+    /// A tombstone: the backend was handed the operation and never
+    /// answered (it panicked). Its request may still be in the kernel, so
+    /// the slot is never freed, armed again or completed, which keeps its
+    /// token (and its socket, which stays in the registry) from being
+    /// reused; the memory the request may use was leaked when the unwind
+    /// dropped it (see `sys::uring::InFlight`). The operation never
+    /// completes; later cancels, closes and drops leave it alone.
+    Lost,
 }
 
 /// One operation.

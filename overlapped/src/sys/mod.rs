@@ -67,6 +67,35 @@ pub(crate) mod tcp;
 pub(crate) mod tokio;
 pub(crate) mod uring;
 
+/// Test hook: makes the next backend call of a kind panic on this thread,
+/// as a bug inside a backend would (the core's panic-safety tests).
+#[cfg(test)]
+pub(crate) mod fault {
+    use std::cell::Cell;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Call {
+        Progress,
+        Cancel,
+    }
+
+    thread_local! {
+        static NEXT: Cell<Option<Call>> = const { Cell::new(None) };
+    }
+
+    /// The next `call` on this thread panics.
+    pub(crate) fn panic_next(call: Call) {
+        NEXT.with(|n| n.set(Some(call)));
+    }
+
+    pub(super) fn hit(call: Call) {
+        if NEXT.with(|n| n.get()) == Some(call) {
+            NEXT.with(|n| n.set(None));
+            panic!("injected panic in the backend's {call:?}");
+        }
+    }
+}
+
 /// Which engine drives an [`Engine`](crate::Engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -499,6 +528,8 @@ impl Backend {
     /// Interprets a wakeup for a parked operation (for a socket wakeup, the
     /// head operation of a direction that may progress).
     pub(crate) fn progress(&self, op: OpRef<'_>, parked: Parked, wakeup: &Wakeup) -> Step {
+        #[cfg(test)]
+        fault::hit(fault::Call::Progress);
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
             (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
@@ -509,6 +540,8 @@ impl Backend {
     /// Cancels a parked operation: done at once, or the kernel is asked and
     /// the operation completes *aborted* through a later wakeup.
     pub(crate) fn cancel(&self, op: OpRef<'_>, parked: Parked) -> Step {
+        #[cfg(test)]
+        fault::hit(fault::Call::Cancel);
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
             (_, Parked::Poll(w)) => Step::Done(Outcome::aborted(*op.done), w.into_bufs()),
