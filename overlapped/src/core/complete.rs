@@ -377,7 +377,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::probe::EngineChoice;
-    use crate::sys::fault::{Call, panic_next};
+    use crate::sys::fault::{Call, inject};
     use crate::{Engine, MsgFlags, Notify, Polled, Socket};
 
     fn engines() -> Vec<Engine> {
@@ -408,7 +408,7 @@ mod tests {
                 .recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
                 .unwrap()
                 .op();
-            panic_next(Call::Cancel);
+            inject(Call::Cancel);
             let r = catch_unwind(AssertUnwindSafe(|| op.cancel()));
             assert!(r.is_err(), "{:?}: the injected panic", e.kind());
             assert_eq!(e.ops_in_table(), 1, "{:?}", e.kind());
@@ -439,7 +439,7 @@ mod tests {
                 .unwrap()
                 .op();
             std::io::Write::write_all(&mut peer, b"one").unwrap();
-            panic_next(Call::Progress);
+            inject(Call::Progress);
             let r = catch_unwind(AssertUnwindSafe(|| {
                 for _ in 0..100 {
                     e.drive(Some(Duration::from_millis(10)));

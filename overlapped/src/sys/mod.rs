@@ -77,15 +77,29 @@ pub(crate) mod fault {
     pub(crate) enum Call {
         Progress,
         Cancel,
+        /// Not a panic: io_uring's next accept completion on this thread
+        /// reads as `EAGAIN` (its connection closed), as the kernel answers
+        /// a request it ran where it may not wait.
+        AcceptEagain,
     }
 
     thread_local! {
         static NEXT: Cell<Option<Call>> = const { Cell::new(None) };
     }
 
-    /// The next `call` on this thread panics.
-    pub(crate) fn panic_next(call: Call) {
+    /// The next `call` on this thread panics (or, for `AcceptEagain`, reads
+    /// as `EAGAIN`).
+    pub(crate) fn inject(call: Call) {
         NEXT.with(|n| n.set(Some(call)));
+    }
+
+    /// Whether `call` was set for this thread (and clears it).
+    pub(crate) fn take(call: Call) -> bool {
+        let set = NEXT.with(|n| n.get()) == Some(call);
+        if set {
+            NEXT.with(|n| n.set(None));
+        }
+        set
     }
 
     pub(super) fn hit(call: Call) {

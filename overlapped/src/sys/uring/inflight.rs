@@ -70,7 +70,7 @@ pub(crate) struct InFlight {
     mem: Option<Box<KernelMem>>,
     bufs: Bufs,
     /// Times the request was pushed again after the kernel cancelled it on
-    /// its own (its submitting thread exited).
+    /// its own (its submitting thread exited) or answered `EAGAIN`.
     pub(super) resubmits: u32,
     /// A zero-copy send's result CQE (`res`, `flags`), kept until its
     /// notification CQE says the kernel let go of the buffer.
@@ -136,6 +136,23 @@ fn missing_bufs() -> io::Error {
     )
 }
 
+/// How an operation's request waits in the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// The operation itself (a receive maybe with `POLL_FIRST`); urgent
+    /// receives and connects are readiness polls whatever the mode.
+    Direct,
+    /// As `Direct`, but a stream receive of the normal channel is a
+    /// readiness poll too, tried in user space when it fires (sockets that
+    /// use urgent data, see `RecvPolicy`).
+    UrgentWatch,
+    /// A readiness poll for the operation's direction, whatever its kind,
+    /// tried in user space when it fires: after the kernel answered the
+    /// request with `EAGAIN`, the next try waits for the socket instead of
+    /// spinning through the ring.
+    Ready,
+}
+
 /// What to push for an operation: its [`InFlight`] (buffers and kernel
 /// memory) and the SQE that points into it (without `user_data`). Building
 /// it is safe: the entry is inert until pushed.
@@ -147,7 +164,7 @@ pub(super) fn prepare(
     done: usize,
     stream: bool,
     poll_first: bool,
-    readiness: bool,
+    wait: Wait,
     resubmits: u32,
     fixed: Option<FixedMode>,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
@@ -170,7 +187,7 @@ pub(super) fn prepare(
         done,
         stream,
         poll_first,
-        readiness,
+        wait,
         fixed,
     ) {
         Ok(e) => e,
@@ -188,10 +205,22 @@ pub(super) fn prepare(
     ))
 }
 
-/// The SQE of one operation kind (one arm per [`OpKind`]). `readiness`: a
-/// stream receive of the normal channel parks as a readiness poll and is
-/// tried in user space when it fires (sockets that use urgent data, see
-/// `RecvPolicy`).
+/// The readiness a [`Wait::Ready`] poll waits for: `None` for the kinds
+/// that wait as readiness polls anyway.
+fn ready_mask(kind: &OpKind) -> Option<libc::c_short> {
+    match kind {
+        OpKind::Send { .. } => Some(libc::POLLOUT),
+        OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => None,
+        OpKind::Recv { .. } => {
+            Some(libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP)
+        }
+        OpKind::Accept => Some(libc::POLLIN),
+        OpKind::Connect { .. } => None,
+    }
+}
+
+/// The SQE of one operation kind (one arm per [`OpKind`]), waiting as
+/// `wait` says.
 #[allow(clippy::too_many_arguments)]
 fn build(
     km: &mut KernelMem,
@@ -201,10 +230,14 @@ fn build(
     done: usize,
     stream: bool,
     poll_first: bool,
-    readiness: bool,
+    wait: Wait,
     fixed: Option<FixedMode>,
 ) -> io::Result<squeue::Entry> {
     let fdt = types::Fd(fd);
+    if let (Wait::Ready, Some(mask)) = (wait, ready_mask(kind)) {
+        km.poll_phase = true;
+        return Ok(opcode::PollAdd::new(fdt, mask as u32).build());
+    }
     // The operation's one registered buffer, when the engine registered its
     // pool: the window past the operation's progress.
     let mut bufs = bufs;
@@ -267,7 +300,7 @@ fn build(
             // io_uring here; with POLLRDBAND the poll fires (measured).
             opcode::PollAdd::new(fdt, (libc::POLLPRI | libc::POLLRDBAND) as u32).build()
         }
-        OpKind::Recv { .. } if readiness && kind.is_plain_stream_recv(stream) => {
+        OpKind::Recv { .. } if wait == Wait::UrgentWatch && kind.is_plain_stream_recv(stream) => {
             km.poll_phase = true;
             let mask = libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP;
             opcode::PollAdd::new(fdt, mask as u32).build()
@@ -341,6 +374,11 @@ pub(super) enum Finish {
     Resubmit,
     /// A readiness poll fired; run the non-blocking attempt.
     Attempt,
+    /// The kernel ran the request where it may not wait (its worker pool,
+    /// on a non-blocking socket) and found no room, no data or no
+    /// connection (`EAGAIN`): not an answer for the operation, which waits
+    /// for readiness and tries again.
+    Again,
 }
 
 /// Interprets the CQE of a parked operation. `nonempty`: the CQE says bytes
@@ -364,11 +402,13 @@ pub(super) fn finish(
             return Finish::Attempt;
         }
     }
-    if res == -libc::EAGAIN && matches!(kind, OpKind::Send { .. } | OpKind::Recv { .. }) {
-        // The kernel ran the request where it may not wait (its worker
-        // pool, on a non-blocking socket) and found no room or no data:
-        // not an answer for the operation, which waits on.
-        return Finish::Resubmit;
+    if res == -libc::EAGAIN
+        && matches!(
+            kind,
+            OpKind::Send { .. } | OpKind::Recv { .. } | OpKind::Accept
+        )
+    {
+        return Finish::Again;
     }
     if res < 0 {
         let mut out = Outcome::err(io::Error::from_raw_os_error(-res), *done);

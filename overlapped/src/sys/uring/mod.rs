@@ -33,10 +33,14 @@
 //!   the shared [`EmptyGuess`](super::guess::EmptyGuess)) keeps trying.
 //! * **Short sends.** Stream sends carry `MSG_WAITALL`; a send the kernel
 //!   took in part is pushed again for the rest.
-//! * **`EAGAIN` in a CQE.** A send or receive the kernel ran where it may
-//!   not wait (its worker pool, on a non-blocking socket) can complete with
-//!   `-EAGAIN`; it is pushed again, never reported (`tests/tokio.rs`'s
-//!   4 MiB transfer on a multi-thread runtime saw it in about 1 run in 20).
+//! * **`EAGAIN` in a CQE.** A send, receive or accept the kernel ran where
+//!   it may not wait (its worker pool, on a non-blocking socket) can
+//!   complete with `-EAGAIN`; it is never reported: the operation waits as
+//!   a readiness poll and is tried when that fires, so a kernel that keeps
+//!   answering `EAGAIN` costs a wait for the socket each time, not a spin
+//!   through the ring; after [`MAX_RESUBMITS`] such answers it ends
+//!   *aborted* (`tests/tokio.rs`'s 4 MiB transfer on a multi-thread
+//!   runtime saw `EAGAIN` in about 1 run in 20).
 //! * **Urgent receives and connects** park as a readiness poll and run the
 //!   non-blocking attempt when it fires. Once a socket started an urgent
 //!   receive, its normal stream receives park that way too, and a poll that
@@ -74,14 +78,14 @@ mod ring;
 pub(crate) use inflight::InFlight;
 pub(crate) use ring::{Cqe, Uring};
 
-use inflight::{Finish, FixedMode, FixedOp, finish, prepare};
+use inflight::{Finish, FixedMode, FixedOp, Wait, finish, prepare};
 
 use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, SockSys, Step, Wakeup};
 use super::{attempt, serve_urgent};
 use crate::flags::MsgFlags;
 
-/// How many times a request the kernel cancelled on its own is pushed again
-/// before the operation ends *aborted*.
+/// How many times a request the kernel cancelled on its own, or answered
+/// with `EAGAIN`, is pushed again before the operation ends *aborted*.
 const MAX_RESUBMITS: u32 = 1000;
 
 /// Per-socket receive policy: try the next stream receive at once, or park
@@ -198,9 +202,21 @@ impl Uring {
         unsafe { self.park(op, bufs, 0) }
     }
 
+    /// Pushes the operation's request again, as its socket's policy says.
+    ///
     /// # Safety
     /// As [`arm`](Self::arm).
-    unsafe fn park(&self, op: OpRef<'_>, mut bufs: Bufs, resubmits: u32) -> Step {
+    unsafe fn park(&self, op: OpRef<'_>, bufs: Bufs, resubmits: u32) -> Step {
+        // SAFETY: the caller's contract.
+        unsafe { self.park_as(op, bufs, resubmits, false) }
+    }
+
+    /// `ready`: as a readiness poll for the operation's direction
+    /// ([`Wait::Ready`]).
+    ///
+    /// # Safety
+    /// As [`arm`](Self::arm).
+    unsafe fn park_as(&self, op: OpRef<'_>, mut bufs: Bufs, resubmits: u32, ready: bool) -> Step {
         use std::os::fd::AsRawFd;
         let Some(fd) = op.fd else {
             return Step::Done(Outcome::aborted(*op.done), bufs);
@@ -220,6 +236,13 @@ impl Uring {
         };
         policy.urgent |= is_oob_recv(op.kind);
         let poll_first = self.poll_first && !policy.recv_direct;
+        let wait = if ready {
+            Wait::Ready
+        } else if policy.urgent {
+            Wait::UrgentWatch
+        } else {
+            Wait::Direct
+        };
         let prepared = prepare(
             fd.as_raw_fd(),
             op.kind,
@@ -227,7 +250,7 @@ impl Uring {
             *op.done,
             op.stream,
             poll_first,
-            policy.urgent,
+            wait,
             resubmits,
             self.fixed_mode().map(|m| FixedMode {
                 send: m.send && !policy.no_zc,
@@ -286,6 +309,17 @@ impl Uring {
             }
         } else {
             (cqe.res, cqe.flags)
+        };
+        #[cfg(test)]
+        let res = if matches!(op.kind, OpKind::Accept)
+            && res >= 0
+            && super::fault::take(super::fault::Call::AcceptEagain)
+        {
+            // SAFETY: a non-negative accept result is a new fd nothing else owns.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(res) });
+            -libc::EAGAIN
+        } else {
+            res
         };
         let resubmits = f.resubmits;
         let (mem, mut bufs) = f.complete(cqe);
@@ -349,6 +383,11 @@ impl Uring {
             Finish::Resubmit if op.cancel => Step::Done(Outcome::aborted(*op.done), bufs),
             // SAFETY: as above, the operation's own token, its request over.
             Finish::Resubmit => unsafe { self.park(op, bufs, resubmits) },
+            Finish::Again if op.cancel || resubmits >= MAX_RESUBMITS => {
+                Step::Done(Outcome::aborted(*op.done), bufs)
+            }
+            // SAFETY: as above.
+            Finish::Again => unsafe { self.park_as(op, bufs, resubmits + 1, true) },
             Finish::Attempt => {
                 let Some(fd) = op.fd else {
                     return Step::Done(Outcome::aborted(*op.done), bufs);
@@ -387,5 +426,49 @@ impl Uring {
             tracing::warn!(error = %e, "io_uring cancel could not be queued");
         }
         Step::Parked(Parked::Uring(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::probe::EngineChoice;
+    use crate::sys::fault::{Call, inject};
+    use crate::{Engine, Notify, Polled, Socket};
+
+    /// An accept the kernel answered with `EAGAIN` (it ran the request
+    /// where it may not wait) is not failed with "would block": it waits
+    /// for the next connection, as a blocking accept would.
+    #[test]
+    fn an_accept_answered_eagain_waits_for_the_next_connection() {
+        let Ok(e) = Engine::builder().choice(EngineChoice::Uring).build() else {
+            eprintln!("SKIPPED: io_uring unavailable");
+            return;
+        };
+        let l = Socket::tcp_listener(&e, &"127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let op = l.accept(Notify::None).unwrap().op();
+        inject(Call::AcceptEagain);
+        let _first = std::net::TcpStream::connect(addr).unwrap();
+        for _ in 0..20 {
+            e.drive(Some(Duration::from_millis(5)));
+        }
+        assert!(
+            !op.is_complete(),
+            "an accept answered EAGAIN ended: {:?}",
+            op.result(false).ok().map(|p| match p {
+                Polled::Complete(c) => format!("{:?}", c.error),
+                Polled::Incomplete(_) => "pending".into(),
+            })
+        );
+        let second = std::net::TcpStream::connect(addr).unwrap();
+        let c = match op.result_timeout(Some(Duration::from_secs(5))).unwrap() {
+            Polled::Complete(c) => c,
+            Polled::Incomplete(_) => panic!("the accept never took the next connection"),
+        };
+        assert!(c.error.is_none(), "{:?}", c.error);
+        assert!(c.data.is_some());
+        assert_eq!(c.addr, Some(second.local_addr().unwrap()));
     }
 }
