@@ -265,7 +265,6 @@ pub mod tokio;
 mod wait;
 mod winerror;
 
-pub use crate::core::RawDone;
 pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};

@@ -229,10 +229,26 @@ impl<T> From<&Event> for Notify<T> {
 }
 
 /// What an operation hands back: buffers for sends and receives, the new
-/// socket for `accept`, nothing for `connect`. Sealed.
-pub trait OpOutput: Sized + Send + 'static {
+/// socket for `accept`, nothing for `connect`. Sealed: implemented for
+/// every [`IoBufs`], for `()` and for `Option<Socket>` only (its method
+/// takes a type of the engine that other crates cannot name).
+///
+/// ```compile_fail
+/// // Another crate's type cannot be an operation's output.
+/// struct Mine;
+/// impl overlapped::OpOutput for Mine {}
+/// ```
+pub trait OpOutput: Sized + Send + 'static + sealed::Output {
     #[doc(hidden)]
     fn from_raw(raw: RawDone) -> Completion<Self>;
+}
+
+mod sealed {
+    /// Only this crate implements [`OpOutput`](super::OpOutput).
+    pub trait Output {}
+    impl<B: crate::IoBufs> Output for B {}
+    impl Output for () {}
+    impl Output for Option<crate::Socket> {}
 }
 
 fn base<T>(raw: &mut RawDone, data: T) -> Completion<T> {

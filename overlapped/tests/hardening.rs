@@ -13,7 +13,6 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use overlapped::{Engine, MsgFlags, Notify, Polled, Socket};
 

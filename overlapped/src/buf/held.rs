@@ -299,8 +299,17 @@ pub(crate) trait RawBufs: Send {
     /// Records that the first `n` bytes of a receive's room hold received
     /// data, as the kernel (or [`copy_in`](RawBufs::copy_in)) reported
     /// writing them. The last record is applied to the buffers when they
-    /// are handed back ([`take_back`]); nothing for a send.
-    fn set_received(&mut self, n: usize);
+    /// are handed back ([`take_back`]); nothing for a send. (`n` beyond the
+    /// room is clamped to it.)
+    ///
+    /// # Safety
+    /// The first `n` bytes of the room, in array order, were written since
+    /// the buffers were given to the engine (by the kernel, as a completion
+    /// or a system call's result reported, or by `copy_in`): the record
+    /// makes them the buffers' initialized length (`Vec::set_len`,
+    /// `BytesMut::set_len`, a `FixedBuf`'s length), and
+    /// [`received`](RawBufs::received) reads them.
+    unsafe fn set_received(&mut self, n: usize);
     /// Appends the first `n` bytes received (at most the recorded count) to
     /// `out`, in array order (nothing for a send).
     fn received(&mut self, n: usize, out: &mut Vec<u8>);
@@ -375,7 +384,7 @@ impl<B: IoBufs> RawBufs for Tx<B> {
     fn copy_in(&mut self, _skip: usize, _src: &[u8]) -> (usize, usize) {
         (0, 0)
     }
-    fn set_received(&mut self, _n: usize) {}
+    unsafe fn set_received(&mut self, _n: usize) {}
     fn received(&mut self, _n: usize, _out: &mut Vec<u8>) {}
     fn fixed(&mut self) -> Option<FixedPart> {
         self.0.tx_fixed()
@@ -416,7 +425,7 @@ impl<B: IoBufsMut> RawBufs for Rx<B> {
         });
         (n, room)
     }
-    fn set_received(&mut self, n: usize) {
+    unsafe fn set_received(&mut self, n: usize) {
         self.landed = Some(n.min(self.bufs.rx_total().unwrap_or(0)));
     }
     fn received(&mut self, n: usize, out: &mut Vec<u8>) {

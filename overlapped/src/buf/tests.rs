@@ -5,7 +5,8 @@ use super::*;
 fn receive<B: IoBufsMut>(bufs: B, src: &[u8]) -> (usize, B) {
     let mut e = erase_rx(bufs);
     let (n, _) = e.copy_in(0, src);
-    e.set_received(n);
+    // SAFETY: `copy_in` wrote them.
+    unsafe { e.set_received(n) };
     (n, take_back::<B>(e).unwrap())
 }
 
@@ -27,7 +28,8 @@ fn slice_windows_scatter_and_keep_the_buffer() {
     assert_eq!(e.total_len(), Some(7));
     assert_eq!(e.buf_count(), 2);
     assert_eq!(e.copy_in(0, b"12345"), (5, 7));
-    e.set_received(5);
+    // SAFETY: `copy_in` wrote them.
+    unsafe { e.set_received(5) };
     let mut landed = Vec::new();
     e.received(9, &mut landed);
     assert_eq!(landed, b"12345");
@@ -67,7 +69,8 @@ fn a_send_shows_its_bytes_and_takes_nothing_in() {
     let got: Vec<u8> = e.io_slices().iter().flat_map(|s| s.to_vec()).collect();
     assert_eq!(got, b"abcde");
     assert_eq!(e.copy_in(0, b"x"), (0, 0));
-    e.set_received(1);
+    // SAFETY: `copy_in` wrote them.
+    unsafe { e.set_received(1) };
     let b = take_back::<[Vec<u8>; 2]>(e).unwrap();
     assert_eq!(b, [b"ab".to_vec(), b"cde".to_vec()]);
     let e = erase_tx(&b"static"[..]);
@@ -97,7 +100,8 @@ fn every_split_of_a_receive_lands_in_array_order() {
                 let mut e = erase_rx(bufs);
                 let (copied, room) = e.copy_in(skip, &src[..n]);
                 assert_eq!((copied, room), (n, total - skip));
-                e.set_received(skip + n);
+                // SAFETY: `copy_in` wrote them.
+                unsafe { e.set_received(skip + n) };
                 let mut landed = Vec::new();
                 e.received(total, &mut landed);
                 assert_eq!(landed.len(), skip + n);
@@ -160,7 +164,8 @@ fn only_one_fixed_buf_shows_its_registered_window() {
     let f = e.fixed().expect("one FixedBuf");
     assert_eq!((f.index, f.len), (index, 13));
     assert_eq!(e.copy_in(0, b"defg"), (4, 13));
-    e.set_received(4);
+    // SAFETY: `copy_in` wrote them.
+    unsafe { e.set_received(4) };
     let b = take_back::<FixedBuf>(e).unwrap();
     assert_eq!(&b[..], b"abcdefg");
     // Arrays of them, and other buffers, have none.

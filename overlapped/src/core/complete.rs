@@ -62,6 +62,7 @@ impl Inner {
 
     /// Finishes an operation: records the outcome and what it says about
     /// the connection, takes it off its queue, delivers it.
+    #[allow(unsafe_code)] // `RawBufs::set_received`'s contract
     pub(super) fn finish_op(
         self: &Arc<Self>,
         sock: &super::Sock,
@@ -87,7 +88,10 @@ impl Inner {
         // A receive hands its buffers back truncated to the bytes that
         // landed in them (also when it ends with an error or aborted).
         if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
-            b.as_bufs().set_received(out.bytes);
+            // A receive's outcome counts the bytes written at the start of
+            // its room (the backends' and `leftover`'s rule).
+            // SAFETY: so the first `out.bytes` bytes are written.
+            unsafe { b.as_bufs().set_received(out.bytes) };
         }
         if out.bytes > 0 && dir == Dir::Read {
             s.reads_done = s.reads_done.max(slot.order);

@@ -42,6 +42,7 @@ impl Inner {
 
     /// Starts an operation: completed now, pending, or an error (no
     /// completion will follow; the buffers come back).
+    #[allow(unsafe_code)] // `RawBufs::set_received`'s contract
     pub(crate) fn start(
         self: &Arc<Inner>,
         sock: &super::Sock,
@@ -134,7 +135,9 @@ impl Inner {
                 return Err((e, bufs));
             }
             if let (OpKind::Recv { .. }, Some(b)) = (&kind, bufs.as_deref_mut()) {
-                b.as_bufs().set_received(out.bytes);
+                // As in `finish_op`: the outcome counts bytes written.
+                // SAFETY: so the first `out.bytes` bytes are written.
+                unsafe { b.as_bufs().set_received(out.bytes) };
             }
         }
         if now.is_some()

@@ -50,6 +50,7 @@ fn rx_flags(flags: MsgFlags) -> RxFlags {
 /// an operation completes only when every byte is moved, or with an error
 /// (or the end of the stream) that reports the bytes moved. `urgent` is the
 /// socket's held urgent byte, which an `OOB` receive takes first.
+#[allow(unsafe_code)] // `RawBufs::set_received`'s contract
 pub(crate) fn attempt(
     fd: BorrowedFd<'_>,
     kind: &mut OpKind,
@@ -158,7 +159,10 @@ pub(crate) fn attempt(
                         // buffers: a 0-byte end on a reset connection is a
                         // start error, which hands them back untouched.
                         if *done > 0 {
-                            bufs.set_received(*done);
+                            // `recvmsg` wrote `*done` bytes at the start of
+                            // the room (this call's and earlier rounds').
+                            // SAFETY: so those bytes are written.
+                            unsafe { bufs.set_received(*done) };
                         }
                         return Attempt::Done(out);
                     }
@@ -244,9 +248,11 @@ fn recv_once(
 }
 
 /// Completes an `OOB` receive with the socket's held urgent byte.
+#[allow(unsafe_code)] // `RawBufs::set_received`'s contract
 pub(crate) fn serve_urgent(bufs: &mut dyn RawBufs, byte: u8) -> Outcome {
     let (n, _) = bufs.copy_in(0, &[byte]);
-    bufs.set_received(n);
+    // SAFETY: `copy_in` wrote the first `n` bytes.
+    unsafe { bufs.set_received(n) };
     let mut out = Outcome::ok(n);
     out.flags |= RecvFlags::OOB;
     out
