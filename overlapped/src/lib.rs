@@ -287,3 +287,15 @@ pub mod probe {
 
 /// No time limit, for waits (`WSA_INFINITE`).
 pub const INFINITE: Option<std::time::Duration> = None;
+
+/// The repository's README (`../../README.md`): `cargo test` compiles and
+/// runs its Rust example.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RepositoryReadme;
+
+/// The package's README (`../README.md`): `cargo test` compiles and runs
+/// its Rust example.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct PackageReadme;

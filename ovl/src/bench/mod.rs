@@ -382,8 +382,8 @@ pub fn run(a: BenchArgs) -> ExitCode {
     let servers = servers_for(&a);
     let cells = cells_for(&a);
     let rounds = a.rounds.unwrap_or(if a.quick { 1 } else { 3 });
-    // Defaults keep the whole run near two minutes; the README's figures
-    // use longer rounds (`--duration 2 --warmup 0.5`).
+    // Defaults keep the whole run near two minutes; the figures in
+    // docs/performance.md use longer rounds (`--duration 2 --warmup 0.5`).
     let dur = Duration::from_secs_f64(a.duration.unwrap_or(1.0));
     let warm = Duration::from_secs_f64(a.warmup.unwrap_or(0.3));
     let ncpu = servers::cpus();
