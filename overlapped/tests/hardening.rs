@@ -219,10 +219,114 @@ fn tiny_ring_round(e: &Engine) {
     assert_eq!(e.ops_in_table(), 0);
 }
 
+/// Runs `f` on its own thread; fails if it does not return in 10 s (a
+/// deadlock).
+fn within_10s(what: &str, f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(slack(10 * SEC))
+        .unwrap_or_else(|_| panic!("{what}: deadlocked"));
+}
+
+/// A closure given to `with_fd` or `with_socket2` runs without the
+/// socket's lock: it may use the same socket (start and wait for an
+/// operation, ask its address, close it), and the descriptor it was given
+/// stays open until it returns.
+fn closure_on_the_descriptor_may_use_the_socket(e: &Engine) {
+    let (s, mut peer) = std_pair(e);
+    within_10s("with_fd", move || {
+        let local = s.with_fd(|_| s.local_addr().unwrap()).unwrap();
+        assert_eq!(local, s.local_addr().unwrap());
+        let sent = s
+            .with_socket2(|_| {
+                s.send(b"abc".to_vec(), MsgFlags::empty(), Notify::None)?
+                    .wait()
+            })
+            .unwrap();
+        assert_eq!(sent.bytes, 3);
+        assert_eq!(util::read_n(&mut peer, 3), b"abc");
+        let still = s
+            .with_fd(|fd| {
+                s.close().unwrap();
+                // Closed for the model, open for the closure.
+                rustix::net::getsockname(fd).is_ok()
+            })
+            .unwrap();
+        assert!(still, "the descriptor was closed under the closure");
+        assert!(s.with_fd(|_| ()).is_err(), "a closed socket's descriptor");
+    });
+}
+
+/// A receive buffer whose `Drop` uses the socket it was given to.
+struct UsesSocketOnDrop {
+    v: Vec<u8>,
+    sock: Option<Socket>,
+}
+
+// SAFETY: the bytes are the `Vec`'s, as for `Vec<u8>`.
+unsafe impl overlapped::IoBuf for UsesSocketOnDrop {
+    fn stable_ptr(&self) -> *const u8 {
+        self.v.as_ptr()
+    }
+    fn bytes_len(&self) -> usize {
+        self.v.len()
+    }
+}
+
+// SAFETY: the room is the `Vec`'s heap allocation, as for `Vec<u8>`.
+unsafe impl overlapped::IoBufMut for UsesSocketOnDrop {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.v.as_mut_ptr()
+    }
+    fn room_len(&self) -> usize {
+        self.v.len()
+    }
+    unsafe fn set_received(&mut self, n: usize) {
+        self.v.truncate(n);
+    }
+}
+
+impl Drop for UsesSocketOnDrop {
+    fn drop(&mut self) {
+        if let Some(s) = self.sock.take() {
+            s.local_addr().unwrap();
+            s.close().unwrap();
+        }
+    }
+}
+
+/// The buffer of an operation nobody takes (its handle dropped) is dropped
+/// after the socket's lock is let go: its `Drop` may use the socket.
+fn dropped_buffer_may_use_the_socket(e: &Engine) {
+    let (s, peer) = std_pair(e);
+    let clone = s.try_clone().unwrap();
+    within_10s("a buffer's drop", move || {
+        let buf = UsesSocketOnDrop {
+            v: vec![0u8; 8],
+            sock: Some(clone),
+        };
+        let op = s.recv(buf, MsgFlags::empty(), Notify::None).unwrap();
+        assert!(op.is_pending());
+        drop(op);
+        assert!(util::eventually(slack(3 * SEC), || {
+            s.engine().drive(Some(10 * MS));
+            s.engine().ops_in_table() == 0
+        }));
+        // The clone closed from the buffer's `Drop`; this handle is open.
+        s.local_addr().unwrap();
+        drop(peer);
+    });
+}
+
 util::cases! {
     cancel_reaches_a_receive_whose_poll_fired,
     close_reaches_a_receive_whose_poll_fired,
     drop_reaches_a_receive_whose_poll_fired,
     cancel_reaches_a_receive_whose_poll_fired_watch_urgent,
     tiny_rings_under_load_never_deadlock,
+    closure_on_the_descriptor_may_use_the_socket,
+    dropped_buffer_may_use_the_socket,
 }

@@ -32,6 +32,24 @@ impl Inner {
         r
     }
 
+    /// Runs a user's closure on the socket's descriptor without the
+    /// socket's lock: the closure may use the socket (start operations,
+    /// close it). The descriptor stays open until the closure returns.
+    pub(crate) fn with_user_fd<R>(
+        &self,
+        sock: &Sock,
+        f: impl FnOnce(BorrowedFd<'_>) -> R,
+    ) -> io::Result<R> {
+        let fd = {
+            let s = sock.lock();
+            if s.closed {
+                return Err(bad_handle());
+            }
+            s.fd.clone().ok_or_else(bad_handle)?
+        };
+        Ok(f(fd.as_fd()))
+    }
+
     /// One more handle on the socket (`Socket::try_clone`, SPEC k11).
     pub(crate) fn clone_handle(&self, sock: &Sock) -> io::Result<()> {
         self.with_sock(sock, |_, s| {

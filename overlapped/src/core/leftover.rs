@@ -60,7 +60,7 @@ pub(super) fn serve_head(s: &mut SockState, key: usize) -> Option<Outcome> {
 /// A finished operation nobody will take (its handle was dropped): bytes a
 /// stream receive took from the kernel are kept for the socket's next
 /// receive; everything else is freed with the slot.
-pub(super) fn keep_unclaimed(s: &mut SockState, slot: Slot, out: Outcome) {
+pub(super) fn keep_unclaimed(s: &mut SockState, mut slot: Slot, out: Outcome) {
     // Bytes a receive took count, also those of a `WAITALL` receive that
     // was aborted part-way.
     let keep = out.error.as_ref().is_none_or(crate::flags::is_aborted)
@@ -75,14 +75,22 @@ pub(super) fn keep_unclaimed(s: &mut SockState, slot: Slot, out: Outcome) {
             .get(*k as usize)
             .is_some_and(|o| !matches!(o.state, SlotState::Queued))
     });
-    if let (true, Some(mut b)) = (
+    if let (true, Some(b)) = (
         keep && s.reads_done == slot.order && !later_armed,
-        slot.bufs,
+        slot.bufs.as_deref_mut(),
     ) {
         // These bytes precede any still kept: they were taken first.
         let mut kept: Vec<u8> = Vec::with_capacity(out.bytes + s.leftover.len());
         b.as_bufs().received(out.bytes, &mut kept);
         kept.append(&mut s.leftover);
         s.leftover = kept;
+    }
+    // Dropped after the socket's lock (a user buffer's `Drop`, an accepted
+    // descriptor's `close(2)`).
+    if let Some(b) = slot.bufs {
+        s.dead.push(super::table::Dead::Bufs(b));
+    }
+    if let Some(fd) = out.fd {
+        s.dead.push(super::table::Dead::Fd(fd));
     }
 }

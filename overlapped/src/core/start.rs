@@ -26,14 +26,15 @@ impl Inner {
             // Accepted sockets inherit it from their listener.
             sys::tcp::enable_inq(fd.as_fd());
         }
-        let mut reg = Ok(());
-        let sock = self.socks.insert(|key, seq| {
-            reg = self
-                .backend
-                .register(fd.as_fd(), super::table::sock_token(key, seq));
-            super::Sock::new(key, seq, SockState::new(fd, stream, connected, bound, sys))
-        });
-        if let Err(e) = reg {
+        let fd = Arc::new(fd);
+        let state = SockState::new(fd.clone(), stream, connected, bound, sys);
+        let sock = self
+            .socks
+            .insert(|key, seq| super::Sock::new(key, seq, state));
+        // Registered after the registry's lock is let go (`epoll_ctl`); no
+        // readiness can name the socket before this.
+        let token = super::table::sock_token(sock.key, sock.seq);
+        if let Err(e) = self.backend.register(fd.as_fd(), token) {
             self.socks.remove(&sock);
             return Err(e);
         }

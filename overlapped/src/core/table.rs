@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
@@ -128,11 +129,11 @@ impl Sock {
     }
 
     /// Locks the socket's state; unlocking records which directions are
-    /// busy.
+    /// busy, then drops what was put aside (see [`SockState::dead`]).
     pub(crate) fn lock(&self) -> SockGuard<'_> {
         SockGuard {
             sock: self,
-            st: lock(&self.st),
+            st: ManuallyDrop::new(lock(&self.st)),
         }
     }
 
@@ -153,7 +154,9 @@ impl Sock {
 /// The lock of a socket's state.
 pub(crate) struct SockGuard<'a> {
     sock: &'a Sock,
-    st: MutexGuard<'a, SockState>,
+    /// Dropped only in `SockGuard`'s `Drop`, before what the state put
+    /// aside.
+    st: ManuallyDrop<MutexGuard<'a, SockState>>,
 }
 
 impl Deref for SockGuard<'_> {
@@ -170,6 +173,7 @@ impl DerefMut for SockGuard<'_> {
 }
 
 impl Drop for SockGuard<'_> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         let mut b = 0u8;
         for (d, q) in self.st.queues.iter().enumerate() {
@@ -178,11 +182,31 @@ impl Drop for SockGuard<'_> {
             }
         }
         self.sock.busy.store(b, Ordering::Release);
+        let dead = if self.st.dead.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.st.dead)
+        };
+        // `st` is not used again: this is the guard's drop.
+        // SAFETY: so it is dropped exactly once.
+        unsafe { ManuallyDrop::drop(&mut self.st) };
+        // User buffers' `Drop` and descriptors' `close(2)` run unlocked.
+        drop(dead);
     }
 }
 
+/// What a finished operation left that nobody takes, dropped once the
+/// socket's lock is let go: a user buffer's `Drop` may use the socket.
+#[allow(dead_code)] // held only to be dropped
+pub(crate) enum Dead {
+    Bufs(Box<dyn crate::buf::ErasedBufs>),
+    Fd(OwnedFd),
+}
+
 pub(crate) struct SockState {
-    pub(crate) fd: Option<OwnedFd>,
+    /// Shared with the user closures of `with_fd` (run without the lock):
+    /// the descriptor is closed when the last holder lets it go.
+    pub(crate) fd: Option<Arc<OwnedFd>>,
     pub(crate) stream: bool,
     pub(crate) connected: bool,
     pub(crate) bound: bool,
@@ -211,12 +235,14 @@ pub(crate) struct SockState {
     /// The backend's own per-socket state.
     pub(crate) sys: SockSys,
     pub(crate) ops: Slab<Slot>,
+    /// Put aside under the lock, dropped after it (see [`Dead`]).
+    pub(crate) dead: Vec<Dead>,
     next_gen: u16,
 }
 
 impl SockState {
     pub(crate) fn new(
-        fd: OwnedFd,
+        fd: Arc<OwnedFd>,
         stream: bool,
         connected: bool,
         bound: bool,
@@ -239,6 +265,7 @@ impl SockState {
             reads_done: 0,
             sys,
             ops: Slab::new(),
+            dead: Vec::new(),
             next_gen: 1,
         }
     }

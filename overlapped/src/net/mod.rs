@@ -158,7 +158,7 @@ impl Socket {
         self.open()?;
         self.engine
             .inner
-            .with_sock(&self.sock, |fd, _| f(&SockRef::from(&fd)))
+            .with_user_fd(&self.sock, |fd| f(&SockRef::from(&fd)))?
     }
 
     /// This handle is open (another handle of the socket may be).
@@ -281,7 +281,7 @@ impl Socket {
     /// # }
     /// ```
     pub fn with_fd<R>(&self, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> R) -> io::Result<R> {
-        self.engine.inner.with_sock(&self.sock, |fd, _| Ok(f(fd)))
+        self.engine.inner.with_user_fd(&self.sock, f)
     }
 
     fn start<T: OpOutput>(
