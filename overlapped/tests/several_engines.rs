@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use overlapped::*;
 use util::*;
 
-const TEN: Option<Duration> = Some(Duration::from_secs(10));
-
 fn packet(port: &CompletionPort) -> Packet {
-    port.get_queued(TEN).unwrap().expect("a packet within 10 s")
+    port.get_queued(ten())
+        .unwrap()
+        .expect("a packet within 10 s")
 }
 
 /// How long a blocked waiter took to get the packet of a receive on a
@@ -151,7 +151,7 @@ fn an_alertable_wait_blocks_on_every_engine_of_the_thread(e: &Engine) {
             )
             .unwrap();
         go.send(()).unwrap();
-        assert_eq!(sleep_ex(TEN, true), SleepOutcome::IoCompletion);
+        assert_eq!(sleep_ex(ten(), true), SleepOutcome::IoCompletion);
         let back = Instant::now();
         assert!(ran.get(), "the second engine's routine ran");
         let at = sent.recv_timeout(slack(10 * SEC)).unwrap();
