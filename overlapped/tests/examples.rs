@@ -7,12 +7,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 #[path = "util/mod.rs"]
 mod util;
 
-use util::Kind;
+use util::{Kind, SEC, slack};
 
 fn example(name: &str) -> PathBuf {
     let mut p = std::env::current_exe().unwrap();
@@ -92,7 +91,7 @@ fn routine_recv_prints_message_before_completion_line(kind: Kind) {
 
 fn echo_client(addr: &str, id: usize) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_read_timeout(Some(slack(20 * SEC))).unwrap();
     // Lines that grow: 5, 50, 500, 1500 bytes (longer than the server's
     // 1,024-byte buffer): the restored receive length is what keeps them whole.
     for (k, n) in [5usize, 50, 500, 1500].into_iter().enumerate() {

@@ -10,7 +10,7 @@ use overlapped::{Engine, Event, MsgFlags, Notify, Socket, WaitMode, wait_for_eve
 #[path = "util/mod.rs"]
 mod util;
 
-use util::{Kind, tcp_pairs};
+use util::{Kind, SEC, slack, tcp_pairs, ten};
 
 /// 1,000 receives parked in a ring of 2 entries (completion queue of 4):
 /// every push beyond two flushes the submission queue, and the completions
@@ -44,7 +44,7 @@ fn tiny_ring_full_sq_and_cq_overflow_lose_nothing(kind: Kind) {
             .unwrap();
     }
     for (k, op) in ops.into_iter().enumerate() {
-        let c = match op.result_timeout(Some(Duration::from_secs(20))).unwrap() {
+        let c = match op.result_timeout(Some(slack(20 * SEC))).unwrap() {
             overlapped::Polled::Complete(c) => c,
             overlapped::Polled::Incomplete(_) => panic!("receive {k} lost"),
         };
@@ -68,7 +68,7 @@ fn close_with_1000_pending_ops_aborts_all(e: &Engine) {
     }
     s.close().unwrap();
     assert_eq!(
-        wait_for_events(&evs, WaitMode::All, Some(Duration::from_secs(20)), false).unwrap(),
+        wait_for_events(&evs, WaitMode::All, Some(slack(20 * SEC)), false).unwrap(),
         overlapped::WaitOutcome::Event(0)
     );
     for op in ops {
@@ -87,10 +87,7 @@ fn accept_through_a_port(e: &Engine) {
     port.associate(&l, 9).unwrap();
     let _op = l.accept(Notify::Port(1)).unwrap();
     let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let p = port
-        .get_queued(Some(Duration::from_secs(10)))
-        .unwrap()
-        .expect("packet");
+    let p = port.get_queued(ten()).unwrap().expect("packet");
     assert_eq!((p.key, p.tag), (9, 1));
     let c = p.into_completion::<Option<Socket>>().unwrap();
     let s = c.data.expect("accepted socket");

@@ -20,7 +20,7 @@ use proptest::test_runner::TestRunner;
 #[path = "util/mod.rs"]
 mod util;
 
-use util::Kind;
+use util::{Kind, SEC, eventually, slack};
 
 #[derive(Debug, Clone)]
 enum Action {
@@ -167,7 +167,7 @@ fn run(kind: Kind, actions: Vec<Action>) {
         k.client.shutdown(std::net::Shutdown::Write).unwrap();
         for (op, data) in k.recvs.iter_mut() {
             if let Some(op) = op.take() {
-                *data = take(op, Duration::from_secs(10))
+                *data = take(op, slack(10 * SEC))
                     .unwrap_or_else(|_| panic!("conn {ci}: a receive never completed"));
             }
         }
@@ -190,9 +190,8 @@ fn run(kind: Kind, actions: Vec<Action>) {
     }
     drop(conns);
     assert!(
-        (0..200).any(|_| {
+        eventually(slack(SEC), || {
             e.poll();
-            std::thread::sleep(Duration::from_millis(5));
             e.ops_in_table() == 0
         }),
         "operations left in the table: {}",

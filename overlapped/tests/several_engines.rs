@@ -17,15 +17,49 @@ use std::time::{Duration, Instant};
 use overlapped::*;
 use util::*;
 
-const TEN: Option<Duration> = Some(Duration::from_secs(10));
-
 fn packet(port: &CompletionPort) -> Packet {
-    port.get_queued(TEN).unwrap().expect("a packet within 10 s")
+    port.get_queued(ten())
+        .unwrap()
+        .expect("a packet within 10 s")
+}
+
+/// The slice of the old wait on several engines: it slept in the first
+/// engine for up to this long, then looked at the others.
+const OLD_SLICE: Duration = Duration::from_millis(5);
+
+/// Asserts that the median of `lat` (each from a peer's write, made 2 ms
+/// after the waiter began to wait, to the waiter's return) is below half
+/// the old slice, scaled.
+///
+/// The old wait began a slice each time the waiter came back to wait, so
+/// it returned at the slice's end, about 5 - 2 = 3 ms after each write:
+/// 3.0-3.1 ms median, measured then, and again with `wait_on_engines`
+/// (`core/drive.rs`) made to take the slice path it keeps for a thread
+/// without an eventfd. A waiter woken at once returns within tens of
+/// microseconds (about 50 us). Half the slice, 2.5 ms, lies between the
+/// two: it fails the old wait, and leaves a loaded machine (a few cores
+/// shared by several test runs) room for a woken thread's scheduling
+/// delays on up to half the samples, more than the 1.5 ms this bound
+/// replaces.
+fn assert_median_below_half_the_old_slice(mut lat: Vec<Duration>, what: &str) {
+    lat.sort();
+    let med = lat[lat.len() / 2];
+    let bound = slack(OLD_SLICE / 2);
+    println!(
+        "{what}: median {med:?}, slowest {:?} of {}",
+        lat[lat.len() - 1],
+        lat.len()
+    );
+    assert!(
+        med < bound,
+        "{what} took {med:?} (median of {}; bound {bound:?})",
+        lat.len()
+    );
 }
 
 /// How long a blocked waiter took to get the packet of a receive on a
-/// socket of the port's second engine, per message (median of `n`).
-fn median_delivery(e: &Engine, n: usize) -> Duration {
+/// socket of the port's second engine, per message (`n` of them).
+fn deliveries(e: &Engine, n: usize) -> Vec<Duration> {
     let second = util::engine(e.kind());
     let port = CompletionPort::new(1);
     // The first engine's socket is associated first.
@@ -65,17 +99,15 @@ fn median_delivery(e: &Engine, n: usize) -> Duration {
     }
     port.post(0, 0, ()).unwrap();
     worker.join().unwrap();
-    lat.sort();
-    lat[n / 2]
+    lat
 }
 
 fn a_port_over_several_engines_delivers_at_once(e: &Engine) {
     // A waiter that slept in the first engine's wait and looked at the
     // second one between slices took several milliseconds per packet.
-    let med = median_delivery(e, 40);
-    assert!(
-        med < slack(Duration::from_micros(1500)),
-        "a packet of the second engine took {med:?} (median) to reach the waiter"
+    assert_median_below_half_the_old_slice(
+        deliveries(e, 40),
+        "a packet of the second engine, to reach the port's waiter",
     );
 }
 
@@ -151,7 +183,7 @@ fn an_alertable_wait_blocks_on_every_engine_of_the_thread(e: &Engine) {
             )
             .unwrap();
         go.send(()).unwrap();
-        assert_eq!(sleep_ex(TEN, true), SleepOutcome::IoCompletion);
+        assert_eq!(sleep_ex(ten(), true), SleepOutcome::IoCompletion);
         let back = Instant::now();
         assert!(ran.get(), "the second engine's routine ran");
         let at = sent.recv_timeout(slack(10 * SEC)).unwrap();
@@ -159,11 +191,9 @@ fn an_alertable_wait_blocks_on_every_engine_of_the_thread(e: &Engine) {
     }
     drop(go);
     writer.join().unwrap();
-    lat.sort();
-    let med = lat[lat.len() / 2];
-    assert!(
-        med < slack(Duration::from_micros(1500)),
-        "a routine of the second engine ran {med:?} (median) after its data came"
+    assert_median_below_half_the_old_slice(
+        lat,
+        "a routine of the second engine, to run after its data came",
     );
 }
 

@@ -13,7 +13,6 @@ use overlapped::*;
 
 use crate::util::{self, *};
 
-const TEN: Option<Duration> = Some(Duration::from_secs(10));
 /// How long a check that nothing happened waits.
 const QUIET: Duration = Duration::from_millis(50);
 /// The completion key of sockets associated for the port notification.
@@ -155,12 +154,12 @@ impl<T: OpOutput> Pending<T> {
     /// The completion, through the notification (within ten seconds).
     fn complete(self) -> Completion<T> {
         match self.via {
-            Via::Result => match self.op.result_timeout(TEN).unwrap() {
+            Via::Result => match self.op.result_timeout(ten()).unwrap() {
                 Polled::Complete(c) => c,
                 Polled::Incomplete(_) => panic!("no completion within 10 s"),
             },
             Via::Event => {
-                assert!(self.ev.wait(TEN), "the event was not set within 10 s");
+                assert!(self.ev.wait(ten()), "the event was not set within 10 s");
                 match self.op.result(false).unwrap() {
                     Polled::Complete(c) => c,
                     Polled::Incomplete(_) => panic!("event set, operation incomplete"),
@@ -176,7 +175,7 @@ impl<T: OpOutput> Pending<T> {
             }
             Via::Port => {
                 let p = self.port.as_ref().unwrap();
-                let pk = p.get_queued(TEN).unwrap().expect("a packet within 10 s");
+                let pk = p.get_queued(ten()).unwrap().expect("a packet within 10 s");
                 assert_eq!((pk.key, pk.tag), (KEY, TAG));
                 pk.into_completion::<T>().unwrap()
             }
@@ -653,7 +652,7 @@ fn k05_urgent_byte_arriving_while_receives_wait_is_kept(e: &Engine) {
             .unwrap()
             .wait()
             .unwrap();
-        let Polled::Complete(d) = normal.result_timeout(TEN).unwrap() else {
+        let Polled::Complete(d) = normal.result_timeout(ten()).unwrap() else {
             panic!("no data")
         };
         assert_eq!(&d.data[..], b"xy", "{via:?}");
@@ -771,7 +770,7 @@ fn k06_while_connecting_a_second_connect_and_transfers_fail_at_the_call(e: &Engi
         assert_eq!(wsa_error(&err), Some(10057));
         assert_eq!(n.send_err(&c).kind(), ErrorKind::NotConnected, "{via:?}");
         c.close().unwrap();
-        let d = connect.result_timeout(TEN).unwrap();
+        let d = connect.result_timeout(ten()).unwrap();
         let Polled::Complete(d) = d else {
             panic!("close ends the connect")
         };
@@ -958,7 +957,7 @@ fn k09_accept_started_before_the_association_posts_to_the_port(e: &Engine) {
         port.associate(&l, 9).unwrap();
         l.close().unwrap();
         let pk = port
-            .get_queued(TEN)
+            .get_queued(ten())
             .unwrap()
             .expect("the aborted accept's packet");
         assert_eq!((pk.key, pk.tag), (9, tag.unwrap_or(0)));
@@ -982,7 +981,7 @@ fn k09_receive_started_before_the_association_posts_its_data(e: &Engine) {
     let port = CompletionPort::new(1);
     port.associate(&c, 10).unwrap();
     write_all(&mut p, b"later");
-    let pk = port.get_queued(TEN).unwrap().expect("a packet");
+    let pk = port.get_queued(ten()).unwrap().expect("a packet");
     assert_eq!((pk.key, pk.tag, pk.bytes), (10, 4, 5));
     assert_eq!(&pk.into_completion::<Vec<u8>>().unwrap().data[..], b"later");
 }
@@ -1075,7 +1074,7 @@ fn k10_thread_exit_is_operation_aborted(e: &Engine) {
         std::thread::spawn(move || c2.recv(vec![0u8; 8], MsgFlags::empty(), &ev2).unwrap().op())
             .join()
             .unwrap();
-    assert!(ev.wait(TEN));
+    assert!(ev.wait(ten()));
     let Polled::Complete(d) = op.result(false).unwrap() else {
         panic!("event set, op incomplete")
     };

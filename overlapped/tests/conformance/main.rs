@@ -146,6 +146,7 @@ fn without_io_uring_uring_cases_are_skipped_with_the_reason() {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args(["sockets::", "--nocapture"])
         .env_remove(util::FORBID_URING)
+        .env_remove(util::REQUIRE_URING)
         .env_remove("OVERLAPPED_ENGINE");
     let out = util::without_uring(&mut cmd)
         .output()
@@ -192,6 +193,7 @@ fn forbid_uring_variable_skips_uring_cases() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["sockets::", "--nocapture"])
         .env(util::FORBID_URING, "1")
+        .env_remove(util::REQUIRE_URING)
         .output()
         .expect("run the child");
     let (stdout, stderr) = (
@@ -211,4 +213,26 @@ fn forbid_uring_variable_skips_uring_cases() {
     assert!(stdout.contains(&passed), "{stdout}");
     let summary = format!("io_uring: 0 cases ran, {n} cases skipped");
     assert!(stderr.contains(&summary), "{stderr}");
+}
+
+/// `OVERLAPPED_TEST_REQUIRE_URING=1` (which `.ci/run` sets where io_uring
+/// works): a `uring` case that would be skipped fails, with the reason, and
+/// the `poll` cases still pass.
+#[test]
+fn require_uring_variable_fails_skipped_uring_cases() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["sockets::"])
+        .env(util::FORBID_URING, "1")
+        .env(util::REQUIRE_URING, "1")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the child passed:\n{stdout}");
+    let n = listed("sockets::uring::");
+    assert!(skip_lines(&stdout).is_empty(), "{stdout}");
+    let result = format!("test result: FAILED. {n} passed; {n} failed");
+    assert!(stdout.contains(&result), "{stdout}");
+    let why = "io_uring unavailable: OVERLAPPED_TEST_FORBID_URING is set; \
+               OVERLAPPED_TEST_REQUIRE_URING is set, so it may not be skipped";
+    assert_eq!(stdout.matches(why).count(), n, "{stdout}");
 }

@@ -57,7 +57,10 @@ fn o03_wait_returns_soon_after_data_from_another_thread(e: &Engine) {
     let done = op.wait().unwrap();
     let took = t0.elapsed();
     assert_eq!(&done.data[..], b"late");
-    assert!(took >= Duration::from_millis(45) && took < SEC, "{took:?}");
+    assert!(
+        took >= Duration::from_millis(45) && took < slack(SEC),
+        "{took:?}"
+    );
     drop(h.join());
 }
 
@@ -69,9 +72,9 @@ fn o04_is_complete_is_cheap_and_true_after(e: &Engine) {
     );
     let t0 = Instant::now();
     assert!(!op.is_complete());
-    assert!(t0.elapsed() < Duration::from_millis(50));
+    assert!(t0.elapsed() < slack(50 * MS), "{:?}", t0.elapsed());
     write_all(&mut p, b"x");
-    assert!(eventually(5 * SEC, || op.is_complete()));
+    assert!(eventually(slack(5 * SEC), || op.is_complete()));
     assert_eq!(op.wait().unwrap().bytes, 1);
 }
 

@@ -9,8 +9,6 @@ use overlapped::*;
 
 use crate::util::{self, *};
 
-const TEN: Option<Duration> = Some(Duration::from_secs(10));
-
 fn counter() -> (Rc<Cell<u32>>, Rc<Cell<u32>>) {
     let c = Rc::new(Cell::new(0));
     (c.clone(), c)
@@ -276,7 +274,7 @@ fn r02_routine_runs_only_on_the_issuing_thread(e: &Engine) {
     );
     assert_eq!(ran.get(), 0);
     // The issuer's alertable wait runs it.
-    assert_eq!(sleep_ex(TEN, true), SleepOutcome::IoCompletion);
+    assert_eq!(sleep_ex(ten(), true), SleepOutcome::IoCompletion);
     assert_eq!(ran.get(), 1);
     assert_eq!(ran_on.get(), Some(me));
 }
@@ -336,11 +334,11 @@ fn r04_sleep_ex_infinite_returns_io_completion(e: &Engine) {
     let t0 = Instant::now();
     assert_eq!(sleep_ex(INFINITE, true), SleepOutcome::IoCompletion);
     assert!(ran.get() >= 1, "it returned after routines ran");
-    while ran.get() < 3 && t0.elapsed() < Duration::from_secs(10) {
+    while ran.get() < 3 && t0.elapsed() < slack(10 * SEC) {
         assert_eq!(sleep_ex(INFINITE, true), SleepOutcome::IoCompletion);
     }
     assert_eq!(ran.get(), 3);
-    assert!(t0.elapsed() < SEC);
+    assert!(t0.elapsed() < slack(SEC), "{:?}", t0.elapsed());
 }
 
 fn r04_sleep_ex_returns_timeout_after_the_time(e: &Engine) {
@@ -352,7 +350,7 @@ fn r04_sleep_ex_returns_timeout_after_the_time(e: &Engine) {
     );
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_millis(150),
+        took >= 100 * MS && took < 100 * MS + slack(50 * MS),
         "{took:?}"
     );
     // With a pending routine op that does not complete.
@@ -371,13 +369,13 @@ fn r04_sleep_ex_returns_timeout_after_the_time(e: &Engine) {
     );
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_millis(150),
+        took >= 100 * MS && took < 100 * MS + slack(50 * MS),
         "{took:?}"
     );
     assert_eq!(ran.get(), 0);
     let t0 = Instant::now();
     assert_eq!(sleep_ex(Some(Duration::ZERO), true), SleepOutcome::Timeout);
-    assert!(t0.elapsed() < Duration::from_millis(5));
+    assert!(t0.elapsed() < slack(5 * MS), "{:?}", t0.elapsed());
 }
 
 fn r05_alertable_event_wait_returns_io_completion(e: &Engine) {
@@ -393,10 +391,10 @@ fn r05_alertable_event_wait_returns_io_completion(e: &Engine) {
     let never = Event::new();
     let t0 = Instant::now();
     assert_eq!(
-        wait_for_events(std::slice::from_ref(&never), WaitMode::Any, TEN, true).unwrap(),
+        wait_for_events(std::slice::from_ref(&never), WaitMode::Any, ten(), true).unwrap(),
         WaitOutcome::IoCompletion
     );
-    assert!(t0.elapsed() < SEC);
+    assert!(t0.elapsed() < slack(SEC), "{:?}", t0.elapsed());
     assert_eq!(ran.get(), 1);
     assert!(!never.is_set());
     // Also in a wait-all.
@@ -411,7 +409,7 @@ fn r05_alertable_event_wait_returns_io_completion(e: &Engine) {
     let set = Event::new();
     set.set();
     assert_eq!(
-        wait_for_events(&[set, never], WaitMode::All, TEN, true).unwrap(),
+        wait_for_events(&[set, never], WaitMode::All, ten(), true).unwrap(),
         WaitOutcome::IoCompletion
     );
     assert_eq!(ran2.get(), 1);
@@ -429,16 +427,16 @@ fn r05_routines_queued_at_entry_run_before_a_set_event(e: &Engine) {
         .unwrap()
         .op();
     write_all(&mut p, b"y");
-    assert!(eventually(5 * SEC, || op.is_complete()));
+    assert!(eventually(slack(5 * SEC), || op.is_complete()));
     let ev = Event::new();
     ev.set();
     assert_eq!(
-        wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, TEN, true).unwrap(),
+        wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, ten(), true).unwrap(),
         WaitOutcome::IoCompletion
     );
     assert_eq!(ran.get(), 1);
     assert_eq!(
-        wait_for_events(&[ev], WaitMode::Any, TEN, true).unwrap(),
+        wait_for_events(&[ev], WaitMode::Any, ten(), true).unwrap(),
         WaitOutcome::Event(0)
     );
 }
@@ -465,7 +463,7 @@ fn r06_ready_routines_all_run_in_completion_order(e: &Engine) {
     for &i in &[2usize, 0, 3, 1] {
         write_all(&mut pairs[i].1, b"go");
         let t0 = Instant::now();
-        while !ops[i].is_complete() && t0.elapsed() < Duration::from_secs(10) {
+        while !ops[i].is_complete() && t0.elapsed() < slack(10 * SEC) {
             sleep_ex(Some(Duration::from_millis(5)), false);
         }
         assert!(ops[i].is_complete());
@@ -589,7 +587,7 @@ fn r07_echo_pattern_10000_round_trips(e: &Engine) {
         .unwrap();
     }
     ping(c.clone(), done.clone(), 10_000);
-    let end = Instant::now() + Duration::from_secs(50);
+    let end = Instant::now() + slack(50 * SEC);
     while done.get() < 10_000 && Instant::now() < end {
         sleep_ex(Some(Duration::from_millis(100)), true);
     }
@@ -599,7 +597,7 @@ fn r07_echo_pattern_10000_round_trips(e: &Engine) {
     // sees the abort and stops the chain).
     s.close().unwrap();
     sleep_ex(Some(Duration::from_millis(50)), true);
-    assert!(eventually(5 * SEC, || {
+    assert!(eventually(slack(5 * SEC), || {
         sleep_ex(Some(Duration::ZERO), true);
         e.ops_in_table() == 0
     }));
@@ -644,7 +642,7 @@ fn r08_immediate_completion_routine_runs_in_next_alertable_wait(e: &Engine) {
     assert!(got.borrow().is_empty(), "not inside the start call");
     let ev = Event::new();
     assert_eq!(
-        wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, TEN, true).unwrap(),
+        wait_for_events(std::slice::from_ref(&ev), WaitMode::Any, ten(), true).unwrap(),
         WaitOutcome::IoCompletion
     );
     assert_eq!(&got.borrow()[..], b"here");
@@ -706,7 +704,7 @@ fn r08_alertable_wait_inside_a_routine_runs_no_routine(e: &Engine) {
         }),
     )
     .unwrap();
-    assert_eq!(sleep_ex(TEN, true), SleepOutcome::IoCompletion);
+    assert_eq!(sleep_ex(ten(), true), SleepOutcome::IoCompletion);
     assert_eq!(
         *nested.borrow(),
         vec!["Timeout", "Timeout", "Timeout", "inner ran: false"],
@@ -737,7 +735,7 @@ fn r09_thread_exit_with_pending_ops_and_queued_routines(e: &Engine) {
         )
         .unwrap();
         bystander_tx.send(()).unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + slack(10 * SEC);
         while got.borrow().is_none() && Instant::now() < end {
             sleep_ex(Some(Duration::from_millis(50)), true);
         }
@@ -792,7 +790,7 @@ fn r09_thread_exit_with_pending_ops_and_queued_routines(e: &Engine) {
         .unwrap();
     }
     assert!(
-        eventually(5 * SEC, || {
+        eventually(slack(5 * SEC), || {
             e.poll();
             e.ops_in_table() == base_ops && Arc::strong_count(&token) == 1
         }),

@@ -202,7 +202,7 @@ fn s07_oob_receive_pends_until_urgent_byte(e: &Engine) {
         .unwrap()
         .wait()
         .unwrap();
-    let got = op.result_timeout(Some(10 * SEC)).unwrap();
+    let got = op.result_timeout(ten()).unwrap();
     let Polled::Complete(got) = got else {
         panic!("urgent byte never received")
     };
@@ -239,7 +239,7 @@ fn s08_end_queued_behind_the_last_bytes_completes_the_next_receive(e: &Engine) {
             .recv(vec![0u8; 4], MsgFlags::empty(), Notify::None)
             .unwrap()
             .op()
-            .result_timeout(Some(slack(Duration::from_secs(10))))
+            .result_timeout(ten())
             .unwrap();
         let Polled::Complete(d) = d else {
             panic!("a receive on a stream whose end is queued stays pending");

@@ -11,8 +11,13 @@ pub const MS: Duration = Duration::from_millis(1);
 
 /// `OVERLAPPED_TEST_TIME_SCALE` (a whole number, default 1) multiplies the
 /// upper time bounds the cases assert, for runs under a tool that slows the
-/// program down: `scripts/memcheck` sets it for valgrind. Lower bounds
-/// ("waited at least the timeout") are never scaled.
+/// program down: `scripts/memcheck` sets it for valgrind. Every upper bound
+/// goes through here: "returns at once" (`elapsed < slack(5 * MS)`), the
+/// excess over a requested timeout (`took < want + slack(50 * MS)`), the
+/// timeout of a wait that must end ([`ten`], `eventually(slack(..), ..)`),
+/// and a window that must outlast such a bound. Lower bounds ("waited at
+/// least the timeout") and waits that must time out ("no packet within
+/// 50 ms") are never scaled.
 pub fn slack(d: Duration) -> Duration {
     static SCALE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let scale = *SCALE.get_or_init(|| {
@@ -23,6 +28,12 @@ pub fn slack(d: Duration) -> Duration {
             .unwrap_or(1)
     });
     d * scale
+}
+
+/// The timeout of a wait that must end (a completion, a packet, an event
+/// set): ten seconds, scaled by [`slack`].
+pub fn ten() -> Option<Duration> {
+    Some(slack(10 * SEC))
 }
 
 /// Runs `f` on its own thread (named `name`) and fails the test if it takes

@@ -20,6 +20,12 @@
 //! ```
 //!
 //! (one line; wrapped here).
+//!
+//! Where io_uring works, a skip would hide a regression (a probe that fails
+//! for the wrong reason skips every `uring` case, and the run still
+//! passes). With `OVERLAPPED_TEST_REQUIRE_URING` set (to anything but `0`)
+//! a `uring` case that would be skipped fails instead, with the reason.
+//! `.ci/run` sets it when `ovl doctor --json` says io_uring is available.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +39,14 @@ pub const KINDS: [Kind; 2] = [Kind::Uring, Kind::Poll];
 
 /// The variable that makes the tests treat io_uring as unavailable.
 pub const FORBID_URING: &str = "OVERLAPPED_TEST_FORBID_URING";
+
+/// The variable that makes a `uring` case fail where it would be skipped.
+pub const REQUIRE_URING: &str = "OVERLAPPED_TEST_REQUIRE_URING";
+
+/// True when `name` is set to anything but `0`.
+fn flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v != "0")
+}
 
 /// The engine's name in messages: `io_uring` or `poll`.
 pub fn label(kind: Kind) -> &'static str {
@@ -49,7 +63,7 @@ pub fn unavailable(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::Uring => URING
             .get_or_init(|| {
-                if std::env::var_os(FORBID_URING).is_some_and(|v| v != "0") {
+                if flag(FORBID_URING) {
                     return Some(format!("{FORBID_URING} is set"));
                 }
                 overlapped::probe::probe_uring()
@@ -108,10 +122,16 @@ fn index(kind: Kind) -> usize {
 }
 
 /// A stamped case on one engine: skipped with the reason when the engine
-/// cannot run here, else run with [`super::bounded`].
+/// cannot run here (a failure instead under [`REQUIRE_URING`]), else run
+/// with [`super::bounded`].
 pub fn run<M>(kind: Kind, name: &'static str, case: impl Case<M>) {
     summary_at_exit();
     if let Some(why) = unavailable(kind) {
+        assert!(
+            !flag(REQUIRE_URING),
+            "{name}: {} unavailable: {why}; {REQUIRE_URING} is set, so it may not be skipped",
+            label(kind)
+        );
         SKIPPED[index(kind)].fetch_add(1, Ordering::SeqCst);
         println!("{name}: SKIPPED: {} unavailable: {why}", label(kind));
         return;

@@ -34,9 +34,20 @@
 //! which makes `uring::s03_...` and `poll::s03_...` (one test per engine)
 //! and `engine_free::e01_...` (one test). Each runs on its own thread with
 //! [`bounds::CASE_LIMIT`]; on an engine that cannot run here the test
-//! prints `SKIPPED: io_uring unavailable: <reason>` and returns, and the
-//! binary prints how many cases ran and were skipped per engine when it
-//! exits (see [`engines`]).
+//! prints `SKIPPED: io_uring unavailable: <reason>` and returns (or, with
+//! `OVERLAPPED_TEST_REQUIRE_URING=1`, fails), and the binary prints how
+//! many cases ran and were skipped per engine when it exits (see
+//! [`engines`]).
+//!
+//! # Variables
+//!
+//! * `OVERLAPPED_TEST_TIME_SCALE=n` multiplies every upper time bound
+//!   ([`bounds::slack`]);
+//! * `OVERLAPPED_TEST_FORBID_URING=1` treats io_uring as unavailable: its
+//!   cases are skipped ([`engines`]);
+//! * `OVERLAPPED_TEST_REQUIRE_URING=1` makes a skipped `uring` case a
+//!   failure; `.ci/run` sets it where `ovl doctor --json` reports io_uring
+//!   available ([`engines`]).
 #![allow(dead_code)]
 
 mod bounds;
