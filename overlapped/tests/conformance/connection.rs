@@ -1164,6 +1164,76 @@ fn k11_closing_one_handle_aborts_nothing(e: &Engine) {
     }
 }
 
+/// The handle an operation was started on closes while a duplicate stays
+/// open: the operation is untouched (no event set, no packet, no routine,
+/// still pending) and completes normally later; its notification happens
+/// then, once. For each direction queue: a receive, a send the peer has
+/// not taken yet, an `OOB` receive.
+fn k11_closing_the_handle_an_operation_was_started_on_touches_nothing(e: &Engine) {
+    const BIG: usize = 1 << 20;
+    for via in VIAS {
+        for started_on_clone in [false, true] {
+            let what = format!("{via:?} (started on the clone: {started_on_clone})");
+            let (a, mut p) = std_pair(e);
+            let b = a.try_clone().unwrap();
+            let (on, other) = if started_on_clone { (&b, &a) } else { (&a, &b) };
+            let n = via.on(on);
+            let recv = n.recv(on, 8, MsgFlags::empty());
+            on.close().unwrap();
+            let recv = recv.pending_after(Duration::from_millis(50));
+            n.assert_quiet();
+            write_all(&mut p, b"later");
+            let d = recv.complete();
+            assert!(d.error.is_none(), "{what}: {:?}", d.error);
+            assert_eq!(&d.data[..], b"later", "{what}");
+            // Nothing more follows (the event, set by the completion, is
+            // reset first).
+            n.ev.reset();
+            n.assert_quiet();
+            assert!(other.local_addr().is_ok(), "the other handle still works");
+
+            // A send the peer has not taken yet.
+            let (a, mut p) = std_pair(e);
+            a.with_socket2(|s| s.set_send_buffer_size(4096)).unwrap();
+            let b = a.try_clone().unwrap();
+            let (on, _other) = if started_on_clone { (&b, &a) } else { (&a, &b) };
+            let n = via.on(on);
+            let send = n
+                .start(|no| on.send(vec![7u8; BIG], MsgFlags::empty(), no))
+                .unwrap();
+            on.close().unwrap();
+            let send = send.pending_after(Duration::from_millis(50));
+            n.assert_quiet();
+            // The peer reads on its own thread while this one waits (on
+            // poll, the waiting thread drives the send).
+            let reader = std::thread::spawn(move || read_n(&mut p, BIG));
+            let d = send.complete();
+            let got = reader.join().unwrap();
+            assert!(got.len() == BIG && got.iter().all(|&x| x == 7), "{what}");
+            assert!(d.error.is_none(), "{what}: {:?}", d.error);
+            assert_eq!(d.bytes, BIG, "{what}");
+
+            // An `OOB` receive, answered by the byte that comes later.
+            let (a, p) = std_pair(e);
+            let b = a.try_clone().unwrap();
+            let (on, _other) = if started_on_clone { (&b, &a) } else { (&a, &b) };
+            let n = via.on(on);
+            let oob = n.recv(on, 1, MsgFlags::OOB);
+            on.close().unwrap();
+            let oob = oob.pending_after(Duration::from_millis(50));
+            n.assert_quiet();
+            socket2::SockRef::from(&p).send_out_of_band(b"U").unwrap();
+            let d = oob.complete();
+            assert_eq!(
+                (&d.data[..], d.flags.contains(RecvFlags::OOB)),
+                (&b"U"[..], true),
+                "{what}: {:?}",
+                d.error
+            );
+        }
+    }
+}
+
 fn k11_the_last_handle_closing_aborts(e: &Engine) {
     for via in VIAS {
         let (c, _p) = std_pair(e);
@@ -1260,6 +1330,7 @@ util::cases! {
     k10_thread_exit_is_operation_aborted,
     k10_start_errors_and_truncation_have_their_codes,
     k11_closing_one_handle_aborts_nothing,
+    k11_closing_the_handle_an_operation_was_started_on_touches_nothing,
     k11_the_last_handle_closing_aborts,
     k12_every_notification_reports_the_same_edges,
 }
