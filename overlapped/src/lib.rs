@@ -93,8 +93,9 @@
 //!   past its position (the engine takes it out of the kernel first, where
 //!   Linux would drop it; on io_uring once an `OOB` receive was started on
 //!   the socket, or on every socket with
-//!   [`EngineBuilder::watch_urgent`]); with `SO_OOBINLINE` on it fails with
-//!   `EINVAL`.
+//!   [`EngineBuilder::watch_urgent`], which on both engines also keeps a
+//!   byte that arrived with data after it before any receive was started);
+//!   with `SO_OOBINLINE` on it fails with `EINVAL`.
 //! * `connect` on a listening socket, or while a connect is in flight,
 //!   fails with `EINVAL`, on a connected socket with `EISCONN`; a receive or
 //!   send while connecting with `ENOTCONN`. **(ours)** An unbound socket is

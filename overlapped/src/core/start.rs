@@ -101,6 +101,7 @@ impl Inner {
             // Busy before the try: a readiness report that arrives during
             // it waits for this lock instead of being skipped.
             sock.mark_busy(dir);
+            let held = s.urgent.is_some();
             let op = OpRef {
                 fd: Some(fd.as_fd()),
                 token: 0,
@@ -124,6 +125,12 @@ impl Inner {
                 // Found nothing, or the backend knows it would: park it
                 // without another attempt.
                 Some(Attempt::WouldBlock) | None => tried = true,
+            }
+            if !held && s.urgent.is_some() {
+                // The try took an urgent byte out of the kernel first (the
+                // urgent watch, SPEC k05): an `OOB` receive waiting for it
+                // is served now (its readiness would not fire again).
+                self.kick_head(sock, s, Dir::Urgent);
             }
         }
         if let Some(out) = &mut now {

@@ -702,6 +702,58 @@ fn k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept(e: &Engine) {
     }
 }
 
+/// On an engine with the urgent watch on, the urgent byte and data after
+/// it both arrived before any receive was started (nothing drove the
+/// engine meanwhile): the first normal receive returns only the data, and
+/// the `OOB` receive after it the byte.
+fn k05_urgent_byte_and_data_before_any_receive_are_both_kept(e: &Engine) {
+    let choice = match e.kind() {
+        EngineKind::Uring => probe::EngineChoice::Uring,
+        _ => probe::EngineChoice::Poll,
+    };
+    let e = &Engine::builder()
+        .choice(choice)
+        .watch_urgent(true)
+        .build()
+        .unwrap();
+    for via in VIAS {
+        // A std peer: sending through the engine would drive it, and its
+        // readiness reports would show the byte to the engine first.
+        let (s, mut p) = std_pair(e);
+        let n = via.on(&s);
+        socket2::SockRef::from(&p).send_out_of_band(b"U").unwrap();
+        write_all(&mut p, b"data");
+        std::thread::sleep(Duration::from_millis(30));
+        let d = n.recv(&s, 16, MsgFlags::empty()).complete();
+        assert_eq!(&d.data[..], b"data", "{via:?}: {:?}", d.error);
+        let d = n.recv(&s, 1, MsgFlags::OOB).complete();
+        assert_eq!(
+            (&d.data[..], d.flags.contains(RecvFlags::OOB)),
+            (&b"U"[..], true),
+            "{via:?}: {:?}",
+            d.error
+        );
+
+        // The same with an `OOB` receive already waiting (started before
+        // the byte came): whichever sees the byte first, the `OOB` receive
+        // gets it and the normal receive the data.
+        let oob = n
+            .recv(&s, 1, MsgFlags::OOB)
+            .pending_after(Duration::from_millis(20));
+        socket2::SockRef::from(&p).send_out_of_band(b"V").unwrap();
+        write_all(&mut p, b"more");
+        std::thread::sleep(Duration::from_millis(30));
+        let d = s
+            .recv(vec![0u8; 16], MsgFlags::empty(), Notify::None)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(&d.data[..], b"more", "{via:?}: {:?}", d.error);
+        let d = oob.complete();
+        assert_eq!(&d.data[..], b"V", "{via:?}: {:?}", d.error);
+    }
+}
+
 fn k05_oob_receive_with_oobinline_fails_at_the_call(e: &Engine) {
     for via in VIAS {
         let (c, s) = tcp_pair(e);
@@ -1310,6 +1362,7 @@ util::cases! {
     k05_oob_receive_pends_until_an_urgent_byte_arrives,
     k05_urgent_byte_arriving_while_receives_wait_is_kept,
     k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept,
+    k05_urgent_byte_and_data_before_any_receive_are_both_kept,
     k05_oob_receive_with_oobinline_fails_at_the_call,
     k06_connect_on_a_listening_socket_is_invalid,
     k06_connect_on_a_connected_socket_is_isconn,
