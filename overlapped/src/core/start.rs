@@ -87,7 +87,7 @@ impl Inner {
             0
         };
         let queue_empty = s.queues[dir as usize].is_empty();
-        let learn = Learn::of(&kind, stream);
+        let learn = Learn::of(&kind, stream, bufs.as_deref().and_then(|b| b.total_len()));
         let mut done = 0usize;
         let mut now = None;
         let mut tried = false;

@@ -433,6 +433,64 @@ fn k01_graceful_close_still_reads_zero(e: &Engine) {
     }
 }
 
+/// The peer shuts its side down and closes (a graceful close); our send
+/// still succeeds, and the peer's stack answers it with a reset. Windows
+/// then fails the receive and the sends that follow with
+/// `WSAECONNABORTED`, not `WSAECONNRESET` (Linux holds `EPIPE` as the
+/// socket's error, not `ECONNRESET`). Whether or not a receive read the
+/// end of the stream before the send.
+fn k01_reset_answering_a_send_after_a_graceful_close_is_connection_aborted(e: &Engine) {
+    let aborted = |err: std::io::Error, via: Via, what: &str| {
+        assert_eq!(
+            (err.kind(), wsa_error(&err)),
+            (ErrorKind::ConnectionAborted, Some(10053)),
+            "{via:?}, {what}: {err}"
+        );
+    };
+    for via in VIAS {
+        for read_the_end_first in [false, true] {
+            let (c, p) = std_pair(e);
+            let n = via.on(&c);
+            p.shutdown(Shutdown::Write).unwrap();
+            drop(p);
+            std::thread::sleep(Duration::from_millis(50));
+            if read_the_end_first {
+                let d = n.recv(&c, 16, MsgFlags::empty()).complete();
+                assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
+                assert_eq!(d.bytes, 0, "{via:?}: the end of the stream");
+            }
+            let d = n
+                .start(|no| c.send(b"late".to_vec(), MsgFlags::empty(), no))
+                .unwrap_or_else(|err| panic!("{via:?}: the send failed: {}", err.error))
+                .complete();
+            assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
+            assert_eq!(d.bytes, 4, "{via:?}");
+            // The reset the send drew arrives.
+            std::thread::sleep(Duration::from_millis(50));
+            if read_the_end_first {
+                // The send comes first. Started in answer to a wait that
+                // returned work, it may go to the kernel batched (a start
+                // may always be pending): then its completion fails.
+                let err = match n.start(|no| c.send(b"more".to_vec(), MsgFlags::empty(), no)) {
+                    Err(err) => {
+                        n.assert_quiet();
+                        err.error
+                    }
+                    Ok(pending) => failed(pending.complete(), via),
+                };
+                aborted(err, via, "the first send");
+            } else {
+                aborted(n.recv_err(&c, MsgFlags::empty()), via, "the receive");
+            }
+            for _ in 0..2 {
+                aborted(n.send_err(&c), via, "a send");
+                aborted(n.recv_err(&c, MsgFlags::empty()), via, "a receive");
+            }
+            assert_eq!(e.ops_in_table(), 0);
+        }
+    }
+}
+
 fn k02_shutdown_read_keeps_pending_receives_for_later_data(e: &Engine) {
     for via in VIAS {
         let (c, mut p) = std_pair(e);
@@ -1352,6 +1410,7 @@ util::cases! {
     k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream,
     k01_zero_byte_receive_on_a_reset_connection_never_reads_zero,
     k01_graceful_close_still_reads_zero,
+    k01_reset_answering_a_send_after_a_graceful_close_is_connection_aborted,
     k02_shutdown_read_keeps_pending_receives_for_later_data,
     k02_receive_after_shutdown_read_fails_at_the_call,
     k03_send_after_shutdown_write_fails_at_the_call,
