@@ -96,15 +96,24 @@ impl EngineBuilder {
         self.ring_entries = n.max(1);
         self
     }
-    /// Keeps Windows' answer for urgent data (SPEC k05) on io_uring also
-    /// for an urgent byte that arrives alone while a normal receive waits
-    /// on a socket that has not started an `OOB` receive yet: every
-    /// socket's normal stream receives then wait as readiness polls, and
-    /// the engine takes an urgent byte out of the kernel before a receive
-    /// can read past it (Linux drops an urgent byte that a receive passes).
-    /// Off by default: a receive that waits then costs one more system
-    /// call. The poll engine always behaves so; a socket turns it on for
-    /// itself with its first `OOB` receive.
+    /// Keeps Windows' answer for urgent data (SPEC k05) in every order it
+    /// can arrive in (Linux drops an urgent byte that a normal receive
+    /// reads past; the engine takes the byte out of the kernel first and
+    /// keeps it for the next `OOB` receive):
+    ///
+    /// * on io_uring, for an urgent byte that arrives alone while a normal
+    ///   receive waits on a socket that has not started an `OOB` receive
+    ///   yet: every socket's normal stream receives wait as readiness
+    ///   polls (the poll engine waits so anyway; a socket on io_uring
+    ///   turns this on for itself with its first `OOB` receive);
+    /// * on both engines, for an urgent byte (and data after it) that
+    ///   arrived before a normal receive was started, before the engine
+    ///   saw its readiness: the try of a normal stream receive at start
+    ///   looks for an urgent byte first.
+    ///
+    /// Off by default, for programs that use urgent data: a normal receive
+    /// that is tried at start, or waits on io_uring, costs one more system
+    /// call.
     pub fn watch_urgent(mut self, on: bool) -> Self {
         self.watch_urgent = on;
         self

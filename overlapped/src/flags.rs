@@ -60,7 +60,9 @@ pub fn closed_error() -> io::Error {
 /// True for every *aborted* completion: a cancelled operation, one ended by
 /// closing its socket, or by the exit of its thread (`ECANCELED` or
 /// `ECONNABORTED`; [`win32_error`](crate::win32_error) tells which Windows
-/// code each is).
+/// code each is). Also true for the `ECONNABORTED` of a connection the
+/// peer's stack reset in answer to a send after the peer's graceful close
+/// (Windows' `WSAECONNABORTED` there too, SPEC k01).
 pub fn is_aborted(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::ECONNABORTED))
 }

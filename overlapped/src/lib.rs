@@ -83,7 +83,10 @@
 //! * After a peer **reset**, a pending receive completes with
 //!   `ECONNRESET`; every receive and send started afterwards fails at the
 //!   call with `ECONNRESET` (Linux would report end-of-stream and `EPIPE`).
-//!   A receive reports 0 bytes only for a graceful close.
+//!   A receive reports 0 bytes only for a graceful close. A reset that
+//!   answers a send of ours after the peer had closed gracefully is
+//!   `ECONNABORTED` instead (Windows' `WSAECONNABORTED`), on the receives
+//!   and sends that follow.
 //! * [`Socket::shutdown`]`(Read)` is kept in user space: pending receives
 //!   stay pending and complete with later data; new receives fail with
 //!   `ESHUTDOWN`. After `shutdown(Write)` sends fail with `ESHUTDOWN`.
@@ -93,8 +96,9 @@
 //!   past its position (the engine takes it out of the kernel first, where
 //!   Linux would drop it; on io_uring once an `OOB` receive was started on
 //!   the socket, or on every socket with
-//!   [`EngineBuilder::watch_urgent`]); with `SO_OOBINLINE` on it fails with
-//!   `EINVAL`.
+//!   [`EngineBuilder::watch_urgent`], which on both engines also keeps a
+//!   byte that arrived with data after it before any receive was started);
+//!   with `SO_OOBINLINE` on it fails with `EINVAL`.
 //! * `connect` on a listening socket, or while a connect is in flight,
 //!   fails with `EINVAL`, on a connected socket with `EISCONN`; a receive or
 //!   send while connecting with `ENOTCONN`. **(ours)** An unbound socket is
@@ -116,6 +120,7 @@
 //! | socket closed under an accept, a connect, a send, a UDP receive | `ECANCELED` | 995 | 995 |
 //! | socket closed under a TCP receive | `ECONNABORTED` (`ConnectionAborted`) | `WSAECONNABORTED` 10053 | `ERROR_CONNECTION_ABORTED` 1236 |
 //! | peer reset | `ECONNRESET` (`ConnectionReset`) | `WSAECONNRESET` 10054 | `ERROR_NETNAME_DELETED` 64 |
+//! | reset answering a send after the peer's graceful close | `ECONNABORTED` (`ConnectionAborted`) | `WSAECONNABORTED` 10053 | `ERROR_CONNECTION_ABORTED` 1236 |
 //! | UDP receive after a datagram drew an ICMP port unreachable | `ConnectionReset` | `WSAECONNRESET` 10054 | `ERROR_PORT_UNREACHABLE` 1234 |
 //! | not connected, or connecting | `ENOTCONN` (`NotConnected`) | `WSAENOTCONN` 10057 | `ERROR_CONNECTION_INVALID` 1229 |
 //! | after `shutdown` of that side | `ESHUTDOWN` | `WSAESHUTDOWN` 10058 | `ERROR_PIPE_NOT_CONNECTED` 233 |

@@ -114,7 +114,8 @@ fn row(e: &io::Error) -> Option<(u32, u32)> {
 /// The Winsock code of `e`, as `WSAGetLastError` (for a start error) or
 /// `WSAGetOverlappedResult` (for a completion) would report it:
 /// `WSA_OPERATION_ABORTED` (995) for a cancel or a thread exit,
-/// `WSAECONNABORTED` (10053) for a TCP receive ended by closing its socket,
+/// `WSAECONNABORTED` (10053) for a TCP receive ended by closing its socket
+/// (or a reset that answered a send after the peer's graceful close),
 /// `WSAECONNRESET` (10054) for a peer reset, `WSAESHUTDOWN` (10058),
 /// `WSAENOTCONN` (10057), ... `None` for an error Winsock has no code for.
 /// [`Completion::wsa_error`](crate::Completion::wsa_error) adds

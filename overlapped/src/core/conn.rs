@@ -25,6 +25,39 @@ fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// How a connection was reset, which gives the error every later receive
+/// and send fails with (SPEC k01).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Broken {
+    /// The peer reset it: `ECONNRESET` (`WSAECONNRESET`).
+    Reset,
+    /// The peer's stack reset it in answer to a send of ours after the
+    /// peer had closed gracefully (Linux holds `EPIPE` as the socket's
+    /// error then, where a reset of an open connection holds
+    /// `ECONNRESET`): `ECONNABORTED`, Windows' `WSAECONNABORTED`.
+    Aborted,
+}
+
+impl Broken {
+    fn error(self) -> io::Error {
+        os(match self {
+            Broken::Reset => libc::ECONNRESET,
+            Broken::Aborted => libc::ECONNABORTED,
+        })
+    }
+
+    /// How a reset the engine was not told of directly (Linux reported
+    /// it elsewhere, or as `EPIPE`) reads: aborted once the peer is known
+    /// to have closed gracefully first.
+    fn guessed(s: &SockState) -> Broken {
+        if s.conn.peer_closed {
+            Broken::Aborted
+        } else {
+            Broken::Reset
+        }
+    }
+}
+
 /// Checks made before an operation starts: the ones that keep the start
 /// result three-way (io_uring would report them as completions) and the
 /// connection state's own answers.
@@ -101,8 +134,8 @@ fn stream_ready(s: &mut SockState) -> io::Result<()> {
     if s.conn.connecting {
         return Err(os(libc::ENOTCONN));
     }
-    if s.conn.reset {
-        return Err(os(libc::ECONNRESET));
+    if let Some(b) = s.conn.broken {
+        return Err(b.error());
     }
     if !s.connected {
         let Some(fd) = s.fd.as_ref() else {
@@ -122,20 +155,26 @@ pub(crate) enum Learn {
     Send {
         to: bool,
     },
-    /// A receive of the normal channel of a stream.
-    StreamRecv,
+    /// A receive of the normal channel of a stream; `probe`: into no
+    /// room (the model's readiness probe, which reads 0 for data too).
+    StreamRecv {
+        probe: bool,
+    },
     /// A receive on a datagram socket.
     DgramRecv,
     Other,
 }
 
 impl Learn {
-    pub(super) fn of(kind: &OpKind, stream: bool) -> Learn {
+    /// `room`: a receive's buffers' total length.
+    pub(super) fn of(kind: &OpKind, stream: bool, room: Option<usize>) -> Learn {
         match kind {
             OpKind::Connect { .. } => Learn::Connect,
             OpKind::Send { to, .. } => Learn::Send { to: to.is_some() },
             OpKind::Recv { flags, .. } if stream && !flags.contains(MsgFlags::OOB) => {
-                Learn::StreamRecv
+                Learn::StreamRecv {
+                    probe: room == Some(0),
+                }
             }
             OpKind::Recv { .. } if !stream => Learn::DgramRecv,
             _ => Learn::Other,
@@ -145,8 +184,9 @@ impl Learn {
 
 /// Records what a finished operation says about the connection, and gives
 /// it Windows' answer: a reset stays a reset (a receive never reports 0
-/// bytes on a reset connection, a send never `EPIPE`), a send on a shut
-/// write side is `ESHUTDOWN`.
+/// bytes on a reset connection, a send never `EPIPE`), a reset that
+/// answered a send after the peer's graceful close is *connection
+/// aborted*, a send on a shut write side is `ESHUTDOWN`.
 pub(super) fn learn(s: &mut SockState, what: Learn, out: &mut Outcome) {
     let errno = out.error.as_ref().and_then(io::Error::raw_os_error);
     match what {
@@ -167,19 +207,26 @@ pub(super) fn learn(s: &mut SockState, what: Learn, out: &mut Outcome) {
                 return;
             }
             match errno {
-                Some(libc::ECONNRESET) => s.conn.reset = true,
+                Some(libc::ECONNRESET) => {
+                    let b = *s.conn.broken.get_or_insert(Broken::Reset);
+                    out.error = Some(b.error());
+                }
                 Some(libc::EPIPE) if s.conn.write_shut => out.error = Some(os(libc::ESHUTDOWN)),
-                // Linux reports a reset once; the sends after it fail with
-                // EPIPE.
+                // Linux reports a reset once, and the sends after it fail
+                // with EPIPE; a reset that answered a send after the peer's
+                // graceful close is reported as EPIPE from the start.
                 Some(libc::EPIPE) => {
-                    s.conn.reset = true;
-                    out.error = Some(os(libc::ECONNRESET));
+                    let b = *s.conn.broken.get_or_insert(Broken::guessed(s));
+                    out.error = Some(b.error());
                 }
                 _ => {}
             }
         }
-        Learn::StreamRecv => match errno {
-            Some(libc::ECONNRESET) => s.conn.reset = true,
+        Learn::StreamRecv { probe } => match errno {
+            Some(libc::ECONNRESET) => {
+                let b = *s.conn.broken.get_or_insert(Broken::Reset);
+                out.error = Some(b.error());
+            }
             None if out.bytes == 0 => {
                 // End of stream, or a reset another operation was told of
                 // first: after a reset the socket is closed (no peer), while
@@ -191,9 +238,28 @@ pub(super) fn learn(s: &mut SockState, what: Learn, out: &mut Outcome) {
                     s.fd.as_ref()
                         .is_some_and(|fd| rustix::net::getpeername(fd).is_err())
                 };
-                if s.conn.reset || (!s.conn.write_shut && gone()) {
-                    s.conn.reset = true;
-                    out.error = Some(os(libc::ECONNRESET));
+                if let Some(b) = s.conn.broken {
+                    out.error = Some(b.error());
+                } else if !s.conn.write_shut && gone() {
+                    // Linux's receive reads 0 after a reset that came once
+                    // the peer's end of stream had: its error (`EPIPE`
+                    // then, still held) tells the two apart.
+                    let held = s.fd.as_ref().and_then(|fd| {
+                        socket2::SockRef::from(fd)
+                            .take_error()
+                            .ok()
+                            .flatten()
+                            .and_then(|e| e.raw_os_error())
+                    });
+                    let b = match held {
+                        Some(libc::EPIPE) => Broken::Aborted,
+                        Some(libc::ECONNRESET) => Broken::Reset,
+                        _ => Broken::guessed(s),
+                    };
+                    s.conn.broken = Some(b);
+                    out.error = Some(b.error());
+                } else if !probe {
+                    s.conn.peer_closed = true;
                 }
             }
             _ => {}

@@ -89,7 +89,7 @@ impl Inner {
             0
         };
         let queue_empty = s.queues[dir as usize].is_empty();
-        let learn = Learn::of(&kind, stream);
+        let learn = Learn::of(&kind, stream, bufs.as_deref().and_then(|b| b.total_len()));
         let mut done = 0usize;
         let mut now = None;
         let mut tried = false;
@@ -103,6 +103,7 @@ impl Inner {
             // Busy before the try: a readiness report that arrives during
             // it waits for this lock instead of being skipped.
             sock.mark_busy(dir);
+            let held = s.urgent.is_some();
             let op = OpRef {
                 fd: Some(fd.as_fd()),
                 token: 0,
@@ -126,6 +127,12 @@ impl Inner {
                 // Found nothing, or the backend knows it would: park it
                 // without another attempt.
                 Some(Attempt::WouldBlock) | None => tried = true,
+            }
+            if !held && s.urgent.is_some() {
+                // The try took an urgent byte out of the kernel first (the
+                // urgent watch, SPEC k05): an `OOB` receive waiting for it
+                // is served now (its readiness would not fire again).
+                self.kick_head(sock, s, Dir::Urgent);
             }
         }
         if let Some(out) = &mut now {

@@ -298,8 +298,13 @@ pub(crate) struct Conn {
     pub(crate) listening: bool,
     /// A connect operation is in flight.
     pub(crate) connecting: bool,
-    /// The peer reset the connection (an operation saw `ECONNRESET`).
-    pub(crate) reset: bool,
+    /// The connection was reset, and how (SPEC k01): every later receive
+    /// and send fails at the call with its error.
+    pub(crate) broken: Option<super::conn::Broken>,
+    /// A receive read the end of the stream while the peer was still
+    /// connected: the peer closed gracefully, and a reset that follows
+    /// answers a send of ours ([`Broken::Aborted`](super::conn::Broken)).
+    pub(crate) peer_closed: bool,
     /// `shutdown(Read)`, kept in user space: the kernel's would complete
     /// pending receives with 0 bytes.
     pub(crate) read_shut: bool,

@@ -391,7 +391,9 @@ pub(crate) struct Backend {
     /// down before this reference to the pool's memory goes (see
     /// [`fixed`]'s memory rule).
     fixed: std::sync::Mutex<Option<std::sync::Arc<fixed::Pool>>>,
-    /// io_uring: sockets watch for urgent data from the start.
+    /// Sockets watch for urgent data from the start: on io_uring their
+    /// normal stream receives park as readiness polls; on both engines a
+    /// normal stream receive's try at start looks for an urgent byte first.
     watch_urgent: bool,
 }
 
@@ -406,7 +408,9 @@ impl Backend {
     /// Sets up a backend of `kind`.
     /// `watch_urgent`: on io_uring, every socket's normal stream receives
     /// park as readiness polls from the start, as after the socket's first
-    /// `OOB` receive (see [`EngineBuilder::watch_urgent`](crate::EngineBuilder::watch_urgent)).
+    /// `OOB` receive; on both engines the try of a normal stream receive at
+    /// start takes a held urgent byte out first (see
+    /// [`EngineBuilder::watch_urgent`](crate::EngineBuilder::watch_urgent)).
     pub(crate) fn new(
         kind: EngineKind,
         ring_entries: u32,
@@ -505,8 +509,9 @@ impl Backend {
                 if !p.try_first(op.kind, op.stream, deferred) {
                     return None;
                 }
-                self.calls.direct();
                 let fd = op.fd?;
+                self.urgent_first(fd, op.kind, op.stream, op.urgent);
+                self.calls.direct();
                 let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
                 p.tried(op.kind, op.stream, &a);
                 Some(a)
@@ -515,8 +520,31 @@ impl Backend {
                 if !poll::worth_trying(&mut op) {
                     return None;
                 }
+                if let Some(fd) = op.fd {
+                    self.urgent_first(fd, op.kind, op.stream, op.urgent);
+                }
                 Some(poll::hinted_attempt(op, bufs, &self.calls))
             }
+        }
+    }
+
+    /// With the urgent watch on, a normal stream receive's try at start
+    /// first takes an urgent byte the socket holds into `urgent` (the
+    /// caller hands it on to the socket's `OOB` receives): a receive that
+    /// starts at the urgent mark reads past the byte, and Linux then drops
+    /// it (SPEC k05). The readiness that announced the byte may not have
+    /// been reaped yet (nothing drove the engine since it came), so only a
+    /// look at the socket tells: one more system call per such try.
+    fn urgent_first(
+        &self,
+        fd: BorrowedFd<'_>,
+        kind: &OpKind,
+        stream: bool,
+        urgent: &mut Option<u8>,
+    ) {
+        if self.watch_urgent && urgent.is_none() && kind.is_plain_stream_recv(stream) {
+            self.calls.direct();
+            *urgent = take_urgent(fd);
         }
     }
 

@@ -432,6 +432,64 @@ fn k01_graceful_close_still_reads_zero(e: &Engine) {
     }
 }
 
+/// The peer shuts its side down and closes (a graceful close); our send
+/// still succeeds, and the peer's stack answers it with a reset. Windows
+/// then fails the receive and the sends that follow with
+/// `WSAECONNABORTED`, not `WSAECONNRESET` (Linux holds `EPIPE` as the
+/// socket's error, not `ECONNRESET`). Whether or not a receive read the
+/// end of the stream before the send.
+fn k01_reset_answering_a_send_after_a_graceful_close_is_connection_aborted(e: &Engine) {
+    let aborted = |err: std::io::Error, via: Via, what: &str| {
+        assert_eq!(
+            (err.kind(), wsa_error(&err)),
+            (ErrorKind::ConnectionAborted, Some(10053)),
+            "{via:?}, {what}: {err}"
+        );
+    };
+    for via in VIAS {
+        for read_the_end_first in [false, true] {
+            let (c, p) = std_pair(e);
+            let n = via.on(&c);
+            p.shutdown(Shutdown::Write).unwrap();
+            drop(p);
+            std::thread::sleep(Duration::from_millis(50));
+            if read_the_end_first {
+                let d = n.recv(&c, 16, MsgFlags::empty()).complete();
+                assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
+                assert_eq!(d.bytes, 0, "{via:?}: the end of the stream");
+            }
+            let d = n
+                .start(|no| c.send(b"late".to_vec(), MsgFlags::empty(), no))
+                .unwrap_or_else(|err| panic!("{via:?}: the send failed: {}", err.error))
+                .complete();
+            assert!(d.error.is_none(), "{via:?}: {:?}", d.error);
+            assert_eq!(d.bytes, 4, "{via:?}");
+            // The reset the send drew arrives.
+            std::thread::sleep(Duration::from_millis(50));
+            if read_the_end_first {
+                // The send comes first. Started in answer to a wait that
+                // returned work, it may go to the kernel batched (a start
+                // may always be pending): then its completion fails.
+                let err = match n.start(|no| c.send(b"more".to_vec(), MsgFlags::empty(), no)) {
+                    Err(err) => {
+                        n.assert_quiet();
+                        err.error
+                    }
+                    Ok(pending) => failed(pending.complete(), via),
+                };
+                aborted(err, via, "the first send");
+            } else {
+                aborted(n.recv_err(&c, MsgFlags::empty()), via, "the receive");
+            }
+            for _ in 0..2 {
+                aborted(n.send_err(&c), via, "a send");
+                aborted(n.recv_err(&c, MsgFlags::empty()), via, "a receive");
+            }
+            assert_eq!(e.ops_in_table(), 0);
+        }
+    }
+}
+
 fn k02_shutdown_read_keeps_pending_receives_for_later_data(e: &Engine) {
     for via in VIAS {
         let (c, mut p) = std_pair(e);
@@ -698,6 +756,58 @@ fn k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept(e: &Engine) {
             "{via:?}: {:?}",
             d.error
         );
+    }
+}
+
+/// On an engine with the urgent watch on, the urgent byte and data after
+/// it both arrived before any receive was started (nothing drove the
+/// engine meanwhile): the first normal receive returns only the data, and
+/// the `OOB` receive after it the byte.
+fn k05_urgent_byte_and_data_before_any_receive_are_both_kept(e: &Engine) {
+    let choice = match e.kind() {
+        EngineKind::Uring => probe::EngineChoice::Uring,
+        _ => probe::EngineChoice::Poll,
+    };
+    let e = &Engine::builder()
+        .choice(choice)
+        .watch_urgent(true)
+        .build()
+        .unwrap();
+    for via in VIAS {
+        // A std peer: sending through the engine would drive it, and its
+        // readiness reports would show the byte to the engine first.
+        let (s, mut p) = std_pair(e);
+        let n = via.on(&s);
+        socket2::SockRef::from(&p).send_out_of_band(b"U").unwrap();
+        write_all(&mut p, b"data");
+        std::thread::sleep(Duration::from_millis(30));
+        let d = n.recv(&s, 16, MsgFlags::empty()).complete();
+        assert_eq!(&d.data[..], b"data", "{via:?}: {:?}", d.error);
+        let d = n.recv(&s, 1, MsgFlags::OOB).complete();
+        assert_eq!(
+            (&d.data[..], d.flags.contains(RecvFlags::OOB)),
+            (&b"U"[..], true),
+            "{via:?}: {:?}",
+            d.error
+        );
+
+        // The same with an `OOB` receive already waiting (started before
+        // the byte came): whichever sees the byte first, the `OOB` receive
+        // gets it and the normal receive the data.
+        let oob = n
+            .recv(&s, 1, MsgFlags::OOB)
+            .pending_after(Duration::from_millis(20));
+        socket2::SockRef::from(&p).send_out_of_band(b"V").unwrap();
+        write_all(&mut p, b"more");
+        std::thread::sleep(Duration::from_millis(30));
+        let d = s
+            .recv(vec![0u8; 16], MsgFlags::empty(), Notify::None)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(&d.data[..], b"more", "{via:?}: {:?}", d.error);
+        let d = oob.complete();
+        assert_eq!(&d.data[..], b"V", "{via:?}: {:?}", d.error);
     }
 }
 
@@ -1163,6 +1273,76 @@ fn k11_closing_one_handle_aborts_nothing(e: &Engine) {
     }
 }
 
+/// The handle an operation was started on closes while a duplicate stays
+/// open: the operation is untouched (no event set, no packet, no routine,
+/// still pending) and completes normally later; its notification happens
+/// then, once. For each direction queue: a receive, a send the peer has
+/// not taken yet, an `OOB` receive.
+fn k11_closing_the_handle_an_operation_was_started_on_touches_nothing(e: &Engine) {
+    const BIG: usize = 1 << 20;
+    for via in VIAS {
+        for started_on_clone in [false, true] {
+            let what = format!("{via:?} (started on the clone: {started_on_clone})");
+            let (a, mut p) = std_pair(e);
+            let b = a.try_clone().unwrap();
+            let (on, other) = if started_on_clone { (&b, &a) } else { (&a, &b) };
+            let n = via.on(on);
+            let recv = n.recv(on, 8, MsgFlags::empty());
+            on.close().unwrap();
+            let recv = recv.pending_after(Duration::from_millis(50));
+            n.assert_quiet();
+            write_all(&mut p, b"later");
+            let d = recv.complete();
+            assert!(d.error.is_none(), "{what}: {:?}", d.error);
+            assert_eq!(&d.data[..], b"later", "{what}");
+            // Nothing more follows (the event, set by the completion, is
+            // reset first).
+            n.ev.reset();
+            n.assert_quiet();
+            assert!(other.local_addr().is_ok(), "the other handle still works");
+
+            // A send the peer has not taken yet.
+            let (a, mut p) = std_pair(e);
+            a.with_socket2(|s| s.set_send_buffer_size(4096)).unwrap();
+            let b = a.try_clone().unwrap();
+            let (on, _other) = if started_on_clone { (&b, &a) } else { (&a, &b) };
+            let n = via.on(on);
+            let send = n
+                .start(|no| on.send(vec![7u8; BIG], MsgFlags::empty(), no))
+                .unwrap();
+            on.close().unwrap();
+            let send = send.pending_after(Duration::from_millis(50));
+            n.assert_quiet();
+            // The peer reads on its own thread while this one waits (on
+            // poll, the waiting thread drives the send).
+            let reader = std::thread::spawn(move || read_n(&mut p, BIG));
+            let d = send.complete();
+            let got = reader.join().unwrap();
+            assert!(got.len() == BIG && got.iter().all(|&x| x == 7), "{what}");
+            assert!(d.error.is_none(), "{what}: {:?}", d.error);
+            assert_eq!(d.bytes, BIG, "{what}");
+
+            // An `OOB` receive, answered by the byte that comes later.
+            let (a, p) = std_pair(e);
+            let b = a.try_clone().unwrap();
+            let (on, _other) = if started_on_clone { (&b, &a) } else { (&a, &b) };
+            let n = via.on(on);
+            let oob = n.recv(on, 1, MsgFlags::OOB);
+            on.close().unwrap();
+            let oob = oob.pending_after(Duration::from_millis(50));
+            n.assert_quiet();
+            socket2::SockRef::from(&p).send_out_of_band(b"U").unwrap();
+            let d = oob.complete();
+            assert_eq!(
+                (&d.data[..], d.flags.contains(RecvFlags::OOB)),
+                (&b"U"[..], true),
+                "{what}: {:?}",
+                d.error
+            );
+        }
+    }
+}
+
 fn k11_the_last_handle_closing_aborts(e: &Engine) {
     for via in VIAS {
         let (c, _p) = std_pair(e);
@@ -1229,6 +1409,7 @@ util::cases! {
     k01_reset_linux_reported_elsewhere_never_reads_as_end_of_stream,
     k01_zero_byte_receive_on_a_reset_connection_never_reads_zero,
     k01_graceful_close_still_reads_zero,
+    k01_reset_answering_a_send_after_a_graceful_close_is_connection_aborted,
     k02_shutdown_read_keeps_pending_receives_for_later_data,
     k02_receive_after_shutdown_read_fails_at_the_call,
     k03_send_after_shutdown_write_fails_at_the_call,
@@ -1239,6 +1420,7 @@ util::cases! {
     k05_oob_receive_pends_until_an_urgent_byte_arrives,
     k05_urgent_byte_arriving_while_receives_wait_is_kept,
     k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept,
+    k05_urgent_byte_and_data_before_any_receive_are_both_kept,
     k05_oob_receive_with_oobinline_fails_at_the_call,
     k06_connect_on_a_listening_socket_is_invalid,
     k06_connect_on_a_connected_socket_is_isconn,
@@ -1259,6 +1441,7 @@ util::cases! {
     k10_thread_exit_is_operation_aborted,
     k10_start_errors_and_truncation_have_their_codes,
     k11_closing_one_handle_aborts_nothing,
+    k11_closing_the_handle_an_operation_was_started_on_touches_nothing,
     k11_the_last_handle_closing_aborts,
     k12_every_notification_reports_the_same_edges,
 }
