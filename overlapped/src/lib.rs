@@ -257,6 +257,7 @@ mod port;
 mod routine;
 #[cfg(feature = "rt")]
 pub mod rt;
+mod sync;
 mod sys;
 mod thread;
 #[cfg(feature = "tokio")]
