@@ -262,6 +262,7 @@ mod port;
 mod routine;
 #[cfg(feature = "rt")]
 pub mod rt;
+mod sync;
 mod sys;
 mod thread;
 #[cfg(feature = "tokio")]

@@ -5,21 +5,23 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::thread::{self, Thread};
 
 use slab::Slab;
 
 use crate::core::RawDone;
 use crate::engine::{Engine, Inner};
+use crate::sync::{Lock, Shim, Std};
 use crate::sys::block::WakeFd;
+use crate::wait::drive::EngineWake;
 use crate::wait::{RoutineQueue, wait_routines};
 
 /// Per-thread state shared with the engines: the thread's routine queue and
-/// how to wake it.
-pub(crate) struct ThreadCtx {
-    pub(crate) thread: Thread,
+/// how to wake it. Generic over the sync shim for the `loom` models of the
+/// driving protocol (`wait/drive_models.rs`); production uses std's.
+pub(crate) struct ThreadCtx<S: Shim = Std> {
+    pub(crate) thread: S::Thread,
     routines: Mutex<RoutineQueue<(usize, RawDone)>>,
-    blocked: Mutex<Blocked>,
+    blocked: S::Mutex<Blocked>,
     /// The wake-up of this thread's waits on several engines at once, made
     /// at the first such wait.
     wake_fd: OnceLock<WakeFd>,
@@ -33,26 +35,43 @@ pub(crate) enum Blocked {
     #[default]
     Parked,
     /// In this engine's blocking wait, as its driver.
-    Driving(Arc<Inner>),
+    Driving(Arc<dyn EngineWake>),
     /// In a wait on several engines' descriptors and its own
     /// [`WakeFd`].
     OnEngines,
 }
 
-impl fmt::Debug for ThreadCtx {
+impl<S: Shim> fmt::Debug for ThreadCtx<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadCtx")
-            .field("thread", &self.thread.id())
-            .finish()
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
     }
 }
 
-impl ThreadCtx {
+impl<S: Shim> ThreadCtx<S> {
+    /// The calling thread's context; `routines_open`: routines may be
+    /// queued to it (not when made for a thread that is exiting).
+    fn new(routines_open: bool) -> Self {
+        ThreadCtx {
+            thread: S::current(),
+            routines: Mutex::new(RoutineQueue::new(routines_open)),
+            blocked: S::mutex(Blocked::Parked),
+            wake_fd: OnceLock::new(),
+        }
+    }
+
+    /// A context for the calling thread of a `loom` model.
+    #[cfg(test)]
+    pub(crate) fn for_model() -> Arc<Self> {
+        Arc::new(Self::new(true))
+    }
+
     /// Wakes the thread: unparks it and, if it is blocked in an engine, ends
     /// that wait.
     pub(crate) fn wake(&self) {
-        self.thread.unpark();
-        let engine = match &*self.blocked.lock().unwrap_or_else(|p| p.into_inner()) {
+        S::unpark(&self.thread);
+        let engine = self.blocked.with(|b| match b {
             Blocked::Parked => None,
             Blocked::Driving(e) => Some(e.clone()),
             Blocked::OnEngines => {
@@ -61,10 +80,10 @@ impl ThreadCtx {
                 }
                 None
             }
-        };
+        });
         // Outside the lock: the engine's wake-up may enter the kernel.
         if let Some(e) = engine {
-            e.backend.wake();
+            e.wake_engine();
         }
     }
 
@@ -128,8 +147,9 @@ impl ThreadCtx {
 
 /// Records where `ctx`'s thread is about to block (or that it no longer
 /// does), for [`ThreadCtx::wake`].
-pub(crate) fn set_blocked(ctx: &ThreadCtx, b: Blocked) {
-    *ctx.blocked.lock().unwrap_or_else(|p| p.into_inner()) = b;
+pub(crate) fn set_blocked<S: Shim>(ctx: &ThreadCtx<S>, b: Blocked) {
+    // The old value is dropped after the unlock.
+    let _old = ctx.blocked.with(|x| std::mem::replace(x, b));
 }
 
 type RoutineFn = Box<dyn FnOnce(RawDone)>;
@@ -175,12 +195,7 @@ impl Drop for Local {
 
 thread_local! {
     static LOCAL: Local = Local {
-        ctx: Arc::new(ThreadCtx {
-            thread: thread::current(),
-            routines: Mutex::new(RoutineQueue::new(true)),
-            blocked: Mutex::new(Blocked::Parked),
-            wake_fd: OnceLock::new(),
-        }),
+        ctx: Arc::new(ThreadCtx::new(true)),
         engines: RefCell::new(Vec::new()),
         routines: RefCell::new(Slab::new()),
         in_routine: Cell::new(false),
@@ -193,14 +208,9 @@ thread_local! {
 /// The calling thread's context (a detached one while the thread is
 /// exiting).
 pub(crate) fn current_ctx() -> Arc<ThreadCtx> {
-    LOCAL.try_with(|l| l.ctx.clone()).unwrap_or_else(|_| {
-        Arc::new(ThreadCtx {
-            thread: thread::current(),
-            routines: Mutex::new(RoutineQueue::new(false)),
-            blocked: Mutex::new(Blocked::Parked),
-            wake_fd: OnceLock::new(),
-        })
-    })
+    LOCAL
+        .try_with(|l| l.ctx.clone())
+        .unwrap_or_else(|_| Arc::new(ThreadCtx::new(false)))
 }
 
 pub(crate) fn note_engine(e: &Arc<Inner>) {

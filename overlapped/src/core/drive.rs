@@ -1,34 +1,26 @@
-//! "Whoever waits, drives": reaping and dispatching, the one blocking wait
-//! in the kernel at a time, and the wait loop every blocking call uses.
+//! "Whoever waits, drives", the engine's side: the engine as the driving
+//! protocol sees it (its [`Driven`] impl; the protocol itself, engine-free
+//! and checked by `loom`, is [`crate::wait::drive`]), the reap interval,
+//! the wait slice, and the wait loop every blocking call uses, on one
+//! engine or several.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Inner};
+use crate::sync::Std;
 use crate::sys::Wakeup;
 use crate::sys::block::block_on;
 use crate::thread::{Blocked, ThreadCtx, current_ctx, set_blocked, submits_deferred};
+pub(crate) use crate::wait::drive::DriveState;
+use crate::wait::drive::{self, Driven};
 
 /// Waits that find work without entering the kernel still reap completions
 /// at least this often, so operations completing in the kernel are not
 /// starved by ones that complete at once.
 pub(crate) const REAP_INTERVAL_US: u64 = 200;
-
-/// Who blocks in the engine's kernel wait, and who waits for it to leave.
-#[derive(Debug, Default)]
-pub(crate) struct DriveState {
-    driving: AtomicBool,
-    followers: Mutex<Vec<Arc<ThreadCtx>>>,
-}
-
-impl DriveState {
-    /// True while a thread is (or is about to be) blocked in the kernel.
-    pub(crate) fn is_driving(&self) -> bool {
-        self.driving.load(Ordering::Acquire)
-    }
-}
 
 /// `OVERLAPPED_WAIT_SLICE_MS`: the longest one blocking `io_uring_enter`
 /// may last (unset: no limit; the wait simply repeats). For tools that run
@@ -78,53 +70,56 @@ pub(crate) fn interval_passed(last: &AtomicU64, now: u64) -> bool {
             .is_ok()
 }
 
-impl Inner {
+/// The engine in the driving protocol ([`crate::wait::drive`]).
+impl Driven for Inner {
+    type Sync = Std;
+    type Found = Wakeup;
+
+    fn drive_state(&self) -> &DriveState {
+        &self.drive
+    }
+    fn flush(&self) {
+        self.backend.flush();
+    }
+    fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>) -> bool {
+        self.backend.reap(poll_now, out)
+    }
+    fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Wakeup>) {
+        self.backend.wait(cap_wait(timeout), out);
+        if wait_slice().is_some() {
+            // Such a tool hands its lock to another thread only at a
+            // yield or after a long run of this thread's code.
+            std::thread::yield_now();
+        }
+    }
+    fn wake(&self) {
+        self.backend.wake();
+    }
     fn dispatch_all(self: &Arc<Self>, found: &mut Vec<Wakeup>) {
         for w in found.drain(..) {
             self.dispatch(&w);
         }
     }
-
-    /// Reaps everything available and dispatches it, without blocking.
-    /// With `submit`, requests queued meanwhile are submitted too; without,
-    /// they wait for the next kernel entry. `poll_now`: the poll engine asks
-    /// the kernel for readiness.
-    pub(crate) fn reap_dispatch(self: &Arc<Self>, poll_now: bool, submit: bool) {
-        self.reap_dispatch_as(false, poll_now, submit);
-    }
-
-    /// [`reap_dispatch`](Self::reap_dispatch); `driver`: the caller is the
-    /// thread that drives (blocks in the kernel). Any other caller that
-    /// takes a wake-up while a thread drives wakes the engine again: the
-    /// wake-up was meant for the driver, which would sleep on without it.
-    fn reap_dispatch_as(self: &Arc<Self>, driver: bool, poll_now: bool, submit: bool) {
+    fn note_reap(&self) {
         self.last_reap.store(clock_us(), Ordering::Relaxed);
-        let mut found = Vec::new();
-        let mut poll_now = poll_now;
-        let mut woke = false;
-        loop {
-            if submit {
-                self.backend.flush();
-            }
-            woke |= self.backend.reap(poll_now, &mut found);
-            poll_now = false;
-            if found.is_empty() {
-                break;
-            }
-            self.dispatch_all(&mut found);
-        }
-        if woke && !driver && self.drive.is_driving() {
-            self.backend.wake();
-        }
+    }
+    fn reap_due(&self) -> bool {
+        let last = self.last_reap.load(Ordering::Relaxed);
+        clock_us().saturating_sub(last) >= REAP_INTERVAL_US
+    }
+}
+
+impl Inner {
+    /// Reaps everything available and dispatches it, without blocking, as
+    /// a thread that does not drive (see [`drive::reap_dispatch`]).
+    pub(crate) fn reap_dispatch(self: &Arc<Self>, poll_now: bool, submit: bool) {
+        drive::reap_dispatch(self, false, poll_now, submit);
     }
 
     /// Reaps (and submits) without blocking when the last reap is older than
     /// [`REAP_INTERVAL_US`].
     pub(crate) fn reap_if_due(self: &Arc<Self>) {
-        let last = self.last_reap.load(Ordering::Relaxed);
-        if clock_us().saturating_sub(last) >= REAP_INTERVAL_US {
-            self.reap_dispatch(true, true);
-        }
+        drive::reap_if_due(self);
     }
 
     /// Reaps and dispatches once without blocking; submits unless this
@@ -138,65 +133,14 @@ impl Inner {
         self.backend.flush();
     }
 
-    /// One round of "whoever waits, drives": become the driver and block in
-    /// the kernel for up to `timeout` (unless `ready` already holds), or, if
-    /// another thread drives, park until woken.
+    /// One round of "whoever waits, drives" (see [`drive::drive_once`]).
     pub(crate) fn drive_once(
         self: &Arc<Inner>,
         ctx: &Arc<ThreadCtx>,
         timeout: Option<Duration>,
         ready: &mut dyn FnMut() -> bool,
     ) {
-        let d = &self.drive;
-        if d.driving
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            {
-                let mut f = d.followers.lock().unwrap_or_else(|p| p.into_inner());
-                if !f.iter().any(|x| Arc::ptr_eq(x, ctx)) {
-                    f.push(ctx.clone());
-                }
-            }
-            // The driver may have left between the two steps above: then
-            // nobody would unpark this thread.
-            if d.is_driving() {
-                // Deferred requests must reach the kernel before this thread
-                // sleeps.
-                self.backend.flush();
-                if !ready() {
-                    match timeout {
-                        Some(t) => thread::park_timeout(t),
-                        None => thread::park(),
-                    }
-                }
-            }
-            return;
-        }
-        // Unsubmitted requests go in with the wait below (one kernel entry
-        // for both), or with the reap after it. Reaping first is free on
-        // io_uring; the poll engine asks the kernel only when no blocking
-        // wait follows (that wait returns at once with what is ready).
-        let block = timeout != Some(Duration::ZERO);
-        self.reap_dispatch_as(true, !block, false);
-        set_blocked(ctx, Blocked::Driving(self.clone()));
-        let mut found = Vec::new();
-        if block && !ready() {
-            self.backend.wait(cap_wait(timeout), &mut found);
-            if wait_slice().is_some() {
-                // Such a tool hands its lock to another thread only at a
-                // yield or after a long run of this thread's code.
-                std::thread::yield_now();
-            }
-        }
-        set_blocked(ctx, Blocked::Parked);
-        self.dispatch_all(&mut found);
-        self.reap_dispatch_as(true, false, true);
-        d.driving.store(false, Ordering::Release);
-        let followers = std::mem::take(&mut *d.followers.lock().unwrap_or_else(|p| p.into_inner()));
-        for f in followers {
-            f.thread.unpark();
-        }
+        drive::drive_once(self, ctx, timeout, ready);
     }
 }
 
@@ -208,6 +152,9 @@ pub(crate) fn wait_until(
 ) -> bool {
     let ctx = current_ctx();
     crate::thread::flush_engines_except(engines);
+    if let [one] = engines {
+        return drive::drive_until(&one.inner, &ctx, deadline, ready);
+    }
     for e in engines {
         e.inner.reap_if_due();
     }
@@ -215,22 +162,14 @@ pub(crate) fn wait_until(
         if ready() {
             return true;
         }
-        let remaining = match deadline {
-            Some(d) => {
-                let now = Instant::now();
-                if d <= now {
-                    return false;
-                }
-                Some(d - now)
-            }
-            None => None,
+        let Some(remaining) = drive::remaining(deadline) else {
+            return false;
         };
         match engines {
             [] => match remaining {
                 Some(t) => thread::park_timeout(t),
                 None => thread::park(),
             },
-            [one] => one.inner.drive_once(&ctx, remaining, ready),
             several => wait_on_engines(several, &ctx, remaining, ready),
         }
     }

@@ -1,9 +1,10 @@
 //! The three blocking waits of the model — a port's `get_queued`, the wait
 //! for events, the alertable wait for routines — as engine-free state
 //! machines and **one** wait loop ([`wait_loop`]) that all three use in
-//! production, generic over a small sync shim ([`Lock`]) so that the `loom`
-//! models (`models.rs`) run the very same code over every interleaving of a
-//! few threads.
+//! production, generic over a small sync shim ([`crate::sync`]) so that the
+//! `loom` models (`models.rs`) run the very same code over every
+//! interleaving of a few threads. [`drive`] does the same for the driving
+//! protocol: who blocks in an engine, and how a wake-up reaches it.
 //!
 //! The wake protocol:
 //!
@@ -16,10 +17,13 @@
 //! Blocking keeps a token (park/unpark, or the engine's wake-up), so a wake
 //! that lands between the waiter's check and its block is not lost.
 
+pub(crate) mod drive;
 mod port;
 mod routines;
 mod signal;
 
+#[cfg(test)]
+mod drive_models;
 #[cfg(test)]
 mod models;
 
@@ -29,24 +33,7 @@ pub(crate) use port::{PortQueue, get_queued};
 pub(crate) use routines::{RoutineQueue, wait_routines};
 pub(crate) use signal::{Signal, SignalWait, wait_signals};
 
-/// The sync shim: a lock over `T` (std's `Mutex` in production, loom's in
-/// the models).
-pub(crate) trait Lock<T> {
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
-}
-
-impl<T> Lock<T> for std::sync::Mutex<T> {
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        f(&mut self.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-#[cfg(test)]
-impl<T> Lock<T> for loom::sync::Mutex<T> {
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        f(&mut self.lock().unwrap())
-    }
-}
+pub(crate) use crate::sync::Lock;
 
 /// The one wait loop.
 ///

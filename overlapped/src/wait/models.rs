@@ -4,7 +4,8 @@
 //! mutex and park. Each asserts the rule the SPEC names: every packet or
 //! routine is delivered exactly once, the concurrency limit holds, LIFO
 //! release, and no wake-up is lost (loom reports a deadlock if every thread
-//! parks). Only the engine driving is left out: `block` parks.
+//! parks). The engine driving is left out here (`block` parks);
+//! `drive_models.rs` models it.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
