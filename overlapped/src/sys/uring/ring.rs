@@ -265,7 +265,13 @@ impl Uring {
             self.wake_pending.store(false, Ordering::Release);
             tracing::warn!(error = %e, "pushing a wake-up failed");
         } else if let Err(e) = self.submit() {
-            // Pushed: the next kernel entry submits it.
+            // Pushed: the next kernel entry submits it. Until then a thread
+            // blocked in the ring is not woken by it, so later wake-ups must
+            // not be dropped as shared with it, and the eventfd polled
+            // through the ring is written as well (a second way to end
+            // that wait). A spare no-op costs nothing.
+            self.wake_pending.store(false, Ordering::Release);
+            self.notice_backlog();
             tracing::warn!(error = %e, "submitting a wake-up failed");
         }
     }
