@@ -212,7 +212,7 @@ fn e05_zero_timeout_returns_timeout_at_once(e: &Engine) {
         wait1(&ev, Some(Duration::ZERO), false),
         WaitOutcome::Timeout
     );
-    assert!(t0.elapsed() < slack(5 * MS), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < slack(25 * MS), "{:?}", t0.elapsed());
     // Also with an event an engine will set, and alertable.
     let (bound, _g) = engine_bound_event(e);
     let t0 = Instant::now();
@@ -234,7 +234,7 @@ fn e05_zero_timeout_returns_timeout_at_once(e: &Engine) {
         .unwrap(),
         WaitOutcome::Timeout
     );
-    assert!(t0.elapsed() < slack(5 * MS), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < slack(25 * MS), "{:?}", t0.elapsed());
     // A zero wait still sees what is set.
     ev.set();
     assert_eq!(

@@ -59,7 +59,7 @@ fn p02_get_queued_timeouts() {
     let port = CompletionPort::new(1);
     let t0 = Instant::now();
     assert!(port.get_queued(Some(Duration::ZERO)).unwrap().is_none());
-    assert!(t0.elapsed() < slack(5 * MS));
+    assert!(t0.elapsed() < slack(25 * MS));
     let t0 = Instant::now();
     assert!(
         port.get_queued(Some(Duration::from_millis(100)))

@@ -350,7 +350,7 @@ fn r04_sleep_ex_returns_timeout_after_the_time(e: &Engine) {
     );
     let took = t0.elapsed();
     assert!(
-        took >= 100 * MS && took < 100 * MS + slack(50 * MS),
+        took >= 100 * MS && took < 100 * MS + slack(200 * MS),
         "{took:?}"
     );
     // With a pending routine op that does not complete.
@@ -369,13 +369,13 @@ fn r04_sleep_ex_returns_timeout_after_the_time(e: &Engine) {
     );
     let took = t0.elapsed();
     assert!(
-        took >= 100 * MS && took < 100 * MS + slack(50 * MS),
+        took >= 100 * MS && took < 100 * MS + slack(200 * MS),
         "{took:?}"
     );
     assert_eq!(ran.get(), 0);
     let t0 = Instant::now();
     assert_eq!(sleep_ex(Some(Duration::ZERO), true), SleepOutcome::Timeout);
-    assert!(t0.elapsed() < slack(5 * MS), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < slack(25 * MS), "{:?}", t0.elapsed());
 }
 
 fn r05_alertable_event_wait_returns_io_completion(e: &Engine) {
