@@ -320,6 +320,26 @@ pub(crate) enum SockSys {
     Poll(poll::ReadPolicy),
 }
 
+impl SockSys {
+    /// io_uring's state of the socket; `None` on another backend's socket
+    /// (never met: [`Backend::new_sock`] makes the backend's own).
+    fn uring(&mut self) -> Option<&mut uring::RecvPolicy> {
+        match self {
+            SockSys::Uring(p) => Some(p),
+            SockSys::Poll(_) => None,
+        }
+    }
+
+    /// The poll engine's state of the socket; `None` on another backend's
+    /// socket (never met, as for [`uring`](Self::uring)).
+    fn poll(&mut self) -> Option<&mut poll::ReadPolicy> {
+        match self {
+            SockSys::Poll(p) => Some(p),
+            SockSys::Uring(_) => None,
+        }
+    }
+}
+
 /// What the core tells a backend about one operation.
 pub(crate) struct OpRef<'a> {
     /// The socket's descriptor.
@@ -444,10 +464,11 @@ impl Backend {
             ));
         }
         let pool = fixed::Pool::new(count, size)?;
-        if let Imp::Uring(u) = &self.imp {
+        match &self.imp {
             // The pool is held in `self.fixed` from here on, until after
             // the ring is gone (field order).
-            u.register_fixed(&pool)?;
+            Imp::Uring(u) => u.register_fixed(&pool)?,
+            Imp::Poll(_) => {}
         }
         *held = Some(std::sync::Arc::clone(&pool));
         Ok(pool)
@@ -516,7 +537,8 @@ impl Backend {
                 p.tried(op.kind, op.stream, &a);
                 Some(a)
             }
-            _ => {
+            (Imp::Poll(_), SockSys::Poll(_) | SockSys::Uring(_))
+            | (Imp::Uring(_), SockSys::Poll(_)) => {
                 if !poll::worth_trying(&mut op) {
                     return None;
                 }
@@ -575,7 +597,9 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
             (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
-            (_, parked) => Step::Parked(parked),
+            // Another backend's operation (never met): left as it is.
+            (Imp::Uring(_), parked @ Parked::Poll(_))
+            | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }
 
@@ -586,8 +610,11 @@ impl Backend {
         fault::hit(fault::Call::Cancel);
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
-            (_, Parked::Poll(w)) => Step::Done(Outcome::aborted(*op.done), w.into_bufs()),
-            (_, parked) => Step::Parked(parked),
+            (Imp::Poll(_) | Imp::Uring(_), Parked::Poll(w)) => {
+                Step::Done(Outcome::aborted(*op.done), w.into_bufs())
+            }
+            // Another backend's operation (never met): left as it is.
+            (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }
 
@@ -602,7 +629,10 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
             (Imp::Poll(p), Parked::Poll(w)) if oob => p.progress(op, w, &self.calls),
-            (_, parked) => Step::Parked(parked),
+            (Imp::Poll(_), parked @ Parked::Poll(_)) => Step::Parked(parked),
+            // Another backend's operation (never met): left as it is.
+            (Imp::Uring(_), parked @ Parked::Poll(_))
+            | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }
 
@@ -649,13 +679,16 @@ impl Backend {
     /// on io_uring also moves completions the kernel kept after a
     /// completion-queue overflow into the queue, for the next reap.
     pub(crate) fn flush(&self) {
-        if let Imp::Uring(u) = &self.imp {
-            if u.needs_enter() {
-                self.calls.enter();
-                if let Err(e) = u.submit() {
-                    tracing::warn!(error = %e, "io_uring submit failed");
+        match &self.imp {
+            Imp::Uring(u) => {
+                if u.needs_enter() {
+                    self.calls.enter();
+                    if let Err(e) = u.submit() {
+                        tracing::warn!(error = %e, "io_uring submit failed");
+                    }
                 }
             }
+            Imp::Poll(_) => {}
         }
     }
 

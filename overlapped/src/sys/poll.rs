@@ -156,10 +156,7 @@ pub(crate) fn worth_trying(op: &mut OpRef<'_>) -> bool {
     if dir != Dir::Read || op.hints.may(dir) {
         return true;
     }
-    match &mut *op.sock {
-        super::SockSys::Poll(p) => !p.skip_try(),
-        _ => false,
-    }
+    op.sock.poll().is_some_and(|p| !p.skip_try())
 }
 
 /// The attempt, keeping the socket's read [`Hints`](super::Hints) and
@@ -186,10 +183,7 @@ pub(crate) fn hinted_attempt(
     calls.direct();
     let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
     if read {
-        let policy = match &mut *op.sock {
-            super::SockSys::Poll(p) => Some(p),
-            _ => None,
-        };
+        let policy = op.sock.poll();
         let mut keep_clear = matches!(a, Attempt::WouldBlock);
         if let Some(p) = policy {
             keep_clear = match &a {

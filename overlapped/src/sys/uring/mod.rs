@@ -80,7 +80,7 @@ pub(crate) use ring::{Cqe, Uring};
 
 use inflight::{Finish, FixedMode, FixedOp, Wait, finish, prepare};
 
-use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, SockSys, Step, Wakeup};
+use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 use super::{attempt, serve_urgent};
 use crate::flags::MsgFlags;
 
@@ -231,7 +231,7 @@ impl Uring {
                 return Step::Done(out, bufs);
             }
         }
-        let SockSys::Uring(policy) = &mut *op.sock else {
+        let Some(policy) = op.sock.uring() else {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
         policy.urgent |= is_oob_recv(op.kind);
@@ -329,7 +329,7 @@ impl Uring {
         if km.fixed == FixedOp::SendZc && res == -libc::EOPNOTSUPP {
             // The socket has no zero-copy send: this one and the socket's
             // next ones take the ordinary path (nothing was sent).
-            if let SockSys::Uring(p) = &mut *op.sock {
+            if let Some(p) = op.sock.uring() {
                 p.no_zc = true;
             }
             // Not counted: the kernel did not send from the buffer.
@@ -369,7 +369,7 @@ impl Uring {
             )
         };
         drop(km);
-        if let SockSys::Uring(p) = &mut *op.sock {
+        if let Some(p) = op.sock.uring() {
             if op.kind.is_plain_stream_recv(op.stream) {
                 // Try the next receive at once only if bytes are left (or
                 // the stream ended or failed: the try sees that at once too).
