@@ -313,6 +313,28 @@ impl Hints {
     }
 }
 
+/// With the urgent watch on (`watch`), a normal stream receive's try at
+/// start first takes an urgent byte the socket holds into `urgent` (the
+/// caller hands it on to the socket's `OOB` receives): a receive that starts
+/// at the urgent mark reads past the byte, and Linux then drops it (SPEC
+/// k05). The readiness that announced the byte may not have been reaped yet
+/// (nothing drove the engine since it came), so only a look at the socket
+/// tells: one more system call per such try. Both backends' tries at start
+/// call it just before their attempt.
+fn urgent_first(
+    watch: bool,
+    calls: &Calls,
+    fd: BorrowedFd<'_>,
+    kind: &OpKind,
+    stream: bool,
+    urgent: &mut Option<u8>,
+) {
+    if watch && urgent.is_none() && kind.is_plain_stream_recv(stream) {
+        calls.direct();
+        *urgent = take_urgent(fd);
+    }
+}
+
 /// Per-socket state of a backend, kept inside the socket's lock.
 #[derive(Debug)]
 pub(crate) enum SockSys {
@@ -483,10 +505,7 @@ impl Backend {
     /// reads, fixed sends.
     pub(crate) fn fixed_ops(&self) -> (u64, u64) {
         match &self.imp {
-            Imp::Uring(u) => (
-                u.fixed_ops[0].load(Ordering::Relaxed),
-                u.fixed_ops[1].load(Ordering::Relaxed),
-            ),
+            Imp::Uring(u) => u.fixed_ops(),
             Imp::Poll(_) => (0, 0),
         }
     }
@@ -521,52 +540,15 @@ impl Backend {
     /// runs routines or polls tasks).
     pub(crate) fn try_now(
         &self,
-        mut op: OpRef<'_>,
+        op: OpRef<'_>,
         bufs: Option<&mut dyn RawBufs>,
         deferred: bool,
     ) -> Option<Attempt> {
-        match (&self.imp, &mut *op.sock) {
-            (Imp::Uring(_), SockSys::Uring(p)) => {
-                if !p.try_first(op.kind, op.stream, deferred) {
-                    return None;
-                }
-                let fd = op.fd?;
-                self.urgent_first(fd, op.kind, op.stream, op.urgent);
-                self.calls.direct();
-                let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
-                p.tried(op.kind, op.stream, &a);
-                Some(a)
-            }
+        let (watch, calls) = (self.watch_urgent, &self.calls);
+        match (&self.imp, &*op.sock) {
+            (Imp::Uring(_), SockSys::Uring(_)) => uring::try_now(op, bufs, deferred, watch, calls),
             (Imp::Poll(_), SockSys::Poll(_) | SockSys::Uring(_))
-            | (Imp::Uring(_), SockSys::Poll(_)) => {
-                if !poll::worth_trying(&mut op) {
-                    return None;
-                }
-                if let Some(fd) = op.fd {
-                    self.urgent_first(fd, op.kind, op.stream, op.urgent);
-                }
-                Some(poll::hinted_attempt(op, bufs, &self.calls))
-            }
-        }
-    }
-
-    /// With the urgent watch on, a normal stream receive's try at start
-    /// first takes an urgent byte the socket holds into `urgent` (the
-    /// caller hands it on to the socket's `OOB` receives): a receive that
-    /// starts at the urgent mark reads past the byte, and Linux then drops
-    /// it (SPEC k05). The readiness that announced the byte may not have
-    /// been reaped yet (nothing drove the engine since it came), so only a
-    /// look at the socket tells: one more system call per such try.
-    fn urgent_first(
-        &self,
-        fd: BorrowedFd<'_>,
-        kind: &OpKind,
-        stream: bool,
-        urgent: &mut Option<u8>,
-    ) {
-        if self.watch_urgent && urgent.is_none() && kind.is_plain_stream_recv(stream) {
-            self.calls.direct();
-            *urgent = take_urgent(fd);
+            | (Imp::Uring(_), SockSys::Poll(_)) => poll::try_now(op, bufs, watch, calls),
         }
     }
 
@@ -610,9 +592,7 @@ impl Backend {
         fault::hit(fault::Call::Cancel);
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
-            (Imp::Poll(_) | Imp::Uring(_), Parked::Poll(w)) => {
-                Step::Done(Outcome::aborted(*op.done), w.into_bufs())
-            }
+            (Imp::Poll(_) | Imp::Uring(_), Parked::Poll(w)) => poll::cancel(op, w),
             // Another backend's operation (never met): left as it is.
             (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
@@ -621,15 +601,11 @@ impl Backend {
     /// What the core knows of the socket changed for a parked operation:
     /// an `OOB` receive can take the urgent byte the core took out of the
     /// kernel for it, or a normal receive is on a socket that now uses
-    /// urgent data. Poll tries an `OOB` receive again now (a normal one
-    /// waits for readiness as before); io_uring cancels the request, and
-    /// its completion tries the operation or parks it again the new way.
+    /// urgent data (see each backend's `kick`).
     pub(crate) fn kick(&self, op: OpRef<'_>, parked: Parked) -> Step {
-        let oob = matches!(op.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB));
         match (&self.imp, parked) {
-            (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
-            (Imp::Poll(p), Parked::Poll(w)) if oob => p.progress(op, w, &self.calls),
-            (Imp::Poll(_), parked @ Parked::Poll(_)) => Step::Parked(parked),
+            (Imp::Uring(u), Parked::Uring(f)) => u.kick(op, f),
+            (Imp::Poll(p), Parked::Poll(w)) => p.kick(op, w, &self.calls),
             // Another backend's operation (never met): left as it is.
             (Imp::Uring(_), parked @ Parked::Poll(_))
             | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
@@ -680,14 +656,7 @@ impl Backend {
     /// completion-queue overflow into the queue, for the next reap.
     pub(crate) fn flush(&self) {
         match &self.imp {
-            Imp::Uring(u) => {
-                if u.needs_enter() {
-                    self.calls.enter();
-                    if let Err(e) = u.submit() {
-                        tracing::warn!(error = %e, "io_uring submit failed");
-                    }
-                }
-            }
+            Imp::Uring(u) => u.submit_if_needed(&self.calls),
             Imp::Poll(_) => {}
         }
     }

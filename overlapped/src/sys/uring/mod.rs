@@ -82,6 +82,7 @@ use inflight::{Finish, FixedMode, FixedOp, Wait, finish, prepare};
 
 use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 use super::{attempt, serve_urgent};
+use crate::buf::RawBufs;
 use crate::flags::MsgFlags;
 
 /// How many times a request the kernel cancelled on its own, or answered
@@ -153,7 +154,7 @@ impl RecvPolicy {
     ///   completes at once (a ported program may handle it inline), a
     ///   connect runs its `connect(2)`, an urgent receive never waits on
     ///   Linux.
-    pub(super) fn try_first(&mut self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
+    fn try_first(&mut self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
         if deferred && matches!(kind, OpKind::Send { .. }) {
             return false;
         }
@@ -167,7 +168,7 @@ impl RecvPolicy {
     }
 
     /// The outcome of a try that [`try_first`](Self::try_first) allowed.
-    pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, a: &Attempt) {
+    fn tried(&mut self, kind: &OpKind, stream: bool, a: &Attempt) {
         self.urgent |= is_oob_recv(kind);
         if !kind.is_plain_stream_recv(stream) {
             return;
@@ -191,7 +192,54 @@ impl RecvPolicy {
     }
 }
 
+/// The try at start ([`Backend::try_now`](super::Backend::try_now)) on
+/// io_uring: as the socket's [`RecvPolicy`] says
+/// ([`try_first`](RecvPolicy::try_first)), which then learns from what the
+/// try found. `watch_urgent`: see [`urgent_first`](super::urgent_first).
+pub(crate) fn try_now(
+    op: OpRef<'_>,
+    bufs: Option<&mut dyn RawBufs>,
+    deferred: bool,
+    watch_urgent: bool,
+    calls: &Calls,
+) -> Option<Attempt> {
+    // `None` only on another backend's socket, which the dispatch never
+    // hands here.
+    let p = op.sock.uring()?;
+    if !p.try_first(op.kind, op.stream, deferred) {
+        return None;
+    }
+    let fd = op.fd?;
+    super::urgent_first(watch_urgent, calls, fd, op.kind, op.stream, op.urgent);
+    calls.direct();
+    let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
+    p.tried(op.kind, op.stream, &a);
+    Some(a)
+}
+
 impl Uring {
+    /// Requests pushed so far that use a registered buffer: fixed reads,
+    /// fixed sends.
+    pub(crate) fn fixed_ops(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.fixed_ops[0].load(Relaxed),
+            self.fixed_ops[1].load(Relaxed),
+        )
+    }
+
+    /// Hands queued requests to the kernel when the ring needs an entry
+    /// (see [`needs_enter`](Uring::needs_enter)); a failed submit is
+    /// logged, its requests stay queued for the next entry.
+    pub(crate) fn submit_if_needed(&self, calls: &Calls) {
+        if self.needs_enter() {
+            calls.enter();
+            if let Err(e) = self.submit() {
+                tracing::warn!(error = %e, "io_uring submit failed");
+            }
+        }
+    }
+
     /// Parks an operation: pushes its SQE.
     ///
     /// # Safety
@@ -418,6 +466,14 @@ impl Uring {
                 }
             }
         }
+    }
+
+    /// What the core knows of the socket changed for a parked operation
+    /// ([`Backend::kick`](super::Backend::kick)): the request is cancelled,
+    /// and its completion tries the operation or parks it again the new
+    /// way.
+    pub(crate) fn kick(&self, op: OpRef<'_>, f: InFlight) -> Step {
+        self.cancel(op, f)
     }
 
     /// Asks the kernel to cancel a parked operation; its CQE ends it.

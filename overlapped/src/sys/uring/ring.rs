@@ -78,7 +78,7 @@ pub(crate) struct Uring {
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (5.19 and later).
     pub(super) poll_first: bool,
     /// Requests pushed that use a registered buffer: reads, sends.
-    pub(crate) fixed_ops: [std::sync::atomic::AtomicU64; 2],
+    pub(super) fixed_ops: [std::sync::atomic::AtomicU64; 2],
     /// Test hook: this many coming submits answer `EBUSY` as an old kernel
     /// does with completions in overflow (this kernel may never say it).
     #[cfg(test)]
