@@ -414,7 +414,7 @@ impl std::fmt::Debug for Step {
 pub(crate) enum Wakeup {
     Op {
         token: u64,
-        cqe: uring::Cqe,
+        reaped: Reaped,
     },
     Sock {
         token: u64,
@@ -422,6 +422,16 @@ pub(crate) enum Wakeup {
         /// The peer ended the stream, or the socket failed.
         ended: bool,
     },
+}
+
+/// The kernel's answer to a parked operation's request, one arm per backend
+/// whose requests complete (poll's operations only see readiness). Only
+/// that backend's reap path can make one (io_uring: its [`Cqe`](uring::Cqe)
+/// is made only in `ring.rs`), so holding one proves the request it answers
+/// is over: the backend may then take the operation's kernel memory back.
+#[derive(Debug)]
+pub(crate) enum Reaped {
+    Uring(uring::Cqe),
 }
 
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.

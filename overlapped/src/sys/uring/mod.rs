@@ -80,7 +80,7 @@ pub(crate) use ring::{Cqe, Uring};
 
 use inflight::{Finish, FixedMode, FixedOp, Wait, finish, prepare};
 
-use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
+use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, Reaped, Step, Wakeup};
 use super::{attempt, serve_urgent};
 use crate::buf::RawBufs;
 use crate::flags::MsgFlags;
@@ -335,8 +335,14 @@ impl Uring {
         wakeup: &Wakeup,
         calls: &Calls,
     ) -> Step {
-        let Wakeup::Op { cqe, .. } = wakeup else {
-            return Step::Parked(Parked::Uring(f));
+        let cqe = match wakeup {
+            Wakeup::Op {
+                reaped: Reaped::Uring(cqe),
+                ..
+            } => cqe,
+            // Readiness is no news for a request in the ring (never met:
+            // only poll reports it).
+            Wakeup::Sock { .. } => return Step::Parked(Parked::Uring(f)),
         };
         let mut f = f;
         let (res, cflags) = if f.fixed() == FixedOp::SendZc {
@@ -344,10 +350,10 @@ impl Uring {
             // (`MORE` set when a notification follows) and the
             // notification, reaped in either order (by two threads): the
             // request is over, and the buffer free, only with both.
-            if io_uring::cqueue::notif(cqe.flags) {
+            if io_uring::cqueue::notif(cqe.flags()) {
                 f.zc_notified = true;
             } else {
-                f.zc_result = Some((cqe.res, cqe.flags));
+                f.zc_result = Some((cqe.res(), cqe.flags()));
             }
             match f.zc_result {
                 Some((res, flags)) if f.zc_notified || !io_uring::cqueue::more(flags) => {
@@ -356,7 +362,7 @@ impl Uring {
                 _ => return Step::Parked(Parked::Uring(f)),
             }
         } else {
-            (cqe.res, cqe.flags)
+            (cqe.res(), cqe.flags())
         };
         #[cfg(test)]
         let res = if matches!(op.kind, OpKind::Accept)
