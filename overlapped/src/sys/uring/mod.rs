@@ -78,7 +78,7 @@ mod ring;
 pub(crate) use inflight::InFlight;
 pub(crate) use ring::{Cqe, Uring};
 
-use inflight::{Finish, FixedMode, FixedOp, Wait, finish, prepare};
+use inflight::{Finish, FixedMode, FixedOp, Request, Wait, finish, prepare};
 
 use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, Reaped, Step, Wakeup};
 use super::{attempt, serve_urgent};
@@ -291,20 +291,19 @@ impl Uring {
         } else {
             Wait::Direct
         };
-        let prepared = prepare(
-            fd.as_raw_fd(),
-            op.kind,
-            bufs,
-            *op.done,
-            op.stream,
+        let req = Request {
+            fd: fd.as_raw_fd(),
+            kind: op.kind,
+            done: *op.done,
+            stream: op.stream,
             poll_first,
             wait,
-            resubmits,
-            self.fixed_mode().map(|m| FixedMode {
+            fixed: self.fixed_mode().map(|m| FixedMode {
                 send: m.send && !policy.no_zc,
                 ..m
             }),
-        );
+        };
+        let prepared = prepare(&req, bufs, resubmits);
         let (inflight, entry) = match prepared {
             Ok(p) => p,
             Err((e, bufs)) => return Step::Done(Outcome::err(e, *op.done), bufs),
