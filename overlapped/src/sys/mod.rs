@@ -12,7 +12,7 @@
 //!    socket token, and [`SockSys`], the per-socket state it keeps (inside
 //!    the socket's lock).
 //! 2. **The try at start** ([`try_now`](Backend::try_now)): the
-//!    non-blocking [`attempt`] (shared by every backend), or no try when the
+//!    non-blocking [`attempt()`] (shared by every backend), or no try when the
 //!    backend knows it would find nothing (poll: no readiness since the
 //!    last one found nothing, see [`Hints`]) or when the request is better
 //!    batched into the thread's next kernel entry (io_uring).
@@ -43,8 +43,12 @@
 //! No backend call is made while a lock shared by all threads of an engine
 //! is held: the core holds at most the lock of the socket concerned.
 //!
-//! Adding a backend is one new file (its type, [`Parked`] and [`SockSys`]
-//! variants) and one arm in each `match` below.
+//! Adding a backend is one new file (its type, its [`Parked`] and
+//! [`SockSys`] variants and, if its requests complete, its [`Reaped`] one)
+//! and one arm in each `match` below: no match over backends has a
+//! catch-all arm, so the compiler lists every arm a new backend owes.
+//! Policy stays in the backend's own file: [`Backend`]'s methods only
+//! dispatch.
 
 use std::io;
 use std::net::SocketAddr;

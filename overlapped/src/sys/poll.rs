@@ -1,7 +1,7 @@
 //! The poll engine, on `rustix`'s epoll.
 //!
 //! Every operation is first tried non-blocking (the shared
-//! [`attempt`](super::attempt)), unless the socket's read hints say a
+//! [`attempt()`](super::attempt())), unless the socket's read hints say a
 //! receive would find nothing (see [`ReadPolicy`]); an operation that would
 //! block waits at the head of its socket's direction queue until epoll
 //! reports readiness, then the engine tries it again (on the thread that
