@@ -634,14 +634,7 @@ impl Backend {
     pub(crate) fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>) -> bool {
         match &self.imp {
             Imp::Uring(u) => u.reap(out),
-            Imp::Poll(p) if poll_now => {
-                self.calls.enter();
-                p.wait(Some(Duration::ZERO), out).unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "epoll_wait failed");
-                    false
-                })
-            }
-            Imp::Poll(_) => false,
+            Imp::Poll(p) => p.reap(poll_now, out, &self.calls),
         }
     }
 
@@ -650,13 +643,7 @@ impl Backend {
     pub(crate) fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Wakeup>) {
         self.calls.enter();
         match &self.imp {
-            Imp::Uring(u) => {
-                if let Err(e) = u.wait(timeout) {
-                    tracing::warn!(error = %e, "io_uring wait failed");
-                }
-                // A wake-up taken here was meant for this thread.
-                let _ = u.reap(out);
-            }
+            Imp::Uring(u) => u.wait_and_reap(timeout, out),
             Imp::Poll(p) => {
                 if let Err(e) = p.wait(timeout, out) {
                     tracing::warn!(error = %e, "epoll_wait failed");

@@ -112,6 +112,21 @@ impl Poll {
         Ok(woke)
     }
 
+    /// Collects readiness without blocking
+    /// ([`Backend::reap`](super::Backend::reap)): only when `poll_now`, by
+    /// a [`wait`](Self::wait) with a zero timeout. True when it took a
+    /// wake-up.
+    pub(crate) fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>, calls: &Calls) -> bool {
+        if !poll_now {
+            return false;
+        }
+        calls.enter();
+        self.wait(Some(Duration::ZERO), out).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "epoll_wait failed");
+            false
+        })
+    }
+
     /// Ends a blocking [`wait`](Self::wait) on another thread.
     pub(crate) fn wake(&self) {
         let _ = rustix::io::write(self.wake_fd.as_fd(), &1u64.to_ne_bytes());

@@ -240,6 +240,20 @@ impl Uring {
         }
     }
 
+    /// Blocks in the ring ([`Backend::wait`](super::Backend::wait)), then
+    /// reaps what completed; a wake-up taken here was meant for this
+    /// thread.
+    pub(crate) fn wait_and_reap(
+        &self,
+        timeout: Option<std::time::Duration>,
+        out: &mut Vec<Wakeup>,
+    ) {
+        if let Err(e) = self.wait(timeout) {
+            tracing::warn!(error = %e, "io_uring wait failed");
+        }
+        let _ = self.reap(out);
+    }
+
     /// Parks an operation: pushes its SQE.
     ///
     /// # Safety
