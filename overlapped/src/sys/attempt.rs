@@ -50,7 +50,6 @@ fn rx_flags(flags: MsgFlags) -> RxFlags {
 /// an operation completes only when every byte is moved, or with an error
 /// (or the end of the stream) that reports the bytes moved. `urgent` is the
 /// socket's held urgent byte, which an `OOB` receive takes first.
-#[allow(unsafe_code)] // `RawBufs::set_received`'s contract
 pub(crate) fn attempt(
     fd: BorrowedFd<'_>,
     kind: &mut OpKind,
@@ -62,163 +61,228 @@ pub(crate) fn attempt(
     match kind {
         OpKind::Send { flags, to } => {
             let bufs = bufs.expect("send carries buffers");
-            if let (false, Some(addr)) = (stream, &to) {
-                if addr.port() == 0 {
-                    // Windows sends nothing and succeeds (Linux: EINVAL).
-                    return Attempt::Done(Outcome::ok(bufs.total_len().unwrap_or(0)));
-                }
-            }
-            let flags = tx_flags(*flags);
-            // A connected datagram socket keeps sending after an ICMP
-            // port-unreachable (Linux fails the next send with
-            // ECONNREFUSED, consuming the error; the send is retried).
-            let mut refused = 0;
-            let refused_again = |e: &rustix::io::Errno, refused: &mut u32| {
-                if stream || *e != rustix::io::Errno::CONNREFUSED || *refused >= 4 {
-                    return false;
-                }
-                *refused += 1;
-                let _ = socket2::SockRef::from(&fd).take_error();
-                true
-            };
-            if let (None, Some(b)) = (&to, bufs.one()) {
-                // One buffer, no address: plain send(2), no iovec array.
-                loop {
-                    match rustix::net::send(fd, &b[*done..], flags) {
-                        Ok(n) => {
-                            *done += n;
-                            if !stream || *done >= b.len() || n == 0 {
-                                return Attempt::Done(Outcome::ok(*done));
-                            }
-                        }
-                        Err(e) if e == rustix::io::Errno::INTR => {}
-                        Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                        Err(e) if refused_again(&e, &mut refused) => {}
-                        Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
-                            return Attempt::Done(Outcome::ok(b.len()));
-                        }
-                        Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
-                    }
-                }
-            }
-            loop {
-                let mut slices = bufs.io_slices();
-                let total: usize = slices.iter().map(|s| s.len()).sum();
-                IoSlice::advance_slices(&mut slices.as_mut_slice(), *done);
-                let mut control = Default::default();
-                let r = match to {
-                    Some(addr) => rustix::net::sendmsg_addr(fd, addr, &slices, &mut control, flags),
-                    None => rustix::net::sendmsg(fd, &slices, &mut control, flags),
-                };
-                match r {
-                    Ok(n) => {
-                        *done += n;
-                        if !stream || *done >= total || n == 0 {
-                            return Attempt::Done(Outcome::ok(*done));
-                        }
-                    }
-                    Err(e) if e == rustix::io::Errno::INTR => {}
-                    Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                    Err(e) if refused_again(&e, &mut refused) => {}
-                    Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
-                        return Attempt::Done(Outcome::ok(total));
-                    }
-                    Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
-                }
-            }
+            send(fd, bufs, *flags, *to, done, stream)
         }
         OpKind::Recv { flags, want_addr } => {
             let bufs = bufs.expect("receive carries buffers");
-            let oob = flags.contains(MsgFlags::OOB);
-            if oob {
-                if let Some(byte) = urgent.take() {
-                    return Attempt::Done(serve_urgent(bufs, byte));
-                }
-            }
-            let waitall = flags.contains(MsgFlags::WAITALL);
-            let plain = stream && !oob && !flags.contains(MsgFlags::PEEK);
-            let rflags = rx_flags(*flags);
-            let total = bufs.total_len().unwrap_or(0);
-            let mut out = Outcome::ok(0);
-            loop {
-                match recv_once(fd, bufs, *done, *want_addr, rflags, plain, &mut out) {
-                    Ok((n, left)) => {
-                        *done += n;
-                        // Bytes left behind a receive that took some: it
-                        // may have stopped at the urgent mark.
-                        out.check_urgent |= plain && n > 0 && left;
-                        out.drained = plain && n > 0 && !left;
-                        if waitall && n > 0 && *done < total {
-                            continue;
-                        }
-                        out.bytes = *done;
-                        if oob {
-                            out.flags |= RecvFlags::OOB;
-                        }
-                        // With nothing received the core truncates the
-                        // buffers: a 0-byte end on a reset connection is a
-                        // start error, which hands them back untouched.
-                        if *done > 0 {
-                            // `recvmsg` wrote `*done` bytes at the start of
-                            // the room (this call's and earlier rounds').
-                            // SAFETY: so those bytes are written.
-                            unsafe { bufs.set_received(*done) };
-                        }
-                        return Attempt::Done(out);
-                    }
-                    Err(e) if e == rustix::io::Errno::INTR => {}
-                    Err(e) if would_block(&e) => return Attempt::WouldBlock,
-                    // Linux's urgent receive never waits: EINVAL means "no
-                    // urgent byte yet"; the engine waits for priority
-                    // readiness and tries again.
-                    Err(e) if oob && e == rustix::io::Errno::INVAL => return Attempt::WouldBlock,
-                    Err(e) => {
-                        let mut out = Outcome::err(to_io(e), *done);
-                        out.check_urgent = plain && *done > 0;
-                        return Attempt::Done(out);
-                    }
-                }
-            }
+            recv(fd, bufs, *flags, *want_addr, done, stream, urgent)
         }
-        OpKind::Accept => loop {
-            match rustix::net::acceptfrom_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
-                Ok((new, addr)) => {
-                    let mut out = Outcome::ok(0);
-                    out.addr = addr.and_then(|a| SocketAddr::try_from(a).ok());
-                    out.fd = Some(new);
-                    return Attempt::Done(out);
+        OpKind::Accept => accept(fd),
+        OpKind::Connect { addr, started } => connect(fd, addr, started),
+    }
+}
+
+/// `WSASend` / `WSASendTo`: a stream send goes on until every byte is
+/// taken (or fails reporting the bytes taken); a datagram send is one call.
+fn send(
+    fd: BorrowedFd<'_>,
+    bufs: &dyn RawBufs,
+    flags: MsgFlags,
+    to: Option<SocketAddr>,
+    done: &mut usize,
+    stream: bool,
+) -> Attempt {
+    if let (false, Some(addr)) = (stream, &to) {
+        if addr.port() == 0 {
+            // Windows sends nothing and succeeds (Linux: EINVAL).
+            return Attempt::Done(Outcome::ok(bufs.total_len().unwrap_or(0)));
+        }
+    }
+    let mut s = Sending {
+        fd,
+        flags: tx_flags(flags),
+        stream,
+        refused: 0,
+    };
+    match (&to, bufs.one()) {
+        // One buffer, no address: plain send(2), no iovec array.
+        (None, Some(b)) => s.one(b, done),
+        _ => s.gather(bufs, to.as_ref(), done),
+    }
+}
+
+/// One send attempt: the socket, its flags, and how often it met the
+/// refusal of an earlier datagram.
+struct Sending<'fd> {
+    fd: BorrowedFd<'fd>,
+    flags: TxFlags,
+    stream: bool,
+    refused: u32,
+}
+
+impl Sending<'_> {
+    /// A connected datagram socket keeps sending after an ICMP
+    /// port-unreachable (Linux fails the next send with `ECONNREFUSED`,
+    /// consuming the error; the send is retried, a few times at most).
+    fn refused_again(&mut self, e: &rustix::io::Errno) -> bool {
+        if self.stream || *e != rustix::io::Errno::CONNREFUSED || self.refused >= 4 {
+            return false;
+        }
+        self.refused += 1;
+        let _ = socket2::SockRef::from(&self.fd).take_error();
+        true
+    }
+
+    /// The send of one buffer `b` past its first `*done` bytes.
+    fn one(&mut self, b: &[u8], done: &mut usize) -> Attempt {
+        loop {
+            match rustix::net::send(self.fd, &b[*done..], self.flags) {
+                Ok(n) => {
+                    *done += n;
+                    if !self.stream || *done >= b.len() || n == 0 {
+                        return Attempt::Done(Outcome::ok(*done));
+                    }
                 }
                 Err(e) if e == rustix::io::Errno::INTR => {}
-                // A connection reset before it was accepted: keep waiting for
-                // the next one, as a blocking accept would.
-                Err(e) if would_block(&e) || e == rustix::io::Errno::CONNABORTED => {
-                    return Attempt::WouldBlock;
+                Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                Err(e) if self.refused_again(&e) => {}
+                Err(e) if !self.stream && e == rustix::io::Errno::CONNREFUSED => {
+                    return Attempt::Done(Outcome::ok(b.len()));
                 }
-                Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
-            }
-        },
-        OpKind::Connect { addr, started } => {
-            if !*started {
-                *started = true;
-                return match rustix::net::connect(fd, addr) {
-                    Ok(()) => Attempt::Done(Outcome::ok(0)),
-                    Err(e) if would_block(&e) || e == rustix::io::Errno::INTR => {
-                        Attempt::WouldBlock
-                    }
-                    Err(e) => Attempt::Done(Outcome::err(to_io(e), 0)),
-                };
-            }
-            let sock = socket2::SockRef::from(&fd);
-            match sock.take_error() {
-                Ok(Some(e)) => Attempt::Done(Outcome::err(e, 0)),
-                Err(e) => Attempt::Done(Outcome::err(e, 0)),
-                Ok(None) => match rustix::net::getpeername(fd) {
-                    Ok(_) => Attempt::Done(Outcome::ok(0)),
-                    Err(e) if e == rustix::io::Errno::NOTCONN => Attempt::WouldBlock,
-                    Err(e) => Attempt::Done(Outcome::err(to_io(e), 0)),
-                },
+                Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
             }
         }
+    }
+
+    /// The gather send (`sendmsg`, maybe to `to`) of the buffers past their
+    /// first `*done` bytes.
+    fn gather(&mut self, bufs: &dyn RawBufs, to: Option<&SocketAddr>, done: &mut usize) -> Attempt {
+        loop {
+            let mut slices = bufs.io_slices();
+            let total: usize = slices.iter().map(|s| s.len()).sum();
+            IoSlice::advance_slices(&mut slices.as_mut_slice(), *done);
+            let mut control = Default::default();
+            let r = match to {
+                Some(addr) => {
+                    rustix::net::sendmsg_addr(self.fd, addr, &slices, &mut control, self.flags)
+                }
+                None => rustix::net::sendmsg(self.fd, &slices, &mut control, self.flags),
+            };
+            match r {
+                Ok(n) => {
+                    *done += n;
+                    if !self.stream || *done >= total || n == 0 {
+                        return Attempt::Done(Outcome::ok(*done));
+                    }
+                }
+                Err(e) if e == rustix::io::Errno::INTR => {}
+                Err(e) if would_block(&e) => return Attempt::WouldBlock,
+                Err(e) if self.refused_again(&e) => {}
+                Err(e) if !self.stream && e == rustix::io::Errno::CONNREFUSED => {
+                    return Attempt::Done(Outcome::ok(total));
+                }
+                Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
+            }
+        }
+    }
+}
+
+/// `WSARecv` / `WSARecvFrom`: an `OOB` receive takes the held urgent byte
+/// first; a `WAITALL` receive goes on until its room is full (or the stream
+/// ends or fails, reporting the bytes taken).
+#[allow(unsafe_code)] // `RawBufs::set_received`'s contract
+fn recv(
+    fd: BorrowedFd<'_>,
+    bufs: &mut dyn RawBufs,
+    flags: MsgFlags,
+    want_addr: bool,
+    done: &mut usize,
+    stream: bool,
+    urgent: &mut Option<u8>,
+) -> Attempt {
+    let oob = flags.contains(MsgFlags::OOB);
+    if oob {
+        if let Some(byte) = urgent.take() {
+            return Attempt::Done(serve_urgent(bufs, byte));
+        }
+    }
+    let waitall = flags.contains(MsgFlags::WAITALL);
+    let plain = stream && !oob && !flags.contains(MsgFlags::PEEK);
+    let rflags = rx_flags(flags);
+    let total = bufs.total_len().unwrap_or(0);
+    let mut out = Outcome::ok(0);
+    loop {
+        match recv_once(fd, bufs, *done, want_addr, rflags, plain, &mut out) {
+            Ok((n, left)) => {
+                *done += n;
+                // Bytes left behind a receive that took some: it may have
+                // stopped at the urgent mark.
+                out.check_urgent |= plain && n > 0 && left;
+                out.drained = plain && n > 0 && !left;
+                if waitall && n > 0 && *done < total {
+                    continue;
+                }
+                out.bytes = *done;
+                if oob {
+                    out.flags |= RecvFlags::OOB;
+                }
+                // With nothing received the core truncates the buffers: a
+                // 0-byte end on a reset connection is a start error, which
+                // hands them back untouched.
+                if *done > 0 {
+                    // `recvmsg` wrote `*done` bytes at the start of the room
+                    // (this call's and earlier rounds').
+                    // SAFETY: so those bytes are written.
+                    unsafe { bufs.set_received(*done) };
+                }
+                return Attempt::Done(out);
+            }
+            Err(e) if e == rustix::io::Errno::INTR => {}
+            Err(e) if would_block(&e) => return Attempt::WouldBlock,
+            // Linux's urgent receive never waits: EINVAL means "no urgent
+            // byte yet"; the engine waits for priority readiness and tries
+            // again.
+            Err(e) if oob && e == rustix::io::Errno::INVAL => return Attempt::WouldBlock,
+            Err(e) => {
+                let mut out = Outcome::err(to_io(e), *done);
+                out.check_urgent = plain && *done > 0;
+                return Attempt::Done(out);
+            }
+        }
+    }
+}
+
+/// `AcceptEx`: a new non-blocking, close-on-exec socket and its peer.
+fn accept(fd: BorrowedFd<'_>) -> Attempt {
+    loop {
+        match rustix::net::acceptfrom_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+            Ok((new, addr)) => {
+                let mut out = Outcome::ok(0);
+                out.addr = addr.and_then(|a| SocketAddr::try_from(a).ok());
+                out.fd = Some(new);
+                return Attempt::Done(out);
+            }
+            Err(e) if e == rustix::io::Errno::INTR => {}
+            // A connection reset before it was accepted: keep waiting for
+            // the next one, as a blocking accept would.
+            Err(e) if would_block(&e) || e == rustix::io::Errno::CONNABORTED => {
+                return Attempt::WouldBlock;
+            }
+            Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
+        }
+    }
+}
+
+/// `ConnectEx`: the first attempt runs `connect(2)` (`started` records
+/// it), later ones ask the socket whether it connected.
+fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr, started: &mut bool) -> Attempt {
+    if !*started {
+        *started = true;
+        return match rustix::net::connect(fd, addr) {
+            Ok(()) => Attempt::Done(Outcome::ok(0)),
+            Err(e) if would_block(&e) || e == rustix::io::Errno::INTR => Attempt::WouldBlock,
+            Err(e) => Attempt::Done(Outcome::err(to_io(e), 0)),
+        };
+    }
+    let sock = socket2::SockRef::from(&fd);
+    match sock.take_error() {
+        Ok(Some(e)) => Attempt::Done(Outcome::err(e, 0)),
+        Err(e) => Attempt::Done(Outcome::err(e, 0)),
+        Ok(None) => match rustix::net::getpeername(fd) {
+            Ok(_) => Attempt::Done(Outcome::ok(0)),
+            Err(e) if e == rustix::io::Errno::NOTCONN => Attempt::WouldBlock,
+            Err(e) => Attempt::Done(Outcome::err(to_io(e), 0)),
+        },
     }
 }
 

@@ -12,7 +12,7 @@
 //!    socket token, and [`SockSys`], the per-socket state it keeps (inside
 //!    the socket's lock).
 //! 2. **The try at start** ([`try_now`](Backend::try_now)): the
-//!    non-blocking [`attempt`] (shared by every backend), or no try when the
+//!    non-blocking [`attempt()`] (shared by every backend), or no try when the
 //!    backend knows it would find nothing (poll: no readiness since the
 //!    last one found nothing, see [`Hints`]) or when the request is better
 //!    batched into the thread's next kernel entry (io_uring).
@@ -43,8 +43,12 @@
 //! No backend call is made while a lock shared by all threads of an engine
 //! is held: the core holds at most the lock of the socket concerned.
 //!
-//! Adding a backend is one new file (its type, [`Parked`] and [`SockSys`]
-//! variants) and one arm in each `match` below.
+//! Adding a backend is one new file (its type, its [`Parked`] and
+//! [`SockSys`] variants and, if its requests complete, its [`Reaped`] one)
+//! and one arm in each `match` below: no match over backends has a
+//! catch-all arm, so the compiler lists every arm a new backend owes.
+//! Policy stays in the backend's own file: [`Backend`]'s methods only
+//! dispatch.
 
 use std::io;
 use std::net::SocketAddr;
@@ -313,11 +317,53 @@ impl Hints {
     }
 }
 
+/// With the urgent watch on (`watch`), a normal stream receive's try at
+/// start first takes an urgent byte the socket holds into `urgent` (the
+/// caller hands it on to the socket's `OOB` receives): a receive that starts
+/// at the urgent mark reads past the byte, and Linux then drops it (SPEC
+/// k05). The readiness that announced the byte may not have been reaped yet
+/// (nothing drove the engine since it came), so only a look at the socket
+/// tells: one more system call per such try. Both backends' tries at start
+/// call it just before their attempt.
+fn urgent_first(
+    watch: bool,
+    calls: &Calls,
+    fd: BorrowedFd<'_>,
+    kind: &OpKind,
+    stream: bool,
+    urgent: &mut Option<u8>,
+) {
+    if watch && urgent.is_none() && kind.is_plain_stream_recv(stream) {
+        calls.direct();
+        *urgent = take_urgent(fd);
+    }
+}
+
 /// Per-socket state of a backend, kept inside the socket's lock.
 #[derive(Debug)]
 pub(crate) enum SockSys {
     Uring(uring::RecvPolicy),
     Poll(poll::ReadPolicy),
+}
+
+impl SockSys {
+    /// io_uring's state of the socket; `None` on another backend's socket
+    /// (never met: [`Backend::new_sock`] makes the backend's own).
+    fn uring(&mut self) -> Option<&mut uring::RecvPolicy> {
+        match self {
+            SockSys::Uring(p) => Some(p),
+            SockSys::Poll(_) => None,
+        }
+    }
+
+    /// The poll engine's state of the socket; `None` on another backend's
+    /// socket (never met, as for [`uring`](Self::uring)).
+    fn poll(&mut self) -> Option<&mut poll::ReadPolicy> {
+        match self {
+            SockSys::Poll(p) => Some(p),
+            SockSys::Uring(_) => None,
+        }
+    }
 }
 
 /// What the core tells a backend about one operation.
@@ -372,7 +418,7 @@ impl std::fmt::Debug for Step {
 pub(crate) enum Wakeup {
     Op {
         token: u64,
-        cqe: uring::Cqe,
+        reaped: Reaped,
     },
     Sock {
         token: u64,
@@ -380,6 +426,16 @@ pub(crate) enum Wakeup {
         /// The peer ended the stream, or the socket failed.
         ended: bool,
     },
+}
+
+/// The kernel's answer to a parked operation's request, one arm per backend
+/// whose requests complete (poll's operations only see readiness). Only
+/// that backend's reap path can make one (io_uring: its [`Cqe`](uring::Cqe)
+/// is made only in `ring.rs`), so holding one proves the request it answers
+/// is over: the backend may then take the operation's kernel memory back.
+#[derive(Debug)]
+pub(crate) enum Reaped {
+    Uring(uring::Cqe),
 }
 
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.
@@ -444,10 +500,11 @@ impl Backend {
             ));
         }
         let pool = fixed::Pool::new(count, size)?;
-        if let Imp::Uring(u) = &self.imp {
+        match &self.imp {
             // The pool is held in `self.fixed` from here on, until after
             // the ring is gone (field order).
-            u.register_fixed(&pool)?;
+            Imp::Uring(u) => u.register_fixed(&pool)?,
+            Imp::Poll(_) => {}
         }
         *held = Some(std::sync::Arc::clone(&pool));
         Ok(pool)
@@ -462,10 +519,7 @@ impl Backend {
     /// reads, fixed sends.
     pub(crate) fn fixed_ops(&self) -> (u64, u64) {
         match &self.imp {
-            Imp::Uring(u) => (
-                u.fixed_ops[0].load(Ordering::Relaxed),
-                u.fixed_ops[1].load(Ordering::Relaxed),
-            ),
+            Imp::Uring(u) => u.fixed_ops(),
             Imp::Poll(_) => (0, 0),
         }
     }
@@ -500,51 +554,15 @@ impl Backend {
     /// runs routines or polls tasks).
     pub(crate) fn try_now(
         &self,
-        mut op: OpRef<'_>,
+        op: OpRef<'_>,
         bufs: Option<&mut dyn RawBufs>,
         deferred: bool,
     ) -> Option<Attempt> {
-        match (&self.imp, &mut *op.sock) {
-            (Imp::Uring(_), SockSys::Uring(p)) => {
-                if !p.try_first(op.kind, op.stream, deferred) {
-                    return None;
-                }
-                let fd = op.fd?;
-                self.urgent_first(fd, op.kind, op.stream, op.urgent);
-                self.calls.direct();
-                let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
-                p.tried(op.kind, op.stream, &a);
-                Some(a)
-            }
-            _ => {
-                if !poll::worth_trying(&mut op) {
-                    return None;
-                }
-                if let Some(fd) = op.fd {
-                    self.urgent_first(fd, op.kind, op.stream, op.urgent);
-                }
-                Some(poll::hinted_attempt(op, bufs, &self.calls))
-            }
-        }
-    }
-
-    /// With the urgent watch on, a normal stream receive's try at start
-    /// first takes an urgent byte the socket holds into `urgent` (the
-    /// caller hands it on to the socket's `OOB` receives): a receive that
-    /// starts at the urgent mark reads past the byte, and Linux then drops
-    /// it (SPEC k05). The readiness that announced the byte may not have
-    /// been reaped yet (nothing drove the engine since it came), so only a
-    /// look at the socket tells: one more system call per such try.
-    fn urgent_first(
-        &self,
-        fd: BorrowedFd<'_>,
-        kind: &OpKind,
-        stream: bool,
-        urgent: &mut Option<u8>,
-    ) {
-        if self.watch_urgent && urgent.is_none() && kind.is_plain_stream_recv(stream) {
-            self.calls.direct();
-            *urgent = take_urgent(fd);
+        let (watch, calls) = (self.watch_urgent, &self.calls);
+        match (&self.imp, &*op.sock) {
+            (Imp::Uring(_), SockSys::Uring(_)) => uring::try_now(op, bufs, deferred, watch, calls),
+            (Imp::Poll(_), SockSys::Poll(_) | SockSys::Uring(_))
+            | (Imp::Uring(_), SockSys::Poll(_)) => poll::try_now(op, bufs, watch, calls),
         }
     }
 
@@ -575,7 +593,9 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
             (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
-            (_, parked) => Step::Parked(parked),
+            // Another backend's operation (never met): left as it is.
+            (Imp::Uring(_), parked @ Parked::Poll(_))
+            | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }
 
@@ -586,23 +606,23 @@ impl Backend {
         fault::hit(fault::Call::Cancel);
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
-            (_, Parked::Poll(w)) => Step::Done(Outcome::aborted(*op.done), w.into_bufs()),
-            (_, parked) => Step::Parked(parked),
+            (Imp::Poll(_) | Imp::Uring(_), Parked::Poll(w)) => poll::cancel(op, w),
+            // Another backend's operation (never met): left as it is.
+            (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }
 
     /// What the core knows of the socket changed for a parked operation:
     /// an `OOB` receive can take the urgent byte the core took out of the
     /// kernel for it, or a normal receive is on a socket that now uses
-    /// urgent data. Poll tries an `OOB` receive again now (a normal one
-    /// waits for readiness as before); io_uring cancels the request, and
-    /// its completion tries the operation or parks it again the new way.
+    /// urgent data (see each backend's `kick`).
     pub(crate) fn kick(&self, op: OpRef<'_>, parked: Parked) -> Step {
-        let oob = matches!(op.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB));
         match (&self.imp, parked) {
-            (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
-            (Imp::Poll(p), Parked::Poll(w)) if oob => p.progress(op, w, &self.calls),
-            (_, parked) => Step::Parked(parked),
+            (Imp::Uring(u), Parked::Uring(f)) => u.kick(op, f),
+            (Imp::Poll(p), Parked::Poll(w)) => p.kick(op, w, &self.calls),
+            // Another backend's operation (never met): left as it is.
+            (Imp::Uring(_), parked @ Parked::Poll(_))
+            | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }
 
@@ -614,14 +634,7 @@ impl Backend {
     pub(crate) fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>) -> bool {
         match &self.imp {
             Imp::Uring(u) => u.reap(out),
-            Imp::Poll(p) if poll_now => {
-                self.calls.enter();
-                p.wait(Some(Duration::ZERO), out).unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "epoll_wait failed");
-                    false
-                })
-            }
-            Imp::Poll(_) => false,
+            Imp::Poll(p) => p.reap(poll_now, out, &self.calls),
         }
     }
 
@@ -630,13 +643,7 @@ impl Backend {
     pub(crate) fn wait(&self, timeout: Option<Duration>, out: &mut Vec<Wakeup>) {
         self.calls.enter();
         match &self.imp {
-            Imp::Uring(u) => {
-                if let Err(e) = u.wait(timeout) {
-                    tracing::warn!(error = %e, "io_uring wait failed");
-                }
-                // A wake-up taken here was meant for this thread.
-                let _ = u.reap(out);
-            }
+            Imp::Uring(u) => u.wait_and_reap(timeout, out),
             Imp::Poll(p) => {
                 if let Err(e) = p.wait(timeout, out) {
                     tracing::warn!(error = %e, "epoll_wait failed");
@@ -649,13 +656,9 @@ impl Backend {
     /// on io_uring also moves completions the kernel kept after a
     /// completion-queue overflow into the queue, for the next reap.
     pub(crate) fn flush(&self) {
-        if let Imp::Uring(u) = &self.imp {
-            if u.needs_enter() {
-                self.calls.enter();
-                if let Err(e) = u.submit() {
-                    tracing::warn!(error = %e, "io_uring submit failed");
-                }
-            }
+        match &self.imp {
+            Imp::Uring(u) => u.submit_if_needed(&self.calls),
+            Imp::Poll(_) => {}
         }
     }
 

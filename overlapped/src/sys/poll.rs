@@ -1,7 +1,7 @@
 //! The poll engine, on `rustix`'s epoll.
 //!
 //! Every operation is first tried non-blocking (the shared
-//! [`attempt`](super::attempt)), unless the socket's read hints say a
+//! [`attempt()`](super::attempt())), unless the socket's read hints say a
 //! receive would find nothing (see [`ReadPolicy`]); an operation that would
 //! block waits at the head of its socket's direction queue until epoll
 //! reports readiness, then the engine tries it again (on the thread that
@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use rustix::event::{EventfdFlags, epoll, eventfd};
 
-use super::{Attempt, Bufs, Calls, Dir, OpRef, Outcome, Parked, Step, Wakeup, attempt, to_io};
+use super::{
+    Attempt, Bufs, Calls, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup, attempt, to_io,
+};
+use crate::flags::MsgFlags;
 
 const WAKE_TOKEN: u64 = u64::MAX;
 
@@ -109,6 +112,21 @@ impl Poll {
         Ok(woke)
     }
 
+    /// Collects readiness without blocking
+    /// ([`Backend::reap`](super::Backend::reap)): only when `poll_now`, by
+    /// a [`wait`](Self::wait) with a zero timeout. True when it took a
+    /// wake-up.
+    pub(crate) fn reap(&self, poll_now: bool, out: &mut Vec<Wakeup>, calls: &Calls) -> bool {
+        if !poll_now {
+            return false;
+        }
+        calls.enter();
+        self.wait(Some(Duration::ZERO), out).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "epoll_wait failed");
+            false
+        })
+    }
+
     /// Ends a blocking [`wait`](Self::wait) on another thread.
     pub(crate) fn wake(&self) {
         let _ = rustix::io::write(self.wake_fd.as_fd(), &1u64.to_ne_bytes());
@@ -148,18 +166,33 @@ impl Waiting {
 /// shared [`EmptyGuess`](super::guess::EmptyGuess).
 pub(crate) type ReadPolicy = super::guess::EmptyGuess;
 
+/// The try at start ([`Backend::try_now`](super::Backend::try_now)) on the
+/// poll engine: the [`hinted_attempt`], unless it would find nothing
+/// ([`worth_trying`]). `watch_urgent`: see [`urgent_first`](super::urgent_first).
+pub(crate) fn try_now(
+    mut op: OpRef<'_>,
+    bufs: Option<&mut dyn crate::buf::RawBufs>,
+    watch_urgent: bool,
+    calls: &Calls,
+) -> Option<Attempt> {
+    if !worth_trying(&mut op) {
+        return None;
+    }
+    if let Some(fd) = op.fd {
+        super::urgent_first(watch_urgent, calls, fd, op.kind, op.stream, op.urgent);
+    }
+    Some(hinted_attempt(op, bufs, calls))
+}
+
 /// Whether a start should try at all: not a read-direction operation whose
 /// last attempt found nothing (or emptied the socket, see [`ReadPolicy`])
 /// with no readiness reported since, unless it is time for a probe.
-pub(crate) fn worth_trying(op: &mut OpRef<'_>) -> bool {
+fn worth_trying(op: &mut OpRef<'_>) -> bool {
     let dir = op.kind.dir();
     if dir != Dir::Read || op.hints.may(dir) {
         return true;
     }
-    match &mut *op.sock {
-        super::SockSys::Poll(p) => !p.skip_try(),
-        _ => false,
-    }
+    op.sock.poll().is_some_and(|p| !p.skip_try())
 }
 
 /// The attempt, keeping the socket's read [`Hints`](super::Hints) and
@@ -167,7 +200,7 @@ pub(crate) fn worth_trying(op: &mut OpRef<'_>) -> bool {
 /// (so a report that arrives during it sets it again) and set again after
 /// it unless it found nothing or emptied the socket (in `pays` mode, only
 /// unless it found nothing).
-pub(crate) fn hinted_attempt(
+fn hinted_attempt(
     op: OpRef<'_>,
     bufs: Option<&mut dyn crate::buf::RawBufs>,
     calls: &Calls,
@@ -186,10 +219,7 @@ pub(crate) fn hinted_attempt(
     calls.direct();
     let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
     if read {
-        let policy = match &mut *op.sock {
-            super::SockSys::Poll(p) => Some(p),
-            _ => None,
-        };
+        let policy = op.sock.poll();
         let mut keep_clear = matches!(a, Attempt::WouldBlock);
         if let Some(p) = policy {
             keep_clear = match &a {
@@ -217,6 +247,18 @@ impl Poll {
         self.progress(op, w, calls)
     }
 
+    /// What the core knows of the socket changed for a parked operation
+    /// ([`Backend::kick`](super::Backend::kick)): an `OOB` receive is tried
+    /// again now (it can take the urgent byte the core took out of the
+    /// kernel for it); a normal one waits for readiness as before.
+    pub(crate) fn kick(&self, op: OpRef<'_>, w: Waiting, calls: &Calls) -> Step {
+        if matches!(op.kind, OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB)) {
+            self.progress(op, w, calls)
+        } else {
+            Step::Parked(Parked::Poll(w))
+        }
+    }
+
     /// The socket may progress in the operation's direction: try it again.
     pub(crate) fn progress(&self, op: OpRef<'_>, mut w: Waiting, calls: &Calls) -> Step {
         let bufs = w.0.as_deref_mut().map(|b| b.as_bufs());
@@ -225,4 +267,10 @@ impl Poll {
             Attempt::WouldBlock => Step::Parked(Parked::Poll(w)),
         }
     }
+}
+
+/// Cancels a parked operation of the poll engine: nothing of it is in the
+/// kernel, so it ends *aborted* at once with its buffers.
+pub(crate) fn cancel(op: OpRef<'_>, w: Waiting) -> Step {
+    Step::Done(Outcome::aborted(*op.done), w.into_bufs())
 }

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::mem;
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
@@ -153,20 +154,34 @@ pub(super) enum Wait {
     Ready,
 }
 
+/// One request to build for a parked operation: everything about it but
+/// its buffers (which its [`InFlight`] takes).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Request<'a> {
+    /// The socket.
+    pub(super) fd: RawFd,
+    pub(super) kind: &'a OpKind,
+    /// Bytes the operation moved so far (a stream send's progress, a
+    /// `WAITALL` receive's): the request goes on after them.
+    pub(super) done: usize,
+    pub(super) stream: bool,
+    /// A receive arms its poll before it tries
+    /// (`IORING_RECVSEND_POLL_FIRST`).
+    pub(super) poll_first: bool,
+    pub(super) wait: Wait,
+    /// The engine's registered pool and the fixed opcodes it uses, if it
+    /// registered one.
+    pub(super) fixed: Option<FixedMode>,
+}
+
 /// What to push for an operation: its [`InFlight`] (buffers and kernel
 /// memory) and the SQE that points into it (without `user_data`). Building
-/// it is safe: the entry is inert until pushed.
-#[allow(clippy::too_many_arguments)]
+/// it is safe: the entry is inert until pushed. `resubmits`: times the
+/// operation's request was pushed again so far.
 pub(super) fn prepare(
-    fd: RawFd,
-    kind: &OpKind,
+    req: &Request<'_>,
     mut bufs: Bufs,
-    done: usize,
-    stream: bool,
-    poll_first: bool,
-    wait: Wait,
     resubmits: u32,
-    fixed: Option<FixedMode>,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
     let mut km = Box::new(KernelMem {
         iov: Vec::new(),
@@ -179,17 +194,7 @@ pub(super) fn prepare(
         total: 0,
         fixed: FixedOp::No,
     });
-    let entry = match build(
-        &mut km,
-        fd,
-        kind,
-        bufs.as_deref_mut().map(|b| b.as_bufs()),
-        done,
-        stream,
-        poll_first,
-        wait,
-        fixed,
-    ) {
+    let entry = match build(&mut km, req, bufs.as_deref_mut().map(|b| b.as_bufs())) {
         Ok(e) => e,
         Err(e) => return Err((e, bufs)),
     };
@@ -220,29 +225,21 @@ fn ready_mask(kind: &OpKind) -> Option<libc::c_short> {
 }
 
 /// The SQE of one operation kind (one arm per [`OpKind`]), waiting as
-/// `wait` says.
-#[allow(clippy::too_many_arguments)]
+/// `req.wait` says.
 fn build(
     km: &mut KernelMem,
-    fd: RawFd,
-    kind: &OpKind,
+    req: &Request<'_>,
     bufs: Option<&mut dyn RawBufs>,
-    done: usize,
-    stream: bool,
-    poll_first: bool,
-    wait: Wait,
-    fixed: Option<FixedMode>,
 ) -> io::Result<squeue::Entry> {
-    let fdt = types::Fd(fd);
-    if let (Wait::Ready, Some(mask)) = (wait, ready_mask(kind)) {
-        km.poll_phase = true;
-        return Ok(opcode::PollAdd::new(fdt, mask as u32).build());
+    let (fdt, kind, done) = (types::Fd(req.fd), req.kind, req.done);
+    if let (Wait::Ready, Some(mask)) = (req.wait, ready_mask(kind)) {
+        return Ok(poll_add(km, fdt, mask));
     }
     // The operation's one registered buffer, when the engine registered its
     // pool: the window past the operation's progress.
     let mut bufs = bufs;
-    let part = match (fixed, bufs.as_deref_mut().and_then(|b| b.fixed())) {
-        (Some(m), Some(p)) if m.pool == p.pool && p.len > done && stream => Some((m, p)),
+    let part = match (req.fixed, bufs.as_deref_mut().and_then(|b| b.fixed())) {
+        (Some(m), Some(p)) if m.pool == p.pool && p.len > done && req.stream => Some((m, p)),
         _ => None,
     };
     let entry = match kind {
@@ -260,50 +257,18 @@ fn build(
                 .build()
         }
         OpKind::Send { flags, to } => {
-            let Some(bufs) = bufs else {
-                return Err(missing_bufs());
-            };
-            fill_iov(km, bufs, done);
-            if let Some(addr) = to {
-                let sa = socket2::SockAddr::from(*addr);
-                let len = sa.len() as usize;
-                // `sa` holds `len` initialised bytes of a socket address;
-                // `km.addr` is a `sockaddr_storage`, large enough for any.
-                // SAFETY: both regions are valid for `len` bytes and disjoint.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        sa.as_ptr().cast::<u8>(),
-                        (&raw mut km.addr).cast::<u8>(),
-                        len,
-                    );
-                }
-                km.msg.msg_name = (&raw mut km.addr).cast();
-                km.msg.msg_namelen = sa.len();
-            }
-            let mut f = libc::MSG_NOSIGNAL;
-            if stream {
-                f |= libc::MSG_WAITALL;
-            }
-            if flags.contains(MsgFlags::OOB) {
-                f |= libc::MSG_OOB;
-            }
-            if flags.contains(MsgFlags::DONTROUTE) {
-                f |= libc::MSG_DONTROUTE;
-            }
-            opcode::SendMsg::new(fdt, &raw const km.msg)
-                .flags(f as u32)
-                .build()
+            send_msg(km, req, bufs.ok_or_else(missing_bufs)?, *flags, *to)
         }
+        // POLLPRI alone was never reported for TCP urgent data by io_uring
+        // here; with POLLRDBAND the poll fires (measured).
         OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => {
-            km.poll_phase = true;
-            // POLLPRI alone was never reported for TCP urgent data by
-            // io_uring here; with POLLRDBAND the poll fires (measured).
-            opcode::PollAdd::new(fdt, (libc::POLLPRI | libc::POLLRDBAND) as u32).build()
+            poll_add(km, fdt, libc::POLLPRI | libc::POLLRDBAND)
         }
-        OpKind::Recv { .. } if wait == Wait::UrgentWatch && kind.is_plain_stream_recv(stream) => {
-            km.poll_phase = true;
+        OpKind::Recv { .. }
+            if req.wait == Wait::UrgentWatch && kind.is_plain_stream_recv(req.stream) =>
+        {
             let mask = libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP;
-            opcode::PollAdd::new(fdt, mask as u32).build()
+            poll_add(km, fdt, mask)
         }
         OpKind::Recv {
             flags,
@@ -323,36 +288,93 @@ fn build(
             .build()
         }
         OpKind::Recv { flags, want_addr } => {
-            let Some(bufs) = bufs else {
-                return Err(missing_bufs());
-            };
-            // A `WAITALL` receive goes on after the bytes it already has
-            // (the engine loops instead of passing MSG_WAITALL, so that an
-            // abort reports what arrived).
-            fill_iov(km, bufs, done);
-            if *want_addr {
-                km.msg.msg_name = (&raw mut km.addr).cast();
-                km.msg.msg_namelen = km.addrlen;
-            }
-            let mut f = 0;
-            if flags.contains(MsgFlags::PEEK) {
-                f |= libc::MSG_PEEK;
-            }
-            let prio = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
-            opcode::RecvMsg::new(fdt, &raw mut km.msg)
-                .flags(f as u32)
-                .ioprio(prio)
-                .build()
+            recv_msg(km, req, bufs.ok_or_else(missing_bufs)?, *flags, *want_addr)
         }
         OpKind::Accept => opcode::Accept::new(fdt, (&raw mut km.addr).cast(), &raw mut km.addrlen)
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build(),
-        OpKind::Connect { .. } => {
-            km.poll_phase = true;
-            opcode::PollAdd::new(fdt, libc::POLLOUT as u32).build()
-        }
+        OpKind::Connect { .. } => poll_add(km, fdt, libc::POLLOUT),
     };
     Ok(entry)
+}
+
+/// A readiness poll for `mask` instead of the operation itself: on its CQE
+/// the engine runs the non-blocking attempt.
+fn poll_add(km: &mut KernelMem, fd: types::Fd, mask: libc::c_short) -> squeue::Entry {
+    km.poll_phase = true;
+    opcode::PollAdd::new(fd, mask as u32).build()
+}
+
+/// The `SENDMSG` of a send (gather, maybe to an address) past its progress.
+fn send_msg(
+    km: &mut KernelMem,
+    req: &Request<'_>,
+    bufs: &mut dyn RawBufs,
+    flags: MsgFlags,
+    to: Option<SocketAddr>,
+) -> squeue::Entry {
+    fill_iov(km, bufs, req.done);
+    if let Some(addr) = to {
+        let sa = socket2::SockAddr::from(addr);
+        let len = sa.len() as usize;
+        // `sa` holds `len` initialised bytes of a socket address;
+        // `km.addr` is a `sockaddr_storage`, large enough for any.
+        // SAFETY: both regions are valid for `len` bytes and disjoint.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                sa.as_ptr().cast::<u8>(),
+                (&raw mut km.addr).cast::<u8>(),
+                len,
+            );
+        }
+        km.msg.msg_name = (&raw mut km.addr).cast();
+        km.msg.msg_namelen = sa.len();
+    }
+    let mut f = libc::MSG_NOSIGNAL;
+    if req.stream {
+        f |= libc::MSG_WAITALL;
+    }
+    if flags.contains(MsgFlags::OOB) {
+        f |= libc::MSG_OOB;
+    }
+    if flags.contains(MsgFlags::DONTROUTE) {
+        f |= libc::MSG_DONTROUTE;
+    }
+    opcode::SendMsg::new(types::Fd(req.fd), &raw const km.msg)
+        .flags(f as u32)
+        .build()
+}
+
+/// The `RECVMSG` of a receive (scatter, maybe with the sender's address)
+/// past its progress.
+fn recv_msg(
+    km: &mut KernelMem,
+    req: &Request<'_>,
+    bufs: &mut dyn RawBufs,
+    flags: MsgFlags,
+    want_addr: bool,
+) -> squeue::Entry {
+    // A `WAITALL` receive goes on after the bytes it already has (the
+    // engine loops instead of passing MSG_WAITALL, so that an abort reports
+    // what arrived).
+    fill_iov(km, bufs, req.done);
+    if want_addr {
+        km.msg.msg_name = (&raw mut km.addr).cast();
+        km.msg.msg_namelen = km.addrlen;
+    }
+    let mut f = 0;
+    if flags.contains(MsgFlags::PEEK) {
+        f |= libc::MSG_PEEK;
+    }
+    let prio = if req.poll_first {
+        RECVSEND_POLL_FIRST
+    } else {
+        0
+    };
+    opcode::RecvMsg::new(types::Fd(req.fd), &raw mut km.msg)
+        .flags(f as u32)
+        .ioprio(prio)
+        .build()
 }
 
 /// `IORING_RECVSEND_POLL_FIRST`: arm the poll before trying the receive.

@@ -78,10 +78,11 @@ mod ring;
 pub(crate) use inflight::InFlight;
 pub(crate) use ring::{Cqe, Uring};
 
-use inflight::{Finish, FixedMode, FixedOp, Wait, finish, prepare};
+use inflight::{Finish, FixedMode, FixedOp, Request, Wait, finish, prepare};
 
-use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, SockSys, Step, Wakeup};
+use super::{Attempt, Bufs, Calls, OpKind, OpRef, Outcome, Parked, Reaped, Step, Wakeup};
 use super::{attempt, serve_urgent};
+use crate::buf::RawBufs;
 use crate::flags::MsgFlags;
 
 /// How many times a request the kernel cancelled on its own, or answered
@@ -153,7 +154,7 @@ impl RecvPolicy {
     ///   completes at once (a ported program may handle it inline), a
     ///   connect runs its `connect(2)`, an urgent receive never waits on
     ///   Linux.
-    pub(super) fn try_first(&mut self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
+    fn try_first(&mut self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
         if deferred && matches!(kind, OpKind::Send { .. }) {
             return false;
         }
@@ -167,7 +168,7 @@ impl RecvPolicy {
     }
 
     /// The outcome of a try that [`try_first`](Self::try_first) allowed.
-    pub(super) fn tried(&mut self, kind: &OpKind, stream: bool, a: &Attempt) {
+    fn tried(&mut self, kind: &OpKind, stream: bool, a: &Attempt) {
         self.urgent |= is_oob_recv(kind);
         if !kind.is_plain_stream_recv(stream) {
             return;
@@ -191,7 +192,68 @@ impl RecvPolicy {
     }
 }
 
+/// The try at start ([`Backend::try_now`](super::Backend::try_now)) on
+/// io_uring: as the socket's [`RecvPolicy`] says
+/// ([`try_first`](RecvPolicy::try_first)), which then learns from what the
+/// try found. `watch_urgent`: see [`urgent_first`](super::urgent_first).
+pub(crate) fn try_now(
+    op: OpRef<'_>,
+    bufs: Option<&mut dyn RawBufs>,
+    deferred: bool,
+    watch_urgent: bool,
+    calls: &Calls,
+) -> Option<Attempt> {
+    // `None` only on another backend's socket, which the dispatch never
+    // hands here.
+    let p = op.sock.uring()?;
+    if !p.try_first(op.kind, op.stream, deferred) {
+        return None;
+    }
+    let fd = op.fd?;
+    super::urgent_first(watch_urgent, calls, fd, op.kind, op.stream, op.urgent);
+    calls.direct();
+    let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
+    p.tried(op.kind, op.stream, &a);
+    Some(a)
+}
+
 impl Uring {
+    /// Requests pushed so far that use a registered buffer: fixed reads,
+    /// fixed sends.
+    pub(crate) fn fixed_ops(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.fixed_ops[0].load(Relaxed),
+            self.fixed_ops[1].load(Relaxed),
+        )
+    }
+
+    /// Hands queued requests to the kernel when the ring needs an entry
+    /// (see [`needs_enter`](Uring::needs_enter)); a failed submit is
+    /// logged, its requests stay queued for the next entry.
+    pub(crate) fn submit_if_needed(&self, calls: &Calls) {
+        if self.needs_enter() {
+            calls.enter();
+            if let Err(e) = self.submit() {
+                tracing::warn!(error = %e, "io_uring submit failed");
+            }
+        }
+    }
+
+    /// Blocks in the ring ([`Backend::wait`](super::Backend::wait)), then
+    /// reaps what completed; a wake-up taken here was meant for this
+    /// thread.
+    pub(crate) fn wait_and_reap(
+        &self,
+        timeout: Option<std::time::Duration>,
+        out: &mut Vec<Wakeup>,
+    ) {
+        if let Err(e) = self.wait(timeout) {
+            tracing::warn!(error = %e, "io_uring wait failed");
+        }
+        let _ = self.reap(out);
+    }
+
     /// Parks an operation: pushes its SQE.
     ///
     /// # Safety
@@ -231,7 +293,7 @@ impl Uring {
                 return Step::Done(out, bufs);
             }
         }
-        let SockSys::Uring(policy) = &mut *op.sock else {
+        let Some(policy) = op.sock.uring() else {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
         policy.urgent |= is_oob_recv(op.kind);
@@ -243,20 +305,19 @@ impl Uring {
         } else {
             Wait::Direct
         };
-        let prepared = prepare(
-            fd.as_raw_fd(),
-            op.kind,
-            bufs,
-            *op.done,
-            op.stream,
+        let req = Request {
+            fd: fd.as_raw_fd(),
+            kind: op.kind,
+            done: *op.done,
+            stream: op.stream,
             poll_first,
             wait,
-            resubmits,
-            self.fixed_mode().map(|m| FixedMode {
+            fixed: self.fixed_mode().map(|m| FixedMode {
                 send: m.send && !policy.no_zc,
                 ..m
             }),
-        );
+        };
+        let prepared = prepare(&req, bufs, resubmits);
         let (inflight, entry) = match prepared {
             Ok(p) => p,
             Err((e, bufs)) => return Step::Done(Outcome::err(e, *op.done), bufs),
@@ -287,8 +348,14 @@ impl Uring {
         wakeup: &Wakeup,
         calls: &Calls,
     ) -> Step {
-        let Wakeup::Op { cqe, .. } = wakeup else {
-            return Step::Parked(Parked::Uring(f));
+        let cqe = match wakeup {
+            Wakeup::Op {
+                reaped: Reaped::Uring(cqe),
+                ..
+            } => cqe,
+            // Readiness is no news for a request in the ring (never met:
+            // only poll reports it).
+            Wakeup::Sock { .. } => return Step::Parked(Parked::Uring(f)),
         };
         let mut f = f;
         let (res, cflags) = if f.fixed() == FixedOp::SendZc {
@@ -296,10 +363,10 @@ impl Uring {
             // (`MORE` set when a notification follows) and the
             // notification, reaped in either order (by two threads): the
             // request is over, and the buffer free, only with both.
-            if io_uring::cqueue::notif(cqe.flags) {
+            if io_uring::cqueue::notif(cqe.flags()) {
                 f.zc_notified = true;
             } else {
-                f.zc_result = Some((cqe.res, cqe.flags));
+                f.zc_result = Some((cqe.res(), cqe.flags()));
             }
             match f.zc_result {
                 Some((res, flags)) if f.zc_notified || !io_uring::cqueue::more(flags) => {
@@ -308,7 +375,7 @@ impl Uring {
                 _ => return Step::Parked(Parked::Uring(f)),
             }
         } else {
-            (cqe.res, cqe.flags)
+            (cqe.res(), cqe.flags())
         };
         #[cfg(test)]
         let res = if matches!(op.kind, OpKind::Accept)
@@ -329,7 +396,7 @@ impl Uring {
         if km.fixed == FixedOp::SendZc && res == -libc::EOPNOTSUPP {
             // The socket has no zero-copy send: this one and the socket's
             // next ones take the ordinary path (nothing was sent).
-            if let SockSys::Uring(p) = &mut *op.sock {
+            if let Some(p) = op.sock.uring() {
                 p.no_zc = true;
             }
             // Not counted: the kernel did not send from the buffer.
@@ -369,7 +436,7 @@ impl Uring {
             )
         };
         drop(km);
-        if let SockSys::Uring(p) = &mut *op.sock {
+        if let Some(p) = op.sock.uring() {
             if op.kind.is_plain_stream_recv(op.stream) {
                 // Try the next receive at once only if bytes are left (or
                 // the stream ended or failed: the try sees that at once too).
@@ -418,6 +485,14 @@ impl Uring {
                 }
             }
         }
+    }
+
+    /// What the core knows of the socket changed for a parked operation
+    /// ([`Backend::kick`](super::Backend::kick)): the request is cancelled,
+    /// and its completion tries the operation or parks it again the new
+    /// way.
+    pub(crate) fn kick(&self, op: OpRef<'_>, f: InFlight) -> Step {
+        self.cancel(op, f)
     }
 
     /// Asks the kernel to cancel a parked operation; its CQE ends it.

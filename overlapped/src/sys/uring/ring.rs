@@ -24,7 +24,7 @@ use super::InFlight;
 use super::inflight::FixedMode;
 use crate::sys::fixed::Pool;
 use crate::sys::probe::{FixedSupport, fixed_support};
-use crate::sys::{Bufs, Wakeup};
+use crate::sys::{Bufs, Reaped, Wakeup};
 
 /// `user_data` of the poll on the engine's eventfd, written when completions
 /// wait in the backlog (see [`Uring::submit`]).
@@ -34,12 +34,25 @@ const WAKE_TOKEN: u64 = u64::MAX - 2;
 /// `user_data` of cancel requests (their own CQEs carry nothing we need).
 const CANCEL_TOKEN: u64 = u64::MAX - 1;
 
-/// A reaped completion's result and flags. Only the reap path makes one,
+/// A reaped completion's result and flags. Only the reap path
+/// ([`Uring::reap`], here) makes one (its fields are private to this file),
 /// so holding one proves the request it answers is over.
 #[derive(Debug)]
 pub(crate) struct Cqe {
-    pub(super) res: i32,
-    pub(super) flags: u32,
+    res: i32,
+    flags: u32,
+}
+
+impl Cqe {
+    /// The request's result: a count or a new descriptor, or `-errno`.
+    pub(super) fn res(&self) -> i32 {
+        self.res
+    }
+
+    /// The completion's `IORING_CQE_F_*` flags.
+    pub(super) fn flags(&self) -> u32 {
+        self.flags
+    }
 }
 
 /// What a drain of the completion queue met besides operations.
@@ -78,7 +91,7 @@ pub(crate) struct Uring {
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (5.19 and later).
     pub(super) poll_first: bool,
     /// Requests pushed that use a registered buffer: reads, sends.
-    pub(crate) fixed_ops: [std::sync::atomic::AtomicU64; 2],
+    pub(super) fixed_ops: [std::sync::atomic::AtomicU64; 2],
     /// Test hook: this many coming submits answer `EBUSY` as an old kernel
     /// does with completions in overflow (this kernel may never say it).
     #[cfg(test)]
@@ -459,10 +472,10 @@ impl Uring {
                 CANCEL_TOKEN => {}
                 token => out.push(Wakeup::Op {
                     token,
-                    cqe: Cqe {
+                    reaped: Reaped::Uring(Cqe {
                         res: c.result(),
                         flags: c.flags(),
-                    },
+                    }),
                 }),
             }
         }
