@@ -77,6 +77,15 @@ pub(crate) mod uring;
 pub(crate) mod fault {
     use std::cell::Cell;
 
+    /// A unit test that needs io_uring, where it cannot run: skips with the
+    /// reason, or fails when `OVERLAPPED_TEST_REQUIRE_URING` is set (as
+    /// `.ci/run` does where io_uring works; the integration tests' rule).
+    pub(crate) fn skip_uring(why: &dyn std::fmt::Display) {
+        let required = std::env::var("OVERLAPPED_TEST_REQUIRE_URING").is_ok_and(|v| v != "0");
+        assert!(!required, "io_uring unavailable: {why}");
+        eprintln!("SKIPPED: io_uring unavailable: {why}");
+    }
+
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(crate) enum Call {
         Progress,

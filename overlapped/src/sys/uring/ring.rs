@@ -529,9 +529,9 @@ mod tests {
     /// holds the submission lock (which deadlocked), and works.
     #[test]
     fn backlog_poll_ended_inside_a_full_push_is_armed_again() {
-        let Ok(u) = Uring::new(1) else {
-            eprintln!("SKIPPED: io_uring unavailable");
-            return;
+        let u = match Uring::new(1) {
+            Ok(u) => u,
+            Err(e) => return crate::sys::fault::skip_uring(&e),
         };
         let u = Arc::new(u);
         let (tx, rx) = std::sync::mpsc::channel();
