@@ -9,11 +9,11 @@ use std::sync::atomic::Ordering;
 
 use super::conn;
 use super::table::{SlotState, SockState, op_of, op_token, sock_of};
-use super::{RawDone, SlotNotify, leftover};
-use crate::engine::{Engine, Inner};
+use super::{Core, RawDone, SlotNotify, leftover};
+use crate::engine::Engine;
 use crate::sys::{self, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 
-impl Inner {
+impl Core {
     /// Parks slot `key` (the head of its queue) with the backend. `Some`
     /// when it finished instead (its buffers are back in the slot).
     #[allow(unsafe_code)]

@@ -7,12 +7,11 @@ use std::sync::atomic::Ordering;
 
 use super::conn::{self, Learn};
 use super::table::{MAX_OPS_PER_SOCKET, Slot, SlotState, SockState};
-use super::{OpId, SlotNotify, StartOk, bad_handle, leftover};
-use crate::engine::Inner;
+use super::{Core, OpId, SlotNotify, StartOk, bad_handle, leftover};
 use crate::sys::{self, Attempt, Bufs, Dir, OpKind, OpRef};
 use crate::thread;
 
-impl Inner {
+impl Core {
     /// Adds a socket to the engine.
     pub(crate) fn add_socket(
         &self,
@@ -45,7 +44,7 @@ impl Inner {
     /// completion will follow; the buffers come back).
     #[allow(unsafe_code)] // `RawBufs::set_received`'s contract
     pub(crate) fn start(
-        self: &Arc<Inner>,
+        self: &Arc<Core>,
         sock: &super::Sock,
         mut kind: OpKind,
         mut bufs: Bufs,
