@@ -4,13 +4,11 @@
 
 use std::mem;
 use std::os::fd::AsFd;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::conn;
 use super::table::{SlotState, SockState, op_of, op_token, sock_of};
 use super::{Core, RawDone, SlotNotify, leftover};
-use crate::engine::Engine;
 use crate::sys::{self, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 
 impl Core {
@@ -64,7 +62,7 @@ impl Core {
     /// the connection, takes it off its queue, delivers it.
     #[allow(unsafe_code)] // `RawBufs::set_received`'s contract
     pub(super) fn finish_op(
-        self: &Arc<Self>,
+        &self,
         sock: &super::Sock,
         s: &mut SockState,
         key: usize,
@@ -109,7 +107,7 @@ impl Core {
     /// A normal receive may have stopped at the urgent mark: the urgent byte
     /// is taken out of the kernel before the next receive passes it (Linux
     /// would drop it), and held for the socket's `OOB` receives (SPEC k05).
-    pub(super) fn look_for_urgent(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState) {
+    pub(super) fn look_for_urgent(&self, sock: &super::Sock, s: &mut SockState) {
         if s.urgent.is_some() {
             return;
         }
@@ -123,7 +121,7 @@ impl Core {
     /// The head of a queue may progress differently now (see
     /// [`Backend::kick`](crate::sys::Backend::kick)): a queued head is
     /// armed, a parked one kicked.
-    pub(super) fn kick_head(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState, dir: Dir) {
+    pub(super) fn kick_head(&self, sock: &super::Sock, s: &mut SockState, dir: Dir) {
         let Some(&head) = s.queues[dir as usize].front() else {
             return;
         };
@@ -141,7 +139,14 @@ impl Core {
     }
 
     /// Hands a finished operation's outcome to its consumer.
-    pub(super) fn deliver(self: &Arc<Self>, s: &mut SockState, key: usize, out: Outcome) {
+    pub(super) fn deliver(&self, s: &mut SockState, key: usize, out: Outcome) {
+        if self.ended {
+            // The engine's drop (see `Core::end`): no consumer is left, and
+            // nobody is told; the result goes as an unclaimed one.
+            let slot = s.ops.remove(key);
+            leftover::keep_unclaimed(s, slot, out);
+            return;
+        }
         let port = s.port.clone();
         let slot = &mut s.ops[key];
         match &mut slot.notify {
@@ -181,19 +186,17 @@ impl Core {
         }
     }
 
-    pub(super) fn raw_done(self: &Arc<Self>, outcome: Outcome, bufs: crate::sys::Bufs) -> RawDone {
+    pub(super) fn raw_done(&self, outcome: Outcome, bufs: crate::sys::Bufs) -> RawDone {
         RawDone {
             outcome,
             bufs,
-            engine: Engine {
-                inner: self.clone(),
-            },
+            engine: self.engine(),
         }
     }
 
     /// Arms the next operations of a queue after its head finished: each is
     /// parked in turn until one stays parked.
-    pub(super) fn arm_next(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState, dir: Dir) {
+    pub(super) fn arm_next(&self, sock: &super::Sock, s: &mut SockState, dir: Dir) {
         loop {
             let Some(&head) = s.queues[dir as usize].front() else {
                 return;
@@ -214,7 +217,7 @@ impl Core {
     }
 
     /// Routes one wakeup of the backend to its operation or socket.
-    pub(super) fn dispatch(self: &Arc<Self>, w: &Wakeup) {
+    pub(super) fn dispatch(&self, w: &Wakeup) {
         match w {
             Wakeup::Op { token, .. } => {
                 let (sock_key, slot, seq) = op_of(*token);
@@ -280,7 +283,7 @@ impl Core {
     /// Cancels operation `key`: it completes *aborted* now, or (parked in
     /// the kernel) once the kernel answers the cancel.
     pub(super) fn cancel_locked(
-        self: &Arc<Self>,
+        &self,
         sock: &super::Sock,
         s: &mut SockState,
         key: usize,
@@ -306,15 +309,22 @@ impl Core {
             // Never completes (see `SlotState::Lost`).
             SlotState::Lost => Ok(()),
             SlotState::Armed(_) => {
-                slot.cancel = true;
-                let dir = slot.dir;
-                if let Some(out) = self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p))
-                {
-                    self.finish_op(sock, s, key, out);
-                    self.arm_next(sock, s, dir);
-                }
+                self.cancel_parked(sock, s, key);
                 Ok(())
             }
+        }
+    }
+
+    /// Asks the backend to cancel the parked operation `key`: it completes
+    /// *aborted* now (and the next of its queue is armed), or once the
+    /// kernel answers the cancel.
+    pub(super) fn cancel_parked(&self, sock: &super::Sock, s: &mut SockState, key: usize) {
+        let slot = &mut s.ops[key];
+        slot.cancel = true;
+        let dir = slot.dir;
+        if let Some(out) = self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p)) {
+            self.finish_op(sock, s, key, out);
+            self.arm_next(sock, s, dir);
         }
     }
 

@@ -47,9 +47,9 @@
 mod complete;
 pub(crate) mod conn;
 mod drive;
+mod end;
 mod handle;
 mod leftover;
-mod shutdown;
 mod start;
 pub(crate) mod table;
 
@@ -61,8 +61,8 @@ pub(crate) use drive::{
 pub(crate) use table::{Registry, Sock};
 
 use std::any::{Any, TypeId};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use crate::buf::ErasedBufs;
 use crate::engine::Engine;
@@ -85,6 +85,12 @@ pub(crate) struct Core {
     pub(crate) last_reap: AtomicU64,
     /// Live threads that have started operations on the engine.
     threads: AtomicUsize,
+    /// This core, for the results it hands to consumers
+    /// ([`RawDone::engine`]).
+    me: Weak<Core>,
+    /// The last handle on the engine went (set by its drop, see
+    /// [`Core::end`]): results are no longer delivered.
+    ended: bool,
 }
 
 /// The counters a [`crate::Counters`] snapshot is read from (with the
@@ -100,7 +106,7 @@ pub(crate) struct AtomicCounters {
 impl Core {
     /// The core of a new engine of `kind` over `backend`.
     pub(crate) fn new(kind: EngineKind, reason: String, backend: Backend) -> Arc<Core> {
-        Arc::new(Core {
+        Arc::new_cyclic(|me| Core {
             kind,
             reason,
             backend,
@@ -109,7 +115,19 @@ impl Core {
             counters: AtomicCounters::default(),
             last_reap: AtomicU64::new(drive_clock_us()),
             threads: AtomicUsize::new(0),
+            me: me.clone(),
+            ended: false,
         })
+    }
+
+    /// A handle on this core's engine. Whoever calls into the core holds
+    /// one, except the core's own drop, which delivers nothing (see
+    /// [`Core::deliver`]).
+    pub(crate) fn engine(&self) -> Engine {
+        match self.me.upgrade() {
+            Some(inner) => Engine { inner },
+            None => unreachable!("an engine's core used after its last handle"),
+        }
     }
 
     /// A thread started its first operation on the engine.
