@@ -58,6 +58,25 @@ impl Core {
         settle(call(op, parked), state, bufs)
     }
 
+    /// Runs `call` on the parked value of slot `key` (see
+    /// [`step_slot`](Self::step_slot)); when the operation finished, it is
+    /// finished and the next of its queue armed.
+    fn step_parked(
+        &self,
+        sock: &super::Sock,
+        s: &mut SockState,
+        key: usize,
+        call: impl FnOnce(OpRef<'_>, Parked) -> Step,
+    ) {
+        let Some(dir) = s.ops.get(key).map(|slot| slot.dir) else {
+            return;
+        };
+        if let Some(out) = self.step_slot(sock, s, key, call) {
+            self.finish_op(sock, s, key, out);
+            self.arm_next(sock, s, dir);
+        }
+    }
+
     /// Finishes an operation: records the outcome and what it says about
     /// the connection, takes it off its queue, delivers it.
     #[allow(unsafe_code)] // `RawBufs::set_received`'s contract
@@ -129,10 +148,7 @@ impl Core {
         match s.ops[head].state {
             SlotState::Queued => self.arm_next(sock, s, dir),
             SlotState::Armed(_) => {
-                if let Some(out) = self.step_slot(sock, s, head, |op, p| self.backend.kick(op, p)) {
-                    self.finish_op(sock, s, head, out);
-                    self.arm_next(sock, s, dir);
-                }
+                self.step_parked(sock, s, head, |op, p| self.backend.kick(op, p))
             }
             SlotState::Done(_) | SlotState::Lost => {}
         }
@@ -219,65 +235,64 @@ impl Core {
     /// Routes one wakeup of the backend to its operation or socket.
     pub(super) fn dispatch(&self, w: &Wakeup) {
         match w {
-            Wakeup::Op { token, .. } => {
-                let (sock_key, slot, seq) = op_of(*token);
-                let Some(sock) = self.socks.get(sock_key) else {
-                    return;
-                };
-                let mut guard = sock.lock();
-                let s = &mut *guard;
-                if s.slot(slot, seq).is_none() {
-                    return;
-                }
-                let key = slot as usize;
-                let dir = s.ops[key].dir;
-                if let Some(out) =
-                    self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
-                {
-                    self.finish_op(&sock, s, key, out);
-                    self.arm_next(&sock, s, dir);
-                }
-                self.remove_if_closed(&sock, s);
-            }
-            Wakeup::Sock { token, dirs, ended } => {
-                let (sock_key, seq) = sock_of(*token);
-                let Some(sock) = self.socks.get(sock_key) else {
-                    return;
-                };
-                if sock.seq != seq {
-                    return;
-                }
-                sock.hints.report(dirs, *ended);
-                // Nothing queued where the socket may progress: no lock
-                // (urgent data is looked for at once all the same).
-                if !sock.busy_in(dirs) && !dirs[Dir::Urgent as usize] {
-                    return;
-                }
-                let mut guard = sock.lock();
-                let s = &mut *guard;
-                // Urgent data first: a receive of the normal channel could
-                // read past the urgent byte, which Linux then drops.
-                for dir in [Dir::Urgent, Dir::Read, Dir::Write] {
-                    if !dirs[dir as usize] {
-                        continue;
-                    }
-                    let Some(&head) = s.queues[dir as usize].front() else {
-                        if dir == Dir::Urgent && s.stream {
-                            self.look_for_urgent(&sock, s);
-                        }
-                        continue;
-                    };
-                    let key = head as usize;
-                    if let Some(out) =
-                        self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
-                    {
-                        self.finish_op(&sock, s, key, out);
-                        self.arm_next(&sock, s, dir);
-                    }
-                }
-                self.remove_if_closed(&sock, s);
-            }
+            Wakeup::Op { token, .. } => self.dispatch_op(*token, w),
+            Wakeup::Sock { token, dirs, ended } => self.dispatch_sock(*token, dirs, *ended, w),
         }
+    }
+
+    /// A wakeup for the operation of `token` (a completion on io_uring):
+    /// it progresses, unless its slot is gone or reused.
+    fn dispatch_op(&self, token: u64, w: &Wakeup) {
+        let (sock_key, slot, seq) = op_of(token);
+        let Some(sock) = self.socks.get(sock_key) else {
+            return;
+        };
+        let mut guard = sock.lock();
+        let s = &mut *guard;
+        if s.slot(slot, seq).is_none() {
+            return;
+        }
+        self.step_parked(&sock, s, slot as usize, |op, p| {
+            self.backend.progress(op, p, w)
+        });
+        self.remove_if_closed(&sock, s);
+    }
+
+    /// Readiness of the socket of `token` in `dirs` (the poll engine): the
+    /// head of each ready direction's queue progresses, urgent data first.
+    fn dispatch_sock(&self, token: u64, dirs: &[bool; 3], ended: bool, w: &Wakeup) {
+        let (sock_key, seq) = sock_of(token);
+        let Some(sock) = self.socks.get(sock_key) else {
+            return;
+        };
+        if sock.seq != seq {
+            return;
+        }
+        sock.hints.report(dirs, ended);
+        // Nothing queued where the socket may progress: no lock (urgent
+        // data is looked for at once all the same).
+        if !sock.busy_in(dirs) && !dirs[Dir::Urgent as usize] {
+            return;
+        }
+        let mut guard = sock.lock();
+        let s = &mut *guard;
+        // Urgent data first: a receive of the normal channel could read
+        // past the urgent byte, which Linux then drops.
+        for dir in [Dir::Urgent, Dir::Read, Dir::Write] {
+            if !dirs[dir as usize] {
+                continue;
+            }
+            let Some(&head) = s.queues[dir as usize].front() else {
+                if dir == Dir::Urgent && s.stream {
+                    self.look_for_urgent(&sock, s);
+                }
+                continue;
+            };
+            self.step_parked(&sock, s, head as usize, |op, p| {
+                self.backend.progress(op, p, w)
+            });
+        }
+        self.remove_if_closed(&sock, s);
     }
 
     /// Cancels operation `key`: it completes *aborted* now, or (parked in
@@ -319,13 +334,8 @@ impl Core {
     /// *aborted* now (and the next of its queue is armed), or once the
     /// kernel answers the cancel.
     pub(super) fn cancel_parked(&self, sock: &super::Sock, s: &mut SockState, key: usize) {
-        let slot = &mut s.ops[key];
-        slot.cancel = true;
-        let dir = slot.dir;
-        if let Some(out) = self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p)) {
-            self.finish_op(sock, s, key, out);
-            self.arm_next(sock, s, dir);
-        }
+        s.ops[key].cancel = true;
+        self.step_parked(sock, s, key, |op, p| self.backend.cancel(op, p));
     }
 
     /// Forgets a closed socket once its last operation left its queues.
