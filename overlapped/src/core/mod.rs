@@ -1,5 +1,5 @@
-//! The engine-neutral core: the op table, per-socket direction queues,
-//! starts, completion and dispatch, and "whoever waits, drives".
+//! The engine-neutral core ([`Core`]): the op table, per-socket direction
+//! queues, starts, completion and dispatch, and "whoever waits, drives".
 //!
 //! # Design notes
 //!
