@@ -1,17 +1,17 @@
-//! The engine: [`Engine`], its builder, its counters, and what it holds (the
-//! backend, the socket registry, the drive state).
+//! The engine: [`Engine`], its builder and its counters. An engine is a
+//! shared handle on its engine-neutral core (`core::Core`: the backend, the
+//! socket registry, the drive state).
 
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::core::table::{SlotState, op_of};
-use crate::core::{DriveState, Registry};
+use crate::core::Core;
 use crate::sys::probe::{EngineChoice, resolve};
-use crate::sys::{Backend, EngineKind, Wakeup};
+use crate::sys::{Backend, EngineKind};
 
 /// Default submission-queue size of an io_uring engine.
 pub const DEFAULT_RING_ENTRIES: u32 = 256;
@@ -45,14 +45,6 @@ pub struct Counters {
     pub fixed_sends: u64,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct AtomicCounters {
-    pub(crate) submitted: AtomicU64,
-    pub(crate) completed_now: AtomicU64,
-    pub(crate) completed_later: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-}
-
 /// An engine: one io_uring ring or one epoll set, its op table, and the
 /// sockets created on it. Any number of threads may use one engine at once:
 /// each socket has its own lock, and no lock shared by the engine's threads
@@ -64,7 +56,7 @@ pub(crate) struct AtomicCounters {
 /// [`reason`](Engine::reason).
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Core>,
 }
 
 impl fmt::Debug for Engine {
@@ -135,16 +127,7 @@ impl EngineBuilder {
             || tracing::info!(engine = %kind, reason = %reason, "overlapped engine chosen"),
         );
         Ok(Engine {
-            inner: Arc::new(Inner {
-                kind,
-                reason,
-                backend,
-                socks: Registry::new(),
-                drive: DriveState::default(),
-                counters: AtomicCounters::default(),
-                last_reap: AtomicU64::new(clock_us()),
-                threads: AtomicUsize::new(0),
-            }),
+            inner: Core::new(kind, reason, backend),
         })
     }
 }
@@ -307,7 +290,7 @@ impl AsFd for Engine {
 
 /// A handle that does not keep its engine alive.
 #[derive(Clone)]
-pub(crate) struct WeakEngine(std::sync::Weak<Inner>);
+pub(crate) struct WeakEngine(std::sync::Weak<Core>);
 
 impl WeakEngine {
     pub(crate) fn upgrade(&self) -> Option<Engine> {
@@ -339,97 +322,5 @@ impl Engine {
     /// interval.
     pub(crate) fn reap_if_due(&self) {
         self.inner.reap_if_due();
-    }
-}
-
-pub(crate) struct Inner {
-    pub(crate) kind: EngineKind,
-    pub(crate) reason: String,
-    pub(crate) backend: Backend,
-    pub(crate) socks: Registry,
-    pub(crate) drive: DriveState,
-    pub(crate) counters: AtomicCounters,
-    /// When completions were last reaped (µs since the engine clock's origin).
-    pub(crate) last_reap: AtomicU64,
-    /// Live threads that have started operations on the engine.
-    threads: AtomicUsize,
-}
-
-impl Inner {
-    /// A thread started its first operation on the engine.
-    pub(crate) fn thread_joined(&self) {
-        self.threads.fetch_add(1, Ordering::Relaxed);
-    }
-    /// A thread that had started operations on the engine exits.
-    pub(crate) fn thread_left(&self) {
-        self.threads.fetch_sub(1, Ordering::Relaxed);
-    }
-    /// Only one live thread has started operations on the engine.
-    pub(crate) fn one_thread(&self) -> bool {
-        self.threads.load(Ordering::Relaxed) == 1
-    }
-}
-
-fn clock_us() -> u64 {
-    crate::core::drive_clock_us()
-}
-
-impl Drop for Inner {
-    /// Operations still parked in the kernel (sockets closed, their aborted
-    /// completions not yet reaped) are cancelled and their completions
-    /// collected, so their memory is freed; what the kernel has not let go
-    /// of within two seconds is leaked, never freed.
-    fn drop(&mut self) {
-        let socks = self.socks.all();
-        let parked = |socks: &[Arc<crate::core::Sock>]| {
-            socks.iter().any(|s| {
-                s.lock()
-                    .ops
-                    .iter()
-                    .any(|(_, o)| matches!(o.state, SlotState::Armed(_)))
-            })
-        };
-        if !parked(&socks) {
-            return;
-        }
-        for sock in &socks {
-            let mut s = sock.lock();
-            let s = &mut *s;
-            let armed: Vec<usize> = s
-                .ops
-                .iter()
-                .filter(|(_, o)| matches!(o.state, SlotState::Armed(_)))
-                .map(|(k, _)| k)
-                .collect();
-            for key in armed {
-                s.ops[key].cancel = true;
-                self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p));
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut found = Vec::new();
-        while parked(&socks) && Instant::now() < deadline {
-            self.backend.flush();
-            self.backend
-                .wait(Some(Duration::from_millis(10)), &mut found);
-            for w in found.drain(..) {
-                let Wakeup::Op { token, .. } = &w else {
-                    continue;
-                };
-                let (key, slot_key, seq) = op_of(*token);
-                let Some(sock) = socks.iter().find(|s| s.key == key) else {
-                    continue;
-                };
-                let mut s = sock.lock();
-                let s = &mut *s;
-                if s.slot(slot_key, seq).is_some() {
-                    self.step_slot(sock, s, slot_key as usize, |op, p| {
-                        self.backend.progress(op, p, &w)
-                    });
-                }
-            }
-        }
-        // Whatever is still parked drops with its socket: its kernel memory
-        // and buffers are leaked (see `sys::uring::InFlight`).
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use slab::Slab;
 
-use crate::core::RawDone;
-use crate::engine::{Engine, Inner};
+use crate::core::{Core, RawDone};
+use crate::engine::Engine;
 use crate::sync::{Lock, Shim, Std};
 use crate::sys::block::WakeFd;
 use crate::wait::drive::EngineWake;
@@ -156,7 +156,7 @@ type RoutineFn = Box<dyn FnOnce(RawDone)>;
 
 struct Local {
     ctx: Arc<ThreadCtx>,
-    engines: RefCell<Vec<Weak<Inner>>>,
+    engines: RefCell<Vec<Weak<Core>>>,
     routines: RefCell<Slab<RoutineFn>>,
     in_routine: Cell<bool>,
     /// Inside a batch (routines running, async tasks polled, a port worker
@@ -213,7 +213,7 @@ pub(crate) fn current_ctx() -> Arc<ThreadCtx> {
         .unwrap_or_else(|_| Arc::new(ThreadCtx::new(false)))
 }
 
-pub(crate) fn note_engine(e: &Arc<Inner>) {
+pub(crate) fn note_engine(e: &Arc<Core>) {
     let _ = LOCAL.try_with(|l| {
         let mut v = l.engines.borrow_mut();
         if !v.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
@@ -302,7 +302,7 @@ pub(crate) fn wait_returned(work: bool, sole_worker: bool) {
 }
 
 /// An alertable wait returns at once because routines are queued: the
-/// engines still get reaped now and then (see [`Inner::reap_if_due`]).
+/// engines still get reaped now and then (see [`Core::reap_if_due`]).
 pub(crate) fn reap_thread_engines_if_due() {
     for e in thread_engines() {
         e.reap_if_due();

@@ -4,16 +4,14 @@
 
 use std::mem;
 use std::os::fd::AsFd;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::conn;
 use super::table::{SlotState, SockState, op_of, op_token, sock_of};
-use super::{RawDone, SlotNotify, leftover};
-use crate::engine::{Engine, Inner};
+use super::{Core, RawDone, SlotNotify, leftover};
 use crate::sys::{self, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 
-impl Inner {
+impl Core {
     /// Parks slot `key` (the head of its queue) with the backend. `Some`
     /// when it finished instead (its buffers are back in the slot).
     #[allow(unsafe_code)]
@@ -60,11 +58,30 @@ impl Inner {
         settle(call(op, parked), state, bufs)
     }
 
+    /// Runs `call` on the parked value of slot `key` (see
+    /// [`step_slot`](Self::step_slot)); when the operation finished, it is
+    /// finished and the next of its queue armed.
+    fn step_parked(
+        &self,
+        sock: &super::Sock,
+        s: &mut SockState,
+        key: usize,
+        call: impl FnOnce(OpRef<'_>, Parked) -> Step,
+    ) {
+        let Some(dir) = s.ops.get(key).map(|slot| slot.dir) else {
+            return;
+        };
+        if let Some(out) = self.step_slot(sock, s, key, call) {
+            self.finish_op(sock, s, key, out);
+            self.arm_next(sock, s, dir);
+        }
+    }
+
     /// Finishes an operation: records the outcome and what it says about
     /// the connection, takes it off its queue, delivers it.
     #[allow(unsafe_code)] // `RawBufs::set_received`'s contract
     pub(super) fn finish_op(
-        self: &Arc<Self>,
+        &self,
         sock: &super::Sock,
         s: &mut SockState,
         key: usize,
@@ -109,7 +126,7 @@ impl Inner {
     /// A normal receive may have stopped at the urgent mark: the urgent byte
     /// is taken out of the kernel before the next receive passes it (Linux
     /// would drop it), and held for the socket's `OOB` receives (SPEC k05).
-    pub(super) fn look_for_urgent(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState) {
+    pub(super) fn look_for_urgent(&self, sock: &super::Sock, s: &mut SockState) {
         if s.urgent.is_some() {
             return;
         }
@@ -123,7 +140,7 @@ impl Inner {
     /// The head of a queue may progress differently now (see
     /// [`Backend::kick`](crate::sys::Backend::kick)): a queued head is
     /// armed, a parked one kicked.
-    pub(super) fn kick_head(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState, dir: Dir) {
+    pub(super) fn kick_head(&self, sock: &super::Sock, s: &mut SockState, dir: Dir) {
         let Some(&head) = s.queues[dir as usize].front() else {
             return;
         };
@@ -131,17 +148,21 @@ impl Inner {
         match s.ops[head].state {
             SlotState::Queued => self.arm_next(sock, s, dir),
             SlotState::Armed(_) => {
-                if let Some(out) = self.step_slot(sock, s, head, |op, p| self.backend.kick(op, p)) {
-                    self.finish_op(sock, s, head, out);
-                    self.arm_next(sock, s, dir);
-                }
+                self.step_parked(sock, s, head, |op, p| self.backend.kick(op, p))
             }
             SlotState::Done(_) | SlotState::Lost => {}
         }
     }
 
     /// Hands a finished operation's outcome to its consumer.
-    pub(super) fn deliver(self: &Arc<Self>, s: &mut SockState, key: usize, out: Outcome) {
+    pub(super) fn deliver(&self, s: &mut SockState, key: usize, out: Outcome) {
+        if self.ended {
+            // The engine's drop (see `Core::end`): no consumer is left, and
+            // nobody is told; the result goes as an unclaimed one.
+            let slot = s.ops.remove(key);
+            leftover::keep_unclaimed(s, slot, out);
+            return;
+        }
         let port = s.port.clone();
         let slot = &mut s.ops[key];
         match &mut slot.notify {
@@ -181,19 +202,17 @@ impl Inner {
         }
     }
 
-    pub(super) fn raw_done(self: &Arc<Self>, outcome: Outcome, bufs: crate::sys::Bufs) -> RawDone {
+    pub(super) fn raw_done(&self, outcome: Outcome, bufs: crate::sys::Bufs) -> RawDone {
         RawDone {
             outcome,
             bufs,
-            engine: Engine {
-                inner: self.clone(),
-            },
+            engine: self.engine(),
         }
     }
 
     /// Arms the next operations of a queue after its head finished: each is
     /// parked in turn until one stays parked.
-    pub(super) fn arm_next(self: &Arc<Self>, sock: &super::Sock, s: &mut SockState, dir: Dir) {
+    pub(super) fn arm_next(&self, sock: &super::Sock, s: &mut SockState, dir: Dir) {
         loop {
             let Some(&head) = s.queues[dir as usize].front() else {
                 return;
@@ -214,73 +233,72 @@ impl Inner {
     }
 
     /// Routes one wakeup of the backend to its operation or socket.
-    pub(super) fn dispatch(self: &Arc<Self>, w: &Wakeup) {
+    pub(super) fn dispatch(&self, w: &Wakeup) {
         match w {
-            Wakeup::Op { token, .. } => {
-                let (sock_key, slot, seq) = op_of(*token);
-                let Some(sock) = self.socks.get(sock_key) else {
-                    return;
-                };
-                let mut guard = sock.lock();
-                let s = &mut *guard;
-                if s.slot(slot, seq).is_none() {
-                    return;
-                }
-                let key = slot as usize;
-                let dir = s.ops[key].dir;
-                if let Some(out) =
-                    self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
-                {
-                    self.finish_op(&sock, s, key, out);
-                    self.arm_next(&sock, s, dir);
-                }
-                self.remove_if_closed(&sock, s);
-            }
-            Wakeup::Sock { token, dirs, ended } => {
-                let (sock_key, seq) = sock_of(*token);
-                let Some(sock) = self.socks.get(sock_key) else {
-                    return;
-                };
-                if sock.seq != seq {
-                    return;
-                }
-                sock.hints.report(dirs, *ended);
-                // Nothing queued where the socket may progress: no lock
-                // (urgent data is looked for at once all the same).
-                if !sock.busy_in(dirs) && !dirs[Dir::Urgent as usize] {
-                    return;
-                }
-                let mut guard = sock.lock();
-                let s = &mut *guard;
-                // Urgent data first: a receive of the normal channel could
-                // read past the urgent byte, which Linux then drops.
-                for dir in [Dir::Urgent, Dir::Read, Dir::Write] {
-                    if !dirs[dir as usize] {
-                        continue;
-                    }
-                    let Some(&head) = s.queues[dir as usize].front() else {
-                        if dir == Dir::Urgent && s.stream {
-                            self.look_for_urgent(&sock, s);
-                        }
-                        continue;
-                    };
-                    let key = head as usize;
-                    if let Some(out) =
-                        self.step_slot(&sock, s, key, |op, p| self.backend.progress(op, p, w))
-                    {
-                        self.finish_op(&sock, s, key, out);
-                        self.arm_next(&sock, s, dir);
-                    }
-                }
-                self.remove_if_closed(&sock, s);
-            }
+            Wakeup::Op { token, .. } => self.dispatch_op(*token, w),
+            Wakeup::Sock { token, dirs, ended } => self.dispatch_sock(*token, dirs, *ended, w),
         }
+    }
+
+    /// A wakeup for the operation of `token` (a completion on io_uring):
+    /// it progresses, unless its slot is gone or reused.
+    fn dispatch_op(&self, token: u64, w: &Wakeup) {
+        let (sock_key, slot, seq) = op_of(token);
+        let Some(sock) = self.socks.get(sock_key) else {
+            return;
+        };
+        let mut guard = sock.lock();
+        let s = &mut *guard;
+        if s.slot(slot, seq).is_none() {
+            return;
+        }
+        self.step_parked(&sock, s, slot as usize, |op, p| {
+            self.backend.progress(op, p, w)
+        });
+        self.remove_if_closed(&sock, s);
+    }
+
+    /// Readiness of the socket of `token` in `dirs` (the poll engine): the
+    /// head of each ready direction's queue progresses, urgent data first.
+    fn dispatch_sock(&self, token: u64, dirs: &[bool; 3], ended: bool, w: &Wakeup) {
+        let (sock_key, seq) = sock_of(token);
+        let Some(sock) = self.socks.get(sock_key) else {
+            return;
+        };
+        if sock.seq != seq {
+            return;
+        }
+        sock.hints.report(dirs, ended);
+        // Nothing queued where the socket may progress: no lock (urgent
+        // data is looked for at once all the same).
+        if !sock.busy_in(dirs) && !dirs[Dir::Urgent as usize] {
+            return;
+        }
+        let mut guard = sock.lock();
+        let s = &mut *guard;
+        // Urgent data first: a receive of the normal channel could read
+        // past the urgent byte, which Linux then drops.
+        for dir in [Dir::Urgent, Dir::Read, Dir::Write] {
+            if !dirs[dir as usize] {
+                continue;
+            }
+            let Some(&head) = s.queues[dir as usize].front() else {
+                if dir == Dir::Urgent && s.stream {
+                    self.look_for_urgent(&sock, s);
+                }
+                continue;
+            };
+            self.step_parked(&sock, s, head as usize, |op, p| {
+                self.backend.progress(op, p, w)
+            });
+        }
+        self.remove_if_closed(&sock, s);
     }
 
     /// Cancels operation `key`: it completes *aborted* now, or (parked in
     /// the kernel) once the kernel answers the cancel.
     pub(super) fn cancel_locked(
-        self: &Arc<Self>,
+        &self,
         sock: &super::Sock,
         s: &mut SockState,
         key: usize,
@@ -306,16 +324,18 @@ impl Inner {
             // Never completes (see `SlotState::Lost`).
             SlotState::Lost => Ok(()),
             SlotState::Armed(_) => {
-                slot.cancel = true;
-                let dir = slot.dir;
-                if let Some(out) = self.step_slot(sock, s, key, |op, p| self.backend.cancel(op, p))
-                {
-                    self.finish_op(sock, s, key, out);
-                    self.arm_next(sock, s, dir);
-                }
+                self.cancel_parked(sock, s, key);
                 Ok(())
             }
         }
+    }
+
+    /// Asks the backend to cancel the parked operation `key`: it completes
+    /// *aborted* now (and the next of its queue is armed), or once the
+    /// kernel answers the cancel.
+    pub(super) fn cancel_parked(&self, sock: &super::Sock, s: &mut SockState, key: usize) {
+        s.ops[key].cancel = true;
+        self.step_parked(sock, s, key, |op, p| self.backend.cancel(op, p));
     }
 
     /// Forgets a closed socket once its last operation left its queues.

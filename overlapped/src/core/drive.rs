@@ -9,7 +9,8 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, Inner};
+use super::Core;
+use crate::engine::Engine;
 use crate::sync::Std;
 use crate::sys::Wakeup;
 use crate::sys::block::block_on;
@@ -71,7 +72,7 @@ pub(crate) fn interval_passed(last: &AtomicU64, now: u64) -> bool {
 }
 
 /// The engine in the driving protocol ([`crate::wait::drive`]).
-impl Driven for Inner {
+impl Driven for Core {
     type Sync = Std;
     type Found = Wakeup;
 
@@ -109,7 +110,7 @@ impl Driven for Inner {
     }
 }
 
-impl Inner {
+impl Core {
     /// Reaps everything available and dispatches it, without blocking, as
     /// a thread that does not drive (see [`drive::reap_dispatch`]).
     pub(crate) fn reap_dispatch(self: &Arc<Self>, poll_now: bool, submit: bool) {
@@ -135,7 +136,7 @@ impl Inner {
 
     /// One round of "whoever waits, drives" (see [`drive::drive_once`]).
     pub(crate) fn drive_once(
-        self: &Arc<Inner>,
+        self: &Arc<Core>,
         ctx: &Arc<ThreadCtx>,
         timeout: Option<Duration>,
         ready: &mut dyn FnMut() -> bool,

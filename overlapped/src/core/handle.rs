@@ -10,12 +10,11 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use super::table::{SlotState, SockState};
-use super::{OpId, RawDone, SlotNotify, Sock, bad_handle, leftover, wait_until};
-use crate::engine::Inner;
+use super::{Core, OpId, RawDone, SlotNotify, Sock, bad_handle, leftover, wait_until};
 use crate::sys::Outcome;
 use crate::thread;
 
-impl Inner {
+impl Core {
     /// Runs `f` with the socket's descriptor and state, under its lock.
     pub(crate) fn with_sock<R>(
         &self,
@@ -190,7 +189,7 @@ impl Inner {
     /// limit). `Ok(None)` when still in flight; an error when the
     /// completion went to the socket's port instead (SPEC k09).
     pub(crate) fn take_result(
-        self: &Arc<Inner>,
+        self: &Arc<Core>,
         sock: &Sock,
         id: OpId,
         timeout: Option<Duration>,

@@ -1,5 +1,5 @@
-//! The engine-neutral core: the op table, per-socket direction queues,
-//! starts, completion and dispatch, and "whoever waits, drives".
+//! The engine-neutral core ([`Core`]): the op table, per-socket direction
+//! queues, starts, completion and dispatch, and "whoever waits, drives".
 //!
 //! # Design notes
 //!
@@ -47,6 +47,7 @@
 mod complete;
 pub(crate) mod conn;
 mod drive;
+mod end;
 mod handle;
 mod leftover;
 mod start;
@@ -60,12 +61,88 @@ pub(crate) use drive::{
 pub(crate) use table::{Registry, Sock};
 
 use std::any::{Any, TypeId};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use crate::buf::ErasedBufs;
 use crate::engine::Engine;
-use crate::sys::Outcome;
+use crate::sys::{Backend, EngineKind, Outcome};
 use crate::thread::ThreadCtx;
+
+/// The engine-neutral core of one engine: its backend, its sockets (and in
+/// them the op table), the drive state and the counters. An
+/// [`Engine`] is a shared handle on it; its methods (in this module's
+/// files) start, complete, dispatch and cancel operations the same way on
+/// every backend.
+pub(crate) struct Core {
+    pub(crate) kind: EngineKind,
+    pub(crate) reason: String,
+    pub(crate) backend: Backend,
+    pub(crate) socks: Registry,
+    pub(crate) drive: DriveState,
+    pub(crate) counters: AtomicCounters,
+    /// When completions were last reaped (µs since the engine clock's origin).
+    pub(crate) last_reap: AtomicU64,
+    /// Live threads that have started operations on the engine.
+    threads: AtomicUsize,
+    /// This core, for the results it hands to consumers
+    /// ([`RawDone::engine`]).
+    me: Weak<Core>,
+    /// The last handle on the engine went (set by its drop, see
+    /// [`Core::end`]): results are no longer delivered.
+    ended: bool,
+}
+
+/// The counters a [`crate::Counters`] snapshot is read from (with the
+/// backend's own).
+#[derive(Debug, Default)]
+pub(crate) struct AtomicCounters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) completed_now: AtomicU64,
+    pub(crate) completed_later: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+}
+
+impl Core {
+    /// The core of a new engine of `kind` over `backend`.
+    pub(crate) fn new(kind: EngineKind, reason: String, backend: Backend) -> Arc<Core> {
+        Arc::new_cyclic(|me| Core {
+            kind,
+            reason,
+            backend,
+            socks: Registry::new(),
+            drive: DriveState::default(),
+            counters: AtomicCounters::default(),
+            last_reap: AtomicU64::new(drive_clock_us()),
+            threads: AtomicUsize::new(0),
+            me: me.clone(),
+            ended: false,
+        })
+    }
+
+    /// A handle on this core's engine. Whoever calls into the core holds
+    /// one, except the core's own drop, which delivers nothing (see
+    /// [`Core::deliver`]).
+    pub(crate) fn engine(&self) -> Engine {
+        match self.me.upgrade() {
+            Some(inner) => Engine { inner },
+            None => unreachable!("an engine's core used after its last handle"),
+        }
+    }
+
+    /// A thread started its first operation on the engine.
+    pub(crate) fn thread_joined(&self) {
+        self.threads.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A thread that had started operations on the engine exits.
+    pub(crate) fn thread_left(&self) {
+        self.threads.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Only one live thread has started operations on the engine.
+    pub(crate) fn one_thread(&self) -> bool {
+        self.threads.load(Ordering::Relaxed) == 1
+    }
+}
 
 /// What the core needs of an event object: to be set on completion.
 pub(crate) trait Signal: Send + Sync {
