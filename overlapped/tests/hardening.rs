@@ -321,6 +321,55 @@ fn dropped_buffer_may_use_the_socket(e: &Engine) {
     });
 }
 
+/// An async task's waker that uses the socket its operation is on.
+struct UsesSocketWaker {
+    sock: Socket,
+    woken: std::sync::atomic::AtomicBool,
+}
+
+impl std::task::Wake for UsesSocketWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.sock.local_addr().unwrap();
+        self.woken.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The waker of an awaited operation, and the thread waiting for one, are
+/// woken after the socket's lock is let go: a waker (user code) may use
+/// the socket.
+fn waker_may_use_the_socket(e: &Engine) {
+    use std::future::Future;
+    let (s, mut peer) = std_pair(e);
+    let e = e.clone();
+    within_10s("a waker", move || {
+        let w = std::sync::Arc::new(UsesSocketWaker {
+            sock: s.try_clone().unwrap(),
+            woken: Default::default(),
+        });
+        let waker = std::task::Waker::from(w.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut op = Box::pin(
+            s.recv(vec![0u8; 8], MsgFlags::empty(), Notify::None)
+                .unwrap()
+                .op(),
+        );
+        assert!(op.as_mut().poll(&mut cx).is_pending());
+        peer.write_all(b"hi").unwrap();
+        // This thread drives: the completion (and its waker) runs here.
+        assert!(util::eventually(slack(3 * SEC), || {
+            e.drive(Some(10 * MS));
+            w.woken.load(std::sync::atomic::Ordering::SeqCst)
+        }));
+        match op.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready((n, data)) => {
+                assert_eq!(n.unwrap(), 2);
+                assert_eq!(&data[..], b"hi");
+            }
+            std::task::Poll::Pending => panic!("woken but not complete"),
+        }
+    });
+}
+
 util::cases! {
     cancel_reaches_a_receive_whose_poll_fired,
     close_reaches_a_receive_whose_poll_fired,
@@ -329,4 +378,5 @@ util::cases! {
     tiny_rings_under_load_never_deadlock,
     closure_on_the_descriptor_may_use_the_socket,
     dropped_buffer_may_use_the_socket,
+    waker_may_use_the_socket,
 }

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 use super::conn;
-use super::table::{SlotState, SockState, op_of, op_token, sock_of};
+use super::table::{Later, SlotState, SockState, op_of, op_token, sock_of};
 use super::{Core, RawDone, SlotNotify, leftover};
 use crate::sys::{self, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 
@@ -183,15 +183,18 @@ impl Core {
                 }
             }
             notify => {
+                // Told once the socket's lock is let go (see `Later`): the
+                // result is in the slot by then.
                 if let SlotNotify::Event(ev) = notify {
-                    ev.set();
+                    s.later.push(Later::Set(ev.clone()));
                 }
                 if let Some(w) = slot.waiter.take() {
-                    w.wake();
+                    s.later.push(Later::Wake(w));
                 }
                 if let Some(w) = slot.waker.take() {
-                    w.wake();
+                    s.later.push(Later::Waker(w));
                 }
+                let slot = &mut s.ops[key];
                 if slot.handle {
                     slot.state = SlotState::Done(out);
                 } else {

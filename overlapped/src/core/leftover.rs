@@ -88,9 +88,9 @@ pub(super) fn keep_unclaimed(s: &mut SockState, mut slot: Slot, out: Outcome) {
     // Dropped after the socket's lock (a user buffer's `Drop`, an accepted
     // descriptor's `close(2)`).
     if let Some(b) = slot.bufs {
-        s.dead.push(super::table::Dead::Bufs(b));
+        s.later.push(super::table::Later::Bufs(b));
     }
     if let Some(fd) = out.fd {
-        s.dead.push(super::table::Dead::Fd(fd));
+        s.later.push(super::table::Later::Fd(fd));
     }
 }

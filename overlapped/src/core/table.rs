@@ -129,7 +129,7 @@ impl Sock {
     }
 
     /// Locks the socket's state; unlocking records which directions are
-    /// busy, then drops what was put aside (see [`SockState::dead`]).
+    /// busy, then runs what was put aside (see [`SockState::later`]).
     pub(crate) fn lock(&self) -> SockGuard<'_> {
         SockGuard {
             sock: self,
@@ -182,25 +182,59 @@ impl Drop for SockGuard<'_> {
             }
         }
         self.sock.busy.store(b, Ordering::Release);
-        let dead = if self.st.dead.is_empty() {
-            Vec::new()
+        // What was put aside leaves with the thread's spare list (empty,
+        // its capacity kept): no allocation in the steady state.
+        let batch = if self.st.later.is_empty() {
+            None
         } else {
-            std::mem::take(&mut self.st.dead)
+            let mut batch = SPARE.take();
+            std::mem::swap(&mut batch, &mut self.st.later);
+            Some(batch)
         };
         // `st` is not used again: this is the guard's drop.
         // SAFETY: so it is dropped exactly once.
         unsafe { ManuallyDrop::drop(&mut self.st) };
-        // User buffers' `Drop` and descriptors' `close(2)` run unlocked.
-        drop(dead);
+        if let Some(mut batch) = batch {
+            for l in batch.drain(..) {
+                l.run();
+            }
+            SPARE.set(batch);
+        }
     }
 }
 
-/// What a finished operation left that nobody takes, dropped once the
-/// socket's lock is let go: a user buffer's `Drop` may use the socket.
-#[allow(dead_code)] // held only to be dropped
-pub(crate) enum Dead {
+thread_local! {
+    /// The list [`SockGuard`]'s drop swaps in for the one it runs.
+    static SPARE: std::cell::Cell<Vec<Later>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Work a socket's lock put aside, run once it is let go: user code (a
+/// buffer's `Drop`, an async task's waker) and the system calls of waking a
+/// thread (a futex, an eventfd write, or `io_uring_enter` for a thread
+/// blocked in an io_uring engine) never run under it.
+pub(crate) enum Later {
+    /// Dropped: what a finished operation nobody takes left (a user
+    /// buffer, an accepted descriptor, whose drop is a `close(2)`).
     Bufs(Box<dyn crate::buf::ErasedBufs>),
     Fd(OwnedFd),
+    /// The event of an operation whose result waits in its slot.
+    Set(Arc<dyn super::Signal>),
+    /// A thread waiting for such an operation.
+    Wake(Arc<ThreadCtx>),
+    /// An async task awaiting one.
+    Waker(Waker),
+}
+
+impl Later {
+    fn run(self) {
+        match self {
+            Later::Bufs(b) => drop(b),
+            Later::Fd(fd) => drop(fd),
+            Later::Set(ev) => ev.set(),
+            Later::Wake(t) => t.wake(),
+            Later::Waker(w) => w.wake(),
+        }
+    }
 }
 
 pub(crate) struct SockState {
@@ -235,8 +269,8 @@ pub(crate) struct SockState {
     /// The backend's own per-socket state.
     pub(crate) sys: SockSys,
     pub(crate) ops: Slab<Slot>,
-    /// Put aside under the lock, dropped after it (see [`Dead`]).
-    pub(crate) dead: Vec<Dead>,
+    /// Put aside under the lock, run after it (see [`Later`]).
+    pub(crate) later: Vec<Later>,
     next_gen: u16,
 }
 
@@ -265,7 +299,7 @@ impl SockState {
             reads_done: 0,
             sys,
             ops: Slab::new(),
-            dead: Vec::new(),
+            later: Vec::new(),
             next_gen: 1,
         }
     }
