@@ -48,7 +48,9 @@ pub struct Counters {
 /// An engine: one io_uring ring or one epoll set, its op table, and the
 /// sockets created on it. Any number of threads may use one engine at once:
 /// each socket has its own lock, and no lock shared by the engine's threads
-/// is held across a system call. Cheap to clone (a shared handle).
+/// is held across a system call (but io_uring's submission lock across the
+/// submit that empties a full submission queue). Cheap to clone (a shared
+/// handle).
 ///
 /// Choose the engine at run time with [`Engine::new`] (honours
 /// `OVERLAPPED_ENGINE=auto|uring|poll`) or [`Engine::builder`]; the choice

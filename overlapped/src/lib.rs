@@ -228,8 +228,12 @@
 //!
 //! One engine may be used by any number of threads at once (a port's worker
 //! pool, a thread per connection group): each socket has its own lock, and
-//! no lock shared by all threads of an engine is held across a system call
-//! (`docs/DESIGN.md`, "What is still shared between threads"). `ovl bench
+//! no lock shared by all threads of an engine is held across a system call,
+//! except io_uring's submission lock across the submit that empties a full
+//! submission queue (`docs/DESIGN.md`, "What is still shared between
+//! threads"). None of your code runs under an engine's lock: closures given
+//! to [`Socket::with_fd`] may use the socket, and buffers are dropped, wakers
+//! woken and events set after the socket's lock is let go. `ovl bench
 //! --scale` measures it.
 //!
 //! A program may also give each thread an engine of its own (a ring per

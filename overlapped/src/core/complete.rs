@@ -408,10 +408,17 @@ mod tests {
     use crate::{Engine, MsgFlags, Notify, Polled, Socket};
 
     fn engines() -> Vec<Engine> {
-        [EngineChoice::Uring, EngineChoice::Poll]
-            .into_iter()
-            .filter_map(|c| Engine::builder().choice(c).build().ok())
-            .collect()
+        let mut v = vec![
+            Engine::builder()
+                .choice(EngineChoice::Poll)
+                .build()
+                .unwrap(),
+        ];
+        match Engine::builder().choice(EngineChoice::Uring).build() {
+            Ok(e) => v.push(e),
+            Err(e) => crate::sys::fault::skip_uring(&e),
+        }
+        v
     }
 
     fn pair(e: &Engine) -> (Socket, std::net::TcpStream) {

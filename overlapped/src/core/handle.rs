@@ -80,11 +80,13 @@ impl Core {
             let _ = self.cancel_locked(sock, s, k as usize);
         }
         let fd = s.fd.take();
+        self.remove_if_closed(sock, s);
+        drop(guard);
+        // Out of the socket's lock (`epoll_ctl`): the socket is closed, so
+        // a readiness report meanwhile finds nothing to do.
         if let Some(fd) = fd.as_ref() {
             self.backend.deregister(fd.as_fd());
         }
-        self.remove_if_closed(sock, s);
-        drop(guard);
         // Every request naming this descriptor (deferred starts, the
         // cancels) reaches the kernel before the descriptor is closed: once
         // closed, its number may be reused by another socket.

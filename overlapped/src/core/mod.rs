@@ -6,11 +6,27 @@
 //! * **Locks.** Each socket's state (its descriptor, direction queues and
 //!   operations) sits behind the socket's own lock. A start, a completion, a
 //!   cancel or a readiness retry takes that lock only (plus, to notify, the
-//!   port's queue, the event or the routine queue). No lock shared by all
-//!   threads of an engine is held across a system call: the registry's
-//!   shards are locked only to add, find or remove a socket, and the
-//!   backend's submission and completion locks only to copy entries (see
-//!   `docs/DESIGN.md`, "Scaling across threads").
+//!   port's queue or the routine queue). The registry's shards are locked
+//!   only to add, find or remove a socket (registering with epoll comes
+//!   after); the ring's completion lock only to copy entries; its
+//!   submission lock to copy entries and, when the submission queue is
+//!   full, across the `io_uring_enter` that empties it (the one system call
+//!   under a lock all threads of an engine take). The registered-buffer
+//!   lock is held across `Engine::register_buffers` (it allocates, probes
+//!   the kernel with a ring of its own and registers): once per engine,
+//!   never on an operation's path.
+//!
+//!   Under a socket's lock run only that socket's own system calls (the
+//!   non-blocking try at start, a readiness retry, taking an urgent byte,
+//!   `getpeername`/`SO_ERROR` to tell an end of stream from a reset), its
+//!   requests' pushes, and the wake of the thread a port packet or a
+//!   completion routine is queued to (a futex wake, an eventfd write, or
+//!   `io_uring_enter` for a thread blocked in an io_uring engine: queued
+//!   there, they keep the socket's completion order). User code never runs
+//!   under it: `with_fd`/`with_socket2` closures run unlocked, and an
+//!   operation's event, waiting thread and async waker are told, and what
+//!   nobody takes is dropped, after it is let go ([`table::Later`]). See
+//!   `docs/DESIGN.md`, "Scaling across threads".
 //! * **Op table.** An operation lives in a slab inside its socket; its token
 //!   is the socket's key, the slot's index and a generation ([`table`]). A
 //!   slot is freed only once the operation's final completion was reaped

@@ -39,8 +39,8 @@ impl AsRawFd for Pollable {
 pub(crate) fn register(engine: &Engine) -> io::Result<AsyncFd<Pollable>> {
     let p = Pollable(engine.clone());
     // The descriptor is the backend's ring or epoll set, owned by the
-    // engine's `Inner` from its creation to its drop and never replaced, and
-    // `p` holds a strong handle on that `Inner`.
+    // engine's `Core` from its creation to its drop and never replaced, and
+    // `p` holds a strong handle on that `Core`.
     // SAFETY: so while the `AsyncFd` owns `p` the descriptor stays open and the same.
     unsafe { AsyncFd::register_with_interest(p, Interest::READABLE) }.map_err(io::Error::from)
 }
