@@ -166,14 +166,15 @@ pub(crate) enum Learn {
 }
 
 impl Learn {
-    /// `room`: a receive's buffers' total length.
-    pub(super) fn of(kind: &OpKind, stream: bool, room: Option<usize>) -> Learn {
+    /// `room`: a receive's buffers' total length (asked only of a stream
+    /// receive).
+    pub(super) fn of(kind: &OpKind, stream: bool, room: impl FnOnce() -> Option<usize>) -> Learn {
         match kind {
             OpKind::Connect { .. } => Learn::Connect,
             OpKind::Send { to, .. } => Learn::Send { to: to.is_some() },
             OpKind::Recv { flags, .. } if stream && !flags.contains(MsgFlags::OOB) => {
                 Learn::StreamRecv {
-                    probe: room == Some(0),
+                    probe: room() == Some(0),
                 }
             }
             OpKind::Recv { .. } if !stream => Learn::DgramRecv,

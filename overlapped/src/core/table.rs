@@ -174,6 +174,7 @@ impl DerefMut for SockGuard<'_> {
 
 impl Drop for SockGuard<'_> {
     #[allow(unsafe_code)]
+    #[inline]
     fn drop(&mut self) {
         let mut b = 0u8;
         for (d, q) in self.st.queues.iter().enumerate() {
@@ -182,24 +183,33 @@ impl Drop for SockGuard<'_> {
             }
         }
         self.sock.busy.store(b, Ordering::Release);
-        // What was put aside leaves with the thread's spare list (empty,
-        // its capacity kept): no allocation in the steady state.
-        let batch = if self.st.later.is_empty() {
-            None
-        } else {
-            let mut batch = SPARE.take();
-            std::mem::swap(&mut batch, &mut self.st.later);
-            Some(batch)
-        };
+        if !self.st.later.is_empty() {
+            self.unlock_then_run_later();
+            return;
+        }
         // `st` is not used again: this is the guard's drop.
         // SAFETY: so it is dropped exactly once.
         unsafe { ManuallyDrop::drop(&mut self.st) };
-        if let Some(mut batch) = batch {
-            for l in batch.drain(..) {
-                l.run();
-            }
-            SPARE.set(batch);
+    }
+}
+
+impl SockGuard<'_> {
+    /// The end of the guard's drop when work was put aside: unlocks, then
+    /// runs it. What was put aside leaves with the thread's spare list
+    /// (empty, its capacity kept): no allocation in the steady state.
+    #[allow(unsafe_code)]
+    #[cold]
+    #[inline(never)]
+    fn unlock_then_run_later(&mut self) {
+        let mut batch = SPARE.take();
+        std::mem::swap(&mut batch, &mut self.st.later);
+        // Called only from the guard's drop, as its last use of `st`.
+        // SAFETY: so it is dropped exactly once.
+        unsafe { ManuallyDrop::drop(&mut self.st) };
+        for l in batch.drain(..) {
+            l.run();
         }
+        SPARE.set(batch);
     }
 }
 
