@@ -145,6 +145,59 @@ fn cancel_reaches_a_receive_whose_poll_fired_watch_urgent(kind: Kind) {
     assert_eq!(&c.data[..], b"?");
 }
 
+/// The same for an `OOB` receive, the other kind that waits as a readiness
+/// poll and finds nothing when tried: its poll fired on a lone urgent byte,
+/// which a normal read of the descriptor then passed (Linux drops it: the
+/// `OOB` receive's try finds nothing). A cancel, close or drop in between
+/// must end it. (A connect, the third such kind, never finds nothing once
+/// its poll fired.)
+fn oob_receive_given_up_after_its_poll_fired(e: &Engine, how: GiveUp) {
+    let (s, mut peer) = std_pair(e);
+    let op = s.recv(vec![0u8; 1], MsgFlags::OOB, Notify::None).unwrap();
+    assert!(op.is_pending());
+    let op = op.op();
+    send_urgent(&peer, b'!');
+    peer.write_all(b"xyz").unwrap();
+    std::thread::sleep(5 * MS);
+    // Past the mark, behind the engine's back: the urgent byte is gone.
+    let mut got = [0u8; 8];
+    let n = s
+        .with_fd(|fd| rustix::net::recv(fd, &mut got, rustix::net::RecvFlags::DONTWAIT))
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got[..n.0], b"xyz");
+    match how {
+        GiveUp::Cancel => op.cancel().unwrap(),
+        GiveUp::Close => s.close().unwrap(),
+        GiveUp::Drop => {
+            drop(op);
+            let left = util::eventually(slack(3 * SEC), || {
+                e.drive(Some(10 * MS));
+                e.ops_in_table() == 0
+            });
+            assert!(left, "a dropped OOB receive stayed in the engine");
+            return;
+        }
+    }
+    match op.result_timeout(Some(slack(3 * SEC))).unwrap() {
+        Polled::Complete(c) => assert!(c.is_aborted(), "{how:?}: {:?}", c.error),
+        Polled::Incomplete(_) => panic!("{how:?}: the OOB receive is still pending"),
+    }
+    assert_eq!(e.ops_in_table(), 0);
+}
+
+fn cancel_reaches_an_oob_receive_whose_poll_fired(e: &Engine) {
+    oob_receive_given_up_after_its_poll_fired(e, GiveUp::Cancel);
+}
+
+fn close_reaches_an_oob_receive_whose_poll_fired(e: &Engine) {
+    oob_receive_given_up_after_its_poll_fired(e, GiveUp::Close);
+}
+
+fn drop_reaches_an_oob_receive_whose_poll_fired(e: &Engine) {
+    oob_receive_given_up_after_its_poll_fired(e, GiveUp::Drop);
+}
+
 /// Rings of 1 and 2 entries (completion queues of 2 and 4): hundreds of
 /// receives complete together while three other threads start more
 /// receives and sends. Pushes meet a full submission queue, their submits a
@@ -375,6 +428,9 @@ util::cases! {
     close_reaches_a_receive_whose_poll_fired,
     drop_reaches_a_receive_whose_poll_fired,
     cancel_reaches_a_receive_whose_poll_fired_watch_urgent,
+    cancel_reaches_an_oob_receive_whose_poll_fired,
+    close_reaches_an_oob_receive_whose_poll_fired,
+    drop_reaches_an_oob_receive_whose_poll_fired,
     tiny_rings_under_load_never_deadlock,
     closure_on_the_descriptor_may_use_the_socket,
     dropped_buffer_may_use_the_socket,
