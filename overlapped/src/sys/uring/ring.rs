@@ -442,6 +442,13 @@ impl Uring {
         if d.fired {
             let mut buf = [0u8; 8];
             let _ = rustix::io::read(&self.wake_fd, &mut buf);
+            // Another thread may have kept completions in the backlog since
+            // the drain and announced them with a write this read took:
+            // announce them again (a backlog poll armed again later must
+            // find the eventfd readable).
+            if !self.cq().is_empty() {
+                self.notice_backlog();
+            }
         }
         if d.rearm {
             self.rearm_due.store(true, Ordering::Release);
