@@ -156,7 +156,7 @@ async fn busy(w: &Watch, local: &Local) -> Option<Slice> {
     let sh = &local.sh;
     let mut buf = sh.pool.take();
     loop {
-        buf.set_range(..);
+        sh.pool.widen(&mut buf);
         let op = match w.sock.recv(buf, MsgFlags::empty(), Notify::None) {
             Ok(started) => started.op(),
             Err(e) => {
@@ -228,7 +228,7 @@ pub fn serve(
     let st = stats.clone();
     let shared = Arc::new(Shared {
         stats: stats.clone(),
-        pool: Pool::new(args.buf_size),
+        pool: Pool::new(args.buf_size, args.buf_max),
         idle: idle.map(ticks),
         release: args.release().map(ticks),
     });

@@ -41,7 +41,7 @@ struct Conn {
 /// Receives into the connection's buffer, its window widened back to the
 /// whole buffer.
 fn post_recv(conn: &mut Conn, mut buf: Slice, pool: &Pool) -> bool {
-    buf.set_range(..);
+    pool.widen(&mut buf);
     match conn.sock.recv(buf, MsgFlags::empty(), &conn.ev) {
         Ok(s) => {
             conn.op = Some(Pending::Recv(s.op()));
@@ -151,7 +151,7 @@ pub fn serve(
 ) -> io::Result<()> {
     let listener = listen(engine, args.addr)?;
     banner(engine, chosen, listener.local_addr()?, args.model);
-    let pool = Pool::new(args.buf_size);
+    let pool = Pool::new(args.buf_size, args.buf_max);
     let after = args.release();
     let accept_ev = Event::new();
     // `None` after an accept could not start (e.g. out of descriptors):

@@ -104,6 +104,12 @@ pub struct ServerArgs {
     /// from a shared pool when data arrives (an idle connection holds none).
     #[arg(long, default_value_t = 16 * 1024, value_parser = limits::buf_size)]
     pub buf_size: usize,
+    /// Largest receive buffer a busy connection grows to, in bytes (1 B to
+    /// 64 MiB; not above --buf-size: no growth): a receive that fills its buffer gets
+    /// one four times larger for the next, up to this; the connection is
+    /// back to --buf-size once it idles (--buf-release).
+    #[arg(long, default_value_t = 256 * 1024, value_parser = limits::buf_size)]
+    pub buf_max: usize,
     /// Give a connection's buffer back to the pool once its receive has
     /// waited this many seconds for data (0 = keep it).
     #[arg(long, default_value_t = 10)]
@@ -162,6 +168,15 @@ pub const POOL_BYTES: usize = 1 << 20;
 /// receive says data arrived, given back when the connection goes idle or
 /// closes. At most [`POOL_BYTES`] of free buffers are kept.
 ///
+/// **Bulk by default.** Buffers come in sizes `--buf-size`, four times
+/// that, sixteen times, ... up to `--buf-max`. A connection starts with the
+/// smallest; when a receive fills its buffer, the next receive gets the
+/// next size ([`Pool::widen`]): a bulk transfer reaches the largest in a
+/// few receives and moves its data in a quarter of the receives (and
+/// sends) or fewer, while a ping-pong connection keeps the small one. A
+/// connection that idles gives its buffer back and starts small again, so
+/// an idle connection still holds none.
+///
 /// A new buffer is written once, so its pages are committed when it is
 /// made: the server's memory follows its busy connection count, not how
 /// many connections have yet seen a large message (a zeroed allocation
@@ -169,37 +184,92 @@ pub const POOL_BYTES: usize = 1 << 20;
 /// `ovl soak` would read that as growth).
 #[derive(Debug)]
 pub struct Pool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
-    size: usize,
-    keep: usize,
+    free: std::sync::Mutex<Free>,
+    /// The buffer sizes, smallest first (`--buf-size`, x4, x16, ...,
+    /// `--buf-max`).
+    sizes: Vec<usize>,
+}
+
+/// The free buffers, one list per size, and their bytes.
+#[derive(Debug)]
+struct Free {
+    lists: Vec<Vec<Vec<u8>>>,
+    bytes: usize,
 }
 
 impl Pool {
-    /// A pool of `size`-byte buffers.
-    pub fn new(size: usize) -> Pool {
+    /// A pool of buffers from `size` up to `max` bytes (at least `size`).
+    pub fn new(size: usize, max: usize) -> Pool {
+        let size = size.max(1);
+        let mut sizes = vec![size];
+        while let Some(&last) = sizes.last().filter(|&&l| l < max) {
+            sizes.push(last.saturating_mul(4).min(max));
+        }
         Pool {
-            free: std::sync::Mutex::new(Vec::new()),
-            size,
-            keep: POOL_BYTES / size.max(1),
+            free: std::sync::Mutex::new(Free {
+                lists: vec![Vec::new(); sizes.len()],
+                bytes: 0,
+            }),
+            sizes,
         }
     }
 
-    /// A buffer, its window the whole buffer.
+    fn free(&self) -> std::sync::MutexGuard<'_, Free> {
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A buffer of size class `class`, its window the whole buffer.
+    fn take_class(&self, class: usize) -> overlapped::Slice {
+        let v = {
+            let mut free = self.free();
+            let v = free.lists[class].pop();
+            if let Some(v) = &v {
+                free.bytes -= v.len();
+            }
+            v
+        };
+        overlapped::Slice::from(v.unwrap_or_else(|| vec![0xA5; self.sizes[class]]))
+    }
+
+    /// A buffer of the smallest size, with an empty window: [`widen`]
+    /// (Pool::widen) opens it for a receive.
     pub fn take(&self) -> overlapped::Slice {
-        let v = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        overlapped::Slice::from(v.unwrap_or_else(|| vec![0xA5; self.size]))
+        let mut b = self.take_class(0);
+        b.set_range(0..0);
+        b
+    }
+
+    /// Opens a connection's buffer for its next receive: the window back to
+    /// the whole buffer, or, when the last receive filled it (the window
+    /// is the whole buffer), a buffer of the next size instead (the smaller
+    /// one goes back to the pool).
+    pub fn widen(&self, buf: &mut overlapped::Slice) {
+        let got = buf.range().len();
+        buf.set_range(..);
+        let whole = buf.buffer().len();
+        if got < whole {
+            return;
+        }
+        let Some(class) = self.sizes.iter().position(|&s| s == whole) else {
+            return;
+        };
+        if class + 1 < self.sizes.len() {
+            let bigger = self.take_class(class + 1);
+            self.give(std::mem::replace(buf, bigger));
+        }
     }
 
     /// Gives a buffer back (an empty one, a zero-byte receive's, is
-    /// dropped).
+    /// dropped, and so is one beyond [`POOL_BYTES`] kept).
     pub fn give(&self, buf: overlapped::Slice) {
         let v = buf.into_inner();
-        if v.len() != self.size {
+        let Some(class) = self.sizes.iter().position(|&s| s == v.len()) else {
             return;
-        }
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.len() < self.keep {
-            free.push(v);
+        };
+        let mut free = self.free();
+        if free.bytes + v.len() <= POOL_BYTES {
+            free.bytes += v.len();
+            free.lists[class].push(v);
         }
     }
 }
@@ -459,4 +529,59 @@ pub fn close_listener(listener: &Socket, mut pump: impl FnMut(Duration)) {
         pump(Duration::from_millis(5));
     }
     let _ = listener.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{POOL_BYTES, Pool};
+
+    /// A receive that fills its buffer gets the next size (x4, capped at
+    /// the largest); one that does not keeps its buffer; a connection
+    /// starts small again with the next `take`.
+    #[test]
+    fn pool_grows_a_buffer_that_receives_fill() {
+        let pool = Pool::new(16 << 10, 256 << 10);
+        let mut b = pool.take();
+        assert_eq!(b.range().len(), 0, "a taken buffer's window is empty");
+        pool.widen(&mut b);
+        assert_eq!((b.buffer().len(), b.range().len()), (16 << 10, 16 << 10));
+        // Filled (the window is the whole buffer): next size.
+        pool.widen(&mut b);
+        assert_eq!(b.buffer().len(), 64 << 10);
+        pool.widen(&mut b);
+        assert_eq!(b.buffer().len(), 256 << 10);
+        pool.widen(&mut b);
+        assert_eq!(b.buffer().len(), 256 << 10, "capped");
+        // A short receive: the same buffer, widened.
+        b.set_range(0..10);
+        pool.widen(&mut b);
+        assert_eq!((b.buffer().len(), b.range().len()), (256 << 10, 256 << 10));
+        pool.give(b);
+        // The 16 and 64 KiB buffers went back on the way; a new connection
+        // starts with 16 KiB.
+        let mut c = pool.take();
+        pool.widen(&mut c);
+        assert_eq!(c.buffer().len(), 16 << 10);
+    }
+
+    /// Sizes that are not powers of four of the first still end at the
+    /// largest; a largest not above the first means no growth.
+    #[test]
+    fn pool_sizes() {
+        assert_eq!(Pool::new(1000, 5000).sizes, vec![1000, 4000, 5000]);
+        assert_eq!(Pool::new(4096, 4096).sizes, vec![4096]);
+        assert_eq!(Pool::new(4096, 100).sizes, vec![4096]);
+    }
+
+    /// The pool keeps at most `POOL_BYTES` of free buffers, across sizes.
+    #[test]
+    fn pool_keeps_at_most_its_bytes() {
+        let pool = Pool::new(256 << 10, 256 << 10);
+        let bufs: Vec<_> = (0..8).map(|_| pool.take()).collect();
+        for b in bufs {
+            pool.give(b);
+        }
+        assert!(pool.free().bytes <= POOL_BYTES);
+        assert_eq!(pool.free().bytes, POOL_BYTES);
+    }
 }

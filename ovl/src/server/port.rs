@@ -195,7 +195,7 @@ fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Slice, mut have: bool) 
                 Step::Failed(b) => return fail(sh, key, b),
             }
         }
-        data.set_range(..);
+        sh.pool.widen(&mut data);
         // Started under the connection's lock: the receive's packet, which
         // any worker may handle, finds its handle stored.
         let mut st = conn.state();
@@ -474,7 +474,7 @@ pub fn serve(
         acc,
         table: Mutex::new(HashMap::new()),
         stats: stats.clone(),
-        pool: Pool::new(args.buf_size),
+        pool: Pool::new(args.buf_size, args.buf_max),
         next_key: std::sync::atomic::AtomicUsize::new(0),
         max_conns: args.max_conns,
     });

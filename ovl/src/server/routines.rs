@@ -113,8 +113,8 @@ fn post_probe(srv: &Shared, id: u64, conn: Rc<Conn>) {
 
 fn post_recv(srv: &Shared, id: u64, conn: Rc<Conn>, mut buf: Slice) {
     // Offer the whole buffer again (the textbook forgets to restore the
-    // length after a short receive).
-    buf.set_range(..);
+    // length after a short receive), a larger one after a full receive.
+    srv.pool.widen(&mut buf);
     let s2 = srv.clone();
     let c2 = conn.clone();
     let r = conn.sock.recv(
@@ -202,7 +202,7 @@ pub fn serve(
         conns: RefCell::new(HashMap::new()),
         next: std::cell::Cell::new(0),
         stats: stats.clone(),
-        pool: Pool::new(args.buf_size),
+        pool: Pool::new(args.buf_size, args.buf_max),
         max_conns: args.max_conns,
         accept_failed: std::cell::Cell::new(false),
     });
