@@ -75,7 +75,63 @@ impl Conn {
     }
 }
 
-type Table = Mutex<HashMap<usize, Arc<Conn>>>;
+/// Shards of the connection table: a worker looks a packet's connection
+/// up under one shard's lock (chosen by the key), so two workers taking
+/// packets of different connections rarely meet on a lock.
+const SHARDS: usize = 16;
+
+/// The connections by port key, sharded (see [`SHARDS`]).
+struct Table {
+    shards: [Mutex<HashMap<usize, Arc<Conn>>>; SHARDS],
+    count: std::sync::atomic::AtomicUsize,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            count: Default::default(),
+        }
+    }
+
+    fn shard(&self, key: usize) -> MutexGuard<'_, HashMap<usize, Arc<Conn>>> {
+        self.shards[key % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: usize) -> Option<Arc<Conn>> {
+        self.shard(key).get(&key).cloned()
+    }
+
+    fn insert(&self, key: usize, conn: Arc<Conn>) {
+        if self.shard(key).insert(key, conn).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn remove(&self, key: usize) -> Option<Arc<Conn>> {
+        let c = self.shard(key).remove(&key);
+        if c.is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        c
+    }
+
+    fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Every connection (a snapshot, one shard locked at a time).
+    fn all(&self) -> Vec<(usize, Arc<Conn>)> {
+        let mut v = Vec::with_capacity(self.len());
+        for s in &self.shards {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            v.extend(s.iter().map(|(k, c)| (*k, c.clone())));
+        }
+        v
+    }
+}
 
 /// What every worker shares.
 struct Shared {
@@ -97,16 +153,12 @@ impl Shared {
     }
 
     fn conn(&self, key: usize) -> Option<Arc<Conn>> {
-        self.table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned()
+        self.table.get(key)
     }
 }
 
 fn end(table: &Table, key: usize) {
-    if let Some(c) = table.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) {
+    if let Some(c) = table.remove(key) {
         let _ = c.sock.close();
     }
 }
@@ -235,7 +287,7 @@ struct Acceptor {
 fn accepted(sh: &Shared, acc: &Acceptor, c: overlapped::Completion<Option<Socket>>) {
     let (port, table, stats) = (&sh.port, &sh.table, &sh.stats);
     if let (None, Some(sock)) = (c.error, c.data) {
-        let n = table.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let n = table.len();
         if n >= sh.max_conns {
             stats.refused.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -250,10 +302,7 @@ fn accepted(sh: &Shared, acc: &Acceptor, c: overlapped::Completion<Option<Socket
                         recv: None,
                     }),
                 });
-                table
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, conn.clone());
+                table.insert(key, conn.clone());
                 idle(sh, &conn, key);
             }
         }
@@ -347,14 +396,14 @@ fn worker(sh: Arc<Shared>) {
 fn tick(sh: &Shared, idle: Option<Duration>, release: Option<Duration>) {
     let mut expired = Vec::new();
     let mut cancel = Vec::new();
-    for (k, c) in sh.table.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for (k, c) in sh.table.all() {
         // A connection whose lock is held is busy right now.
         let Ok(mut st) = c.st.try_lock() else {
             continue;
         };
         let quiet = super::quiet_since(st.last);
         if idle.is_some_and(|l| quiet > l) {
-            expired.push(*k);
+            expired.push(k);
         } else if release.is_some_and(|r| quiet > r) {
             cancel.extend(st.recv.take());
         }
@@ -472,7 +521,7 @@ pub fn serve(
     let sh = Arc::new(Shared {
         port,
         acc,
-        table: Mutex::new(HashMap::new()),
+        table: Table::new(),
         stats: stats.clone(),
         pool: Pool::new(args.buf_size, args.buf_max),
         next_key: std::sync::atomic::AtomicUsize::new(0),
@@ -502,14 +551,7 @@ pub fn serve(
     for h in handles {
         let _ = h.join();
     }
-    let keys: Vec<usize> = sh
-        .table
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
-        .copied()
-        .collect();
-    for k in keys {
+    for (k, _) in sh.table.all() {
         end(&sh.table, k);
     }
     for a in &sh.acc {
