@@ -231,8 +231,8 @@ impl Pool {
         overlapped::Slice::from(v.unwrap_or_else(|| vec![0xA5; self.sizes[class]]))
     }
 
-    /// A buffer of the smallest size, with an empty window: [`widen`]
-    /// (Pool::widen) opens it for a receive.
+    /// A buffer of the smallest size, with an empty window:
+    /// [`widen`](Pool::widen) opens it for a receive.
     pub fn take(&self) -> overlapped::Slice {
         let mut b = self.take_class(0);
         b.set_range(0..0);
