@@ -75,6 +75,13 @@ fn receive_given_up_after_its_poll_fired(e: &Engine, how: GiveUp) {
     send_urgent(&peer, b'?');
     // The poll fires in the kernel; nobody drives the engine meanwhile.
     std::thread::sleep(5 * MS);
+    give_up(e, &s, op, how, "receive");
+    drop(peer);
+}
+
+/// Gives up `op` (a pending receive on `s`) as `how` says, and checks that
+/// it ends: aborted (cancel, close), or gone from the engine (drop).
+fn give_up(e: &Engine, s: &Socket, op: overlapped::Op<Vec<u8>>, how: GiveUp, what: &str) {
     match how {
         GiveUp::Cancel => op.cancel().unwrap(),
         GiveUp::Close => s.close().unwrap(),
@@ -84,16 +91,15 @@ fn receive_given_up_after_its_poll_fired(e: &Engine, how: GiveUp) {
                 e.drive(Some(10 * MS));
                 e.ops_in_table() == 0
             });
-            assert!(left, "a dropped receive stayed in the engine");
+            assert!(left, "a dropped {what} stayed in the engine");
             return;
         }
     }
     match op.result_timeout(Some(slack(3 * SEC))).unwrap() {
         Polled::Complete(c) => assert!(c.is_aborted(), "{how:?}: {:?}", c.error),
-        Polled::Incomplete(_) => panic!("{how:?}: the receive is still pending"),
+        Polled::Incomplete(_) => panic!("{how:?}: the {what} is still pending"),
     }
     assert_eq!(e.ops_in_table(), 0);
-    drop(peer);
 }
 
 fn watching(kind: Kind) -> Engine {
@@ -166,24 +172,7 @@ fn oob_receive_given_up_after_its_poll_fired(e: &Engine, how: GiveUp) {
         .unwrap()
         .unwrap();
     assert_eq!(&got[..n.0], b"xyz");
-    match how {
-        GiveUp::Cancel => op.cancel().unwrap(),
-        GiveUp::Close => s.close().unwrap(),
-        GiveUp::Drop => {
-            drop(op);
-            let left = util::eventually(slack(3 * SEC), || {
-                e.drive(Some(10 * MS));
-                e.ops_in_table() == 0
-            });
-            assert!(left, "a dropped OOB receive stayed in the engine");
-            return;
-        }
-    }
-    match op.result_timeout(Some(slack(3 * SEC))).unwrap() {
-        Polled::Complete(c) => assert!(c.is_aborted(), "{how:?}: {:?}", c.error),
-        Polled::Incomplete(_) => panic!("{how:?}: the OOB receive is still pending"),
-    }
-    assert_eq!(e.ops_in_table(), 0);
+    give_up(e, &s, op, how, "OOB receive");
 }
 
 fn cancel_reaches_an_oob_receive_whose_poll_fired(e: &Engine) {

@@ -46,14 +46,15 @@ impl Core {
         call: impl FnOnce(OpRef<'_>, Parked) -> Step,
     ) -> Option<Outcome> {
         let (op, state, bufs) = slot_op(sock, s, key)?;
-        if !matches!(state, SlotState::Armed(_)) {
-            return None;
-        }
         // A tombstone while the backend holds the parked value: should the
         // call panic, the request it may have in the kernel keeps its token
-        // (see `SlotState::Lost`).
-        let SlotState::Armed(parked) = mem::replace(state, SlotState::Lost) else {
-            return None;
+        // (see `SlotState::Lost`). A slot that is not armed stays as it was.
+        let parked = match mem::replace(state, SlotState::Lost) {
+            SlotState::Armed(parked) => parked,
+            other => {
+                *state = other;
+                return None;
+            }
         };
         settle(call(op, parked), state, bufs)
     }

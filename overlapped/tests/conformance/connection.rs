@@ -717,21 +717,27 @@ fn k05_urgent_byte_arriving_while_receives_wait_is_kept(e: &Engine) {
     }
 }
 
+/// An engine of `e`'s kind with the urgent watch on
+/// (`EngineBuilder::watch_urgent`).
+fn watching_urgent(e: &Engine) -> Engine {
+    let choice = match e.kind() {
+        EngineKind::Uring => probe::EngineChoice::Uring,
+        _ => probe::EngineChoice::Poll,
+    };
+    Engine::builder()
+        .choice(choice)
+        .watch_urgent(true)
+        .build()
+        .unwrap()
+}
+
 fn k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept(e: &Engine) {
     // A normal receive waits on a socket that never started an OOB
     // receive; the urgent byte comes alone, then data after it. The poll
     // engine always keeps the byte; io_uring does with `watch_urgent`
     // (without it, the receive waiting in the kernel reads past the byte
     // and Linux drops it: see the porting guide).
-    let choice = match e.kind() {
-        EngineKind::Uring => probe::EngineChoice::Uring,
-        _ => probe::EngineChoice::Poll,
-    };
-    let e = &Engine::builder()
-        .choice(choice)
-        .watch_urgent(true)
-        .build()
-        .unwrap();
+    let e = &watching_urgent(e);
     for via in VIAS {
         let (c, s) = tcp_pair(e);
         let n = via.on(&s);
@@ -764,15 +770,7 @@ fn k05_urgent_byte_arriving_alone_before_any_oob_receive_is_kept(e: &Engine) {
 /// engine meanwhile): the first normal receive returns only the data, and
 /// the `OOB` receive after it the byte.
 fn k05_urgent_byte_and_data_before_any_receive_are_both_kept(e: &Engine) {
-    let choice = match e.kind() {
-        EngineKind::Uring => probe::EngineChoice::Uring,
-        _ => probe::EngineChoice::Poll,
-    };
-    let e = &Engine::builder()
-        .choice(choice)
-        .watch_urgent(true)
-        .build()
-        .unwrap();
+    let e = &watching_urgent(e);
     for via in VIAS {
         // A std peer: sending through the engine would drive it, and its
         // readiness reports would show the byte to the engine first.

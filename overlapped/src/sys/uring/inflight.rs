@@ -210,17 +210,18 @@ pub(super) fn prepare(
     ))
 }
 
-/// The readiness a [`Wait::Ready`] poll waits for: `None` for the kinds
-/// that wait as readiness polls anyway.
-fn ready_mask(kind: &OpKind) -> Option<libc::c_short> {
+/// The readiness an operation's readiness poll waits for: a receive's
+/// also reports urgent data (taken out first) and the peer's end.
+fn ready_mask(kind: &OpKind) -> libc::c_short {
     match kind {
-        OpKind::Send { .. } => Some(libc::POLLOUT),
-        OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => None,
-        OpKind::Recv { .. } => {
-            Some(libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP)
+        OpKind::Send { .. } | OpKind::Connect { .. } => libc::POLLOUT,
+        // POLLPRI alone was never reported for TCP urgent data by io_uring
+        // here; with POLLRDBAND the poll fires (measured).
+        OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => {
+            libc::POLLPRI | libc::POLLRDBAND
         }
-        OpKind::Accept => Some(libc::POLLIN),
-        OpKind::Connect { .. } => None,
+        OpKind::Recv { .. } => libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP,
+        OpKind::Accept => libc::POLLIN,
     }
 }
 
@@ -232,8 +233,8 @@ fn build(
     bufs: Option<&mut dyn RawBufs>,
 ) -> io::Result<squeue::Entry> {
     let (fdt, kind, done) = (types::Fd(req.fd), req.kind, req.done);
-    if let (Wait::Ready, Some(mask)) = (req.wait, ready_mask(kind)) {
-        return Ok(poll_add(km, fdt, mask));
+    if req.wait == Wait::Ready {
+        return Ok(poll_add(km, fdt, ready_mask(kind)));
     }
     // The operation's one registered buffer, when the engine registered its
     // pool: the window past the operation's progress.
@@ -259,16 +260,13 @@ fn build(
         OpKind::Send { flags, to } => {
             send_msg(km, req, bufs.ok_or_else(missing_bufs)?, *flags, *to)
         }
-        // POLLPRI alone was never reported for TCP urgent data by io_uring
-        // here; with POLLRDBAND the poll fires (measured).
         OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => {
-            poll_add(km, fdt, libc::POLLPRI | libc::POLLRDBAND)
+            poll_add(km, fdt, ready_mask(kind))
         }
         OpKind::Recv { .. }
             if req.wait == Wait::UrgentWatch && kind.is_plain_stream_recv(req.stream) =>
         {
-            let mask = libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP;
-            poll_add(km, fdt, mask)
+            poll_add(km, fdt, ready_mask(kind))
         }
         OpKind::Recv {
             flags,
@@ -293,7 +291,7 @@ fn build(
         OpKind::Accept => opcode::Accept::new(fdt, (&raw mut km.addr).cast(), &raw mut km.addrlen)
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build(),
-        OpKind::Connect { .. } => poll_add(km, fdt, libc::POLLOUT),
+        OpKind::Connect { .. } => poll_add(km, fdt, ready_mask(kind)),
     };
     Ok(entry)
 }
