@@ -105,10 +105,12 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 16 * 1024, value_parser = limits::buf_size)]
     pub buf_size: usize,
     /// Largest receive buffer a busy connection grows to, in bytes (1 B to
-    /// 64 MiB; not above --buf-size: no growth): a receive that fills its buffer gets
+    /// 64 MiB; not above --buf-size: no growth; larger moves bulk data
+    /// faster but holds more memory per busy connection): a receive that
+    /// fills its buffer gets
     /// one four times larger for the next, up to this; the connection is
     /// back to --buf-size once it idles (--buf-release).
-    #[arg(long, default_value_t = 256 * 1024, value_parser = limits::buf_size)]
+    #[arg(long, default_value_t = 64 * 1024, value_parser = limits::buf_size)]
     pub buf_max: usize,
     /// Give a connection's buffer back to the pool once its receive has
     /// waited this many seconds for data (0 = keep it).
