@@ -17,6 +17,7 @@ mod asyncs;
 mod close_cancel;
 mod connection;
 mod events;
+mod extensions;
 mod operations;
 mod ports;
 mod routines;
