@@ -158,6 +158,99 @@ fn async_echo_server_serves_100_clients(kind: Kind) {
     serves_100_clients("async_echo_server", kind);
 }
 
+/// `GET url` with a real HTTP client: curl, or Python's `urllib` where
+/// curl is missing. The status code and the body.
+fn http_get(url: &str, scratch: &std::path::Path) -> (u16, Vec<u8>) {
+    let out_file = scratch.join(format!(
+        "body-{:?}-{}",
+        std::thread::current().id(),
+        url.len()
+    ));
+    let curl = Command::new("curl").arg("--version").output().is_ok();
+    let out = if curl {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-o"])
+            .arg(&out_file)
+            .args(["-w", "%{http_code}", url])
+            .output()
+            .expect("run curl")
+    } else {
+        let script = "import sys, urllib.request, urllib.error\n\
+            try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=20); code, body = r.status, r.read()\n\
+            except urllib.error.HTTPError as e:\n    code, body = e.code, e.read()\n\
+            open(sys.argv[2], 'wb').write(body)\nprint(code, end='')\n";
+        Command::new("python3")
+            .args(["-c", script, url])
+            .arg(&out_file)
+            .output()
+            .expect("run python3")
+    };
+    assert!(
+        out.status.success(),
+        "{url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let body = std::fs::read(&out_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_file);
+    (code, body)
+}
+
+/// The static file server (`accept_ex` with the request, `transmit_file`,
+/// `disconnect` with reuse) serves a real HTTP client: more requests than
+/// its pool of sockets one after another (every socket is reused), a
+/// missing file, and 16 clients at once.
+fn file_server_serves_a_real_http_client(kind: Kind) {
+    let root = std::env::temp_dir().join(format!(
+        "ovl-file-server-{}-{}",
+        std::process::id(),
+        kind.name()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 253) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    std::fs::write(root.join("small.txt"), b"hello, file\n").unwrap();
+    let mut c = Command::new(example("file_server"))
+        .arg("127.0.0.1:0")
+        .arg(&root)
+        .env("OVERLAPPED_ENGINE", kind.name())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run example file_server");
+    let mut out = BufReader::new(c.stdout.take().unwrap());
+    let _server = Running(c);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .strip_prefix("listening on ")
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    for _ in 0..20 {
+        let (code, body) = http_get(&format!("http://{addr}/small.txt"), &root);
+        assert_eq!((code, &body[..]), (200, &b"hello, file\n"[..]));
+    }
+    let (code, body) = http_get(&format!("http://{addr}/big.bin"), &root);
+    assert_eq!(code, 200);
+    assert!(body == big, "big.bin: {} bytes came", body.len());
+    let (code, _) = http_get(&format!("http://{addr}/missing"), &root);
+    assert_eq!(code, 404);
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (url, root, big) = (format!("http://{addr}/big.bin"), root.clone(), big.clone());
+            std::thread::spawn(move || {
+                let (code, body) = http_get(&url, &root);
+                assert_eq!(code, 200);
+                assert!(body == big, "{} bytes came", body.len());
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 util::cases! {
     overlapped_send_and_recv_print_the_book_lines,
     routine_recv_prints_message_before_completion_line,
@@ -165,4 +258,5 @@ util::cases! {
     engine_free echo_client_stops_when_the_server_closes_mid_line,
     iocp_echo_server_serves_100_clients,
     async_echo_server_serves_100_clients,
+    file_server_serves_a_real_http_client,
 }
