@@ -48,7 +48,11 @@
 //! | `WSASocket(..., WSA_FLAG_OVERLAPPED)` | [`Socket::new`] (non-blocking, close-on-exec) |
 //! | `bind`, `listen`, `setsockopt` | [`Socket::bind`], [`Socket::listen`], [`Socket::with_socket2`] |
 //! | `AcceptEx` | [`Socket::accept`] (an operation) |
+//! | `AcceptEx` with a receive buffer, into a caller-made socket; `GetAcceptExSockaddrs` | [`Socket::accept_ex`]; the addresses in [`Accepted`] |
 //! | `ConnectEx` | [`Socket::connect`] (an operation) |
+//! | `ConnectEx` with send data | [`Socket::connect_with`] |
+//! | `DisconnectEx` (`TF_REUSE_SOCKET`) | [`Socket::disconnect`] |
+//! | `TransmitFile` (head and tail: `TRANSMIT_FILE_BUFFERS`) | [`Socket::transmit_file`] |
 //! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>`, `[Vec<u8>; N]` or any [`IoBuf`] / [`IoBufMut`] (see [`buf`]) |
 //! | `WSASendTo` / `WSARecvFrom` | [`Socket::send_to`] / [`Socket::recv_from`] |
 //! | `MSG_OOB`, `MSG_PEEK`, `MSG_DONTROUTE`, `MSG_WAITALL` | [`MsgFlags`] |
