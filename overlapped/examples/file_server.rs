@@ -83,7 +83,14 @@ fn respond(root: &Path, sock: &Socket, slot: usize, request: &[u8]) -> io::Resul
                 "HTTP/1.0 200 OK\r\nContent-Length: {len}\r\n\
                  Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
             );
-            sock.transmit_file(&file, 0, len, head.into_bytes(), Vec::new(), Notify::Port(respond))?;
+            sock.transmit_file(
+                &file,
+                0,
+                len,
+                head.into_bytes(),
+                Vec::new(),
+                Notify::Port(respond),
+            )?;
         }
         Err(status) => {
             let body = format!("{status}\n");

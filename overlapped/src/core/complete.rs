@@ -114,6 +114,9 @@ impl Core {
             // A caller-made socket the accept did not fill is free again.
             if let Some(t) = &a.into {
                 t.settle(crate::sys::ext::Reserve::Released);
+                if out.error.is_some() {
+                    t.undo_accept();
+                }
             }
         }
         // A receive hands its buffers back truncated to the bytes that

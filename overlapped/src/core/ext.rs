@@ -79,8 +79,12 @@ impl Core {
                 self.fresh_socket_state(sock, s, true);
                 Ok(())
             }
+            // Free again; its descriptor may name a fresh socket (an
+            // aborted accept's connection was closed), which the backend
+            // must watch.
             Reserve::Released | Reserve::Closed => {
                 s.reserved = None;
+                self.fresh_socket_state(sock, s, false);
                 Ok(())
             }
         }
@@ -129,13 +133,8 @@ impl Core {
             Some(std::net::SocketAddr::V6(_)) => socket2::Domain::IPV6,
             _ => socket2::Domain::IPV4,
         };
-        let fresh = socket2::Socket::new(
-            domain,
-            socket2::Type::STREAM.nonblocking().cloexec(),
-            Some(socket2::Protocol::TCP),
-        );
-        let fresh = match fresh {
-            Ok(f) => std::os::fd::OwnedFd::from(f),
+        let fresh = match crate::sys::ext::fresh_stream(domain) {
+            Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "a fresh socket for reuse could not be made");
                 return;
@@ -148,11 +147,15 @@ impl Core {
         self.fresh_socket_state(sock, s, false);
     }
 
-    /// A reserved socket closes: the accept that holds it ends aborted when
-    /// it next runs (a connection it took is closed).
-    pub(super) fn close_reserved(s: &mut SockState) {
-        if let Some(t) = s.reserved.take() {
-            t.settle(Reserve::Closed);
+    /// A reserved socket closes: the accept that holds it is to end
+    /// aborted (a connection it took is closed). Returns its canceller, to
+    /// run once the socket's lock is let go (it takes the listener's).
+    pub(super) fn close_reserved(s: &mut SockState) -> Option<Box<dyn FnOnce() + Send>> {
+        let t = s.reserved.take()?;
+        if t.settle(Reserve::Closed) {
+            t.take_on_close()
+        } else {
+            None
         }
     }
 }

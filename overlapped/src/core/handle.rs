@@ -72,7 +72,7 @@ impl Core {
             return Ok(());
         }
         s.closed = true;
-        Core::close_reserved(s);
+        let cancel_accept = Core::close_reserved(s);
         let keys: Vec<u16> = s.queues.iter().flat_map(|q| q.iter().copied()).collect();
         for k in keys {
             if let Some(slot) = s.ops.get_mut(k as usize) {
@@ -83,6 +83,9 @@ impl Core {
         let fd = s.fd.take();
         self.remove_if_closed(sock, s);
         drop(guard);
+        if let Some(cancel) = cancel_accept {
+            cancel();
+        }
         // Out of the socket's lock (`epoll_ctl`): the socket is closed, so
         // a readiness report meanwhile finds nothing to do.
         if let Some(fd) = fd.as_ref() {

@@ -118,8 +118,9 @@ impl Socket {
     /// (`dup3`), so options set on the socket before are not carried over
     /// (set them on the listener, whose accepted sockets inherit them, or
     /// after the completion); [`raw_fd`](Socket::raw_fd) keeps its number.
-    /// Closing the reserved socket ends the accept *aborted* when it next
-    /// runs (a connection it took then is closed).
+    /// Closing the reserved socket ends the accept *aborted*; an accept
+    /// into it that ends with an error or aborted after it took its
+    /// connection closes that connection and leaves the socket free.
     ///
     /// Windows' `AcceptEx` also writes both addresses into the buffer; here
     /// they come as fields, so no room is needed for them.
@@ -178,11 +179,28 @@ impl Socket {
             conn: None,
         }));
         let r = self.start_ext::<B, _>(kind, erased, notify.into());
-        if r.is_err() {
+        match (&r, target) {
             // No accept holds the socket.
-            if let Some(t) = target {
+            (Err(_), Some(t)) => {
                 t.settle(Reserve::Released);
             }
+            // Closing the socket cancels the accept (weakly held: the
+            // accept holds the socket's reservation).
+            (Ok(started), Some(t)) => {
+                let (core, sock, id) = (
+                    Arc::downgrade(&self.engine.inner),
+                    Arc::downgrade(&self.sock),
+                    match started {
+                        Started::Now { op, .. } | Started::Pending(op) => op.id,
+                    },
+                );
+                t.set_on_close(Box::new(move || {
+                    if let (Some(core), Some(sock)) = (core.upgrade(), sock.upgrade()) {
+                        let _ = core.cancel_op(&sock, id);
+                    }
+                }));
+            }
+            (_, None) => {}
         }
         r
     }

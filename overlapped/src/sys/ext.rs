@@ -20,10 +20,21 @@ use crate::buf::RawBufs;
 /// into (SPEC x02): its descriptor (kept open by this reference, so its
 /// number cannot be reused while the accept may still write it) and where
 /// the reservation stands, read by the socket itself on its next call.
-#[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) fd: Arc<OwnedFd>,
     state: AtomicU8,
+    /// Cancels the accept that holds the socket (set once it started): run
+    /// when the socket closes, as Windows ends such an accept at once.
+    on_close: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("fd", &self.fd)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a [`Target`]'s reservation stands.
@@ -46,7 +57,44 @@ impl Target {
         Arc::new(Target {
             fd,
             state: AtomicU8::new(Reserve::Held as u8),
+            on_close: std::sync::Mutex::new(None),
         })
+    }
+
+    /// What cancels the accept that holds the socket (see
+    /// [`take_on_close`](Self::take_on_close)).
+    pub(crate) fn set_on_close(&self, f: Box<dyn FnOnce() + Send>) {
+        *self.on_close.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// The canceller of the holding accept, once.
+    pub(crate) fn take_on_close(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        self.on_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The accept that filled the socket ended with an error or aborted
+    /// (a cancel, a close of the listener, a connection that failed before
+    /// its first data): the connection in the socket is closed and the
+    /// socket is given a fresh unconnected one, free again (a connection an
+    /// aborted accept took is never left open).
+    pub(crate) fn undo_accept(&self) {
+        if self.state() != Reserve::Accepted {
+            return;
+        }
+        let domain = match rustix::net::getsockname(&*self.fd)
+            .ok()
+            .and_then(|a| SocketAddr::try_from(a).ok())
+        {
+            Some(SocketAddr::V6(_)) => socket2::Domain::IPV6,
+            _ => socket2::Domain::IPV4,
+        };
+        match fresh_stream(domain).and_then(|f| tcp::replace_fd(self.fd.as_fd(), f)) {
+            Ok(()) => self.state.store(Reserve::Released as u8, Ordering::Release),
+            Err(e) => tracing::warn!(error = %e, "closing an aborted accept's connection failed"),
+        }
     }
 
     pub(crate) fn state(&self) -> Reserve {
@@ -194,6 +242,16 @@ pub(crate) fn accept_ex(
     out.addr = conn.peer;
     out.fd = conn.fd;
     Attempt::Done(out)
+}
+
+/// A new non-blocking, close-on-exec TCP socket of `domain`.
+pub(crate) fn fresh_stream(domain: socket2::Domain) -> io::Result<OwnedFd> {
+    let s = socket2::Socket::new(
+        domain,
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    Ok(OwnedFd::from(s))
 }
 
 fn missing_bufs() -> io::Error {

@@ -236,6 +236,47 @@ fn x02_cancelled_accept_releases_the_socket(e: &Engine) {
     target.connect_wait(other.local_addr().unwrap()).unwrap();
 }
 
+/// x02: closing the reserved socket ends its accept at once, aborted;
+/// an accept into a socket that is cancelled after it took its
+/// connection closes that connection and leaves the socket free.
+fn x02_close_or_cancel_of_a_reserved_socket(e: &Engine) {
+    let l = Socket::tcp_listener(e, &v4()).unwrap();
+    let addr = l.local_addr().unwrap();
+    let target = Socket::tcp_for(e, &addr).unwrap();
+    let op = l
+        .accept_ex(Some(&target), vec![0u8; 16], Notify::None)
+        .unwrap()
+        .op();
+    target.close().unwrap();
+    let d = done(op);
+    assert!(d.is_aborted(), "{:?}", d.error);
+    // The listener goes on: the next accept takes the next client.
+    let next = l
+        .accept_ex(None, Vec::<u8>::new(), Notify::None)
+        .unwrap()
+        .op();
+    let c = client(addr);
+    assert_eq!(done(next).data.peer_addr, Some(c.local_addr().unwrap()));
+    // Cancelled while waiting for its first data: the connection closes.
+    let target = Socket::tcp_for(e, &addr).unwrap();
+    let op = l
+        .accept_ex(Some(&target), vec![0u8; 16], Notify::None)
+        .unwrap()
+        .op();
+    let mut silent = client(addr);
+    assert!(still_pending(e, &op, 50));
+    op.cancel().unwrap();
+    assert!(done(op).is_aborted());
+    let mut b = [0u8; 1];
+    assert!(
+        matches!(silent.read(&mut b), Ok(0) | Err(_)),
+        "the connection was closed"
+    );
+    assert!(target.peer_addr().is_err(), "the socket is not connected");
+    let other = TcpListener::bind(v4()).unwrap();
+    target.connect_wait(other.local_addr().unwrap()).unwrap();
+}
+
 /// x03: the data of a connect goes out after the connection; the
 /// completion counts it.
 fn x03_connect_with_data(e: &Engine) {
@@ -534,6 +575,7 @@ util::cases! {
     x01_accept_with_data_every_notification,
     x02_accept_into_caller_socket,
     x02_cancelled_accept_releases_the_socket,
+    x02_close_or_cancel_of_a_reserved_socket,
     x03_connect_with_data,
     x04_disconnect_half_closes_as_an_operation,
     x04_disconnect_after_pending_sends,
