@@ -103,9 +103,10 @@ impl Core {
                 out.error = Some(crate::flags::closed_error());
             }
         }
-        // A receive hands its buffers back truncated to the bytes that
-        // landed in them (also when it ends with an error or aborted).
-        if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
+        // A receive (or a file read) hands its buffers back truncated to
+        // the bytes that landed in them (also when it ends with an error or
+        // aborted).
+        if let (true, Some(b)) = (slot.kind.fills(), slot.bufs.as_deref_mut()) {
             // A receive's outcome counts the bytes written at the start of
             // its room (the backends' and `leftover`'s rule).
             // SAFETY: so the first `out.bytes` bytes are written.
@@ -368,6 +369,7 @@ fn slot_op<'a>(
     let slot = ops.get_mut(key)?;
     let op = OpRef {
         fd: fd.as_ref().map(|f| f.as_fd()),
+        shared_fd: fd.as_ref(),
         token: op_token(sock.key, key as u16, slot.seq),
         kind: &mut slot.kind,
         done: &mut slot.done,

@@ -124,7 +124,7 @@ pub(super) fn precheck(s: &mut SockState, kind: &OpKind, notify: &SlotNotify) ->
                 return Err(os(libc::EISCONN));
             }
         }
-        OpKind::Accept => {}
+        OpKind::Accept | OpKind::FileRead { .. } | OpKind::FileWrite { .. } => {}
     }
     Ok(())
 }

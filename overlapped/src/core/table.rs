@@ -264,8 +264,9 @@ pub(crate) struct SockState {
     /// Open handles of the socket (`Socket` and its clones, SPEC k11): the
     /// socket closes with the last.
     pub(crate) handles: usize,
-    /// Slot indexes of the direction queues, in posting order.
-    pub(crate) queues: [VecDeque<u16>; 3],
+    /// Slot indexes of the direction queues, in posting order (the fourth,
+    /// a file's operations, all parked at once: see [`Dir::File`]).
+    pub(crate) queues: [VecDeque<u16>; 4],
     pub(crate) port: Option<(Arc<dyn super::PortSink>, usize)>,
     pub(crate) skip_on_success: bool,
     /// Bytes a stream receive took from the kernel after its handle was

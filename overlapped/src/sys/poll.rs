@@ -13,7 +13,8 @@
 //! core serves priority readiness before a socket's reads (a read past the
 //! urgent byte makes Linux drop it; see SPEC k05). Sends pass
 //! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
-//! the epoll set.
+//! the epoll set. File operations run on the engine's file pool
+//! ([`pool`](super::pool)), whose eventfd is in the set too.
 //!
 //! No `unsafe` here: the syscalls go through `rustix` with borrowed buffers.
 
@@ -29,12 +30,15 @@ use super::{
 use crate::flags::MsgFlags;
 
 const WAKE_TOKEN: u64 = u64::MAX;
+/// The file pool's eventfd (no socket token has its top bit set).
+const POOL_TOKEN: u64 = u64::MAX - 1;
 
 /// The epoll backend.
 #[derive(Debug)]
 pub(crate) struct Poll {
     epoll: OwnedFd,
     wake_fd: OwnedFd,
+    files: super::pool::Pool,
 }
 
 impl Poll {
@@ -48,7 +52,24 @@ impl Poll {
             epoll::EventFlags::IN,
         )
         .map_err(to_io)?;
-        Ok(Poll { epoll, wake_fd })
+        let files = super::pool::Pool::new()?;
+        epoll::add(
+            &epoll,
+            files.signal_fd(),
+            epoll::EventData::new_u64(POOL_TOKEN),
+            epoll::EventFlags::IN,
+        )
+        .map_err(to_io)?;
+        Ok(Poll {
+            epoll,
+            wake_fd,
+            files,
+        })
+    }
+
+    /// The engine's file pool.
+    pub(crate) fn files(&self) -> &super::pool::Pool {
+        &self.files
     }
 
     /// Registers a socket for edge-triggered readiness under `token`.
@@ -98,6 +119,10 @@ impl Poll {
                 let mut buf = [0u8; 8];
                 let _ = rustix::io::read(&self.wake_fd, &mut buf);
                 woke = true;
+                continue;
+            }
+            if token == POOL_TOKEN {
+                self.files.reap(out);
                 continue;
             }
             let f = ev.flags;

@@ -17,6 +17,7 @@ mod asyncs;
 mod close_cancel;
 mod connection;
 mod events;
+mod files;
 mod operations;
 mod ports;
 mod routines;

@@ -353,9 +353,13 @@ impl Uring {
                 reaped: Reaped::Uring(cqe),
                 ..
             } => cqe,
-            // Readiness is no news for a request in the ring (never met:
-            // only poll reports it).
-            Wakeup::Sock { .. } => return Step::Parked(Parked::Uring(f)),
+            // Readiness (or a file pool's job) is no news for a request in
+            // the ring (never met: only poll reports them).
+            Wakeup::Sock { .. }
+            | Wakeup::Op {
+                reaped: Reaped::Pool(_),
+                ..
+            } => return Step::Parked(Parked::Uring(f)),
         };
         let mut f = f;
         let (res, cflags) = if f.fixed() == FixedOp::SendZc {
