@@ -8,7 +8,7 @@
 //! (SPEC f04). A worker runs the operation's `preadv`/`pwritev`, keeps the
 //! result in the operation's [`Job`], and tells the engine through an
 //! eventfd in its epoll set: the engine's next wait reports a
-//! [`Wakeup::Op`](super::Wakeup::Op) under the operation's token, and the
+//! [`Wakeup::Op`] under the operation's token, and the
 //! core dispatches it as any other completion (routine, event, port).
 //!
 //! * **Bounded.** At most [`MAX_WORKERS`] threads per engine, started one
