@@ -75,6 +75,9 @@
 //! | `GetQueuedCompletionStatus(Ex)` | [`CompletionPort::get_queued`] / [`CompletionPort::get_queued_many`] |
 //! | `PostQueuedCompletionStatus` | [`CompletionPort::post`] |
 //! | `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` | [`Socket::set_skip_port_on_success`] |
+//! | `CreateFile(..., FILE_FLAG_OVERLAPPED)` | [`File::open`], [`File::create`], [`File::open_with`], [`File::from_fd`] |
+//! | `ReadFile` / `WriteFile` with `OVERLAPPED.Offset` | [`File::read_at`] / [`File::write_at`] (operations; gather and scatter too) |
+//! | `CreateIoCompletionPort(file, ...)`, `CancelIoEx(file, NULL)`, `CloseHandle(file)` | [`CompletionPort::associate_file`], [`File::cancel_all`], [`File::close`] |
 //! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
 //! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`] |
 //!
@@ -263,6 +266,7 @@ pub mod buf;
 mod core;
 mod engine;
 mod event;
+mod file;
 mod flags;
 mod net;
 mod op;
@@ -282,6 +286,7 @@ mod winerror;
 pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
+pub use file::{FILE_WORKERS, File};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
 pub use net::{Accepted, Socket};
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};

@@ -8,12 +8,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::buf::IoBufs;
-use crate::core::{OpId, RawDone, Sock};
+use crate::core::{OpId, RawDone, SlotNotify, Sock};
 use crate::engine::Engine;
 use crate::event::Event;
 use crate::flags::{RecvFlags, is_aborted};
 use crate::net::Socket;
+use crate::sys::OpKind;
+use crate::thread::{current_ctx, register_routine, unregister_routine};
 
 /// How a finished operation ended: the `dwError`, `cbTransferred` and
 /// `dwFlags` of the model, plus the buffers (or other value) handed back.
@@ -492,6 +496,80 @@ impl<T: OpOutput> std::future::Future for Op<T> {
                 std::task::Poll::Ready(T::from_raw(raw).into_result())
             }
             None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// Starts an operation on the socket or file `sock` of `engine` (its
+/// handle's `closed` flag): the notify becomes the core's, and the core's
+/// answer a [`Started`] handle, or the error with the buffers back.
+pub(crate) fn start_on<T: OpOutput>(
+    engine: &Engine,
+    sock: &Arc<Sock>,
+    closed: &AtomicBool,
+    kind: OpKind,
+    bufs: crate::sys::Bufs,
+    notify: Notify<T>,
+) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
+    let (slot_notify, handle, routine) = match notify {
+        Notify::None => (
+            SlotNotify::Default {
+                conv: crate::port::convert::<T>(),
+            },
+            true,
+            None,
+        ),
+        Notify::Event(e) => {
+            e.reset();
+            e.bind_engine(engine);
+            (SlotNotify::Event(e.signal()), true, None)
+        }
+        Notify::Routine(f) => {
+            let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
+            (
+                SlotNotify::Routine {
+                    ctx: current_ctx(),
+                    id,
+                },
+                false,
+                Some(id),
+            )
+        }
+        Notify::Port(tag) => (
+            SlotNotify::Port {
+                tag,
+                conv: crate::port::convert::<T>(),
+            },
+            false,
+            None,
+        ),
+    };
+    if closed.load(Ordering::Acquire) {
+        if let Some(id) = routine {
+            unregister_routine(id);
+        }
+        return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
+    }
+    match engine.inner.start(sock, kind, bufs, slot_notify, handle) {
+        Ok(crate::core::StartOk { id, now, handle }) => {
+            let op = Op {
+                engine: engine.clone(),
+                sock: sock.clone(),
+                id,
+                consumer: handle,
+                done: false,
+                _t: PhantomData,
+            };
+            Ok(match now {
+                Some(bytes) => Started::Now { bytes, op },
+                None => Started::Pending(op),
+            })
+        }
+        Err((e, b)) => {
+            if let Some(id) = routine {
+                unregister_routine(id);
+            }
+            Err((e, b))
         }
     }
 }

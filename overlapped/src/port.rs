@@ -328,6 +328,22 @@ impl CompletionPort {
         Ok(())
     }
 
+    /// `CreateIoCompletionPort(file, port, key, 0)`: associates an
+    /// overlapped file with this port under `key`, as
+    /// [`associate`](Self::associate) does a socket: its reads and writes
+    /// started with `Notify::Port` (or `Notify::None` before the
+    /// association) queue packets here, beside the sockets' (SPEC f01).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the file is already associated with a port;
+    /// `EBADF` for a closed file.
+    #[doc(alias = "CreateIoCompletionPort")]
+    pub fn associate_file(&self, file: &crate::File, key: usize) -> io::Result<()> {
+        file.associate(self.inner.clone(), key)?;
+        self.inner.add_engine(file.engine());
+        Ok(())
+    }
+
     /// `PostQueuedCompletionStatus(port, bytes, key, payload)`: queues a user
     /// packet (e.g. to tell workers to stop).
     ///

@@ -1,7 +1,8 @@
 //! The textbook programs, run as programs, on each engine: the overlapped
 //! pair prints the book's lines, the routine receiver orders its lines as
 //! the book does, and the routine, IOCP and async echo servers serve 100
-//! concurrent clients with every byte verified.
+//! concurrent clients with every byte verified; the file copy copies a
+//! file through a completion port.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -251,6 +252,38 @@ fn file_server_serves_a_real_http_client(kind: Kind) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+fn file_copy_copies_a_file_through_a_port(kind: Kind) {
+    let dir = std::env::temp_dir().join(format!(
+        "ovl-example-copy-{}-{}",
+        std::process::id(),
+        kind.name()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (from, to) = (dir.join("source"), dir.join("copy"));
+    // Not a whole number of chunks: the last one is short.
+    let bytes: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&from, &bytes).unwrap();
+    let out = Command::new(example("file_copy"))
+        .arg(&from)
+        .arg(&to)
+        .env("OVERLAPPED_ENGINE", kind.name())
+        .output()
+        .unwrap();
+    let copied = std::fs::read(&to);
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("copied 1000003 bytes in 16 chunks"),
+        "{stdout}"
+    );
+    assert!(copied.unwrap() == bytes, "the copy differs from the source");
+}
+
 util::cases! {
     overlapped_send_and_recv_print_the_book_lines,
     routine_recv_prints_message_before_completion_line,
@@ -259,4 +292,5 @@ util::cases! {
     iocp_echo_server_serves_100_clients,
     async_echo_server_serves_100_clients,
     file_server_serves_a_real_http_client,
+    file_copy_copies_a_file_through_a_port,
 }

@@ -119,11 +119,10 @@ impl Core {
                 }
             }
         }
-        // A receive hands its buffers back truncated to the bytes that
-        // landed in them (also when it ends with an error or aborted).
-        if let (OpKind::Recv { .. } | OpKind::AcceptEx(_), Some(b)) =
-            (&slot.kind, slot.bufs.as_deref_mut())
-        {
+        // A receive (or a file read) hands its buffers back truncated to
+        // the bytes that landed in them (also when it ends with an error or
+        // aborted).
+        if let (true, Some(b)) = (slot.kind.fills(), slot.bufs.as_deref_mut()) {
             // A receive's outcome counts the bytes written at the start of
             // its room (the backends' and `leftover`'s rule).
             // SAFETY: so the first `out.bytes` bytes are written.
@@ -418,6 +417,7 @@ fn slot_op<'a>(
     let slot = ops.get_mut(key)?;
     let op = OpRef {
         fd: fd.as_ref().map(|f| f.as_fd()),
+        shared_fd: fd.as_ref(),
         token: op_token(sock.key, key as u16, slot.seq),
         kind: &mut slot.kind,
         done: &mut slot.done,

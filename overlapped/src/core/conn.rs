@@ -128,7 +128,7 @@ pub(super) fn precheck(s: &mut SockState, kind: &OpKind, notify: &SlotNotify) ->
                 return Err(os(libc::EISCONN));
             }
         }
-        OpKind::Accept => {}
+        OpKind::Accept | OpKind::FileRead { .. } | OpKind::FileWrite { .. } => {}
         OpKind::AcceptEx(_) => {
             if !c.listening {
                 return Err(invalid("accept on a socket that is not listening"));

@@ -27,7 +27,7 @@ const SHARDS: usize = 32;
 pub(crate) const MAX_OPS_PER_SOCKET: usize = 0xFFFF;
 
 /// The index in [`SockState::queues`] of the operations that wait aside.
-pub(crate) const ASIDE: usize = 3;
+pub(crate) const ASIDE: usize = 4;
 
 /// The sockets of an engine, by key.
 pub(crate) struct Registry {
@@ -267,10 +267,11 @@ pub(crate) struct SockState {
     /// Open handles of the socket (`Socket` and its clones, SPEC k11): the
     /// socket closes with the last.
     pub(crate) handles: usize,
-    /// Slot indexes of the direction queues, in posting order, and (at
+    /// Slot indexes of the direction queues, in posting order (the fourth,
+    /// a file's operations, all parked at once: see [`Dir::File`]), and (at
     /// [`ASIDE`]) of the operations that wait off their queue on a
     /// descriptor of their own (see `OpKind::waits_aside`).
-    pub(crate) queues: [VecDeque<u16>; 4],
+    pub(crate) queues: [VecDeque<u16>; 5],
     /// A pending `AcceptEx` on another socket will take its connection
     /// into this one (SPEC x02); the socket learns the outcome on its next
     /// call.

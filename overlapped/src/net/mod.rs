@@ -7,7 +7,6 @@
 //! completed now or pending, and complete exactly once.
 
 use std::io;
-use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -17,12 +16,11 @@ use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::buf::ErasedBufs;
 use crate::buf::{IoBufs, IoBufsMut, check_bufs, erase_rx, erase_tx, take_back};
-use crate::core::{SlotNotify, Sock};
+use crate::core::Sock;
 use crate::engine::Engine;
 use crate::flags::MsgFlags;
-use crate::op::{Notify, Op, OpOutput, StartError, Started};
+use crate::op::{Notify, OpOutput, StartError, Started};
 use crate::sys::OpKind;
-use crate::thread::{current_ctx, register_routine, unregister_routine};
 
 mod ext;
 pub use ext::Accepted;
@@ -293,71 +291,7 @@ impl Socket {
         bufs: crate::sys::Bufs,
         notify: Notify<T>,
     ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
-        let (slot_notify, handle, routine) = match notify {
-            Notify::None => (
-                SlotNotify::Default {
-                    conv: crate::port::convert::<T>(),
-                },
-                true,
-                None,
-            ),
-            Notify::Event(e) => {
-                e.reset();
-                e.bind_engine(&self.engine);
-                (SlotNotify::Event(e.signal()), true, None)
-            }
-            Notify::Routine(f) => {
-                let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
-                (
-                    SlotNotify::Routine {
-                        ctx: current_ctx(),
-                        id,
-                    },
-                    false,
-                    Some(id),
-                )
-            }
-            Notify::Port(tag) => (
-                SlotNotify::Port {
-                    tag,
-                    conv: crate::port::convert::<T>(),
-                },
-                false,
-                None,
-            ),
-        };
-        if self.closed.load(Ordering::Acquire) {
-            if let Some(id) = routine {
-                unregister_routine(id);
-            }
-            return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
-        }
-        match self
-            .engine
-            .inner
-            .start(&self.sock, kind, bufs, slot_notify, handle)
-        {
-            Ok(crate::core::StartOk { id, now, handle }) => {
-                let op = Op {
-                    engine: self.engine.clone(),
-                    sock: self.sock.clone(),
-                    id,
-                    consumer: handle,
-                    done: false,
-                    _t: PhantomData,
-                };
-                Ok(match now {
-                    Some(bytes) => Started::Now { bytes, op },
-                    None => Started::Pending(op),
-                })
-            }
-            Err((e, b)) => {
-                if let Some(id) = routine {
-                    unregister_routine(id);
-                }
-                Err((e, b))
-            }
-        }
+        crate::op::start_on(&self.engine, &self.sock, &self.closed, kind, bufs, notify)
     }
 
     /// Starts a send or receive with its buffers, boxed (by

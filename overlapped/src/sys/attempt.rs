@@ -88,6 +88,26 @@ pub(crate) fn attempt(
         }
         OpKind::Disconnect { .. } => super::ext::disconnect(fd),
         OpKind::Transmit(t) => super::ext::transmit(fd, t, bufs, done),
+        // Never tried at start, nor on readiness (the core parks file
+        // operations at once); here for completeness, as the pool runs it.
+        OpKind::FileRead { offset } => file(fd, true, *offset, stream, bufs, done),
+        OpKind::FileWrite { offset } => file(fd, false, *offset, stream, bufs, done),
+    }
+}
+
+/// `ReadFile` / `WriteFile` at an offset (see [`file_io`](super::pool::file_io)).
+fn file(
+    fd: BorrowedFd<'_>,
+    read: bool,
+    offset: u64,
+    stream: bool,
+    bufs: Option<&mut dyn RawBufs>,
+    done: &mut usize,
+) -> Attempt {
+    let bufs = bufs.expect("a file operation carries buffers");
+    match super::pool::file_io(fd, read, offset, stream, bufs, done) {
+        Some(out) => Attempt::Done(out),
+        None => Attempt::WouldBlock,
     }
 }
 

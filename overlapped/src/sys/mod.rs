@@ -66,6 +66,7 @@ pub(crate) mod ext;
 pub(crate) mod fixed;
 pub(crate) mod guess;
 pub(crate) mod poll;
+pub(crate) mod pool;
 pub(crate) mod probe;
 pub(crate) mod tcp;
 #[cfg(feature = "tokio")]
@@ -153,12 +154,15 @@ impl std::fmt::Display for EngineKind {
 
 /// Direction queues of a socket. At most one operation per direction is
 /// parked in the kernel (or waiting for readiness) at a time, which is how
-/// posting order becomes filling/sending order on both engines.
+/// posting order becomes filling/sending order on both engines. The
+/// fourth queue holds a file's operations, which promise no order: every
+/// one of them is parked at once (SPEC f02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dir {
     Read = 0,
     Write = 1,
     Urgent = 2,
+    File = 3,
 }
 
 /// One row per operation.
@@ -189,6 +193,13 @@ pub(crate) enum OpKind {
     Disconnect { reuse: bool },
     /// `TransmitFile` (SPEC x05).
     Transmit(Box<ext::Transmit>),
+    /// `ReadFile` on a file opened overlapped: scatter read at `offset`
+    /// (ignored by a pipe or a device that has no position).
+    FileRead { offset: u64 },
+    /// `WriteFile` on a file opened overlapped: gather write at `offset`;
+    /// it completes when every byte is written, or with an error that
+    /// reports the bytes written.
+    FileWrite { offset: u64 },
 }
 
 impl OpKind {
@@ -200,7 +211,23 @@ impl OpKind {
             | OpKind::Transmit(_) => Dir::Write,
             OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => Dir::Urgent,
             OpKind::Recv { .. } | OpKind::Accept | OpKind::AcceptEx(_) => Dir::Read,
+            OpKind::FileRead { .. } | OpKind::FileWrite { .. } => Dir::File,
         }
+    }
+
+    /// A file's read or write (see [`Dir::File`]).
+    pub(crate) fn is_file(&self) -> bool {
+        matches!(self, OpKind::FileRead { .. } | OpKind::FileWrite { .. })
+    }
+
+    /// An operation that writes into its buffers (a receive, a file read,
+    /// an `AcceptEx`'s first data): its outcome counts the bytes written at
+    /// the start of their room.
+    pub(crate) fn fills(&self) -> bool {
+        matches!(
+            self,
+            OpKind::Recv { .. } | OpKind::FileRead { .. } | OpKind::AcceptEx(_)
+        )
     }
 
     /// An `AcceptEx` that took its connection and waits for its first data:
@@ -420,6 +447,10 @@ impl SockSys {
 pub(crate) struct OpRef<'a> {
     /// The socket's descriptor.
     pub(crate) fd: Option<BorrowedFd<'a>>,
+    /// The same descriptor, shared: a file operation run on a worker
+    /// thread keeps it open until it returns (a close meanwhile must not
+    /// let its number name another file).
+    pub(crate) shared_fd: Option<&'a std::sync::Arc<OwnedFd>>,
     /// The core's token for this operation (unique while it is parked).
     pub(crate) token: u64,
     pub(crate) kind: &'a mut OpKind,
@@ -439,6 +470,7 @@ impl OpRef<'_> {
     pub(crate) fn reborrow(&mut self) -> OpRef<'_> {
         OpRef {
             fd: self.fd,
+            shared_fd: self.shared_fd,
             token: self.token,
             kind: self.kind,
             done: self.done,
@@ -461,6 +493,8 @@ pub(crate) type Bufs = Option<Box<dyn ErasedBufs>>;
 pub(crate) enum Parked {
     Uring(uring::InFlight),
     Poll(poll::Waiting),
+    /// A file operation on the poll engine's worker pool.
+    Pool(pool::Job),
 }
 
 /// The answer of [`Backend::arm`], [`Backend::progress`] and
@@ -506,6 +540,9 @@ pub(crate) enum Reaped {
     /// The poll engine: the descriptor an operation waits on by itself (an
     /// `AcceptEx`'s connection) is ready.
     Ready,
+    /// A job of the poll engine's file pool finished (only a worker makes
+    /// one: its result is in the job).
+    Pool(pool::Finished),
 }
 
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.
@@ -651,6 +688,8 @@ impl Backend {
         match &self.imp {
             // SAFETY: the caller keeps the token unique (see above).
             Imp::Uring(u) => unsafe { u.arm(op, bufs) },
+            // Regular files are always "ready" for epoll: a worker runs it.
+            Imp::Poll(p) if op.kind.is_file() => p.files().submit(op, bufs),
             Imp::Poll(p) => p.arm(op, bufs, tried, &self.calls),
         }
     }
@@ -663,6 +702,7 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
             (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
+            (Imp::Poll(_) | Imp::Uring(_), Parked::Pool(j)) => pool::progress(j),
             // Another backend's operation (never met): left as it is.
             (Imp::Uring(_), parked @ Parked::Poll(_))
             | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
@@ -677,6 +717,7 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
             (Imp::Poll(_) | Imp::Uring(_), Parked::Poll(w)) => poll::cancel(op, w),
+            (Imp::Poll(_) | Imp::Uring(_), Parked::Pool(j)) => pool::cancel(op, j),
             // Another backend's operation (never met): left as it is.
             (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
@@ -690,8 +731,10 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.kick(op, f),
             (Imp::Poll(p), Parked::Poll(w)) => p.kick(op, w, &self.calls),
-            // Another backend's operation (never met): left as it is.
-            (Imp::Uring(_), parked @ Parked::Poll(_))
+            // Another backend's operation (never met): left as it is; a
+            // file job has nothing to learn about urgent data.
+            (_, parked @ Parked::Pool(_))
+            | (Imp::Uring(_), parked @ Parked::Poll(_))
             | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }

@@ -13,7 +13,8 @@
 //! core serves priority readiness before a socket's reads (a read past the
 //! urgent byte makes Linux drop it; see SPEC k05). Sends pass
 //! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
-//! the epoll set.
+//! the epoll set. File operations run on the engine's file pool
+//! ([`pool`](super::pool)), whose eventfd is in the set too.
 //!
 //! No `unsafe` here: the syscalls go through `rustix` with borrowed buffers.
 
@@ -29,6 +30,8 @@ use super::{
 use crate::flags::MsgFlags;
 
 const WAKE_TOKEN: u64 = u64::MAX;
+/// The file pool's eventfd (no socket token has its top bit set).
+const POOL_TOKEN: u64 = u64::MAX - 1;
 
 /// Set in the epoll data of a descriptor an operation waits on by itself
 /// (an `AcceptEx`'s connection, waiting for its first data): the rest is the
@@ -42,6 +45,7 @@ const ASIDE: u64 = 1 << 63;
 pub(crate) struct Poll {
     epoll: OwnedFd,
     wake_fd: OwnedFd,
+    files: super::pool::Pool,
 }
 
 impl Poll {
@@ -55,7 +59,24 @@ impl Poll {
             epoll::EventFlags::IN,
         )
         .map_err(to_io)?;
-        Ok(Poll { epoll, wake_fd })
+        let files = super::pool::Pool::new()?;
+        epoll::add(
+            &epoll,
+            files.signal_fd(),
+            epoll::EventData::new_u64(POOL_TOKEN),
+            epoll::EventFlags::IN,
+        )
+        .map_err(to_io)?;
+        Ok(Poll {
+            epoll,
+            wake_fd,
+            files,
+        })
+    }
+
+    /// The engine's file pool.
+    pub(crate) fn files(&self) -> &super::pool::Pool {
+        &self.files
     }
 
     /// Registers a socket for edge-triggered readiness under `token`. A
@@ -137,6 +158,9 @@ impl Poll {
                 let _ = rustix::io::read(&self.wake_fd, &mut buf);
                 woke = true;
                 continue;
+            }
+            if token == POOL_TOKEN {
+                self.files.reap(out);
             }
             if token & ASIDE != 0 {
                 out.push(Wakeup::Op {

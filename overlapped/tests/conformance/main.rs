@@ -18,6 +18,7 @@ mod close_cancel;
 mod connection;
 mod events;
 mod extensions;
+mod files;
 mod operations;
 mod ports;
 mod routines;

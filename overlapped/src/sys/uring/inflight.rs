@@ -227,6 +227,8 @@ fn ready_mask(kind: &OpKind) -> libc::c_short {
         OpKind::Accept => libc::POLLIN,
         // Phase two (the connection's first data) waits on the connection.
         OpKind::AcceptEx(_) => libc::POLLIN | libc::POLLRDHUP,
+        OpKind::FileRead { .. } => libc::POLLIN,
+        OpKind::FileWrite { .. } => libc::POLLOUT,
     }
 }
 
@@ -305,8 +307,32 @@ fn build(
         | OpKind::AcceptEx(_)
         | OpKind::Disconnect { .. }
         | OpKind::Transmit(_) => poll_add(km, fdt, ready_mask(kind)),
+        OpKind::FileRead { offset } => file_rw(km, req, bufs, true, *offset)?,
+        OpKind::FileWrite { offset } => file_rw(km, req, bufs, false, *offset)?,
     };
     Ok(entry)
+}
+
+/// The `READV` / `WRITEV` of a file operation at `offset`, past its
+/// progress (a write the kernel took in part goes on after it). A pipe or
+/// device without a position ignores the offset (the kernel's rule for
+/// stream files).
+fn file_rw(
+    km: &mut KernelMem,
+    req: &Request<'_>,
+    bufs: Option<&mut dyn RawBufs>,
+    read: bool,
+    offset: u64,
+) -> io::Result<squeue::Entry> {
+    let bufs = bufs.ok_or_else(missing_bufs)?;
+    km.total = iovecs(bufs, req.done, &mut km.iov);
+    let at = offset.saturating_add(req.done as u64);
+    let (fd, iov, n) = (types::Fd(req.fd), km.iov.as_ptr(), km.iov.len() as u32);
+    Ok(if read {
+        opcode::Readv::new(fd, iov, n).offset(at).build()
+    } else {
+        opcode::Writev::new(fd, iov, n).offset(at).build()
+    })
 }
 
 /// A readiness poll for `mask` instead of the operation itself: on its CQE
@@ -497,5 +523,22 @@ pub(super) fn finish(
         | OpKind::AcceptEx(_)
         | OpKind::Disconnect { .. }
         | OpKind::Transmit(_) => Finish::Attempt,
+        OpKind::FileRead { .. } => {
+            *done += n;
+            if let Some(b) = bufs {
+                // The kernel reported reading `n` bytes into the room.
+                // SAFETY: so the first `*done` bytes are written.
+                unsafe { b.set_received(*done) };
+            }
+            Finish::Done(Outcome::ok(*done))
+        }
+        OpKind::FileWrite { .. } => {
+            *done += n;
+            if n > 0 && *done < km.total {
+                Finish::Resubmit
+            } else {
+                Finish::Done(Outcome::ok(*done))
+            }
+        }
     }
 }

@@ -353,11 +353,11 @@ impl Uring {
                 reaped: Reaped::Uring(cqe),
                 ..
             } => cqe,
-            // Readiness is no news for a request in the ring (never met:
-            // only poll reports it).
+            // Readiness (or a file pool's job) is no news for a request in
+            // the ring (never met: only poll reports them).
             Wakeup::Sock { .. }
             | Wakeup::Op {
-                reaped: Reaped::Ready,
+                reaped: Reaped::Ready | Reaped::Pool(_),
                 ..
             } => return Step::Parked(Parked::Uring(f)),
         };
