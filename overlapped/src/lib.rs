@@ -269,6 +269,7 @@ pub mod rt;
 mod sync;
 mod sys;
 mod thread;
+mod timer;
 #[cfg(feature = "tokio")]
 #[path = "tokio_compat.rs"]
 pub mod tokio;
@@ -277,12 +278,13 @@ mod winerror;
 
 pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
-pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
+pub use event::{AsWaitable, Event, WaitMode, WaitOutcome, Waitable, wait_for_events};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
 pub use net::Socket;
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
-pub use port::{CompletionPort, Packet};
-pub use routine::{SleepOutcome, sleep_ex};
+pub use port::{CompletionPort, Packet, PortWait};
+pub use routine::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
+pub use timer::WaitableTimer;
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
 pub use winerror::{win32_error, wsa_error};

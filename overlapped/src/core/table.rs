@@ -281,6 +281,8 @@ pub(crate) struct SockState {
     pub(crate) ops: Slab<Slot>,
     /// Put aside under the lock, run after it (see [`Later`]).
     pub(crate) later: Vec<Later>,
+    /// The socket's part in waits (SPEC t03, t04).
+    pub(crate) waits: super::waits::SockWaits,
     next_gen: u16,
 }
 
@@ -310,6 +312,7 @@ impl SockState {
             sys,
             ops: Slab::new(),
             later: Vec::new(),
+            waits: Default::default(),
             next_gen: 1,
         }
     }
