@@ -20,9 +20,10 @@ pub(crate) struct SockWaits {
 }
 
 impl SockWaits {
-    /// An operation of the socket starts.
+    /// An operation of the socket starts (also after the socket opted out:
+    /// what completed before leaves no trace).
     pub(crate) fn started(&mut self) {
-        if self.set && !self.skip {
+        if self.set {
             self.set = false;
             if let Some(ev) = &self.event {
                 ev.reset();
