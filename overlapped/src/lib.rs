@@ -67,12 +67,17 @@
 //! | `WSAWaitForMultipleEvents` | [`wait_for_events`] (no 64-event limit) |
 //! | completion routine | [`Notify::routine`] |
 //! | `SleepEx(ms, TRUE)` | [`sleep_ex`] |
+//! | `QueueUserAPC` (with `GetCurrentThread`) | [`queue_routine`] (with [`ThreadHandle::current`]) |
+//! | `WaitForMultipleObjectsEx` on events and sockets | [`wait_for_events`] with [`Waitable`] / [`AsWaitable`] |
+//! | `FILE_SKIP_SET_EVENT_ON_HANDLE` | [`Socket::set_skip_event_on_handle`] |
+//! | `CreateWaitableTimer`, `SetWaitableTimer` with a routine, `CancelWaitableTimer` | [`WaitableTimer::new`], [`WaitableTimer::set`], [`WaitableTimer::cancel`] |
 //! | `CreateIoCompletionPort` (create / associate) | [`CompletionPort::new`] / [`CompletionPort::associate`] |
 //! | `GetQueuedCompletionStatus(Ex)` | [`CompletionPort::get_queued`] / [`CompletionPort::get_queued_many`] |
+//! | `GetQueuedCompletionStatusEx(.., fAlertable)` | [`CompletionPort::get_queued_ex`] / [`CompletionPort::get_queued_many_ex`] ([`PortWait`]) |
 //! | `PostQueuedCompletionStatus` | [`CompletionPort::post`] |
 //! | `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` | [`Socket::set_skip_port_on_success`] |
 //! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
-//! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`] |
+//! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`], [`PortWait::IoCompletion`] |
 //!
 //! ## Connection edges and error codes
 //!
