@@ -318,9 +318,7 @@ fn wait_inner(
         block_with_timers(&ctx, alertable, deadline, |until| {
             let engines = engines_of();
             let n = engines.len();
-            wait_until(&engines, until, &mut || {
-                ready() || engines_of().len() != n
-            })
+            wait_until(&engines, until, &mut || ready() || engines_of().len() != n)
         })
     };
     let sigs: Vec<&Mutex<Signal<Arc<ThreadCtx>>>> = events.iter().map(|e| &e.inner.sig).collect();

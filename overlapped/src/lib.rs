@@ -289,9 +289,9 @@ pub use net::Socket;
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
 pub use port::{CompletionPort, Packet, PortWait};
 pub use routine::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
-pub use timer::WaitableTimer;
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
+pub use timer::WaitableTimer;
 pub use winerror::{win32_error, wsa_error};
 
 /// The probe ladder: whether io_uring can run here, and why not.

@@ -483,11 +483,13 @@ impl CompletionPort {
             ));
         }
         let mut v = Vec::new();
-        Ok(match self.get_queued_into(max, timeout, alertable, &mut v)? {
-            true => PortWait::IoCompletion,
-            false if v.is_empty() => PortWait::Timeout,
-            false => PortWait::Got(v),
-        })
+        Ok(
+            match self.get_queued_into(max, timeout, alertable, &mut v)? {
+                true => PortWait::IoCompletion,
+                false if v.is_empty() => PortWait::Timeout,
+                false => PortWait::Got(v),
+            },
+        )
     }
 
     /// Up to `max` packets appended to `out` (none on timeout). True when

@@ -202,7 +202,9 @@ fn t02_a_packet_comes_before_queued_routines(e: &Engine) {
 
 fn t03_socket_is_signalled_on_each_completion(e: &Engine) {
     let (c, mut p) = std_pair(e);
-    let op = c.recv(vec![0u8; 4], MsgFlags::empty(), Notify::None).unwrap();
+    let op = c
+        .recv(vec![0u8; 4], MsgFlags::empty(), Notify::None)
+        .unwrap();
     assert!(op.is_pending());
     let r = wait_for_events(&[&c], WaitMode::Any, Some(Duration::from_millis(50)), false);
     assert_eq!(r.unwrap(), WaitOutcome::Timeout, "nothing completed yet");
@@ -214,7 +216,9 @@ fn t03_socket_is_signalled_on_each_completion(e: &Engine) {
     assert_eq!(op.op().wait().unwrap().bytes, 3);
     // A start resets the handle; the next completion signals it again,
     // also beside an event in one list.
-    let op = c.recv(vec![0u8; 4], MsgFlags::empty(), Notify::None).unwrap();
+    let op = c
+        .recv(vec![0u8; 4], MsgFlags::empty(), Notify::None)
+        .unwrap();
     assert!(op.is_pending());
     let stop = Event::new();
     let list = [Waitable::from(&stop), Waitable::from(&c)];
@@ -231,7 +235,9 @@ fn t03_socket_is_signalled_on_each_completion(e: &Engine) {
     );
     assert_eq!(op.op().wait().unwrap().bytes, 3);
     // A send (completed at start or later) signals it too.
-    let st = c.send(b"x".to_vec(), MsgFlags::empty(), Notify::None).unwrap();
+    let st = c
+        .send(b"x".to_vec(), MsgFlags::empty(), Notify::None)
+        .unwrap();
     assert_eq!(st.wait().unwrap().bytes, 1);
     assert_eq!(
         wait_for_events(&[&c], WaitMode::Any, Some(Duration::ZERO), false).unwrap(),
@@ -359,9 +365,13 @@ fn t05_a_timer_stops_with_its_thread(e: &Engine) {
     std::thread::spawn(move || {
         let _busy = drive_engine_here(&e);
         let r2 = r.clone();
-        t.set(Duration::from_millis(5), Some(Duration::from_millis(5)), move || {
-            r2.fetch_add(1, Ordering::SeqCst);
-        })
+        t.set(
+            Duration::from_millis(5),
+            Some(Duration::from_millis(5)),
+            move || {
+                r2.fetch_add(1, Ordering::SeqCst);
+            },
+        )
         .unwrap();
         let end = Instant::now() + slack(10 * SEC);
         while r.load(Ordering::SeqCst) < 2 && Instant::now() < end {
