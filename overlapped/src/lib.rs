@@ -71,15 +71,20 @@
 //! | `WSAWaitForMultipleEvents` | [`wait_for_events`] (no 64-event limit) |
 //! | completion routine | [`Notify::routine`] |
 //! | `SleepEx(ms, TRUE)` | [`sleep_ex`] |
+//! | `QueueUserAPC` (with `GetCurrentThread`) | [`queue_routine`] (with [`ThreadHandle::current`]) |
+//! | `WaitForMultipleObjectsEx` on events and sockets | [`wait_for_events`] with [`Waitable`] / [`AsWaitable`] |
+//! | `FILE_SKIP_SET_EVENT_ON_HANDLE` | [`Socket::set_skip_event_on_handle`] |
+//! | `CreateWaitableTimer`, `SetWaitableTimer` with a routine, `CancelWaitableTimer` | [`WaitableTimer::new`], [`WaitableTimer::set`], [`WaitableTimer::cancel`] |
 //! | `CreateIoCompletionPort` (create / associate) | [`CompletionPort::new`] / [`CompletionPort::associate`] |
 //! | `GetQueuedCompletionStatus(Ex)` | [`CompletionPort::get_queued`] / [`CompletionPort::get_queued_many`] |
+//! | `GetQueuedCompletionStatusEx(.., fAlertable)` | [`CompletionPort::get_queued_ex`] / [`CompletionPort::get_queued_many_ex`] ([`PortWait`]) |
 //! | `PostQueuedCompletionStatus` | [`CompletionPort::post`] |
 //! | `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` | [`Socket::set_skip_port_on_success`] |
 //! | `CreateFile(..., FILE_FLAG_OVERLAPPED)` | [`File::open`], [`File::create`], [`File::open_with`], [`File::from_fd`] |
 //! | `ReadFile` / `WriteFile` with `OVERLAPPED.Offset` | [`File::read_at`] / [`File::write_at`] (operations; gather and scatter too) |
 //! | `CreateIoCompletionPort(file, ...)`, `CancelIoEx(file, NULL)`, `CloseHandle(file)` | [`CompletionPort::associate_file`], [`File::cancel_all`], [`File::close`] |
 //! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
-//! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`] |
+//! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`], [`PortWait::IoCompletion`] |
 //!
 //! ## Connection edges and error codes
 //!
@@ -277,6 +282,7 @@ pub mod rt;
 mod sync;
 mod sys;
 mod thread;
+mod timer;
 #[cfg(feature = "tokio")]
 #[path = "tokio_compat.rs"]
 pub mod tokio;
@@ -285,15 +291,16 @@ mod winerror;
 
 pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
-pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
+pub use event::{AsWaitable, Event, WaitMode, WaitOutcome, Waitable, wait_for_events};
 pub use file::{FILE_WORKERS, File};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
 pub use net::{Accepted, Socket};
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
-pub use port::{CompletionPort, Packet};
-pub use routine::{SleepOutcome, sleep_ex};
+pub use port::{CompletionPort, Packet, PortWait};
+pub use routine::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
+pub use timer::WaitableTimer;
 pub use winerror::{win32_error, wsa_error};
 
 /// The probe ladder: whether io_uring can run here, and why not.

@@ -26,6 +26,12 @@
 //!   the socket was associated posts its packet here too.
 //! * An associated socket takes no completion routines (`InvalidInput` at
 //!   the call).
+//! * **Alertable waits.** [`get_queued_ex`](CompletionPort::get_queued_ex)
+//!   and [`get_queued_many_ex`](CompletionPort::get_queued_many_ex) with
+//!   `alertable` also end for the calling thread's completion routines,
+//!   [queued routines](crate::queue_routine) and
+//!   [timers](crate::WaitableTimer): packets come first; with none queued
+//!   the routines run and the wait returns [`PortWait::IoCompletion`].
 //! * Closing the port (or dropping its last handle) wakes every waiter with
 //!   an error; queued packets are dropped with their buffers.
 
@@ -42,7 +48,10 @@ use crate::core::{RawDone, clock_us_at, interval_passed, wait_until};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
-use crate::thread::{ThreadCtx, current_ctx, wait_entered, wait_returned};
+use crate::thread::{
+    ThreadCtx, block_with_timers, current_ctx, in_routine, reap_thread_engines_if_due,
+    run_routines, thread_engines, wait_entered, wait_returned,
+};
 use crate::wait::{self, PortQueue};
 
 /// One packet taken from a port.
@@ -219,6 +228,20 @@ impl PortSink for PortInner {
     }
 }
 
+/// How an alertable port wait ([`CompletionPort::get_queued_ex`],
+/// [`CompletionPort::get_queued_many_ex`]) ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PortWait<T> {
+    /// Packets were taken: one packet, or a non-empty list.
+    Got(T),
+    /// The time passed (`WAIT_TIMEOUT`).
+    Timeout,
+    /// No packet was queued and one or more routines ran in the wait
+    /// (`WAIT_IO_COMPLETION`); no packet was taken.
+    IoCompletion,
+}
+
 /// A completion port shared by worker threads. Cheap to clone; the port
 /// closes when the last handle is dropped or [`close`](Self::close) is
 /// called.
@@ -378,7 +401,7 @@ impl CompletionPort {
         // allocation per call); a fresh one if it is in use.
         let one = |v: &mut Vec<Packet>| -> io::Result<Option<Packet>> {
             v.clear();
-            self.get_queued_into(1, timeout, v)?;
+            self.get_queued_into(1, timeout, false, v)?;
             Ok(v.pop())
         };
         match SCRATCH.try_with(|s| s.try_borrow_mut().ok().map(|mut v| one(&mut v))) {
@@ -406,35 +429,121 @@ impl CompletionPort {
             ));
         }
         let mut v = Vec::new();
-        self.get_queued_into(max, timeout, &mut v)?;
+        self.get_queued_into(max, timeout, false, &mut v)?;
         Ok(v)
     }
 
-    /// Up to `max` packets appended to `out` (none on timeout).
+    /// `GetQueuedCompletionStatusEx(port, 1 entry, .., timeout, alertable)`:
+    /// one packet, as [`get_queued`](Self::get_queued); with `alertable`,
+    /// when no packet is queued and the calling thread has routines queued
+    /// (completion routines, [`queue_routine`](crate::queue_routine),
+    /// [timers](crate::WaitableTimer)), they run and the wait returns
+    /// [`PortWait::IoCompletion`] without a packet. A queued packet comes
+    /// first: the routines stay queued. Inside a routine the wait is never
+    /// alertable (routines do not nest).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the port is (or gets) closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use overlapped::{CompletionPort, PortWait, ThreadHandle, queue_routine};
+    /// use std::time::Duration;
+    ///
+    /// let port = CompletionPort::new(1);
+    /// queue_routine(&ThreadHandle::current(), || println!("routine")).unwrap();
+    /// port.post(7, 0, ()).unwrap();
+    /// // The packet first; the routine stays queued...
+    /// let r = port.get_queued_ex(Some(Duration::ZERO), true).unwrap();
+    /// assert!(matches!(r, PortWait::Got(p) if p.key == 7));
+    /// // ...and runs in the next alertable wait.
+    /// let r = port.get_queued_ex(Some(Duration::from_secs(5)), true).unwrap();
+    /// assert!(matches!(r, PortWait::IoCompletion));
+    /// ```
+    #[doc(alias = "GetQueuedCompletionStatusEx")]
+    pub fn get_queued_ex(
+        &self,
+        timeout: Option<Duration>,
+        alertable: bool,
+    ) -> io::Result<PortWait<Packet>> {
+        let mut v = Vec::with_capacity(1);
+        Ok(match self.get_queued_into(1, timeout, alertable, &mut v)? {
+            true => PortWait::IoCompletion,
+            false => match v.pop() {
+                Some(p) => PortWait::Got(p),
+                None => PortWait::Timeout,
+            },
+        })
+    }
+
+    /// `GetQueuedCompletionStatusEx(port, entries, max, .., timeout,
+    /// alertable)`: up to `max` packets, as
+    /// [`get_queued_many`](Self::get_queued_many), alertable as
+    /// [`get_queued_ex`](Self::get_queued_ex).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the port is (or gets) closed; `InvalidInput` for
+    /// `max == 0`.
+    #[doc(alias = "GetQueuedCompletionStatusEx")]
+    pub fn get_queued_many_ex(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        alertable: bool,
+    ) -> io::Result<PortWait<Vec<Packet>>> {
+        if max == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "room for zero packets",
+            ));
+        }
+        let mut v = Vec::new();
+        Ok(
+            match self.get_queued_into(max, timeout, alertable, &mut v)? {
+                true => PortWait::IoCompletion,
+                false if v.is_empty() => PortWait::Timeout,
+                false => PortWait::Got(v),
+            },
+        )
+    }
+
+    /// Up to `max` packets appended to `out` (none on timeout). True when
+    /// the alertable wait ran routines instead.
     fn get_queued_into(
         &self,
         max: usize,
         timeout: Option<Duration>,
+        alertable: bool,
         out: &mut Vec<Packet>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         wait_entered();
         let before = out.len();
-        let r = self.get_queued_inner(max, timeout, out);
+        let r = self.get_queued_inner(max, timeout, alertable, out);
         let work = out.len() > before;
-        wait_returned(work, matches!(r, Ok(true)));
-        r.map(|_| ())
+        let interrupted = matches!(r, Ok(g) if g.interrupted);
+        wait_returned(work || interrupted, matches!(r, Ok(g) if g.sole));
+        if interrupted {
+            run_routines();
+        }
+        r.map(|g| g.interrupted)
     }
 
-    /// Appends the packets to `out`; returns whether this thread is the
-    /// port's only worker.
+    /// Appends the packets to `out`; says whether this thread is the port's
+    /// only worker, or the wait was interrupted for routines.
     fn get_queued_inner(
         &self,
         max: usize,
         timeout: Option<Duration>,
+        alertable: bool,
         out: &mut Vec<Packet>,
-    ) -> io::Result<bool> {
+    ) -> io::Result<wait::Got> {
         let me = std::thread::current().id();
         let ctx = current_ctx();
+        let alertable = alertable && !in_routine();
+        if alertable {
+            ctx.fire_due_timers();
+        }
         // One clock reading serves the deadline and the reap interval.
         let now = Instant::now();
         let deadline = timeout.map(|t| now + t);
@@ -454,18 +563,36 @@ impl CompletionPort {
             if engines.as_ref().is_some_and(|(_, v)| *v != now) {
                 engines = None;
             }
-            let (list, version) = engines.get_or_insert_with(|| inner.live_engines());
+            let (list, version) = engines.get_or_insert_with(|| {
+                let (mut list, version) = inner.live_engines();
+                // An alertable wait also drives the engines whose
+                // completions queue this thread's routines.
+                if alertable {
+                    for e in thread_engines() {
+                        if !list.iter().any(|x| x.same(&e)) {
+                            list.push(e);
+                        }
+                    }
+                }
+                (list, version)
+            });
             let version = *version;
-            wait_until(list, deadline, &mut || {
-                ready() || inner.engines_version.load(Ordering::Acquire) != version
+            block_with_timers(&ctx, alertable, deadline, |until| {
+                wait_until(list, until, &mut || {
+                    ready() || inner.engines_version.load(Ordering::Acquire) != version
+                })
             })
         };
-        let sole =
-            wait::get_queued(&inner.q, me, &ctx, max, out, block).map_err(|_| closed_error())?;
+        let interrupted = || alertable && ctx.has_routines();
+        let got = wait::get_queued(&inner.q, me, &ctx, max, out, interrupted, block)
+            .map_err(|_| closed_error())?;
+        if got.interrupted {
+            reap_thread_engines_if_due();
+        }
         // Every thread that waited is one of the port's workers until it
         // exits (see `PortQueue::sole_worker`): its exit must reach the port.
         note_port(inner);
-        Ok(sole)
+        Ok(got)
     }
 
     /// Closes the port: every waiter wakes with an error, queued packets are

@@ -284,6 +284,48 @@ fn file_copy_copies_a_file_through_a_port(kind: Kind) {
     assert!(copied.unwrap() == bytes, "the copy differs from the source");
 }
 
+/// Runs a self-contained example on `engine`; returns its output.
+fn run_alone(name: &str, engine: &str) -> String {
+    let out = Command::new(example(name))
+        .env("OVERLAPPED_ENGINE", engine)
+        .output()
+        .unwrap_or_else(|e| panic!("run example {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} on {engine}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn queue_routine_runs_on_the_worker_and_fails_after_its_exit(kind: Kind) {
+    let out = run_alone("queue_routine", kind.name());
+    assert_eq!(
+        out,
+        "routine: hello from the worker\nroutine: stop\nworker stopped\n\
+         queue to the exited worker: the thread has exited: it runs no more routines\n"
+    );
+}
+
+fn alertable_port_gives_the_packet_before_the_routine(kind: Kind) {
+    let out = run_alone("alertable_port", kind.name());
+    assert_eq!(
+        out,
+        "packet: key 7 bytes 42\nroutine ran\nI/O completion\ntimeout\n"
+    );
+}
+
+fn socket_wait_returns_for_the_socket(kind: Kind) {
+    let out = run_alone("socket_wait", kind.name());
+    assert_eq!(out, "socket signalled: \"hello, waiter\"\n");
+}
+
+fn timer_routine_ticks_three_times_then_stops(kind: Kind) {
+    let out = run_alone("timer_routine", kind.name());
+    assert_eq!(out, "tick 1\ntick 2\ntick 3\nafter cancel: Timeout\n");
+}
+
 util::cases! {
     overlapped_send_and_recv_print_the_book_lines,
     routine_recv_prints_message_before_completion_line,
@@ -293,4 +335,8 @@ util::cases! {
     async_echo_server_serves_100_clients,
     file_server_serves_a_real_http_client,
     file_copy_copies_a_file_through_a_port,
+    queue_routine_runs_on_the_worker_and_fails_after_its_exit,
+    alertable_port_gives_the_packet_before_the_routine,
+    socket_wait_returns_for_the_socket,
+    timer_routine_ticks_three_times_then_stops,
 }

@@ -192,6 +192,7 @@ impl Core {
             leftover::keep_unclaimed(s, slot, out);
             return;
         }
+        s.waits.completed(&mut s.later);
         let port = s.port.clone();
         let slot = &mut s.ops[key];
         match &mut slot.notify {

@@ -69,6 +69,7 @@ mod handle;
 mod leftover;
 mod start;
 pub(crate) mod table;
+mod waits;
 
 use std::fmt;
 

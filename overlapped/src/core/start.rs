@@ -73,6 +73,7 @@ impl Core {
             Ok(notify) => notify,
             Err(e) => return Err((e, bufs)),
         };
+        s.waits.started();
         let mut op = Starting::new(s, kind, bufs, notify, handle);
         let dir = op.dir;
         // Only the head of a queue is tried; the others wait their turn. A

@@ -291,6 +291,8 @@ pub(crate) struct SockState {
     pub(crate) ops: Slab<Slot>,
     /// Put aside under the lock, run after it (see [`Later`]).
     pub(crate) later: Vec<Later>,
+    /// The socket's part in waits (SPEC t03, t04).
+    pub(crate) waits: super::waits::SockWaits,
     next_gen: u16,
 }
 
@@ -321,6 +323,7 @@ impl SockState {
             ops: Slab::new(),
             later: Vec::new(),
             reserved: None,
+            waits: Default::default(),
             next_gen: 1,
         }
     }

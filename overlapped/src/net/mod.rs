@@ -6,6 +6,8 @@
 //! `send_to` and `recv_from` are **operations**: they return at once,
 //! completed now or pending, and complete exactly once.
 
+mod waits;
+
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

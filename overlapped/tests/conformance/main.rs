@@ -23,6 +23,7 @@ mod operations;
 mod ports;
 mod routines;
 mod sockets;
+mod waits;
 
 /// SPEC n04: every case has the same outcome on both engines — here: every
 /// case is stamped on both engines (the outcomes are the cases' own
