@@ -64,6 +64,7 @@ pub(crate) mod block;
 mod clock;
 pub(crate) mod fixed;
 pub(crate) mod guess;
+pub(crate) mod msg;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod tcp;

@@ -17,6 +17,7 @@ mod asyncs;
 mod close_cancel;
 mod connection;
 mod events;
+mod msg;
 mod operations;
 mod ports;
 mod routines;

@@ -312,6 +312,7 @@ fn send_msg(
     to: Option<SocketAddr>,
 ) -> squeue::Entry {
     fill_iov(km, bufs, req.done);
+    fill_control(km, bufs);
     if let Some(addr) = to {
         let sa = socket2::SockAddr::from(addr);
         let len = sa.len() as usize;
@@ -356,6 +357,7 @@ fn recv_msg(
     // engine loops instead of passing MSG_WAITALL, so that an abort reports
     // what arrived).
     fill_iov(km, bufs, req.done);
+    fill_control(km, bufs);
     if want_addr {
         km.msg.msg_name = (&raw mut km.addr).cast();
         km.msg.msg_namelen = km.addrlen;
@@ -384,6 +386,16 @@ fn fill_iov(km: &mut KernelMem, bufs: &mut dyn RawBufs, skip: usize) {
     km.total = iovecs(bufs, skip, &mut km.iov);
     km.msg.msg_iov = km.iov.as_mut_ptr();
     km.msg.msg_iovlen = km.iov.len() as _;
+}
+
+/// Points the `msghdr` at a message operation's control bytes or room
+/// ([`RawBufs::control`]), which the operation's buffers own (and its
+/// `InFlight` with them) until the CQE is reaped.
+fn fill_control(km: &mut KernelMem, bufs: &mut dyn RawBufs) {
+    if let Some((ptr, len)) = bufs.control() {
+        km.msg.msg_control = ptr.cast();
+        km.msg.msg_controllen = len as _;
+    }
 }
 
 /// What a reaped CQE means for its operation.
@@ -458,6 +470,9 @@ pub(super) fn finish(
             if km.msg.msg_flags & libc::MSG_TRUNC != 0 {
                 out.flags |= RecvFlags::TRUNCATED;
             }
+            if km.msg.msg_flags & libc::MSG_CTRUNC != 0 {
+                out.flags |= RecvFlags::CTRUNC;
+            }
             if flags.contains(MsgFlags::OOB) {
                 out.flags |= RecvFlags::OOB;
             }
@@ -469,6 +484,12 @@ pub(super) fn finish(
                 // of earlier rounds, at the start of the room.
                 // SAFETY: so the first `*done` bytes are written.
                 unsafe { b.set_received(*done) };
+                if !km.msg.msg_control.is_null() {
+                    // The kernel wrote back how much of the control room
+                    // (`fill_control`) it filled.
+                    // SAFETY: so those bytes of the room are written.
+                    unsafe { b.set_control(km.msg.msg_controllen as _) };
+                }
             }
             Finish::Done(out)
         }
