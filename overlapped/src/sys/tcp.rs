@@ -107,6 +107,9 @@ pub(crate) fn recv_msg(
     flags: RecvFlags,
     want_addr: bool,
 ) -> rustix::io::Result<Received> {
+    // A message operation's control room (taken before the iovecs, which
+    // then stay the last pointers derived from the buffers).
+    let user_control = bufs.control();
     // The iovecs: on the stack for a few buffers (no allocation per
     // receive), else in a vector.
     let empty = libc::iovec {
@@ -142,7 +145,6 @@ pub(crate) fn recv_msg(
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = iov.len() as _;
-    let user_control = bufs.control();
     let (cptr, clen) = user_control.unwrap_or((control.bytes.as_mut_ptr(), control.bytes.len()));
     msg.msg_control = cptr.cast();
     msg.msg_controllen = clen as _;

@@ -311,8 +311,8 @@ fn send_msg(
     flags: MsgFlags,
     to: Option<SocketAddr>,
 ) -> squeue::Entry {
-    fill_iov(km, bufs, req.done);
     fill_control(km, bufs);
+    fill_iov(km, bufs, req.done);
     if let Some(addr) = to {
         let sa = socket2::SockAddr::from(addr);
         let len = sa.len() as usize;
@@ -353,11 +353,11 @@ fn recv_msg(
     flags: MsgFlags,
     want_addr: bool,
 ) -> squeue::Entry {
+    fill_control(km, bufs);
     // A `WAITALL` receive goes on after the bytes it already has (the
     // engine loops instead of passing MSG_WAITALL, so that an abort reports
     // what arrived).
     fill_iov(km, bufs, req.done);
-    fill_control(km, bufs);
     if want_addr {
         km.msg.msg_name = (&raw mut km.addr).cast();
         km.msg.msg_namelen = km.addrlen;
