@@ -606,6 +606,37 @@ impl Socket {
     /// As for [`send`](Socket::send); `InvalidInput` for control data on a
     /// stream socket; the system's error for control data it refuses (such
     /// as `EINVAL` for a source address that is not local).
+    ///
+    /// # Examples
+    ///
+    /// A socket bound to the wildcard address answers from the address it
+    /// chooses (here `127.0.0.2`, a loopback address):
+    ///
+    /// ```
+    /// use overlapped::{Control, Engine, MsgFlags, Notify, PktInfo, Socket};
+    /// # fn main() -> std::io::Result<()> {
+    /// let engine = Engine::new()?;
+    /// let server = Socket::udp_bound(&engine, &"0.0.0.0:0".parse().unwrap())?;
+    /// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let mut control = Control::new();
+    /// control.push_pktinfo(PktInfo::new("127.0.0.2".parse().unwrap(), 0));
+    /// let sent = server
+    ///     .send_msg(
+    ///         vec![b"re".to_vec(), b"ply".to_vec()],
+    ///         control,
+    ///         Some(client.local_addr()?),
+    ///         MsgFlags::empty(),
+    ///         Notify::None,
+    ///     )?
+    ///     .wait()?;
+    /// assert_eq!(sent.bytes, 5);
+    /// let mut buf = [0u8; 8];
+    /// let (n, from) = client.recv_from(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"reply");
+    /// assert_eq!(from.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+    /// assert_eq!(from.port(), server.local_addr()?.port());
+    /// # Ok(()) }
+    /// ```
     #[doc(alias = "WSASendMsg")]
     // The buffers and the control buffer, as the start error and the
     // completion hand them back.
