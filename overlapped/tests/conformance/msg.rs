@@ -10,6 +10,9 @@ use overlapped::*;
 
 use crate::util::{self, *};
 
+/// A message operation's handle (buffer and control buffer).
+type MsgOp = Op<(Vec<u8>, Control)>;
+
 /// How a case learns of a completion.
 #[derive(Debug, Clone, Copy)]
 enum Via {
@@ -361,6 +364,53 @@ fn x06_send_msg_chooses_the_source_address(e: &Engine) {
     assert!(r.recv_from(&mut b).is_err(), "nothing was sent");
 }
 
+/// A UDP server on the wildcard address answers each request from the
+/// address the request was sent to: the reply's `send_msg` starts inside
+/// the request's completion routine (on io_uring it then goes through the
+/// ring with the next kernel entry).
+fn x06_a_reply_leaves_from_the_address_the_request_came_to(e: &Engine) {
+    let s = Rc::new(Socket::udp_bound(e, &"0.0.0.0:0".parse().unwrap()).unwrap());
+    s.set_pktinfo(true).unwrap();
+    let port = s.local_addr().unwrap().port();
+    let c = peer("127.0.0.1:0");
+    for to in ["127.0.0.2", "127.0.0.3", "127.0.0.1"] {
+        let reply: Rc<RefCell<Option<MsgOp>>> = Rc::default();
+        let (s2, r2) = (s.clone(), reply.clone());
+        let _op = s
+            .recv_msg(
+                vec![0u8; 16],
+                Control::with_capacity(Control::PKTINFO_SPACE),
+                MsgFlags::empty(),
+                Notify::routine(move |d: Completion<(Vec<u8>, Control)>| {
+                    assert!(d.error.is_none(), "{:?}", d.error);
+                    let (mut data, control) = d.data;
+                    let info = control.pktinfo().expect("IP_PKTINFO");
+                    let mut answer = Control::new();
+                    answer.push_pktinfo(PktInfo::new(info.addr, 0));
+                    data.extend_from_slice(b"!");
+                    let st = s2
+                        .send_msg(data, answer, d.addr, MsgFlags::empty(), Notify::None)
+                        .unwrap();
+                    *r2.borrow_mut() = Some(st.op());
+                }),
+            )
+            .unwrap();
+        c.send_to(b"ping", SocketAddr::new(ip(to), port)).unwrap();
+        let deadline = Instant::now() + ten().unwrap();
+        while reply.borrow().is_none() && Instant::now() < deadline {
+            sleep_ex(Some(Duration::from_millis(50)), true);
+        }
+        let op = reply.borrow_mut().take().expect("the routine ran");
+        let d = within_ten(op);
+        assert!(d.error.is_none(), "{:?}", d.error);
+        assert_eq!(d.bytes, 5);
+        let mut b = [0u8; 16];
+        let (n, from) = c.recv_from(&mut b).unwrap();
+        assert_eq!(&b[..n], b"ping!");
+        assert_eq!(from, SocketAddr::new(ip(to), port), "the reply's source");
+    }
+}
+
 fn x06_on_a_stream_socket_data_without_control(e: &Engine) {
     let (c, s) = tcp_pair(e);
     let recv = s
@@ -406,7 +456,7 @@ fn x06_on_a_stream_socket_data_without_control(e: &Engine) {
 }
 
 /// A pending `recv_msg`, and the datagram socket and peer it waits on.
-fn pending_recv_msg(s: &Socket, notify: Notify<(Vec<u8>, Control)>) -> Op<(Vec<u8>, Control)> {
+fn pending_recv_msg(s: &Socket, notify: Notify<(Vec<u8>, Control)>) -> MsgOp {
     let st = s
         .recv_msg(
             vec![0u8; 32],
@@ -567,6 +617,7 @@ util::cases! {
     x06_pktinfo_v6_tells_the_local_address,
     x06_control_too_small_is_wsaemsgsize_with_the_payload,
     x06_send_msg_chooses_the_source_address,
+    x06_a_reply_leaves_from_the_address_the_request_came_to,
     x06_on_a_stream_socket_data_without_control,
     x08_recv_msg_cancel_and_close_abort_it_once,
     x08_recv_msg_dropped_handle_and_cancel_races_lose_no_datagram,
