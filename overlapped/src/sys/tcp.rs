@@ -190,7 +190,7 @@ pub(crate) fn recv_msg(
         bytes: n as usize,
         inq,
         truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
-        ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0,
+        ctrunc: user_control.is_some() && msg.msg_flags & libc::MSG_CTRUNC != 0,
         addr: (want_addr && msg.msg_namelen > 0)
             .then(|| sockaddr_of(&addr, msg.msg_namelen))
             .flatten(),

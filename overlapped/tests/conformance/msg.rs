@@ -435,6 +435,7 @@ fn x06_on_a_stream_socket_data_without_control(e: &Engine) {
     assert_eq!((sent.error.is_none(), sent.bytes), (true, 6));
     let d = within_ten(recv.op());
     assert!(d.error.is_none(), "{:?}", d.error);
+    assert_eq!(d.flags, RecvFlags::empty(), "nothing truncated");
     let (data, control) = d.data;
     assert_eq!(&data[..], b"stream");
     assert!(control.is_empty(), "no control data on a stream");

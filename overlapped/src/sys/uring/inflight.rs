@@ -470,7 +470,9 @@ pub(super) fn finish(
             if km.msg.msg_flags & libc::MSG_TRUNC != 0 {
                 out.flags |= RecvFlags::TRUNCATED;
             }
-            if km.msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            // Only a message operation's control room counts: a TCP socket's
+            // `TCP_CM_INQ` finds no room in other receives.
+            if !km.msg.msg_control.is_null() && km.msg.msg_flags & libc::MSG_CTRUNC != 0 {
                 out.flags |= RecvFlags::CTRUNC;
             }
             if flags.contains(MsgFlags::OOB) {
