@@ -55,6 +55,9 @@
 //! | `TransmitFile` (head and tail: `TRANSMIT_FILE_BUFFERS`) | [`Socket::transmit_file`] |
 //! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>`, `[Vec<u8>; N]` or any [`IoBuf`] / [`IoBufMut`] (see [`buf`]) |
 //! | `WSASendTo` / `WSARecvFrom` | [`Socket::send_to`] / [`Socket::recv_from`] |
+//! | `WSASendMsg` / `WSARecvMsg` (`WSAMSG` with `Control`) | [`Socket::send_msg`] / [`Socket::recv_msg`] with a [`Control`] buffer; its messages: [`Control::messages`], [`Control::push`] |
+//! | `IP_PKTINFO` / `IPV6_PKTINFO` (`IN_PKTINFO`, `IN6_PKTINFO`) | [`Socket::set_pktinfo`], [`Control::pktinfo`], [`Control::push_pktinfo`], [`PktInfo`] |
+//! | `MSG_CTRUNC` (control data truncated, `WSAEMSGSIZE`) | [`RecvFlags::CTRUNC`] |
 //! | `MSG_OOB`, `MSG_PEEK`, `MSG_DONTROUTE`, `MSG_WAITALL` | [`MsgFlags`] |
 //! | `lpFlags` out (`MSG_PARTIAL` / `WSAEMSGSIZE`, urgent) | [`RecvFlags`] |
 //! | return 0 / `WSA_IO_PENDING` / other error | [`Started::Now`] / [`Started::Pending`] / `Err(`[`StartError`]`)` |
@@ -142,6 +145,7 @@
 //! | `WAITALL` where it does not apply | `EOPNOTSUPP` (`Unsupported`) | `WSAEOPNOTSUPP` 10045 | `ERROR_NOT_SUPPORTED` 50 |
 //! | closed or invalid socket | `EBADF` | `WSAENOTSOCK` 10038 | `ERROR_INVALID_HANDLE` 6 |
 //! | truncated datagram (a flag, not an error) | [`RecvFlags::TRUNCATED`] | `WSAEMSGSIZE` 10040 | `ERROR_MORE_DATA` 234 |
+//! | truncated control data of `recv_msg` (a flag, not an error) | [`RecvFlags::CTRUNC`] | `WSAEMSGSIZE` 10040 | `ERROR_MORE_DATA` 234 |
 //!
 //! Every abort is [`is_aborted`], whichever its code.
 //!
@@ -289,6 +293,7 @@ pub mod tokio;
 mod wait;
 mod winerror;
 
+pub use buf::{Control, ControlMessage, ControlMessages, PktInfo};
 pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{AsWaitable, Event, WaitMode, WaitOutcome, Waitable, wait_for_events};

@@ -65,6 +65,7 @@ mod clock;
 pub(crate) mod ext;
 pub(crate) mod fixed;
 pub(crate) mod guess;
+pub(crate) mod msg;
 pub(crate) mod poll;
 pub(crate) mod pool;
 pub(crate) mod probe;

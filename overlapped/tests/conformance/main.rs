@@ -19,6 +19,7 @@ mod connection;
 mod events;
 mod extensions;
 mod files;
+mod msg;
 mod operations;
 mod ports;
 mod routines;

@@ -350,6 +350,7 @@ fn send_msg(
     flags: MsgFlags,
     to: Option<SocketAddr>,
 ) -> squeue::Entry {
+    fill_control(km, bufs);
     fill_iov(km, bufs, req.done);
     if let Some(addr) = to {
         let sa = socket2::SockAddr::from(addr);
@@ -391,6 +392,7 @@ fn recv_msg(
     flags: MsgFlags,
     want_addr: bool,
 ) -> squeue::Entry {
+    fill_control(km, bufs);
     // A `WAITALL` receive goes on after the bytes it already has (the
     // engine loops instead of passing MSG_WAITALL, so that an abort reports
     // what arrived).
@@ -423,6 +425,16 @@ fn fill_iov(km: &mut KernelMem, bufs: &mut dyn RawBufs, skip: usize) {
     km.total = iovecs(bufs, skip, &mut km.iov);
     km.msg.msg_iov = km.iov.as_mut_ptr();
     km.msg.msg_iovlen = km.iov.len() as _;
+}
+
+/// Points the `msghdr` at a message operation's control bytes or room
+/// ([`RawBufs::control`]), which the operation's buffers own (and its
+/// `InFlight` with them) until the CQE is reaped.
+fn fill_control(km: &mut KernelMem, bufs: &mut dyn RawBufs) {
+    if let Some((ptr, len)) = bufs.control() {
+        km.msg.msg_control = ptr.cast();
+        km.msg.msg_controllen = len as _;
+    }
 }
 
 /// What a reaped CQE means for its operation.
@@ -497,6 +509,11 @@ pub(super) fn finish(
             if km.msg.msg_flags & libc::MSG_TRUNC != 0 {
                 out.flags |= RecvFlags::TRUNCATED;
             }
+            // Only a message operation's control room counts: a TCP socket's
+            // `TCP_CM_INQ` finds no room in other receives.
+            if !km.msg.msg_control.is_null() && km.msg.msg_flags & libc::MSG_CTRUNC != 0 {
+                out.flags |= RecvFlags::CTRUNC;
+            }
             if flags.contains(MsgFlags::OOB) {
                 out.flags |= RecvFlags::OOB;
             }
@@ -508,6 +525,12 @@ pub(super) fn finish(
                 // of earlier rounds, at the start of the room.
                 // SAFETY: so the first `*done` bytes are written.
                 unsafe { b.set_received(*done) };
+                if !km.msg.msg_control.is_null() {
+                    // The kernel wrote back how much of the control room
+                    // (`fill_control`) it filled.
+                    // SAFETY: so those bytes of the room are written.
+                    unsafe { b.set_control(km.msg.msg_controllen as _) };
+                }
             }
             Finish::Done(out)
         }
