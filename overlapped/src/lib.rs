@@ -275,13 +275,15 @@ pub mod tokio;
 mod wait;
 mod winerror;
 
-pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
+pub use buf::{
+    FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice, WithContext,
+};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
 pub use net::Socket;
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
-pub use port::{CompletionPort, Packet};
+pub use port::{CompletionPort, OpPacket, Packet, PacketOf, TypedPort};
 pub use routine::{SleepOutcome, sleep_ex};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;

@@ -37,13 +37,16 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::core::{Convert, PortSink};
+use crate::core::{Convert, PortData, PortLink, PortSink};
 use crate::core::{RawDone, clock_us_at, interval_passed, wait_until};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
 use crate::thread::{ThreadCtx, current_ctx, wait_entered, wait_returned};
 use crate::wait::{self, PortQueue};
+
+mod typed;
+pub use typed::{OpPacket, PacketOf, TypedPort};
 
 /// One packet taken from a port.
 pub struct Packet {
@@ -56,6 +59,8 @@ pub struct Packet {
     pub bytes: usize,
     /// The operation's error (`None` on success and for posted packets).
     pub error: Option<io::Error>,
+    /// The per-handle data of a socket associated with a [`TypedPort`].
+    data: Option<PortData>,
     body: Body,
 }
 
@@ -206,7 +211,14 @@ fn closed_error() -> io::Error {
 }
 
 impl PortSink for PortInner {
-    fn push_op(&self, key: usize, tag: u64, conv: Convert, mut raw: RawDone) {
+    fn push_op(
+        &self,
+        key: usize,
+        tag: u64,
+        data: Option<PortData>,
+        conv: Convert,
+        mut raw: RawDone,
+    ) {
         let error = raw.outcome.error.take();
         let bytes = raw.outcome.bytes;
         self.push(Packet {
@@ -214,6 +226,7 @@ impl PortSink for PortInner {
             tag,
             bytes,
             error,
+            data,
             body: Body::Op(raw, conv),
         });
     }
@@ -323,7 +336,12 @@ impl CompletionPort {
     /// (a socket belongs to at most one); `EBADF` for a closed socket.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn associate(&self, socket: &Socket, key: usize) -> io::Result<()> {
-        socket.associate(self.inner.clone(), key)?;
+        socket.associate(PortLink {
+            sink: self.inner.clone(),
+            key,
+            data: None,
+            ty: None,
+        })?;
         self.inner.add_engine(socket.engine());
         Ok(())
     }
@@ -340,6 +358,7 @@ impl CompletionPort {
             tag: 0,
             bytes,
             error: None,
+            data: None,
             body: Body::User(Box::new(payload)),
         });
         match pushed {

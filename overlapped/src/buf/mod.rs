@@ -364,12 +364,14 @@ mod bytes_impls {
     }
 }
 
+mod context;
 mod fixed;
 mod held;
 mod slice;
 #[cfg(test)]
 mod tests;
 
+pub use context::WithContext;
 pub use fixed::{FixedBuf, FixedBufs};
 pub(crate) use held::{ErasedBufs, RawBufs, check_bufs, erase_rx, erase_tx, take_back};
 pub use held::{IoBufs, IoBufsMut};

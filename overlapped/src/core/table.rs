@@ -233,6 +233,9 @@ pub(crate) enum Later {
     Wake(Arc<ThreadCtx>),
     /// An async task awaiting one.
     Waker(Waker),
+    /// The per-handle data of a closed socket whose last operation
+    /// completed (its drop may drop the program's connection state).
+    Data(super::PortData),
 }
 
 impl Later {
@@ -243,6 +246,7 @@ impl Later {
             Later::Set(ev) => ev.set(),
             Later::Wake(t) => t.wake(),
             Later::Waker(w) => w.wake(),
+            Later::Data(d) => drop(d),
         }
     }
 }
@@ -266,7 +270,7 @@ pub(crate) struct SockState {
     pub(crate) handles: usize,
     /// Slot indexes of the direction queues, in posting order.
     pub(crate) queues: [VecDeque<u16>; 3],
-    pub(crate) port: Option<(Arc<dyn super::PortSink>, usize)>,
+    pub(crate) port: Option<super::PortLink>,
     pub(crate) skip_on_success: bool,
     /// Bytes a stream receive took from the kernel after its handle was
     /// dropped: served to the next receives first, so no byte is lost.
