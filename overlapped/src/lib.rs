@@ -71,7 +71,9 @@
 //! | `GetQueuedCompletionStatus(Ex)` | [`CompletionPort::get_queued`] / [`CompletionPort::get_queued_many`] |
 //! | `PostQueuedCompletionStatus` | [`CompletionPort::post`] |
 //! | `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` | [`Socket::set_skip_port_on_success`] |
-//! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
+//! | per-I/O data (`OVERLAPPED` in a struct, cast back from the packet) | [`WithContext`]: a value of the program's type beside the buffers, back typed with the completion (port packet, routine, [`Op::wait`]); or [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
+//! | per-handle data (the completion key as a pointer) | [`TypedPort::associate`]`(&socket, Arc<D>)`: every packet of the socket carries it ([`OpPacket::data`]) |
+//! | `GetQueuedCompletionStatus` with both cast back | [`TypedPort::get_queued`]: [`PacketOf::Op`] with the data and the typed completion |
 //! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`] |
 //!
 //! ## Connection edges and error codes

@@ -230,7 +230,10 @@ fn check(s: &mut SockState, kind: &OpKind, notify: SlotNotify) -> io::Result<Slo
         },
         // A typed port takes the completions of its one type only.
         SlotNotify::Port { conv, .. }
-            if s.port.as_ref().and_then(|l| l.ty).is_some_and(|t| t != conv.0) =>
+            if s.port
+                .as_ref()
+                .and_then(|l| l.ty)
+                .is_some_and(|t| t != conv.0) =>
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -23,8 +23,7 @@ use crate::op::{Completion, OpOutput};
 /// buffer type.
 ///
 /// Everything else is a [`CompletionPort`]'s behaviour (FIFO packets, LIFO
-/// waiters, concurrency, whoever waits drives, closing; see
-/// [`crate::port`]). Operations go to it as to any port: started with
+/// waiters, concurrency, whoever waits drives, closing). Operations go to it as to any port: started with
 /// [`Notify::Port`](crate::Notify::Port) on an associated socket (the tag
 /// comes back in [`OpPacket::tag`]).
 ///

@@ -34,6 +34,9 @@ struct Conn(&'static str);
 
 type Io = WithContext<Counted, Vec<u8>>;
 
+/// A routine's context id and bytes.
+type Seen = (u32, Vec<u8>);
+
 fn recv_io(id: u32, drops: &Arc<AtomicUsize>) -> Io {
     WithContext::new(counted(id, drops), vec![0u8; 16])
 }
@@ -94,7 +97,7 @@ fn x07_context_comes_back_with_the_port_packet(e: &Engine) {
 fn x07_context_comes_back_with_the_routine(e: &Engine) {
     let drops = Arc::new(AtomicUsize::new(0));
     let (c, mut p) = std_pair(e);
-    let got: Arc<std::sync::Mutex<Vec<(u32, Vec<u8>)>>> = Arc::default();
+    let got: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
     let g = got.clone();
     let _op = c
         .recv(
@@ -142,9 +145,7 @@ fn x07_context_comes_back_with_the_result(e: &Engine) {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     // With an event.
     let ev = Event::new();
-    let started = c
-        .recv(recv_io(22, &drops), MsgFlags::empty(), &ev)
-        .unwrap();
+    let started = c.recv(recv_io(22, &drops), MsgFlags::empty(), &ev).unwrap();
     write_all(&mut p, b"event");
     assert!(ev.wait(ten()), "the event is set");
     let done = started.wait().unwrap();
@@ -182,7 +183,10 @@ fn x07_per_socket_data_with_every_packet(e: &Engine) {
         .unwrap();
     write_all(&mut pb, b"bb");
     let pk = op_packet(&port);
-    assert_eq!((pk.data.0, pk.tag, pk.completion.data.context.id), ("b", 0, 30));
+    assert_eq!(
+        (pk.data.0, pk.tag, pk.completion.data.context.id),
+        ("b", 0, 30)
+    );
     drop(pk);
     write_all(&mut pa, b"aa");
     let pk = op_packet(&port);
@@ -228,8 +232,7 @@ fn x07_per_socket_data_with_every_packet(e: &Engine) {
     );
     assert_eq!(Arc::strong_count(&db), 2);
     b.close().unwrap();
-    assert!(util::eventually(slack(5 * SEC), || Arc::strong_count(&db)
-        == 1));
+    assert!(util::eventually(slack(5 * SEC), || Arc::strong_count(&db) == 1));
     drop(pa);
 }
 
@@ -291,8 +294,9 @@ fn x07_unclaimed_contexts_are_dropped(e: &Engine) {
         "{} of 3 contexts dropped",
         drops.load(Ordering::SeqCst)
     );
-    assert!(util::eventually(slack(5 * SEC), || Arc::strong_count(&conn)
-        == 1));
+    assert!(util::eventually(slack(5 * SEC), || Arc::strong_count(
+        &conn
+    ) == 1));
 }
 
 util::cases! {
