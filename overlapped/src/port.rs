@@ -167,16 +167,6 @@ impl PortInner {
         (v, self.engines_version.load(Ordering::Acquire))
     }
 
-    /// Queues a packet: hands it to the most recent waiter when fewer than
-    /// `concurrency` threads run, else queues it. Dropped when the port is
-    /// closed.
-    pub(crate) fn push(&self, p: Packet) {
-        let pushed = self.q().push(p);
-        if let Ok(Some(ctx)) = pushed {
-            ctx.wake();
-        }
-    }
-
     pub(crate) fn add_engine(&self, e: &Engine) {
         {
             let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
@@ -218,10 +208,12 @@ impl PortSink for PortInner {
         data: Option<PortData>,
         conv: Convert,
         mut raw: RawDone,
-    ) {
+    ) -> Option<RawDone> {
         let error = raw.outcome.error.take();
         let bytes = raw.outcome.bytes;
-        self.push(Packet {
+        // Handed to the most recent waiter when fewer than `concurrency`
+        // threads run, else queued.
+        let pushed = self.q().push(Packet {
             key,
             tag,
             bytes,
@@ -229,6 +221,18 @@ impl PortSink for PortInner {
             data,
             body: Body::Op(raw, conv),
         });
+        match pushed {
+            Ok(Some(ctx)) => {
+                ctx.wake();
+                None
+            }
+            Ok(None) => None,
+            Err(Packet {
+                body: Body::Op(raw, _),
+                ..
+            }) => Some(raw),
+            Err(_) => None,
+        }
     }
 }
 

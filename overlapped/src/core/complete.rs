@@ -178,9 +178,15 @@ impl Core {
             {
                 let (tag, conv) = (*tag, *conv);
                 let slot = s.ops.remove(key);
-                if let Some(l) = &s.port {
+                let back = s.port.as_ref().and_then(|l| {
                     let raw = self.raw_done(out, slot.bufs);
-                    l.sink.push_op(l.key, tag, l.data.clone(), conv, raw);
+                    l.sink.push_op(l.key, tag, l.data.clone(), conv, raw)
+                });
+                // The port is closed: what the packet held goes after the
+                // socket's lock (see `Later`).
+                if let Some(back) = back {
+                    s.later.extend(back.bufs.map(Later::Bufs));
+                    s.later.extend(back.outcome.fd.map(Later::Fd));
                 }
             }
             notify => {

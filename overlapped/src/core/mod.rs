@@ -166,9 +166,18 @@ pub(crate) trait Signal: Send + Sync {
 }
 
 /// What the core needs of a completion port: to queue a finished
-/// operation's packet (with the socket's per-handle data, if any).
+/// operation's packet (with the socket's per-handle data, if any). A
+/// closed port gives the operation back, to be dropped after the socket's
+/// lock (its buffers may hold the program's context).
 pub(crate) trait PortSink: Send + Sync {
-    fn push_op(&self, key: usize, tag: u64, data: Option<PortData>, conv: Convert, raw: RawDone);
+    fn push_op(
+        &self,
+        key: usize,
+        tag: u64,
+        data: Option<PortData>,
+        conv: Convert,
+        raw: RawDone,
+    ) -> Option<RawDone>;
 }
 
 /// The per-handle data a socket was associated with (a typed port's

@@ -288,12 +288,26 @@ fn x07_unclaimed_contexts_are_dropped(e: &Engine) {
     }
     assert_eq!(e.ops_in_table(), 0, "both operations completed");
     assert_eq!(drops.load(Ordering::SeqCst), 1, "queued, not dropped yet");
+    // An operation pending when the port closes, completed after.
+    let (d, mut q) = std_pair(e);
+    port.associate(&d, conn.clone()).unwrap();
+    let _op = d
+        .recv(recv_io(44, &drops), MsgFlags::empty(), Notify::Port(1))
+        .unwrap();
+    e.drive(Some(Duration::ZERO));
     port.close();
     assert!(
         util::eventually(slack(5 * SEC), || drops.load(Ordering::SeqCst) == 3),
-        "{} of 3 contexts dropped",
+        "{} of 3 queued contexts dropped",
         drops.load(Ordering::SeqCst)
     );
+    write_all(&mut q, b"late");
+    let end = Instant::now() + slack(10 * SEC);
+    while drops.load(Ordering::SeqCst) < 4 && Instant::now() < end {
+        e.drive(Some(Duration::from_millis(10)));
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 4, "completed after the close");
+    d.close().unwrap();
     assert!(util::eventually(slack(5 * SEC), || Arc::strong_count(
         &conn
     ) == 1));
