@@ -283,7 +283,7 @@ pub use buf::{
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
-pub use net::Socket;
+pub use net::{Accepted, Socket};
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
 pub use port::{CompletionPort, OpPacket, Packet, PacketOf, TypedPort};
 pub use routine::{SleepOutcome, sleep_ex};

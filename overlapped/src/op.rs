@@ -249,6 +249,7 @@ mod sealed {
     impl<B: crate::IoBufs> Output for B {}
     impl Output for () {}
     impl Output for Option<crate::Socket> {}
+    impl<B: crate::IoBufsMut> Output for crate::Accepted<B> {}
 }
 
 fn base<T>(raw: &mut RawDone, data: T) -> Completion<T> {

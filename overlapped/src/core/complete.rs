@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 use super::conn;
-use super::table::{Later, SlotState, SockState, op_of, op_token, sock_of};
+use super::table::{ASIDE, Later, SlotState, SockState, op_of, op_token, sock_of};
 use super::{Core, RawDone, SlotNotify, leftover};
 use crate::sys::{self, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 
@@ -72,9 +72,16 @@ impl Core {
         let Some(dir) = s.ops.get(key).map(|slot| slot.dir) else {
             return;
         };
-        if let Some(out) = self.step_slot(sock, s, key, call) {
-            self.finish_op(sock, s, key, out);
-            self.arm_next(sock, s, dir);
+        match self.step_slot(sock, s, key, call) {
+            Some(out) => {
+                self.finish_op(sock, s, key, out);
+                self.arm_next(sock, s, dir);
+            }
+            None => {
+                if set_aside(s, key) {
+                    self.arm_next(sock, s, dir);
+                }
+            }
         }
     }
 
@@ -103,9 +110,17 @@ impl Core {
                 out.error = Some(crate::flags::closed_error());
             }
         }
+        if let OpKind::AcceptEx(a) = &slot.kind {
+            // A caller-made socket the accept did not fill is free again.
+            if let Some(t) = &a.into {
+                t.settle(crate::sys::ext::Reserve::Released);
+            }
+        }
         // A receive hands its buffers back truncated to the bytes that
         // landed in them (also when it ends with an error or aborted).
-        if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
+        if let (OpKind::Recv { .. } | OpKind::AcceptEx(_), Some(b)) =
+            (&slot.kind, slot.bufs.as_deref_mut())
+        {
             // A receive's outcome counts the bytes written at the start of
             // its room (the backends' and `leftover`'s rule).
             // SAFETY: so the first `out.bytes` bytes are written.
@@ -118,6 +133,17 @@ impl Core {
         conn::learn(s, learn, &mut out);
         let check_urgent = out.check_urgent;
         s.queues[dir as usize].retain(|&k| k as usize != key);
+        if !s.queues[ASIDE].is_empty() {
+            s.queues[ASIDE].retain(|&k| k as usize != key);
+        }
+        if let (None, OpKind::Disconnect { reuse }) = (&out.error, &s.ops[key].kind) {
+            // Sends fail with "shutdown" from now on; with reuse the
+            // socket is fresh instead (SPEC x04).
+            s.conn.write_shut = true;
+            if *reuse {
+                self.reuse_socket(sock, s);
+            }
+        }
         self.deliver(s, key, out);
         if check_urgent {
             self.look_for_urgent(sock, s);
@@ -237,6 +263,8 @@ impl Core {
             }
             match self.arm_slot(sock, s, head, false) {
                 Some(out) => self.finish_op(sock, s, head, out),
+                // Parked aside: the next of the queue goes on.
+                None if set_aside(s, head) => {}
                 None => return,
             }
         }
@@ -359,6 +387,25 @@ impl Core {
             self.socks.remove(sock);
         }
     }
+}
+
+/// An operation that now waits aside (see `OpKind::waits_aside`: an
+/// `AcceptEx` that took its connection) leaves its direction queue, so the
+/// next of the queue goes on. True when it moved.
+pub(super) fn set_aside(s: &mut SockState, key: usize) -> bool {
+    let Some(slot) = s.ops.get(key) else {
+        return false;
+    };
+    if !slot.kind.waits_aside() || !matches!(slot.state, SlotState::Armed(_)) {
+        return false;
+    }
+    let q = &mut s.queues[slot.dir as usize];
+    let Some(at) = q.iter().position(|&k| k as usize == key) else {
+        return false;
+    };
+    q.remove(at);
+    s.queues[ASIDE].push_back(key as u16);
+    true
 }
 
 /// What a backend is told about slot `key` of `sock` (the socket's

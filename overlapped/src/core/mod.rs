@@ -64,6 +64,7 @@ mod complete;
 pub(crate) mod conn;
 mod drive;
 mod end;
+mod ext;
 mod handle;
 mod leftover;
 mod start;

@@ -54,6 +54,11 @@ impl Core {
         thread::note_engine(self);
         let mut guard = sock.lock();
         let s = &mut *guard;
+        if s.reserved.is_some() {
+            if let Err(e) = self.settle_reserve(sock, s, &kind) {
+                return Err((e, bufs));
+            }
+        }
         let notify = match check(s, &kind, notify) {
             Ok(notify) => notify,
             Err(e) => return Err((e, bufs)),
@@ -180,7 +185,11 @@ impl Core {
         let connecting = matches!(s.ops[key].kind, OpKind::Connect { .. });
         s.conn.connecting |= connecting;
         if queue_empty {
-            if let Some(out) = self.arm_slot(sock, s, key, true) {
+            let armed = self.arm_slot(sock, s, key, true);
+            if armed.is_none() && super::complete::set_aside(s, key) {
+                self.arm_next(sock, s, dir);
+            }
+            if let Some(out) = armed {
                 if out.error.is_some() && out.bytes == 0 {
                     // Nothing reached the kernel: undo and fail the start.
                     s.queues[dir as usize].retain(|&k| k as usize != key);
@@ -300,7 +309,9 @@ impl Starting {
             // Nothing moved: the start fails, and no completion follows.
             return Err(out.error.take().unwrap_or_else(bad_handle));
         }
-        if let (OpKind::Recv { .. }, Some(b)) = (&self.kind, self.bufs.as_deref_mut()) {
+        if let (OpKind::Recv { .. } | OpKind::AcceptEx(_), Some(b)) =
+            (&self.kind, self.bufs.as_deref_mut())
+        {
             // As in `finish_op`: the outcome counts bytes written.
             // SAFETY: so the first `out.bytes` bytes are written.
             unsafe { b.as_bufs().set_received(out.bytes) };

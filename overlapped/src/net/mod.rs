@@ -24,6 +24,9 @@ use crate::op::{Notify, Op, OpOutput, StartError, Started};
 use crate::sys::OpKind;
 use crate::thread::{current_ctx, register_routine, unregister_routine};
 
+mod ext;
+pub use ext::Accepted;
+
 /// An overlapped socket.
 ///
 /// Operations on it may be started from any thread (`Socket` is `Send +
@@ -525,6 +528,7 @@ impl Socket {
             OpKind::Connect {
                 addr,
                 started: false,
+                sending: false,
             },
             None,
             notify.into(),

@@ -68,7 +68,26 @@ pub(crate) fn attempt(
             recv(fd, bufs, *flags, *want_addr, done, stream, urgent)
         }
         OpKind::Accept => accept(fd),
-        OpKind::Connect { addr, started } => connect(fd, addr, started),
+        OpKind::AcceptEx(a) => super::ext::accept_ex(fd, a, bufs),
+        OpKind::Connect {
+            addr,
+            started,
+            sending,
+        } => {
+            if !*sending {
+                match connect(fd, addr, started) {
+                    // Connected: its data goes next (SPEC x03).
+                    Attempt::Done(out) if out.error.is_none() && bufs.is_some() => {
+                        *sending = true;
+                    }
+                    other => return other,
+                }
+            }
+            let bufs = bufs.expect("checked above");
+            send(fd, bufs, MsgFlags::empty(), None, done, true)
+        }
+        OpKind::Disconnect { .. } => super::ext::disconnect(fd),
+        OpKind::Transmit(t) => super::ext::transmit(fd, t, bufs, done),
     }
 }
 

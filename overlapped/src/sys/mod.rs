@@ -62,6 +62,7 @@ use crate::flags::{MsgFlags, RecvFlags};
 mod attempt;
 pub(crate) mod block;
 mod clock;
+pub(crate) mod ext;
 pub(crate) mod fixed;
 pub(crate) mod guess;
 pub(crate) mod poll;
@@ -173,17 +174,54 @@ pub(crate) enum OpKind {
     Recv { flags: MsgFlags, want_addr: bool },
     /// `AcceptEx`: a new non-blocking, close-on-exec socket and its peer.
     Accept,
-    /// `ConnectEx`: `started` is false until the first `connect(2)` ran.
-    Connect { addr: SocketAddr, started: bool },
+    /// `AcceptEx` with a receive buffer, or into a caller-made socket
+    /// (SPEC x01, x02).
+    AcceptEx(Box<ext::AcceptEx>),
+    /// `ConnectEx`: `started` is false until the first `connect(2)` ran;
+    /// `sending`: connected, sending the operation's data (SPEC x03).
+    Connect {
+        addr: SocketAddr,
+        started: bool,
+        sending: bool,
+    },
+    /// `DisconnectEx` (SPEC x04); `reuse`: the socket takes a new accept or
+    /// connect afterwards.
+    Disconnect { reuse: bool },
+    /// `TransmitFile` (SPEC x05).
+    Transmit(Box<ext::Transmit>),
 }
 
 impl OpKind {
     pub(crate) fn dir(&self) -> Dir {
         match self {
-            OpKind::Send { .. } | OpKind::Connect { .. } => Dir::Write,
+            OpKind::Send { .. }
+            | OpKind::Connect { .. }
+            | OpKind::Disconnect { .. }
+            | OpKind::Transmit(_) => Dir::Write,
             OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => Dir::Urgent,
-            OpKind::Recv { .. } | OpKind::Accept => Dir::Read,
+            OpKind::Recv { .. } | OpKind::Accept | OpKind::AcceptEx(_) => Dir::Read,
         }
+    }
+
+    /// An `AcceptEx` that took its connection and waits for its first data:
+    /// it waits off its listener's queue, on the connection's readiness.
+    pub(crate) fn waits_aside(&self) -> bool {
+        matches!(self, OpKind::AcceptEx(a) if a.conn.is_some())
+    }
+
+    /// The descriptor the operation waits on: the socket's, or for an
+    /// `AcceptEx` that waits aside, its connection's.
+    pub(crate) fn wait_fd<'a>(&'a self, sock: BorrowedFd<'a>) -> BorrowedFd<'a> {
+        match self {
+            OpKind::AcceptEx(a) => a.conn_fd().unwrap_or(sock),
+            _ => sock,
+        }
+    }
+
+    /// An operation the start never tries: it completes pending even when
+    /// it could finish at once (`DisconnectEx`, as on Windows).
+    pub(crate) fn always_pends(&self) -> bool {
+        matches!(self, OpKind::Disconnect { .. })
     }
 }
 
@@ -194,6 +232,8 @@ pub(crate) struct Outcome {
     pub(crate) bytes: usize,
     pub(crate) flags: RecvFlags,
     pub(crate) addr: Option<SocketAddr>,
+    /// The local address of an `AcceptEx`'s connection.
+    pub(crate) local: Option<SocketAddr>,
     pub(crate) fd: Option<OwnedFd>,
     /// A stream receive of the normal channel took bytes and may have
     /// stopped at the urgent mark: the next one would read past the urgent
@@ -211,6 +251,7 @@ impl Outcome {
             bytes,
             flags: RecvFlags::empty(),
             addr: None,
+            local: None,
             fd: None,
             check_urgent: false,
             drained: false,
@@ -393,6 +434,23 @@ pub(crate) struct OpRef<'a> {
     pub(crate) urgent: &'a mut Option<u8>,
 }
 
+impl OpRef<'_> {
+    /// The same reference, for a call that takes it by value.
+    pub(crate) fn reborrow(&mut self) -> OpRef<'_> {
+        OpRef {
+            fd: self.fd,
+            token: self.token,
+            kind: self.kind,
+            done: self.done,
+            stream: self.stream,
+            cancel: self.cancel,
+            sock: self.sock,
+            hints: self.hints,
+            urgent: self.urgent,
+        }
+    }
+}
+
 /// Buffers as the core stores them.
 pub(crate) type Bufs = Option<Box<dyn ErasedBufs>>;
 
@@ -445,6 +503,9 @@ pub(crate) enum Wakeup {
 #[derive(Debug)]
 pub(crate) enum Reaped {
     Uring(uring::Cqe),
+    /// The poll engine: the descriptor an operation waits on by itself (an
+    /// `AcceptEx`'s connection) is ready.
+    Ready,
 }
 
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.

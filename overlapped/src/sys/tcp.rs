@@ -41,6 +41,29 @@ pub(crate) fn enable_inq(fd: BorrowedFd<'_>) {
     };
 }
 
+/// Makes descriptor `target` name the socket of `with` (`dup3`): the
+/// socket `target` named before is closed, `with`'s number is closed, and
+/// `target` keeps its number (close-on-exec). How a connection goes into a
+/// caller-made socket (`AcceptEx` into a socket, SPEC x02) and a reused
+/// socket gets a fresh one (`DisconnectEx` with reuse, SPEC x04): Linux has
+/// no call that accepts or reconnects into an existing descriptor. Options
+/// set on the socket `target` named before are not carried over.
+pub(crate) fn replace_fd(
+    target: BorrowedFd<'_>,
+    with: std::os::fd::OwnedFd,
+) -> std::io::Result<()> {
+    // Both descriptors are open for the whole call: `with` is owned here
+    // and `target` is borrowed from its owner, so the call replaces only
+    // what the caller owns.
+    // SAFETY: `dup3` takes two open descriptor numbers and touches no memory.
+    let r = unsafe { libc::dup3(with.as_raw_fd(), target.as_raw_fd(), libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    drop(with);
+    Ok(())
+}
+
 /// Control-message room for one `TCP_CM_INQ` (an `int`), aligned for
 /// `cmsghdr`.
 #[repr(C)]

@@ -18,6 +18,7 @@ mod close_cancel;
 mod connection;
 mod context;
 mod events;
+mod extensions;
 mod operations;
 mod ports;
 mod routines;

@@ -214,7 +214,10 @@ pub(super) fn prepare(
 /// also reports urgent data (taken out first) and the peer's end.
 fn ready_mask(kind: &OpKind) -> libc::c_short {
     match kind {
-        OpKind::Send { .. } | OpKind::Connect { .. } => libc::POLLOUT,
+        OpKind::Send { .. }
+        | OpKind::Connect { .. }
+        | OpKind::Disconnect { .. }
+        | OpKind::Transmit(_) => libc::POLLOUT,
         // POLLPRI alone was never reported for TCP urgent data by io_uring
         // here; with POLLRDBAND the poll fires (measured).
         OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => {
@@ -222,6 +225,8 @@ fn ready_mask(kind: &OpKind) -> libc::c_short {
         }
         OpKind::Recv { .. } => libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP,
         OpKind::Accept => libc::POLLIN,
+        // Phase two (the connection's first data) waits on the connection.
+        OpKind::AcceptEx(_) => libc::POLLIN | libc::POLLRDHUP,
     }
 }
 
@@ -291,7 +296,15 @@ fn build(
         OpKind::Accept => opcode::Accept::new(fdt, (&raw mut km.addr).cast(), &raw mut km.addrlen)
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build(),
-        OpKind::Connect { .. } => poll_add(km, fdt, ready_mask(kind)),
+        // Tried in user space when the socket is ready: the extension
+        // operations (`AcceptEx` beyond the plain accept, whose `req.fd` is
+        // the connection once it waits for its first data; `TransmitFile`'s
+        // `sendfile`, which moves the file's bytes inside the kernel;
+        // `DisconnectEx`), and connects.
+        OpKind::Connect { .. }
+        | OpKind::AcceptEx(_)
+        | OpKind::Disconnect { .. }
+        | OpKind::Transmit(_) => poll_add(km, fdt, ready_mask(kind)),
     };
     Ok(entry)
 }
@@ -480,6 +493,9 @@ pub(super) fn finish(
             out.addr = sockaddr_of(&km.addr, km.addrlen);
             Finish::Done(out)
         }
-        OpKind::Connect { .. } => Finish::Attempt,
+        OpKind::Connect { .. }
+        | OpKind::AcceptEx(_)
+        | OpKind::Disconnect { .. }
+        | OpKind::Transmit(_) => Finish::Attempt,
     }
 }

@@ -155,7 +155,7 @@ impl RecvPolicy {
     ///   connect runs its `connect(2)`, an urgent receive never waits on
     ///   Linux.
     fn try_first(&mut self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
-        if deferred && matches!(kind, OpKind::Send { .. }) {
+        if kind.always_pends() || (deferred && matches!(kind, OpKind::Send { .. })) {
             return false;
         }
         if self.recv_direct || !kind.is_plain_stream_recv(stream) {
@@ -306,7 +306,7 @@ impl Uring {
             Wait::Direct
         };
         let req = Request {
-            fd: fd.as_raw_fd(),
+            fd: op.kind.wait_fd(fd).as_raw_fd(),
             kind: op.kind,
             done: *op.done,
             stream: op.stream,
@@ -355,7 +355,11 @@ impl Uring {
             } => cqe,
             // Readiness is no news for a request in the ring (never met:
             // only poll reports it).
-            Wakeup::Sock { .. } => return Step::Parked(Parked::Uring(f)),
+            Wakeup::Sock { .. }
+            | Wakeup::Op {
+                reaped: Reaped::Ready,
+                ..
+            } => return Step::Parked(Parked::Uring(f)),
         };
         let mut f = f;
         let (res, cflags) = if f.fixed() == FixedOp::SendZc {

@@ -1,0 +1,263 @@
+//! The extension operations of a real IOCP server (`AcceptEx` with data or
+//! into a caller-made socket, `DisconnectEx`, `TransmitFile`; `ConnectEx`
+//! with data is the connect's second phase in [`attempt`](super::attempt)):
+//! their state and their non-blocking attempts, shared by both engines. Each
+//! waits for readiness and runs its attempt when it comes: io_uring parks
+//! them as readiness polls, poll as readiness waits (SPEC x01–x05).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rustix::net::{RecvFlags as RxFlags, SendFlags as TxFlags, SocketFlags};
+
+use super::{Attempt, Outcome, tcp, to_io};
+use crate::buf::RawBufs;
+
+/// A caller-made socket that a pending `AcceptEx` will take the connection
+/// into (SPEC x02): its descriptor (kept open by this reference, so its
+/// number cannot be reused while the accept may still write it) and where
+/// the reservation stands, read by the socket itself on its next call.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) fd: Arc<OwnedFd>,
+    state: AtomicU8,
+}
+
+/// Where a [`Target`]'s reservation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserve {
+    /// A pending accept holds the socket.
+    Held = 0,
+    /// The accept put a connection in the socket (its descriptor now names
+    /// the accepted connection).
+    Accepted = 1,
+    /// The accept ended without a connection: the socket is free again.
+    Released = 2,
+    /// The socket closed while the accept was pending: the accept ends
+    /// aborted (a connection it took is closed).
+    Closed = 3,
+}
+
+impl Target {
+    pub(crate) fn new(fd: Arc<OwnedFd>) -> Arc<Target> {
+        Arc::new(Target {
+            fd,
+            state: AtomicU8::new(Reserve::Held as u8),
+        })
+    }
+
+    pub(crate) fn state(&self) -> Reserve {
+        match self.state.load(Ordering::Acquire) {
+            0 => Reserve::Held,
+            1 => Reserve::Accepted,
+            2 => Reserve::Released,
+            _ => Reserve::Closed,
+        }
+    }
+
+    /// Moves a held reservation to `to`; false when it was no longer held.
+    pub(crate) fn settle(&self, to: Reserve) -> bool {
+        self.state
+            .compare_exchange(
+                Reserve::Held as u8,
+                to as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+}
+
+/// A connection an `AcceptEx` took, waiting for its first data.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The accepted descriptor; `None` when it went into the target socket.
+    pub(crate) fd: Option<OwnedFd>,
+    pub(crate) peer: Option<SocketAddr>,
+    /// The poll engine watches the descriptor (registered in its epoll set
+    /// under the operation's token).
+    pub(crate) watched: bool,
+}
+
+/// `AcceptEx` beyond the plain accept: with a receive buffer (`recv`: the
+/// operation completes with the connection's first data) and/or into a
+/// caller-made socket.
+#[derive(Debug)]
+pub(crate) struct AcceptEx {
+    pub(crate) recv: bool,
+    pub(crate) into: Option<Arc<Target>>,
+    /// Set once the connection is taken: the operation then waits for data
+    /// on it, off the listener's queue (other accepts go on meanwhile).
+    pub(crate) conn: Option<Conn>,
+}
+
+impl AcceptEx {
+    /// The descriptor the first data is read from (phase two).
+    pub(crate) fn conn_fd(&self) -> Option<BorrowedFd<'_>> {
+        let conn = self.conn.as_ref()?;
+        match (&conn.fd, &self.into) {
+            (Some(fd), _) => Some(fd.as_fd()),
+            (None, Some(t)) => Some(t.fd.as_fd()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `TransmitFile`: head, a region of a file, tail, sent in that order as
+/// one operation; `done` counts the bytes sent so far across the three.
+#[derive(Debug)]
+pub(crate) struct Transmit {
+    pub(crate) file: OwnedFd,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+/// The attempt of an `AcceptEx` (see [`AcceptEx`]): accept (the listener's
+/// readiness), move the connection into the target socket, then (with a
+/// buffer) receive its first data (the connection's readiness). A
+/// connection the operation took and cannot deliver is closed.
+#[allow(unsafe_code)] // `RawBufs::set_received`'s contract
+pub(crate) fn accept_ex(
+    listener: BorrowedFd<'_>,
+    a: &mut AcceptEx,
+    bufs: Option<&mut dyn RawBufs>,
+) -> Attempt {
+    if a.into
+        .as_ref()
+        .is_some_and(|t| t.state() == Reserve::Closed)
+    {
+        return Attempt::Done(Outcome::aborted(0));
+    }
+    if a.conn.is_none() {
+        let (fd, peer) = loop {
+            match rustix::net::acceptfrom_with(
+                listener,
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            ) {
+                Ok((fd, addr)) => break (fd, addr.and_then(|a| SocketAddr::try_from(a).ok())),
+                Err(e) if e == rustix::io::Errno::INTR => {}
+                Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::CONNABORTED => {
+                    return Attempt::WouldBlock;
+                }
+                Err(e) => return Attempt::Done(Outcome::err(to_io(e), 0)),
+            }
+        };
+        let fd = match &a.into {
+            Some(t) => {
+                if let Err(e) = tcp::replace_fd(t.fd.as_fd(), fd) {
+                    return Attempt::Done(Outcome::err(e, 0));
+                }
+                t.settle(Reserve::Accepted);
+                None
+            }
+            None => Some(fd),
+        };
+        a.conn = Some(Conn {
+            fd,
+            peer,
+            watched: false,
+        });
+    }
+    let Some(conn_fd) = a.conn_fd() else {
+        return Attempt::Done(Outcome::aborted(0));
+    };
+    let mut out = Outcome::ok(0);
+    if a.recv {
+        let Some(bufs) = bufs else {
+            return Attempt::Done(Outcome::err(missing_bufs(), 0));
+        };
+        let n = loop {
+            match tcp::recv_msg(conn_fd, bufs, 0, RxFlags::DONTWAIT, false) {
+                Ok(r) => break r.bytes,
+                Err(e) if e == rustix::io::Errno::INTR => {}
+                Err(e) if e == rustix::io::Errno::AGAIN => return Attempt::WouldBlock,
+                // The connection failed before its first data: the accept
+                // reports it (Windows: WSAECONNRESET), the connection closes.
+                Err(e) => {
+                    a.conn = None;
+                    return Attempt::Done(Outcome::err(to_io(e), 0));
+                }
+            }
+        };
+        // `recvmsg` wrote `n` bytes at the start of the room.
+        // SAFETY: so those bytes are written.
+        unsafe { bufs.set_received(n) };
+        out.bytes = n;
+    }
+    out.local = rustix::net::getsockname(conn_fd)
+        .ok()
+        .and_then(|a| SocketAddr::try_from(a).ok());
+    let conn = a.conn.take().expect("the connection was taken above");
+    out.addr = conn.peer;
+    out.fd = conn.fd;
+    Attempt::Done(out)
+}
+
+fn missing_bufs() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the operation carries no buffers",
+    )
+}
+
+/// `DisconnectEx`: the graceful half close of the write side.
+pub(crate) fn disconnect(fd: BorrowedFd<'_>) -> Attempt {
+    match rustix::net::shutdown(fd, rustix::net::Shutdown::Write) {
+        Ok(()) => Attempt::Done(Outcome::ok(0)),
+        Err(e) => Attempt::Done(Outcome::err(to_io(e), 0)),
+    }
+}
+
+/// `TransmitFile`: the head buffer, the file region (`sendfile`: the file's
+/// bytes go from the page cache to the socket without passing through user
+/// space), the tail buffer; `done` is the progress across the three, so a
+/// readiness wait resumes where the socket filled up.
+pub(crate) fn transmit(
+    fd: BorrowedFd<'_>,
+    t: &Transmit,
+    bufs: Option<&mut dyn RawBufs>,
+    done: &mut usize,
+) -> Attempt {
+    let slices = bufs.map(|b| b.io_slices()).unwrap_or_default();
+    let head: &[u8] = slices.first().map_or(&[], |s| s);
+    let tail: &[u8] = slices.get(1).map_or(&[], |s| s);
+    let file_len = t.len as usize;
+    let total = head.len() + file_len + tail.len();
+    let flags = TxFlags::NOSIGNAL | TxFlags::DONTWAIT;
+    while *done < total {
+        let r = if *done < head.len() {
+            rustix::net::send(fd, &head[*done..], flags)
+        } else if *done < head.len() + file_len {
+            let sent = (*done - head.len()) as u64;
+            let mut off = t.offset + sent;
+            let count = (t.len - sent).min(1 << 30) as usize;
+            match rustix::fs::sendfile(fd, &t.file, Some(&mut off), count) {
+                // The file ended before the region did (it shrank after the
+                // start checked it).
+                Ok(0) => {
+                    return Attempt::Done(Outcome::err(
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the file ended before the region to send",
+                        ),
+                        *done,
+                    ));
+                }
+                r => r,
+            }
+        } else {
+            let at = *done - head.len() - file_len;
+            rustix::net::send(fd, &tail[at..], flags)
+        };
+        match r {
+            Ok(n) => *done += n,
+            Err(e) if e == rustix::io::Errno::INTR => {}
+            Err(e) if e == rustix::io::Errno::AGAIN => return Attempt::WouldBlock,
+            Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
+        }
+    }
+    Attempt::Done(Outcome::ok(*done))
+}
