@@ -28,6 +28,11 @@
 //!   the call).
 //! * Closing the port (or dropping its last handle) wakes every waiter with
 //!   an error; queued packets are dropped with their buffers.
+//!
+//! A [`TypedPort`] is the same port typed over the program's per-operation
+//! and per-socket data: its packets hand back the operation's buffers with
+//! their context ([`WithContext`](crate::WithContext)) and the socket's
+//! data, with no tag and no run-time choice of the buffer type.
 
 use std::any::{Any, TypeId};
 use std::fmt;
