@@ -328,13 +328,9 @@ impl File {
             .map_err(crate::sys::to_io)
     }
 
-    pub(crate) fn associate(
-        &self,
-        port: Arc<crate::port::PortInner>,
-        key: usize,
-    ) -> io::Result<()> {
+    pub(crate) fn associate(&self, link: crate::core::PortLink) -> io::Result<()> {
         self.still_open()?;
-        self.engine.inner.associate(&self.sock, port, key)
+        self.engine.inner.associate(&self.sock, link)
     }
 
     fn still_open(&self) -> io::Result<()> {

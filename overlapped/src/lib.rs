@@ -86,7 +86,9 @@
 //! | `CreateFile(..., FILE_FLAG_OVERLAPPED)` | [`File::open`], [`File::create`], [`File::open_with`], [`File::from_fd`] |
 //! | `ReadFile` / `WriteFile` with `OVERLAPPED.Offset` | [`File::read_at`] / [`File::write_at`] (operations; gather and scatter too) |
 //! | `CreateIoCompletionPort(file, ...)`, `CancelIoEx(file, NULL)`, `CloseHandle(file)` | [`CompletionPort::associate_file`], [`File::cancel_all`], [`File::close`] |
-//! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
+//! | per-I/O data (`OVERLAPPED` in a struct, cast back from the packet) | [`WithContext`]: a value of the program's type beside the buffers, back typed with the completion (port packet, routine, [`Op::wait`]); or [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
+//! | per-handle data (the completion key as a pointer) | [`TypedPort::associate`]`(&socket, Arc<D>)`: every packet of the socket carries it ([`OpPacket::data`]) |
+//! | `GetQueuedCompletionStatus` with both cast back | [`TypedPort::get_queued`]: [`PacketOf::Op`] with the data and the typed completion |
 //! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`], [`PortWait::IoCompletion`] |
 //!
 //! ## Connection edges and error codes
@@ -294,14 +296,16 @@ mod wait;
 mod winerror;
 
 pub use buf::{Control, ControlMessage, ControlMessages, PktInfo};
-pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
+pub use buf::{
+    FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice, WithContext,
+};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
 pub use event::{AsWaitable, Event, WaitMode, WaitOutcome, Waitable, wait_for_events};
 pub use file::{FILE_WORKERS, File};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
 pub use net::{Accepted, Socket};
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
-pub use port::{CompletionPort, Packet, PortWait};
+pub use port::{CompletionPort, OpPacket, Packet, PacketOf, PortWait, TypedPort};
 pub use routine::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;

@@ -34,6 +34,11 @@
 //!   the routines run and the wait returns [`PortWait::IoCompletion`].
 //! * Closing the port (or dropping its last handle) wakes every waiter with
 //!   an error; queued packets are dropped with their buffers.
+//!
+//! A [`TypedPort`] is the same port typed over the program's per-operation
+//! and per-socket data: its packets hand back the operation's buffers with
+//! their context ([`WithContext`](crate::WithContext)) and the socket's
+//! data, with no tag and no run-time choice of the buffer type.
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -43,7 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::core::{Convert, PortSink};
+use crate::core::{Convert, PortData, PortLink, PortSink};
 use crate::core::{RawDone, clock_us_at, interval_passed, wait_until};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
@@ -53,6 +58,9 @@ use crate::thread::{
     run_routines, thread_engines, wait_entered, wait_returned,
 };
 use crate::wait::{self, PortQueue};
+
+mod typed;
+pub use typed::{OpPacket, PacketOf, TypedPort};
 
 /// One packet taken from a port.
 pub struct Packet {
@@ -65,6 +73,8 @@ pub struct Packet {
     pub bytes: usize,
     /// The operation's error (`None` on success and for posted packets).
     pub error: Option<io::Error>,
+    /// The per-handle data of a socket associated with a [`TypedPort`].
+    data: Option<PortData>,
     body: Body,
 }
 
@@ -171,16 +181,6 @@ impl PortInner {
         (v, self.engines_version.load(Ordering::Acquire))
     }
 
-    /// Queues a packet: hands it to the most recent waiter when fewer than
-    /// `concurrency` threads run, else queues it. Dropped when the port is
-    /// closed.
-    pub(crate) fn push(&self, p: Packet) {
-        let pushed = self.q().push(p);
-        if let Ok(Some(ctx)) = pushed {
-            ctx.wake();
-        }
-    }
-
     pub(crate) fn add_engine(&self, e: &Engine) {
         {
             let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
@@ -215,16 +215,38 @@ fn closed_error() -> io::Error {
 }
 
 impl PortSink for PortInner {
-    fn push_op(&self, key: usize, tag: u64, conv: Convert, mut raw: RawDone) {
+    fn push_op(
+        &self,
+        key: usize,
+        tag: u64,
+        data: Option<PortData>,
+        conv: Convert,
+        mut raw: RawDone,
+    ) -> Option<RawDone> {
         let error = raw.outcome.error.take();
         let bytes = raw.outcome.bytes;
-        self.push(Packet {
+        // Handed to the most recent waiter when fewer than `concurrency`
+        // threads run, else queued.
+        let pushed = self.q().push(Packet {
             key,
             tag,
             bytes,
             error,
+            data,
             body: Body::Op(raw, conv),
         });
+        match pushed {
+            Ok(Some(ctx)) => {
+                ctx.wake();
+                None
+            }
+            Ok(None) => None,
+            Err(Packet {
+                body: Body::Op(raw, _),
+                ..
+            }) => Some(raw),
+            Err(_) => None,
+        }
     }
 }
 
@@ -346,7 +368,12 @@ impl CompletionPort {
     /// (a socket belongs to at most one); `EBADF` for a closed socket.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn associate(&self, socket: &Socket, key: usize) -> io::Result<()> {
-        socket.associate(self.inner.clone(), key)?;
+        socket.associate(PortLink {
+            sink: self.inner.clone(),
+            key,
+            data: None,
+            ty: None,
+        })?;
         self.inner.add_engine(socket.engine());
         Ok(())
     }
@@ -362,7 +389,12 @@ impl CompletionPort {
     /// `EBADF` for a closed file.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn associate_file(&self, file: &crate::File, key: usize) -> io::Result<()> {
-        file.associate(self.inner.clone(), key)?;
+        file.associate(PortLink {
+            sink: self.inner.clone(),
+            key,
+            data: None,
+            ty: None,
+        })?;
         self.inner.add_engine(file.engine());
         Ok(())
     }
@@ -379,6 +411,7 @@ impl CompletionPort {
             tag: 0,
             bytes,
             error: None,
+            data: None,
             body: Body::User(Box::new(payload)),
         });
         match pushed {

@@ -101,7 +101,7 @@ impl<P: TxPiece, const N: usize> Pieces for [P; N] {
 
 pub(crate) use sealed::FixedPart;
 
-mod sealed {
+pub(super) mod sealed {
     /// The window of an operation's one [`FixedBuf`](super::FixedBuf), for the engine: its
     /// pool, its index in the pool, and the window's start and length (inside
     /// that buffer). Made only from a `FixedBuf` the engine holds.

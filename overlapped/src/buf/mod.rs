@@ -370,6 +370,7 @@ mod bytes_impls {
     }
 }
 
+mod context;
 mod control;
 mod fixed;
 mod held;
@@ -377,6 +378,7 @@ mod slice;
 #[cfg(test)]
 mod tests;
 
+pub use context::WithContext;
 pub use control::{Control, ControlMessage, ControlMessages, PktInfo};
 pub use fixed::{FixedBuf, FixedBufs};
 pub(crate) use held::{ErasedBufs, RawBufs, check_bufs, erase_rx, erase_tx, take_back};

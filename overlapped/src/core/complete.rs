@@ -193,7 +193,6 @@ impl Core {
             return;
         }
         s.waits.completed(&mut s.later);
-        let port = s.port.clone();
         let slot = &mut s.ops[key];
         match &mut slot.notify {
             SlotNotify::Routine { ctx, id } => {
@@ -204,12 +203,19 @@ impl Core {
             // The port the socket has now (SPEC k09); none for a result the
             // handle takes inline (skip-on-success, or no port at start).
             SlotNotify::Port { tag, conv }
-                if port.is_some() && !(slot.immediate && slot.handle) =>
+                if s.port.is_some() && !(slot.immediate && slot.handle) =>
             {
                 let (tag, conv) = (*tag, *conv);
                 let slot = s.ops.remove(key);
-                if let Some((port, pkey)) = port {
-                    port.push_op(pkey, tag, conv, self.raw_done(out, slot.bufs));
+                let back = s.port.as_ref().and_then(|l| {
+                    let raw = self.raw_done(out, slot.bufs);
+                    l.sink.push_op(l.key, tag, l.data.clone(), conv, raw)
+                });
+                // The port is closed: what the packet held goes after the
+                // socket's lock (see `Later`).
+                if let Some(back) = back {
+                    s.later.extend(back.bufs.map(Later::Bufs));
+                    s.later.extend(back.outcome.fd.map(Later::Fd));
                 }
             }
             notify => {
@@ -374,8 +380,13 @@ impl Core {
     }
 
     /// Forgets a closed socket once its last operation left its queues.
-    pub(super) fn remove_if_closed(&self, sock: &super::Sock, s: &SockState) {
+    /// Its per-handle data goes then (no packet can carry it any more),
+    /// dropped once the lock is let go: it may own the program's socket.
+    pub(super) fn remove_if_closed(&self, sock: &super::Sock, s: &mut SockState) {
         if s.closed && s.idle() {
+            if let Some(d) = s.port.as_mut().and_then(|l| l.data.take()) {
+                s.later.push(Later::Data(d));
+            }
             self.socks.remove(sock);
         }
     }

@@ -100,12 +100,7 @@ impl Core {
     }
 
     /// Associates a socket with a port (at most one per socket).
-    pub(crate) fn associate(
-        &self,
-        sock: &Sock,
-        port: Arc<dyn super::PortSink>,
-        key: usize,
-    ) -> io::Result<()> {
+    pub(crate) fn associate(&self, sock: &Sock, link: super::PortLink) -> io::Result<()> {
         self.with_sock(sock, |_, s| {
             if s.port.is_some() {
                 return Err(io::Error::new(
@@ -113,7 +108,7 @@ impl Core {
                     "the socket is already associated with a completion port",
                 ));
             }
-            s.port = Some((port, key));
+            s.port = Some(link);
             Ok(())
         })
     }

@@ -251,6 +251,18 @@ fn check(s: &mut SockState, kind: &OpKind, notify: SlotNotify) -> io::Result<Slo
             Some(_) => SlotNotify::None,
             None => SlotNotify::Port { tag: 0, conv },
         },
+        // A typed port takes the completions of its one type only.
+        SlotNotify::Port { conv, .. }
+            if s.port
+                .as_ref()
+                .and_then(|l| l.ty)
+                .is_some_and(|t| t != conv.0) =>
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the socket's typed completion port takes operations of another buffer type",
+            ));
+        }
         notify => notify,
     })
 }

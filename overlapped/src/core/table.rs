@@ -236,6 +236,9 @@ pub(crate) enum Later {
     Wake(Arc<ThreadCtx>),
     /// An async task awaiting one.
     Waker(Waker),
+    /// The per-handle data of a closed socket whose last operation
+    /// completed (its drop may drop the program's connection state).
+    Data(super::PortData),
 }
 
 impl Later {
@@ -246,6 +249,7 @@ impl Later {
             Later::Set(ev) => ev.set(),
             Later::Wake(t) => t.wake(),
             Later::Waker(w) => w.wake(),
+            Later::Data(d) => drop(d),
         }
     }
 }
@@ -276,7 +280,7 @@ pub(crate) struct SockState {
     /// into this one (SPEC x02); the socket learns the outcome on its next
     /// call.
     pub(crate) reserved: Option<Arc<crate::sys::ext::Target>>,
-    pub(crate) port: Option<(Arc<dyn super::PortSink>, usize)>,
+    pub(crate) port: Option<super::PortLink>,
     pub(crate) skip_on_success: bool,
     /// Bytes a stream receive took from the kernel after its handle was
     /// dropped: served to the next receives first, so no byte is lost.

@@ -682,13 +682,9 @@ impl Socket {
         self.engine.inner.close_socket(&self.sock)
     }
 
-    pub(crate) fn associate(
-        &self,
-        port: Arc<crate::port::PortInner>,
-        key: usize,
-    ) -> io::Result<()> {
+    pub(crate) fn associate(&self, link: crate::core::PortLink) -> io::Result<()> {
         self.open()?;
-        self.engine.inner.associate(&self.sock, port, key)
+        self.engine.inner.associate(&self.sock, link)
     }
 
     /// `SetFileCompletionNotificationModes(socket,

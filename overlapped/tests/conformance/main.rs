@@ -16,6 +16,7 @@ mod util;
 mod asyncs;
 mod close_cancel;
 mod connection;
+mod context;
 mod events;
 mod extensions;
 mod files;
