@@ -110,7 +110,12 @@ impl Core {
                 out.error = Some(crate::flags::closed_error());
             }
         }
-        if let OpKind::AcceptEx(a) = &slot.kind {
+        if let OpKind::AcceptEx(a) = &mut slot.kind {
+            if out.error.is_some() {
+                // A connection the failed (or aborted) accept took closes now,
+                // not when its result is taken.
+                a.conn = None;
+            }
             // A caller-made socket the accept did not fill is free again.
             if let Some(t) = &a.into {
                 t.settle(crate::sys::ext::Reserve::Released);

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use super::table::{ASIDE, SockState, sock_token};
+use super::table::{SockState, sock_token};
 use super::{Core, Sock, bad_handle};
 use crate::sys::OpKind;
 use crate::sys::ext::{Reserve, Target};
@@ -122,7 +122,6 @@ impl Core {
         for k in others {
             let _ = self.cancel_locked(sock, s, k as usize);
         }
-        debug_assert!(s.queues[ASIDE].is_empty() || !s.stream);
         let Some(fd) = s.fd.clone() else {
             return;
         };
