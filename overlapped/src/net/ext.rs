@@ -333,6 +333,7 @@ impl Socket {
                 file: dup,
                 offset,
                 len,
+                pipe: None,
             })
         })();
         let bufs = [head, tail];

@@ -161,6 +161,50 @@ pub(crate) struct Transmit {
     pub(crate) file: OwnedFd,
     pub(crate) offset: u64,
     pub(crate) len: u64,
+    /// io_uring moves the file's bytes with `SPLICE` requests through this
+    /// pipe (file → pipe, pipe → socket); without one (the poll engine, or
+    /// no pipe could be made) the attempt uses `sendfile`.
+    pub(crate) pipe: Option<Pipe>,
+}
+
+/// The pipe of an io_uring `TransmitFile` and the bytes it holds (spliced
+/// in from the file, not yet out to the socket).
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    pub(crate) read: OwnedFd,
+    pub(crate) write: OwnedFd,
+    pub(crate) held: usize,
+    /// The most one splice from the file moves (the pipe's capacity).
+    pub(crate) room: usize,
+}
+
+impl Pipe {
+    /// A pipe for splicing, as large as the system lets an unprivileged
+    /// process make it (up to 1 MiB), for fewer round trips per file.
+    pub(crate) fn new() -> io::Result<Pipe> {
+        let (read, write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(to_io)?;
+        for size in [1 << 20, 256 << 10] {
+            if rustix::pipe::fcntl_setpipe_size(&write, size).is_ok() {
+                break;
+            }
+        }
+        let room = rustix::pipe::fcntl_getpipe_size(&write).unwrap_or(64 << 10);
+        Ok(Pipe {
+            read,
+            write,
+            held: 0,
+            room,
+        })
+    }
+}
+
+impl Transmit {
+    /// Where `done` bytes into the operation stand: in the head, the file
+    /// region or the tail. `head`: the head buffer's length.
+    pub(crate) fn in_file(&self, head: usize, done: usize) -> bool {
+        done >= head && ((done - head) as u64) < self.len
+    }
 }
 
 /// The attempt of an `AcceptEx` (see [`AcceptEx`]): accept (the listener's
@@ -289,6 +333,10 @@ pub(crate) fn transmit(
         let r = if *done < head.len() {
             rustix::net::send(fd, &head[*done..], flags)
         } else if *done < head.len() + file_len {
+            if t.pipe.is_some() {
+                // io_uring splices the file's bytes (see `sys/uring`).
+                return Attempt::WouldBlock;
+            }
             let sent = (*done - head.len()) as u64;
             let mut off = t.offset + sent;
             let count = (t.len - sent).min(1 << 30) as usize;

@@ -33,6 +33,8 @@ pub(super) struct KernelMem {
     total: usize,
     /// The request uses a registered buffer.
     pub(super) fixed: FixedOp,
+    /// The request is a `TransmitFile`'s `SPLICE` (see `splice.rs`).
+    pub(super) splice: Option<super::splice::Stage>,
 }
 
 /// Which fixed-buffer request an operation's SQE is.
@@ -193,6 +195,7 @@ pub(super) fn prepare(
         poll_phase: false,
         total: 0,
         fixed: FixedOp::No,
+        splice: None,
     });
     let entry = match build(&mut km, req, bufs.as_deref_mut().map(|b| b.as_bufs())) {
         Ok(e) => e,
@@ -303,10 +306,21 @@ fn build(
         // the connection once it waits for its first data; `TransmitFile`'s
         // `sendfile`, which moves the file's bytes inside the kernel;
         // `DisconnectEx`), and connects.
-        OpKind::Connect { .. }
-        | OpKind::AcceptEx(_)
-        | OpKind::Disconnect { .. }
-        | OpKind::Transmit(_) => poll_add(km, fdt, ready_mask(kind)),
+        OpKind::Transmit(t) => {
+            let head = bufs
+                .as_deref()
+                .map_or(0, |b| b.io_slices().first().map_or(0, |s| s.len()));
+            match super::splice::request(t, head, done, req.fd) {
+                Some((stage, e)) => {
+                    km.splice = Some(stage);
+                    e
+                }
+                None => poll_add(km, fdt, ready_mask(kind)),
+            }
+        }
+        OpKind::Connect { .. } | OpKind::AcceptEx(_) | OpKind::Disconnect { .. } => {
+            poll_add(km, fdt, ready_mask(kind))
+        }
         OpKind::FileRead { offset } => file_rw(km, req, bufs, true, *offset)?,
         OpKind::FileWrite { offset } => file_rw(km, req, bufs, false, *offset)?,
     };
@@ -450,6 +464,9 @@ pub(super) enum Finish {
     /// connection (`EAGAIN`): not an answer for the operation, which waits
     /// for readiness and tries again.
     Again,
+    /// A `TransmitFile`'s splice to the socket found no room: wait until it
+    /// is writable (not a resubmit: a slow reader may take many).
+    Writable,
 }
 
 /// Interprets the CQE of a parked operation. `nonempty`: the CQE says bytes
