@@ -2,7 +2,8 @@
 //! a pool of pre-made sockets, each waiting in an `AcceptEx` that also
 //! receives the request (`accept_ex` into the socket, with a buffer); the
 //! file goes out with `TransmitFile` (`transmit_file`: the response header
-//! as its head, the file's bytes by `sendfile`, never through user space);
+//! as its head, the file's bytes spliced or sent inside the kernel, never
+//! through user space);
 //! then `DisconnectEx` with reuse (`disconnect(true)`) hands the socket back
 //! to a new accept. One worker takes every completion from one completion
 //! port; the key says which socket, the tag which step.

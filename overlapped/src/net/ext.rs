@@ -264,8 +264,10 @@ impl Socket {
     /// order as one operation on a connected stream socket; the completion's
     /// bytes count all three, and the buffers come back as `[head, tail]`
     /// (pass empty ones for none). The file's bytes go from the page cache
-    /// to the socket inside the kernel (`sendfile`), never through user
-    /// space, on both engines; the file is read at `offset` (its own
+    /// to the socket inside the kernel, never through user space: io_uring
+    /// splices them through a pipe with `SPLICE` requests (no system call
+    /// of their own), the poll engine uses `sendfile` when the socket has
+    /// room. The file is read at `offset` (its own
     /// position is neither used nor moved, like `OVERLAPPED.Offset`). The
     /// operation keeps its own descriptor of the file: the caller may close
     /// `file` at once.

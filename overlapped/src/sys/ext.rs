@@ -315,8 +315,9 @@ pub(crate) fn disconnect(fd: BorrowedFd<'_>) -> Attempt {
 
 /// `TransmitFile`: the head buffer, the file region (`sendfile`: the file's
 /// bytes go from the page cache to the socket without passing through user
-/// space), the tail buffer; `done` is the progress across the three, so a
-/// readiness wait resumes where the socket filled up.
+/// space; with a pipe, io_uring splices it instead and this attempt leaves
+/// it alone), the tail buffer; `done` is the progress across the three, so
+/// a readiness wait resumes where the socket filled up.
 pub(crate) fn transmit(
     fd: BorrowedFd<'_>,
     t: &Transmit,

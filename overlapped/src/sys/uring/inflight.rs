@@ -301,11 +301,8 @@ fn build(
         OpKind::Accept => opcode::Accept::new(fdt, (&raw mut km.addr).cast(), &raw mut km.addrlen)
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build(),
-        // Tried in user space when the socket is ready: the extension
-        // operations (`AcceptEx` beyond the plain accept, whose `req.fd` is
-        // the connection once it waits for its first data; `TransmitFile`'s
-        // `sendfile`, which moves the file's bytes inside the kernel;
-        // `DisconnectEx`), and connects.
+        // `TransmitFile`: its file region by `SPLICE` requests, its head
+        // and tail tried in user space when the socket is writable.
         OpKind::Transmit(t) => {
             let head = bufs
                 .as_deref()
@@ -318,6 +315,10 @@ fn build(
                 None => poll_add(km, fdt, ready_mask(kind)),
             }
         }
+        // Tried in user space when the socket is ready: the extension
+        // operations (`AcceptEx` beyond the plain accept, whose `req.fd` is
+        // the connection once it waits for its first data; `DisconnectEx`),
+        // and connects.
         OpKind::Connect { .. } | OpKind::AcceptEx(_) | OpKind::Disconnect { .. } => {
             poll_add(km, fdt, ready_mask(kind))
         }
