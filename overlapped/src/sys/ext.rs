@@ -3,7 +3,9 @@
 //! with data is the connect's second phase in [`attempt`](super::attempt)):
 //! their state and their non-blocking attempts, shared by both engines. Each
 //! waits for readiness and runs its attempt when it comes: io_uring parks
-//! them as readiness polls, poll as readiness waits (SPEC x01–x05).
+//! them as readiness polls, poll as readiness waits (SPEC x01–x05); the one
+//! exception is a `TransmitFile`'s file region on io_uring, which goes by
+//! `SPLICE` requests (`sys/uring/splice.rs`).
 
 use std::io;
 use std::net::SocketAddr;

@@ -61,6 +61,12 @@
 //!   threads may reap and hand to the operation in either order: it stays
 //!   parked, buffer and all, until it has both. A socket that refuses
 //!   zero-copy (`EOPNOTSUPP`) sends the ordinary way from then on.
+//! * **Extension operations** (`AcceptEx` with data or into a socket,
+//!   `ConnectEx`, `DisconnectEx`) park as readiness polls and run the shared
+//!   attempt (`sys/ext.rs`); an `AcceptEx` that took its connection polls
+//!   the connection for its first data. A `TransmitFile`'s file region goes
+//!   by `SPLICE` requests through a pipe of its own ([`splice`]): no system
+//!   call of its own moves the file's bytes.
 //! * **Wake-ups.** Another thread ends a blocking wait in the ring by
 //!   submitting a no-op, which it completes itself
 //!   ([`Uring::wake`](ring::Uring::wake)); not through a poll on an eventfd,
