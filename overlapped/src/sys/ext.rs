@@ -1,6 +1,6 @@
 //! The extension operations of a real IOCP server (`AcceptEx` with data or
 //! into a caller-made socket, `DisconnectEx`, `TransmitFile`; `ConnectEx`
-//! with data is the connect's second phase in [`attempt`](super::attempt)):
+//! with data is the connect's second phase in [`attempt`](super::attempt())):
 //! their state and their non-blocking attempts, shared by both engines. Each
 //! waits for readiness and runs its attempt when it comes: io_uring parks
 //! them as readiness polls, poll as readiness waits (SPEC x01–x05); the one
