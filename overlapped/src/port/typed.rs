@@ -158,6 +158,14 @@ impl<C: OpOutput, D: Send + Sync + 'static> TypedPort<C, D> {
         self.port.concurrency()
     }
 
+    /// The port untyped: for sockets whose operations hand back another
+    /// type (a listener's accepts, say), associated with the same port
+    /// under a completion key of their own. Their packets come to this
+    /// port's waiters as [`PacketOf::Other`].
+    pub fn as_port(&self) -> &CompletionPort {
+        &self.port
+    }
+
     /// `CreateIoCompletionPort(socket, port, key, 0)` with `data` as the
     /// key: every packet of the socket carries a clone of it. As
     /// [`CompletionPort::associate`] otherwise.
