@@ -426,10 +426,10 @@ fn x08_accept_ex_many_through_a_tiny_ring(kind: Kind) {
     let mut seen: Vec<Option<usize>> = vec![None; N];
     let mut socks: Vec<Option<Socket>> = (0..N).map(|_| None).collect();
     // Takes the accepts that completed; checks each against its client.
-    let mut reap = |ops: &mut Vec<Option<Op<Accepted<Vec<u8>>>>>,
-                    seen: &mut Vec<Option<usize>>,
-                    socks: &mut Vec<Option<Socket>>,
-                    clients: &mut Vec<TcpStream>| {
+    let reap = |ops: &mut Vec<Option<Op<Accepted<Vec<u8>>>>>,
+                seen: &mut Vec<Option<usize>>,
+                socks: &mut Vec<Option<Socket>>,
+                clients: &mut Vec<TcpStream>| {
         for (i, slot) in ops.iter_mut().enumerate() {
             if !slot.as_ref().is_some_and(|op| op.is_complete()) {
                 continue;
@@ -586,7 +586,7 @@ fn x08_transmit_file_through_a_tiny_ring_to_slow_readers(kind: Kind) {
         want: Vec<Vec<u8>>,
         reader: std::thread::JoinHandle<Vec<u8>>,
     }
-    let mut runs: Vec<Run> = (0..4)
+    let runs: Vec<Run> = (0..4)
         .map(|i| {
             let sock = Socket::tcp_for(&e, &addr).unwrap();
             sock.with_socket2(|s| s.set_send_buffer_size(small))
