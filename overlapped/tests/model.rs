@@ -1,11 +1,16 @@
-//! Model-based test: random sequences of sends, receives (`recv` and
-//! `recv_msg`), cancels, drops and waits over two connections, on both
-//! engines, checked against the SPEC's reference model:
+//! Model-based test: random sequences of sends, `transmit_file`s,
+//! receives (`recv` and `recv_msg`), cancels, drops and waits over two
+//! connections, on both engines, checked against the SPEC's reference
+//! model:
 //!
 //! * every operation completes exactly once (its result is taken once, and
 //!   the op table is empty at the end);
 //! * a cancelled receive either completes aborted with nothing consumed or
 //!   completes with its data;
+//! * a `transmit_file` (head, file region, tail) completes once, with its
+//!   buffers, sending exactly the bytes it reports (all of them, or a
+//!   prefix when a cancel aborted it), in posting order among the sends
+//!   (SPEC x05, x08);
 //! * the bytes every connection delivers, in posting order of the receives,
 //!   then drained after the end, equal the bytes sent, in order: nothing
 //!   lost, duplicated or reordered — also when a receive's handle was
@@ -24,17 +29,38 @@ use util::{Kind, SEC, eventually, slack};
 
 #[derive(Debug, Clone)]
 enum Action {
-    Send { conn: usize, len: usize },
-    Recv { conn: usize, len: usize, msg: bool },
-    Cancel { pick: usize },
-    Drop { pick: usize },
-    Wait { pick: usize },
+    Send {
+        conn: usize,
+        len: usize,
+    },
+    Transmit {
+        conn: usize,
+        off: usize,
+        len: usize,
+        head: usize,
+    },
+    Recv {
+        conn: usize,
+        len: usize,
+        msg: bool,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Drop {
+        pick: usize,
+    },
+    Wait {
+        pick: usize,
+    },
     Poll,
 }
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         3 => (0..2usize, 1..3000usize).prop_map(|(conn, len)| Action::Send { conn, len }),
+        1 => (0..2usize, 0..FILE_LEN, 0..4000usize, 0..64usize)
+            .prop_map(|(conn, off, len, head)| Action::Transmit { conn, off, len, head }),
         3 => (0..2usize, 0..2000usize, any::<bool>())
             .prop_map(|(conn, len, msg)| Action::Recv { conn, len, msg }),
         1 => any::<usize>().prop_map(|pick| Action::Cancel { pick }),
@@ -63,10 +89,26 @@ impl Pending {
 /// A receive: its handle while not taken, and the data taken from it.
 type Recv = (Option<Pending>, Vec<u8>);
 
+/// The length of the file `transmit_file`s send regions of.
+const FILE_LEN: usize = 16 * 1024;
+
+/// What a connection's client sent, in posting order: a send's bytes, or
+/// the bytes a `transmit_file` was to send and the index of its handle.
+enum Sent {
+    Bytes(Vec<u8>),
+    Transmit(Vec<u8>, usize),
+}
+
+/// A `transmit_file`: its handle while not taken, then the bytes it
+/// reported.
+type Transmit = (Option<Op<[Vec<u8>; 2]>>, usize);
+
 struct Conn {
     client: Socket,
     server: Socket,
-    sent: Vec<u8>,
+    /// Bytes of sends so far (the pattern's position).
+    sent_len: usize,
+    sent: Vec<Sent>,
     /// Receives in posting order: Some(handle) while not taken; the data
     /// taken so far per receive.
     recvs: Vec<Recv>,
@@ -111,13 +153,52 @@ fn take_op<T: OpOutput>(
     }
 }
 
+/// Takes a `transmit_file`'s result when it is there (or within `limit`):
+/// it completed once, with its buffers; success moved all of `want`, an
+/// abort a prefix of it. Its bytes, or the handle back.
+fn take_transmit(
+    op: Op<[Vec<u8>; 2]>,
+    want: &[u8],
+    head: &[u8],
+    limit: Duration,
+) -> Result<usize, Op<[Vec<u8>; 2]>> {
+    match op.result_timeout(Some(limit)).expect("handle op") {
+        Polled::Complete(c) => {
+            assert_eq!(c.data[0], head, "the head buffer comes back");
+            assert!(c.data[1].is_empty(), "the (empty) tail comes back");
+            match &c.error {
+                None => assert_eq!(c.bytes, want.len()),
+                Some(e) => {
+                    assert!(overlapped::is_aborted(e), "unexpected error {e}");
+                    assert!(c.bytes <= want.len());
+                }
+            }
+            Ok(c.bytes)
+        }
+        Polled::Incomplete(op) => Err(op),
+    }
+}
+
 fn run(kind: Kind, actions: Vec<Action>) {
     let e = util::engine(kind);
+    let content: Vec<u8> = (0..FILE_LEN).map(|i| (i * 11 % 253) as u8).collect();
+    let path = std::env::temp_dir().join(format!(
+        "ovl-model-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&path, &content).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let mut transmits: Vec<Transmit> = Vec::new();
+    // Per transmit: the bytes it was to send and its head.
+    let mut wants: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut conns: Vec<Conn> = util::tcp_pairs(&e, 2)
         .into_iter()
         .map(|(client, server)| Conn {
             client,
             server,
+            sent_len: 0,
             sent: Vec::new(),
             recvs: Vec::new(),
         })
@@ -139,8 +220,9 @@ fn run(kind: Kind, actions: Vec<Action>) {
         match a {
             Action::Send { conn, len } => {
                 let k = &mut conns[conn];
-                let data = pattern(conn, k.sent.len(), len);
-                k.sent.extend_from_slice(&data);
+                let data = pattern(conn, k.sent_len, len);
+                k.sent_len += len;
+                k.sent.push(Sent::Bytes(data.clone()));
                 let c = k
                     .client
                     .send(data, MsgFlags::empty(), Notify::None)
@@ -149,6 +231,33 @@ fn run(kind: Kind, actions: Vec<Action>) {
                     .unwrap();
                 assert!(c.error.is_none());
                 assert_eq!(c.bytes, len);
+            }
+            Action::Transmit {
+                conn,
+                off,
+                len,
+                head,
+            } => {
+                let k = &mut conns[conn];
+                // 1 byte at least: a length of 0 means "to the end of the
+                // file".
+                let len = len.clamp(1, FILE_LEN - off);
+                let head_bytes = vec![head as u8; head];
+                let want = [&head_bytes[..], &content[off..off + len]].concat();
+                let st = k
+                    .client
+                    .transmit_file(
+                        &file,
+                        off as u64,
+                        len as u64,
+                        head_bytes.clone(),
+                        Vec::new(),
+                        Notify::None,
+                    )
+                    .unwrap();
+                k.sent.push(Sent::Transmit(want.clone(), transmits.len()));
+                transmits.push((Some(st.op()), 0));
+                wants.push((want, head_bytes));
             }
             Action::Recv { conn, len, msg } => {
                 let k = &mut conns[conn];
@@ -169,6 +278,23 @@ fn run(kind: Kind, actions: Vec<Action>) {
                     )
                 };
                 k.recvs.push((Some(op), Vec::new()));
+            }
+            Action::Cancel { pick } | Action::Wait { pick }
+                if pick % 3 == 0 && transmits.iter().any(|t| t.0.is_some()) =>
+            {
+                let open: Vec<usize> = (0..transmits.len())
+                    .filter(|&i| transmits[i].0.is_some())
+                    .collect();
+                let i = open[pick / 3 % open.len()];
+                if matches!(a, Action::Cancel { .. }) {
+                    let _ = transmits[i].0.as_ref().unwrap().cancel();
+                } else {
+                    let op = transmits[i].0.take().unwrap();
+                    match take_transmit(op, &wants[i].0, &wants[i].1, Duration::from_millis(20)) {
+                        Ok(n) => transmits[i].1 = n,
+                        Err(op) => transmits[i].0 = Some(op),
+                    }
+                }
             }
             Action::Cancel { pick } | Action::Drop { pick } | Action::Wait { pick } => {
                 let p = pending(&conns);
@@ -203,8 +329,24 @@ fn run(kind: Kind, actions: Vec<Action>) {
             Action::Poll => e.poll(),
         }
     }
-    // The end: no more data comes; settle every receive, then drain.
+    // The end: every transmit completes; no more data comes; settle every
+    // receive, then drain.
+    for (i, t) in transmits.iter_mut().enumerate() {
+        if let Some(op) = t.0.take() {
+            t.1 = take_transmit(op, &wants[i].0, &wants[i].1, slack(10 * SEC))
+                .unwrap_or_else(|_| panic!("transmit {i} never completed"));
+        }
+    }
     for (ci, k) in conns.iter_mut().enumerate() {
+        let sent: Vec<u8> = k
+            .sent
+            .iter()
+            .flat_map(|s| match s {
+                Sent::Bytes(b) => &b[..],
+                Sent::Transmit(want, i) => &want[..transmits[*i].1],
+            })
+            .copied()
+            .collect();
         k.client.shutdown(std::net::Shutdown::Write).unwrap();
         for (op, data) in k.recvs.iter_mut() {
             if let Some(op) = op.take() {
@@ -226,8 +368,8 @@ fn run(kind: Kind, actions: Vec<Action>) {
             }
             got.extend_from_slice(&c.data);
         }
-        assert_eq!(got.len(), k.sent.len(), "conn {ci}: byte count");
-        assert!(got == k.sent, "conn {ci}: bytes differ from what was sent");
+        assert_eq!(got.len(), sent.len(), "conn {ci}: byte count");
+        assert!(got == sent, "conn {ci}: bytes differ from what was sent");
     }
     drop(conns);
     assert!(

@@ -257,6 +257,13 @@ impl Core {
     /// Arms the next operations of a queue after its head finished: each is
     /// parked in turn until one stays parked.
     pub(super) fn arm_next(&self, sock: &super::Sock, s: &mut SockState, dir: Dir) {
+        // A closing socket arms nothing: what is left in its queues is
+        // being aborted (SPEC k11). Armed now, a queued operation could run
+        // as a side effect of the close: a `DisconnectEx` behind a cancelled
+        // send would succeed and reuse the socket.
+        if s.closed {
+            return;
+        }
         loop {
             let Some(&head) = s.queues[dir as usize].front() else {
                 return;
