@@ -102,6 +102,16 @@ impl Core {
                 .completed_later
                 .fetch_add(1, Ordering::Relaxed);
         }
+        if slot.closing
+            && out.bytes == 0
+            && !out.error.as_ref().is_some_and(crate::flags::is_aborted)
+        {
+            // Its socket closed (or was reused) while the kernel still ran
+            // it, and it moved nothing: an end of stream or an error that
+            // raced the abort is the abort (Windows aborts every pending
+            // operation of a closed socket).
+            out = Outcome::aborted(0);
+        }
         if out.error.as_ref().is_some_and(crate::flags::is_aborted) {
             self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
             // The abort's cause (SPEC k10): Windows ends a pending TCP

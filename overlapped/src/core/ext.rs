@@ -119,8 +119,19 @@ impl Core {
     /// (disconnected), and the failure is logged.
     pub(super) fn reuse_socket(&self, sock: &Sock, s: &mut SockState) {
         let others: Vec<u16> = s.queues.iter().flat_map(|q| q.iter().copied()).collect();
-        for k in others {
+        for &k in &others {
             let _ = self.cancel_locked(sock, s, k as usize);
+        }
+        // Those the kernel still runs (io_uring answers a cancel later)
+        // belong to the old connection: whatever they end with, they end
+        // aborted, and they teach the fresh socket nothing.
+        for k in others {
+            if let Some(slot) = s.ops.get_mut(k as usize) {
+                if !matches!(slot.state, super::table::SlotState::Done(_)) {
+                    slot.closing = true;
+                    slot.learn = super::conn::Learn::Other;
+                }
+            }
         }
         let Some(fd) = s.fd.clone() else {
             return;
