@@ -596,9 +596,18 @@ pub unsafe extern "C" fn ovl_setsockopt(s: usize, level: c_int, name: c_int, val
             if val.is_null() || len < 4 {
                 return Err(WSAEFAULT);
             }
-            // SAFETY: four readable bytes: `u_short l_onoff, l_linger`.
-            let (on, secs) = unsafe { (val.cast::<u16>().read_unaligned(), val.cast::<u16>().add(1).read_unaligned()) };
-            let l = (on != 0).then(|| Duration::from_secs(secs.into()));
+            // Windows' `LINGER` is two `u_short`s; the system's `struct
+            // linger`, which a program compiled here gets, two `int`s.
+            // SAFETY: `len` readable bytes (checked: 4, or 8 for the ints).
+            let (on, secs) = unsafe {
+                if len >= 8 {
+                    let l = val.cast::<libc::linger>().read_unaligned();
+                    (l.l_onoff != 0, l.l_linger.max(0) as u64)
+                } else {
+                    (val.cast::<u16>().read_unaligned() != 0, u64::from(val.cast::<u16>().add(1).read_unaligned()))
+                }
+            };
+            let l = on.then(|| Duration::from_secs(secs));
             return o.sock.with_socket2(|s| s.set_linger(l)).map_err(io);
         }
         if (level, name) == (SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT) {
