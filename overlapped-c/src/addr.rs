@@ -29,7 +29,10 @@ pub unsafe fn read(name: *const libc::sockaddr, len: i32) -> Result<SocketAddr, 
             // SAFETY: a whole `sockaddr_in` is readable (checked).
             let a = unsafe { name.cast::<libc::sockaddr_in>().read_unaligned() };
             let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             if (len as usize) < std::mem::size_of::<libc::sockaddr_in6>() {
@@ -38,7 +41,12 @@ pub unsafe fn read(name: *const libc::sockaddr, len: i32) -> Result<SocketAddr, 
             // SAFETY: a whole `sockaddr_in6` is readable (checked).
             let a = unsafe { name.cast::<libc::sockaddr_in6>().read_unaligned() };
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Ok(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
         }
         _ => Err(WSAEAFNOSUPPORT),
     }
@@ -50,7 +58,11 @@ pub unsafe fn read(name: *const libc::sockaddr, len: i32) -> Result<SocketAddr, 
 /// # Safety
 /// `len` is null or readable and writable; `name` is null or writable for
 /// `*len` bytes.
-pub unsafe fn write(addr: &SocketAddr, name: *mut libc::sockaddr, len: *mut i32) -> Result<(), u32> {
+pub unsafe fn write(
+    addr: &SocketAddr,
+    name: *mut libc::sockaddr,
+    len: *mut i32,
+) -> Result<(), u32> {
     if name.is_null() || len.is_null() {
         return Ok(());
     }
@@ -63,7 +75,11 @@ pub unsafe fn write(addr: &SocketAddr, name: *mut libc::sockaddr, len: *mut i32)
     // SAFETY: `name` is writable for `room >= sa.len()` bytes; `sa` is
     // readable for `sa.len()` bytes.
     unsafe {
-        std::ptr::copy_nonoverlapping(sa.as_ptr().cast::<u8>(), name.cast::<u8>(), sa.len() as usize);
+        std::ptr::copy_nonoverlapping(
+            sa.as_ptr().cast::<u8>(),
+            name.cast::<u8>(),
+            sa.len() as usize,
+        );
         *len = sa.len() as i32;
     }
     Ok(())

@@ -72,26 +72,26 @@ pub const STATUS_PENDING: u32 = 0x103;
 /// one row per pair of codes the library maps errors to
 /// (`overlapped::wsa_error`, `overlapped::win32_error`).
 const STATUS: &[(u32, u32, u32)] = &[
-    (0xC000_0120, 995, 995),     // STATUS_CANCELLED
-    (0xC000_0241, 10053, 1236),  // STATUS_CONNECTION_ABORTED
-    (0xC000_020D, 10054, 64),    // STATUS_CONNECTION_RESET
-    (0xC000_023F, 10054, 1234),  // STATUS_PORT_UNREACHABLE
-    (0xC000_0140, 10057, 1229),  // STATUS_INVALID_CONNECTION
-    (0xC000_00B0, 10058, 233),   // STATUS_PIPE_DISCONNECTED
-    (0xC000_023B, 10056, 1230),  // STATUS_CONNECTION_ACTIVE
-    (0xC000_0236, 10061, 1225),  // STATUS_CONNECTION_REFUSED
-    (0xC000_00B5, 10060, 121),   // STATUS_IO_TIMEOUT
-    (0xC000_023C, 10051, 1231),  // STATUS_NETWORK_UNREACHABLE
-    (0xC000_023D, 10065, 1232),  // STATUS_HOST_UNREACHABLE
-    (0xC000_000D, 10022, 87),    // STATUS_INVALID_PARAMETER
-    (0xC000_00BB, 10045, 50),    // STATUS_NOT_SUPPORTED
-    (0xC000_0008, 10038, 6),     // STATUS_INVALID_HANDLE
-    (0xC000_009A, 10055, 1450),  // STATUS_INSUFFICIENT_RESOURCES
-    (0xC000_0022, 10013, 5),     // STATUS_ACCESS_DENIED
-    (0xC000_0005, 10014, 998),   // STATUS_ACCESS_VIOLATION
-    (0xC000_020A, 10048, 52),    // STATUS_ADDRESS_ALREADY_EXISTS
-    (0xC000_0207, 10049, 1214),  // STATUS_INVALID_ADDRESS_COMPONENT
-    (0x8000_0005, 10040, 234),   // STATUS_BUFFER_OVERFLOW (truncated datagram)
+    (0xC000_0120, 995, 995),    // STATUS_CANCELLED
+    (0xC000_0241, 10053, 1236), // STATUS_CONNECTION_ABORTED
+    (0xC000_020D, 10054, 64),   // STATUS_CONNECTION_RESET
+    (0xC000_023F, 10054, 1234), // STATUS_PORT_UNREACHABLE
+    (0xC000_0140, 10057, 1229), // STATUS_INVALID_CONNECTION
+    (0xC000_00B0, 10058, 233),  // STATUS_PIPE_DISCONNECTED
+    (0xC000_023B, 10056, 1230), // STATUS_CONNECTION_ACTIVE
+    (0xC000_0236, 10061, 1225), // STATUS_CONNECTION_REFUSED
+    (0xC000_00B5, 10060, 121),  // STATUS_IO_TIMEOUT
+    (0xC000_023C, 10051, 1231), // STATUS_NETWORK_UNREACHABLE
+    (0xC000_023D, 10065, 1232), // STATUS_HOST_UNREACHABLE
+    (0xC000_000D, 10022, 87),   // STATUS_INVALID_PARAMETER
+    (0xC000_00BB, 10045, 50),   // STATUS_NOT_SUPPORTED
+    (0xC000_0008, 10038, 6),    // STATUS_INVALID_HANDLE
+    (0xC000_009A, 10055, 1450), // STATUS_INSUFFICIENT_RESOURCES
+    (0xC000_0022, 10013, 5),    // STATUS_ACCESS_DENIED
+    (0xC000_0005, 10014, 998),  // STATUS_ACCESS_VIOLATION
+    (0xC000_020A, 10048, 52),   // STATUS_ADDRESS_ALREADY_EXISTS
+    (0xC000_0207, 10049, 1214), // STATUS_INVALID_ADDRESS_COMPONENT
+    (0x8000_0005, 10040, 234),  // STATUS_BUFFER_OVERFLOW (truncated datagram)
 ];
 
 /// A code with no row of its own travels as a customer `NTSTATUS` whose
@@ -160,7 +160,10 @@ mod tests {
         let reset = io::Error::from_raw_os_error(libc::ECONNRESET);
         assert_eq!(status_of(Some(both_codes(&reset))), 0xC000_020D);
         let aborted = overlapped::aborted_error();
-        assert_eq!(codes_of(status_of(Some(both_codes(&aborted)))), Some((995, 995)));
+        assert_eq!(
+            codes_of(status_of(Some(both_codes(&aborted)))),
+            Some((995, 995))
+        );
         let closed = overlapped::closed_error();
         assert_eq!(status_of(Some(both_codes(&closed))), 0xC000_0241);
     }

@@ -65,7 +65,11 @@ impl Outcome {
             wsa,
             win32,
             bytes: c.bytes,
-            flags: if c.flags.contains(RecvFlags::OOB) { MSG_OOB } else { 0 },
+            flags: if c.flags.contains(RecvFlags::OOB) {
+                MSG_OOB
+            } else {
+                0
+            },
             addr: c.addr,
         }
     }
@@ -77,14 +81,22 @@ impl Outcome {
     pub unsafe fn read(ov: *mut Overlapped) -> Option<Outcome> {
         // SAFETY: the caller's promise; `Internal` is read atomically
         // (another thread may write it) and published last by `finish`.
-        let status = unsafe { AtomicUsize::from_ptr(&raw mut (*ov).internal) }.load(Ordering::Acquire) as u32;
+        let status = unsafe { AtomicUsize::from_ptr(&raw mut (*ov).internal) }
+            .load(Ordering::Acquire) as u32;
         if status == STATUS_PENDING {
             return None;
         }
         let (wsa, win32) = errors::codes_of(status).unwrap_or((0, 0));
         // SAFETY: as above; these were written before `Internal`.
         let (bytes, flags) = unsafe { ((*ov).internal_high, (*ov).offset) };
-        Some(Outcome { status, wsa, win32, bytes, flags, addr: None })
+        Some(Outcome {
+            status,
+            wsa,
+            win32,
+            bytes,
+            flags,
+            addr: None,
+        })
     }
 }
 
@@ -99,7 +111,10 @@ impl FromPtrs {
     /// The caller's `lpFrom`/`lpFromlen` (kept as numbers: the caller keeps
     /// them alive until the completion, Windows' rule).
     pub fn new(name: *mut libc::sockaddr, len: *mut i32) -> Option<FromPtrs> {
-        (!name.is_null() && !len.is_null()).then_some(FromPtrs { name: name as usize, len: len as usize })
+        (!name.is_null() && !len.is_null()).then_some(FromPtrs {
+            name: name as usize,
+            len: len as usize,
+        })
     }
 }
 
@@ -112,7 +127,8 @@ pub unsafe fn mark_pending(ov: *mut Overlapped) {
     // SAFETY: the caller's promise.
     unsafe {
         (*ov).internal_high = 0;
-        AtomicUsize::from_ptr(&raw mut (*ov).internal).store(STATUS_PENDING as usize, Ordering::Release);
+        AtomicUsize::from_ptr(&raw mut (*ov).internal)
+            .store(STATUS_PENDING as usize, Ordering::Release);
     }
 }
 
@@ -128,7 +144,8 @@ pub unsafe fn finish(ov: *mut Overlapped, o: &Outcome, from: Option<FromPtrs>) {
         // SAFETY: the caller's promise for `lpFrom`/`lpFromlen`. A buffer
         // too small stays unwritten (Windows reports WSAEFAULT at the call
         // in that case; here the datagram is not lost for it).
-        let _ = unsafe { crate::addr::write(addr, f.name as *mut libc::sockaddr, f.len as *mut i32) };
+        let _ =
+            unsafe { crate::addr::write(addr, f.name as *mut libc::sockaddr, f.len as *mut i32) };
     }
     // SAFETY: the caller's promise for `ov`; `Internal` is published last.
     unsafe {
@@ -176,7 +193,9 @@ struct Entry {
 
 fn map() -> MutexGuard<'static, HashMap<usize, Entry>> {
     static MAP: OnceLock<Mutex<HashMap<usize, Entry>>> = OnceLock::new();
-    MAP.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+    MAP.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
@@ -196,7 +215,15 @@ pub fn begin(ov: *mut Overlapped, sock: usize, from: Option<FromPtrs>) -> Result
         }
     }
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    m.insert(ov as usize, Entry { seq, sock, from, state: State::Starting });
+    m.insert(
+        ov as usize,
+        Entry {
+            seq,
+            sock,
+            from,
+            state: State::Starting,
+        },
+    );
     Ok(seq)
 }
 
@@ -204,7 +231,9 @@ pub fn begin(ov: *mut Overlapped, sock: usize, from: Option<FromPtrs>) -> Result
 /// (unless it was reported meanwhile).
 pub fn fill(ov: *mut Overlapped, seq: u64, held: Held) {
     let mut m = map();
-    let Some(e) = m.get_mut(&(ov as usize)) else { return };
+    let Some(e) = m.get_mut(&(ov as usize)) else {
+        return;
+    };
     if e.seq != seq {
         return;
     }
@@ -263,7 +292,9 @@ pub enum Harvest {
 pub unsafe fn harvest(ov: *mut Overlapped) -> Harvest {
     loop {
         let mut m = map();
-        let Some(e) = m.get_mut(&(ov as usize)) else { return Harvest::NotHeld };
+        let Some(e) = m.get_mut(&(ov as usize)) else {
+            return Harvest::NotHeld;
+        };
         match &e.state {
             State::Starting => {
                 // The start call on another thread is about to store the
@@ -275,8 +306,15 @@ pub unsafe fn harvest(ov: *mut Overlapped) -> Harvest {
             State::Running(Held::Consumer { .. }) => {}
             _ => return Harvest::NotHeld,
         }
-        let Some(entry) = m.remove(&(ov as usize)) else { return Harvest::NotHeld };
-        let State::Running(Held::Consumer { op, event, event_handle }) = entry.state else {
+        let Some(entry) = m.remove(&(ov as usize)) else {
+            return Harvest::NotHeld;
+        };
+        let State::Running(Held::Consumer {
+            op,
+            event,
+            event_handle,
+        }) = entry.state
+        else {
             unreachable!("checked above")
         };
         match op.result(false) {
@@ -293,7 +331,11 @@ pub unsafe fn harvest(ov: *mut Overlapped) -> Harvest {
                 m.insert(
                     ov as usize,
                     Entry {
-                        state: State::Running(Held::Consumer { op, event, event_handle }),
+                        state: State::Running(Held::Consumer {
+                            op,
+                            event,
+                            event_handle,
+                        }),
                         ..entry
                     },
                 );
@@ -312,9 +354,11 @@ pub fn harvest_events(handles: &[usize]) {
     let ovs: Vec<usize> = map()
         .iter()
         .filter(|(_, e)| match &e.state {
-            State::Running(Held::Consumer { event, event_handle, .. }) => {
-                handles.contains(event_handle) && event.is_set()
-            }
+            State::Running(Held::Consumer {
+                event,
+                event_handle,
+                ..
+            }) => handles.contains(event_handle) && event.is_set(),
             _ => false,
         })
         .map(|(k, _)| *k)

@@ -58,6 +58,7 @@ unsafe fn report_now(bytes_out: *mut u32, flags_out: *mut u32, bytes: usize, fla
 /// # Safety
 /// `bufs` holds `count` valid `WSABUF`s; the out pointers are null or
 /// writable; `from`/`fromlen` as for `recvfrom`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn blocking(
     s: usize,
     bufs: *const WsaBuf,
@@ -76,7 +77,9 @@ unsafe fn blocking(
             for b in arr {
                 if b.len > 0 {
                     // SAFETY: each `WSABUF` is readable for `len` bytes.
-                    data.extend_from_slice(unsafe { std::slice::from_raw_parts(b.buf, b.len as usize) });
+                    data.extend_from_slice(unsafe {
+                        std::slice::from_raw_parts(b.buf, b.len as usize)
+                    });
                 }
             }
             let to = match call {
@@ -91,7 +94,11 @@ unsafe fn blocking(
                 }
                 .map_err(|e| wsa_code(&e.error))?
                 .op();
-                let c = crate::sockets::wait_op(op, o.nonblocking.load(Ordering::Relaxed), o.snd_timeout_ms.load(Ordering::Relaxed))?;
+                let c = crate::sockets::wait_op(
+                    op,
+                    o.nonblocking.load(Ordering::Relaxed),
+                    o.snd_timeout_ms.load(Ordering::Relaxed),
+                )?;
                 match c.error {
                     Some(e) if c.bytes == 0 => Err(wsa_code(&e)),
                     _ => Ok(c.bytes),
@@ -131,7 +138,11 @@ unsafe fn blocking(
             let o = Outcome::of(&c);
             // SAFETY: the caller's promise.
             unsafe { report_now(bytes_out, flags_out, c.bytes, o.flags) };
-            if o.wsa != 0 && !(c.error.is_some() && c.bytes > 0) { fail(o.wsa) } else { 0 }
+            if o.wsa != 0 && !(c.error.is_some() && c.bytes > 0) {
+                fail(o.wsa)
+            } else {
+                0
+            }
         }
     }
 }
@@ -175,7 +186,18 @@ unsafe fn start(
             return fail(WSAEINVAL);
         }
         // SAFETY: the caller's promise.
-        return unsafe { blocking(s, bufs, count as usize, bytes_out, flags, flags_out, call, from) };
+        return unsafe {
+            blocking(
+                s,
+                bufs,
+                count as usize,
+                bytes_out,
+                flags,
+                flags_out,
+                call,
+                from,
+            )
+        };
     }
     // SAFETY: `ov` is readable (the caller's promise).
     let h_event = unsafe { (*ov).h_event } as usize;
@@ -236,7 +258,11 @@ unsafe fn start(
         }
         Ok(Started::Pending(op)) => {
             let held = match mode {
-                Mode::Consumer(event, event_handle) => Held::Consumer { op, event, event_handle },
+                Mode::Consumer(event, event_handle) => Held::Consumer {
+                    op,
+                    event,
+                    event_handle,
+                },
                 Mode::Port | Mode::Routine => Held::Notified(Some(op)),
             };
             inflight::fill(ov, seq, held);
@@ -271,7 +297,11 @@ unsafe fn start(
                 }
                 Ok(Polled::Incomplete(op)) => {
                     let held = match mode {
-                        Mode::Consumer(event, event_handle) => Held::Consumer { op, event, event_handle },
+                        Mode::Consumer(event, event_handle) => Held::Consumer {
+                            op,
+                            event,
+                            event_handle,
+                        },
                         Mode::Port | Mode::Routine => Held::Notified(Some(op)),
                     };
                     inflight::fill(ov, seq, held);
@@ -304,7 +334,20 @@ pub unsafe extern "C" fn WSASend(
 ) -> c_int {
     let none = (std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: the caller's promise.
-    unsafe { start(s, bufs, count, sent, flags, std::ptr::null_mut(), ov, routine, Call::Send, none) }
+    unsafe {
+        start(
+            s,
+            bufs,
+            count,
+            sent,
+            flags,
+            std::ptr::null_mut(),
+            ov,
+            routine,
+            Call::Send,
+            none,
+        )
+    }
 }
 
 /// `WSARecv`: `flags` is read at the call and written on an immediate
@@ -329,7 +372,20 @@ pub unsafe extern "C" fn WSARecv(
     let f = unsafe { *flags };
     let none = (std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: the caller's promise.
-    unsafe { start(s, bufs, count, received, f, flags, ov, routine, Call::Recv, none) }
+    unsafe {
+        start(
+            s,
+            bufs,
+            count,
+            received,
+            f,
+            flags,
+            ov,
+            routine,
+            Call::Recv,
+            none,
+        )
+    }
 }
 
 /// `WSASendTo`.
@@ -355,7 +411,20 @@ pub unsafe extern "C" fn WSASendTo(
     };
     let none = (std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: the caller's promise.
-    unsafe { start(s, bufs, count, sent, flags, std::ptr::null_mut(), ov, routine, Call::SendTo(addr), none) }
+    unsafe {
+        start(
+            s,
+            bufs,
+            count,
+            sent,
+            flags,
+            std::ptr::null_mut(),
+            ov,
+            routine,
+            Call::SendTo(addr),
+            none,
+        )
+    }
 }
 
 /// `WSARecvFrom`: `from`/`fromlen` receive the sender when the operation
@@ -382,7 +451,20 @@ pub unsafe extern "C" fn WSARecvFrom(
     // SAFETY: `flags` readable (the caller's promise).
     let f = unsafe { *flags };
     // SAFETY: the caller's promise.
-    unsafe { start(s, bufs, count, received, f, flags, ov, routine, Call::RecvFrom, (from, fromlen)) }
+    unsafe {
+        start(
+            s,
+            bufs,
+            count,
+            received,
+            f,
+            flags,
+            ov,
+            routine,
+            Call::RecvFrom,
+            (from, fromlen),
+        )
+    }
 }
 
 /// The completion on `ov`, waiting for it when `wait` (`None`: still in

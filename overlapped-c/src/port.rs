@@ -75,7 +75,11 @@ pub extern "C" fn CreateIoCompletionPort(
             if existing.is_null() {
                 table::remove(port_h);
             }
-            fail(if e.kind() == std::io::ErrorKind::InvalidInput { ERROR_INVALID_PARAMETER } else { errors::both_codes(&e).1 })
+            fail(if e.kind() == std::io::ErrorKind::InvalidInput {
+                ERROR_INVALID_PARAMETER
+            } else {
+                errors::both_codes(&e).1
+            })
         }
     }
 }
@@ -87,7 +91,14 @@ fn take(p: Packet) -> (usize, *mut Overlapped, usize, Outcome) {
     if p.is_posted() {
         let bytes = p.bytes;
         let ov = p.into_payload::<usize>().unwrap_or(0) as *mut Overlapped;
-        let ok = Outcome { status: 0, wsa: 0, win32: 0, bytes, flags: 0, addr: None };
+        let ok = Outcome {
+            status: 0,
+            wsa: 0,
+            win32: 0,
+            bytes,
+            flags: 0,
+            addr: None,
+        };
         return (key, ov, bytes, ok);
     }
     let ov = p.tag as usize as *mut Overlapped;
@@ -230,7 +241,12 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
 /// `PostQueuedCompletionStatus`: a packet with these values; `ov` comes
 /// back as it is (it may be any pointer, or null).
 #[unsafe(no_mangle)]
-pub extern "C" fn PostQueuedCompletionStatus(port: *mut c_void, bytes: u32, key: usize, ov: *mut Overlapped) -> c_int {
+pub extern "C" fn PostQueuedCompletionStatus(
+    port: *mut c_void,
+    bytes: u32,
+    key: usize,
+    ov: *mut Overlapped,
+) -> c_int {
     let Some(p) = table::port(port as usize) else {
         errors::set_last(ERROR_INVALID_HANDLE);
         return FALSE;

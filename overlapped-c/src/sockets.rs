@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use overlapped::{Completion, Domain, Engine, MsgFlags, Notify, Op, OpOutput, Polled, Socket, Type};
+use overlapped::{
+    Completion, Domain, Engine, MsgFlags, Notify, Op, OpOutput, Polled, Socket, Type,
+};
 
 use crate::errors::{self, *};
 use crate::table::{self, Obj, SockObj};
@@ -48,7 +50,11 @@ pub fn msg_flags(f: u32) -> Result<MsgFlags, u32> {
 /// operation that does not finish in time is cancelled; one that moved no
 /// bytes then fails with `WSAEWOULDBLOCK` (non-blocking) or
 /// `WSAETIMEDOUT`.
-pub fn wait_op<T: OpOutput>(op: Op<T>, nonblocking: bool, timeout_ms: u32) -> Result<Completion<T>, u32> {
+pub fn wait_op<T: OpOutput>(
+    op: Op<T>,
+    nonblocking: bool,
+    timeout_ms: u32,
+) -> Result<Completion<T>, u32> {
     let timeout = if nonblocking {
         Some(Duration::ZERO)
     } else if timeout_ms == 0 {
@@ -63,7 +69,11 @@ pub fn wait_op<T: OpOutput>(op: Op<T>, nonblocking: bool, timeout_ms: u32) -> Re
     };
     let _ = op.cancel();
     match op.wait() {
-        Ok(c) if c.is_aborted() && c.bytes == 0 => Err(if nonblocking { WSAEWOULDBLOCK } else { WSAETIMEDOUT }),
+        Ok(c) if c.is_aborted() && c.bytes == 0 => Err(if nonblocking {
+            WSAEWOULDBLOCK
+        } else {
+            WSAETIMEDOUT
+        }),
         Ok(mut c) => {
             if c.is_aborted() {
                 c.error = None;
@@ -226,8 +236,14 @@ pub extern "C" fn closesocket(s: usize) -> c_int {
     }
     match table::remove(s) {
         Some(Obj::Socket(o)) => {
-            o.pending_accept.lock().unwrap_or_else(|p| p.into_inner()).take();
-            o.pending_connect.lock().unwrap_or_else(|p| p.into_inner()).take();
+            o.pending_accept
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            o.pending_connect
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             match o.sock.close() {
                 Ok(()) => 0,
                 Err(e) => fail(wsa_code(&e)),
@@ -254,7 +270,11 @@ pub unsafe extern "C" fn ovl_bind(s: usize, name: *const libc::sockaddr, len: c_
 /// `listen`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ovl_listen(s: usize, backlog: c_int) -> c_int {
-    let backlog = if backlog == 0x7fff_ffff { 1024 } else { backlog.max(1) };
+    let backlog = if backlog == 0x7fff_ffff {
+        1024
+    } else {
+        backlog.max(1)
+    };
     match sock(s).and_then(|o| o.sock.listen(backlog).map_err(|e| wsa_code(&e))) {
         Ok(()) => 0,
         Err(c) => fail(c),
@@ -269,13 +289,21 @@ pub extern "C" fn ovl_listen(s: usize, backlog: c_int) -> c_int {
 /// `addr`/`addrlen` are null, or `addrlen` is readable and writable and
 /// `addr` writable for `*addrlen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ovl_accept(s: usize, addr: *mut libc::sockaddr, addrlen: *mut c_int) -> usize {
+pub unsafe extern "C" fn ovl_accept(
+    s: usize,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut c_int,
+) -> usize {
     let got = sock(s).and_then(|o| {
         let nb = o.nonblocking.load(Ordering::Relaxed);
         let mut slot = o.pending_accept.lock().unwrap_or_else(|p| p.into_inner());
         let op = match slot.take() {
             Some(op) => op,
-            None => o.sock.accept(Notify::None).map_err(|e| wsa_code(&e.error))?.op(),
+            None => o
+                .sock
+                .accept(Notify::None)
+                .map_err(|e| wsa_code(&e.error))?
+                .op(),
         };
         let c = if nb {
             match op.result(false).map_err(|e| wsa_code(&e))? {
@@ -337,7 +365,11 @@ pub unsafe extern "C" fn ovl_connect(s: usize, name: *const libc::sockaddr, len:
         }
         // SAFETY: the caller's promise.
         let a = unsafe { crate::addr::read(name, len) }?;
-        let op = o.sock.connect(a, Notify::None).map_err(|e| wsa_code(&e.error))?.op();
+        let op = o
+            .sock
+            .connect(a, Notify::None)
+            .map_err(|e| wsa_code(&e.error))?
+            .op();
         if o.nonblocking.load(Ordering::Relaxed) {
             return match op.result(false).map_err(|e| wsa_code(&e))? {
                 Polled::Complete(c) => c.error.map_or(Ok(()), |e| Err(wsa_code(&e))),
@@ -372,7 +404,12 @@ pub extern "C" fn ovl_shutdown(s: usize, how: c_int) -> c_int {
     }
 }
 
-fn sync_send(s: usize, data: Vec<u8>, flags: c_int, to: Option<std::net::SocketAddr>) -> Result<usize, u32> {
+fn sync_send(
+    s: usize,
+    data: Vec<u8>,
+    flags: c_int,
+    to: Option<std::net::SocketAddr>,
+) -> Result<usize, u32> {
     let o = sock(s)?;
     let flags = msg_flags(flags as u32)?;
     let op = match to {
@@ -381,7 +418,11 @@ fn sync_send(s: usize, data: Vec<u8>, flags: c_int, to: Option<std::net::SocketA
     }
     .map_err(|e| wsa_code(&e.error))?
     .op();
-    let c = wait_op(op, o.nonblocking.load(Ordering::Relaxed), o.snd_timeout_ms.load(Ordering::Relaxed))?;
+    let c = wait_op(
+        op,
+        o.nonblocking.load(Ordering::Relaxed),
+        o.snd_timeout_ms.load(Ordering::Relaxed),
+    )?;
     match c.error {
         Some(e) if c.bytes == 0 => Err(wsa_code(&e)),
         _ => Ok(c.bytes),
@@ -400,7 +441,39 @@ pub fn sync_recv(s: usize, len: usize, flags: u32, from: bool) -> Result<Complet
     }
     .map_err(|e| wsa_code(&e.error))?
     .op();
-    wait_op(op, o.nonblocking.load(Ordering::Relaxed), o.rcv_timeout_ms.load(Ordering::Relaxed))
+    wait_op(
+        op,
+        o.nonblocking.load(Ordering::Relaxed),
+        o.rcv_timeout_ms.load(Ordering::Relaxed),
+    )
+}
+
+/// The bytes of a non-overlapped send, copied.
+///
+/// # Safety
+/// `buf` is readable for `len > 0` bytes (any pointer when `len` is 0).
+unsafe fn copy_in(buf: *const c_char, len: c_int) -> Vec<u8> {
+    if len <= 0 {
+        return Vec::new();
+    }
+    // SAFETY: the caller's promise.
+    unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec()
+}
+
+/// Writes a socket's address for `getsockname`/`getpeername`.
+///
+/// # Safety
+/// `len` is readable and writable, `name` writable for `*len` bytes.
+unsafe fn name_out(
+    addr: Result<std::net::SocketAddr, u32>,
+    name: *mut libc::sockaddr,
+    len: *mut c_int,
+) -> c_int {
+    // SAFETY: the caller's promise.
+    match addr.and_then(|a| unsafe { crate::addr::write(&a, name, len) }) {
+        Ok(()) => 0,
+        Err(c) => fail(c),
+    }
 }
 
 /// `send`: returns when every byte was taken (blocking socket).
@@ -413,7 +486,7 @@ pub unsafe extern "C" fn ovl_send(s: usize, buf: *const c_char, len: c_int, flag
         return fail(WSAEFAULT);
     }
     // SAFETY: `len` readable bytes at `buf` (the caller's promise).
-    let data = if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec() };
+    let data = unsafe { copy_in(buf, len) };
     match sync_send(s, data, flags, None) {
         Ok(n) => n as c_int,
         Err(c) => fail(c),
@@ -442,7 +515,7 @@ pub unsafe extern "C" fn ovl_sendto(
         Err(c) => return fail(c),
     };
     // SAFETY: `len` readable bytes at `buf` (the caller's promise).
-    let data = if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec() };
+    let data = unsafe { copy_in(buf, len) };
     match sync_send(s, data, flags, Some(addr)) {
         Ok(n) => n as c_int,
         Err(c) => fail(c),
@@ -475,7 +548,8 @@ pub unsafe extern "C" fn ovl_recv(s: usize, buf: *mut c_char, len: c_int, flags:
         return fail(WSAEFAULT);
     }
     // SAFETY: `buf` writable for `len >= data.len()` bytes.
-    match sync_recv(s, len as usize, flags as u32, false).and_then(|c| unsafe { deliver(&c, buf) }) {
+    match sync_recv(s, len as usize, flags as u32, false).and_then(|c| unsafe { deliver(&c, buf) })
+    {
         Ok(n) => n as c_int,
         Err(c) => fail(c),
     }
@@ -516,15 +590,17 @@ pub unsafe extern "C" fn ovl_recvfrom(
 /// # Safety
 /// As for `accept`'s `addr`/`addrlen`, both required.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ovl_getsockname(s: usize, name: *mut libc::sockaddr, len: *mut c_int) -> c_int {
+pub unsafe extern "C" fn ovl_getsockname(
+    s: usize,
+    name: *mut libc::sockaddr,
+    len: *mut c_int,
+) -> c_int {
     if name.is_null() || len.is_null() {
         return fail(WSAEFAULT);
     }
+    let addr = sock(s).and_then(|o| o.sock.local_addr().map_err(|e| wsa_code(&e)));
     // SAFETY: the caller's promise.
-    match sock(s).and_then(|o| o.sock.local_addr().map_err(|e| wsa_code(&e))).and_then(|a| unsafe { crate::addr::write(&a, name, len) }) {
-        Ok(()) => 0,
-        Err(c) => fail(c),
-    }
+    unsafe { name_out(addr, name, len) }
 }
 
 /// `getpeername`.
@@ -532,15 +608,17 @@ pub unsafe extern "C" fn ovl_getsockname(s: usize, name: *mut libc::sockaddr, le
 /// # Safety
 /// As for `getsockname`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ovl_getpeername(s: usize, name: *mut libc::sockaddr, len: *mut c_int) -> c_int {
+pub unsafe extern "C" fn ovl_getpeername(
+    s: usize,
+    name: *mut libc::sockaddr,
+    len: *mut c_int,
+) -> c_int {
     if name.is_null() || len.is_null() {
         return fail(WSAEFAULT);
     }
+    let addr = sock(s).and_then(|o| o.sock.peer_addr().map_err(|e| wsa_code(&e)));
     // SAFETY: the caller's promise.
-    match sock(s).and_then(|o| o.sock.peer_addr().map_err(|e| wsa_code(&e))).and_then(|a| unsafe { crate::addr::write(&a, name, len) }) {
-        Ok(()) => 0,
-        Err(c) => fail(c),
-    }
+    unsafe { name_out(addr, name, len) }
 }
 
 /// Reads an option's integer (a `BOOL` or `DWORD`; one byte is taken as a
@@ -569,9 +647,19 @@ fn raw_setsockopt(o: &SockObj, level: c_int, name: c_int, v: c_int) -> Result<()
             // SAFETY: an `int` option value, its size passed with it; the
             // descriptor is borrowed for the call.
             let r = unsafe {
-                libc::setsockopt(fd.as_raw_fd(), level, name, (&raw const v).cast(), std::mem::size_of::<c_int>() as libc::socklen_t)
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    level,
+                    name,
+                    (&raw const v).cast(),
+                    std::mem::size_of::<c_int>() as libc::socklen_t,
+                )
             };
-            if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
         })
         .and_then(|r| r)
         .map_err(|e| wsa_code(&e))
@@ -589,7 +677,13 @@ fn raw_setsockopt(o: &SockObj, level: c_int, name: c_int, v: c_int) -> Result<()
 /// # Safety
 /// `val` is readable for `len` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ovl_setsockopt(s: usize, level: c_int, name: c_int, val: *const c_char, len: c_int) -> c_int {
+pub unsafe extern "C" fn ovl_setsockopt(
+    s: usize,
+    level: c_int,
+    name: c_int,
+    val: *const c_char,
+    len: c_int,
+) -> c_int {
     let r = sock(s).and_then(|o| {
         let io = |e: std::io::Error| wsa_code(&e);
         if (level, name) == (SOL_SOCKET, SO_LINGER) {
@@ -604,7 +698,10 @@ pub unsafe extern "C" fn ovl_setsockopt(s: usize, level: c_int, name: c_int, val
                     let l = val.cast::<libc::linger>().read_unaligned();
                     (l.l_onoff != 0, l.l_linger.max(0) as u64)
                 } else {
-                    (val.cast::<u16>().read_unaligned() != 0, u64::from(val.cast::<u16>().add(1).read_unaligned()))
+                    (
+                        val.cast::<u16>().read_unaligned() != 0,
+                        u64::from(val.cast::<u16>().add(1).read_unaligned()),
+                    )
                 }
             };
             let l = on.then(|| Duration::from_secs(secs));
@@ -623,12 +720,23 @@ pub unsafe extern "C" fn ovl_setsockopt(s: usize, level: c_int, name: c_int, val
         let v = unsafe { opt_int(val, len) }?;
         let on = v != 0;
         match (level, name) {
-            (SOL_SOCKET, SO_REUSEADDR) => o.sock.with_socket2(|s| s.set_reuse_address(on)).map_err(io),
+            (SOL_SOCKET, SO_REUSEADDR) => {
+                o.sock.with_socket2(|s| s.set_reuse_address(on)).map_err(io)
+            }
             (SOL_SOCKET, SO_KEEPALIVE) => o.sock.with_socket2(|s| s.set_keepalive(on)).map_err(io),
             (SOL_SOCKET, SO_BROADCAST) => o.sock.with_socket2(|s| s.set_broadcast(on)).map_err(io),
-            (SOL_SOCKET, SO_OOBINLINE) => o.sock.with_socket2(|s| s.set_out_of_band_inline(on)).map_err(io),
-            (SOL_SOCKET, SO_SNDBUF) => o.sock.with_socket2(|s| s.set_send_buffer_size(v as usize)).map_err(io),
-            (SOL_SOCKET, SO_RCVBUF) => o.sock.with_socket2(|s| s.set_recv_buffer_size(v as usize)).map_err(io),
+            (SOL_SOCKET, SO_OOBINLINE) => o
+                .sock
+                .with_socket2(|s| s.set_out_of_band_inline(on))
+                .map_err(io),
+            (SOL_SOCKET, SO_SNDBUF) => o
+                .sock
+                .with_socket2(|s| s.set_send_buffer_size(v as usize))
+                .map_err(io),
+            (SOL_SOCKET, SO_RCVBUF) => o
+                .sock
+                .with_socket2(|s| s.set_recv_buffer_size(v as usize))
+                .map_err(io),
             (SOL_SOCKET, SO_RCVTIMEO) => {
                 o.rcv_timeout_ms.store(v, Ordering::Relaxed);
                 Ok(())
@@ -639,8 +747,12 @@ pub unsafe extern "C" fn ovl_setsockopt(s: usize, level: c_int, name: c_int, val
             }
             (SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT) => Ok(()),
             (IPPROTO_TCP, TCP_NODELAY) => o.sock.set_nodelay(on).map_err(io),
-            (IPPROTO_IP, IP_PKTINFO) => raw_setsockopt(&o, libc::IPPROTO_IP, libc::IP_PKTINFO, on.into()),
-            (IPPROTO_IPV6, IPV6_PKTINFO) => raw_setsockopt(&o, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, on.into()),
+            (IPPROTO_IP, IP_PKTINFO) => {
+                raw_setsockopt(&o, libc::IPPROTO_IP, libc::IP_PKTINFO, on.into())
+            }
+            (IPPROTO_IPV6, IPV6_PKTINFO) => {
+                raw_setsockopt(&o, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, on.into())
+            }
             (IPPROTO_IPV6, IPV6_V6ONLY) => o.sock.with_socket2(|s| s.set_only_v6(on)).map_err(io),
             _ => Err(WSAENOPROTOOPT),
         }
@@ -653,12 +765,19 @@ pub unsafe extern "C" fn ovl_setsockopt(s: usize, level: c_int, name: c_int, val
 
 /// `getsockopt`: the options `setsockopt` takes, plus `SO_ERROR` (a
 /// Winsock code) and `SO_TYPE`. Values are 4 bytes (`SO_LINGER`: two
-/// `u_short`s).
+/// `u_short`s, or the system's `struct linger` when `*len` has room for
+/// it).
 ///
 /// # Safety
 /// `len` is readable and writable; `val` writable for `*len` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ovl_getsockopt(s: usize, level: c_int, name: c_int, val: *mut c_char, len: *mut c_int) -> c_int {
+pub unsafe extern "C" fn ovl_getsockopt(
+    s: usize,
+    level: c_int,
+    name: c_int,
+    val: *mut c_char,
+    len: *mut c_int,
+) -> c_int {
     if val.is_null() || len.is_null() {
         return fail(WSAEFAULT);
     }
@@ -679,11 +798,23 @@ pub unsafe extern "C" fn ovl_getsockopt(s: usize, level: c_int, name: c_int, val
             (SOL_SOCKET, SO_KEEPALIVE) => b(o.sock.with_socket2(|s| s.keepalive())),
             (SOL_SOCKET, SO_BROADCAST) => b(o.sock.with_socket2(|s| s.broadcast())),
             (SOL_SOCKET, SO_OOBINLINE) => b(o.sock.with_socket2(|s| s.out_of_band_inline())),
-            (SOL_SOCKET, SO_SNDBUF) => o.sock.with_socket2(|s| s.send_buffer_size()).map(|v| v as u32).map_err(io),
-            (SOL_SOCKET, SO_RCVBUF) => o.sock.with_socket2(|s| s.recv_buffer_size()).map(|v| v as u32).map_err(io),
+            (SOL_SOCKET, SO_SNDBUF) => o
+                .sock
+                .with_socket2(|s| s.send_buffer_size())
+                .map(|v| v as u32)
+                .map_err(io),
+            (SOL_SOCKET, SO_RCVBUF) => o
+                .sock
+                .with_socket2(|s| s.recv_buffer_size())
+                .map(|v| v as u32)
+                .map_err(io),
             (SOL_SOCKET, SO_RCVTIMEO) => Ok(o.rcv_timeout_ms.load(Ordering::Relaxed)),
             (SOL_SOCKET, SO_SNDTIMEO) => Ok(o.snd_timeout_ms.load(Ordering::Relaxed)),
-            (SOL_SOCKET, SO_ERROR) => o.sock.with_socket2(|s| s.take_error()).map(|e| e.map_or(0, |e| wsa_code(&e))).map_err(io),
+            (SOL_SOCKET, SO_ERROR) => o
+                .sock
+                .with_socket2(|s| s.take_error())
+                .map(|e| e.map_or(0, |e| wsa_code(&e)))
+                .map_err(io),
             (SOL_SOCKET, SO_TYPE) => Ok(if o.sock.is_stream() { 1 } else { 2 }),
             (IPPROTO_TCP, TCP_NODELAY) => b(o.sock.with_socket2(|s| s.tcp_nodelay())),
             (IPPROTO_IPV6, IPV6_V6ONLY) => b(o.sock.with_socket2(|s| s.only_v6())),
@@ -694,8 +825,19 @@ pub unsafe extern "C" fn ovl_getsockopt(s: usize, level: c_int, name: c_int, val
         Ok(v) => {
             // SAFETY: `val` writable for `*len >= 4` bytes, `len` writable.
             unsafe {
-                val.cast::<u32>().write_unaligned(v);
-                *len = 4;
+                if (level, name) == (SOL_SOCKET, SO_LINGER) && *len >= 8 {
+                    // The system's `struct linger` (two `int`s), which a
+                    // program compiled here passes.
+                    let l = libc::linger {
+                        l_onoff: (v & 0xFFFF) as c_int,
+                        l_linger: (v >> 16) as c_int,
+                    };
+                    val.cast::<libc::linger>().write_unaligned(l);
+                    *len = 8;
+                } else {
+                    val.cast::<u32>().write_unaligned(v);
+                    *len = 4;
+                }
             }
             0
         }
@@ -729,7 +871,11 @@ pub unsafe extern "C" fn ioctlsocket(s: usize, cmd: c_long, argp: *mut c_ulong) 
                     // SAFETY: FIONREAD writes one `int`; the descriptor is
                     // borrowed for the call.
                     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &raw mut n) };
-                    if r == 0 { Ok(n) } else { Err(std::io::Error::last_os_error()) }
+                    if r == 0 {
+                        Ok(n)
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
                 })
                 .and_then(|r| r)
                 .map_err(|e| wsa_code(&e))?;

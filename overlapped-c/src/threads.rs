@@ -31,8 +31,14 @@ unsafe fn spawn(stack: usize, f: ThreadStart, arg: *mut c_void, flags: u32, id: 
         errors::set_last(ERROR_NOT_SUPPORTED);
         return 0;
     }
-    let obj = Arc::new(ThreadObj { done: Event::new(), exit_code: AtomicU32::new(259) });
-    let start = Start { f, arg: arg as usize };
+    let obj = Arc::new(ThreadObj {
+        done: Event::new(),
+        exit_code: AtomicU32::new(259),
+    });
+    let start = Start {
+        f,
+        arg: arg as usize,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = obj.clone();
     let mut b = std::thread::Builder::new();
@@ -139,7 +145,10 @@ pub extern "C" fn GetCurrentThreadId() -> u32 {
 /// `GetTickCount`: milliseconds of the monotonic clock (wraps at 2^32).
 #[unsafe(no_mangle)]
 pub extern "C" fn GetTickCount() -> u32 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a writable `timespec`.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     (ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000) as u32
@@ -157,7 +166,11 @@ pub unsafe extern "C" fn GetSystemInfo(info: *mut SystemInfo) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     // SAFETY: `sysconf` has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
-    let mask = if cpus >= 64 { usize::MAX } else { (1usize << cpus) - 1 };
+    let mask = if cpus >= 64 {
+        usize::MAX
+    } else {
+        (1usize << cpus) - 1
+    };
     // SAFETY: writable (the caller's promise).
     unsafe {
         info.write(SystemInfo {
@@ -168,11 +181,14 @@ pub unsafe extern "C" fn GetSystemInfo(info: *mut SystemInfo) {
             max_app_address: std::ptr::without_provenance_mut(0x7FFF_FFFE_FFFF),
             active_processor_mask: mask,
             number_of_processors: cpus,
-            processor_type: if cfg!(target_arch = "aarch64") { 0 } else { 8664 },
+            processor_type: if cfg!(target_arch = "aarch64") {
+                0
+            } else {
+                8664
+            },
             allocation_granularity: 65536,
             processor_level: 6,
             processor_revision: 0,
         })
     };
 }
-

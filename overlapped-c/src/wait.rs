@@ -19,7 +19,10 @@ fn handle(h: usize) -> *mut c_void {
 /// `WSACreateEvent`: a manual-reset event, not set.
 #[unsafe(no_mangle)]
 pub extern "C" fn WSACreateEvent() -> *mut c_void {
-    handle(table::insert(Obj::Event(EventObj { event: Event::new(), auto_reset: false })))
+    handle(table::insert(Obj::Event(EventObj {
+        event: Event::new(),
+        auto_reset: false,
+    })))
 }
 
 /// `CreateEventA`: manual or automatic reset (an automatic-reset event is
@@ -29,7 +32,12 @@ pub extern "C" fn WSACreateEvent() -> *mut c_void {
 /// # Safety
 /// `name` is null.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn CreateEventA(_attrs: *mut c_void, manual: c_int, initial: c_int, name: *const i8) -> *mut c_void {
+pub unsafe extern "C" fn CreateEventA(
+    _attrs: *mut c_void,
+    manual: c_int,
+    initial: c_int,
+    name: *const i8,
+) -> *mut c_void {
     if !name.is_null() {
         errors::set_last(ERROR_NOT_SUPPORTED);
         return std::ptr::null_mut();
@@ -38,7 +46,10 @@ pub unsafe extern "C" fn CreateEventA(_attrs: *mut c_void, manual: c_int, initia
     if initial != 0 {
         event.set();
     }
-    handle(table::insert(Obj::Event(EventObj { event, auto_reset: manual == 0 })))
+    handle(table::insert(Obj::Event(EventObj {
+        event,
+        auto_reset: manual == 0,
+    })))
 }
 
 /// `CreateEventW`: as `CreateEventA`.
@@ -46,7 +57,12 @@ pub unsafe extern "C" fn CreateEventA(_attrs: *mut c_void, manual: c_int, initia
 /// # Safety
 /// `name` is null.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn CreateEventW(attrs: *mut c_void, manual: c_int, initial: c_int, name: *const u16) -> *mut c_void {
+pub unsafe extern "C" fn CreateEventW(
+    attrs: *mut c_void,
+    manual: c_int,
+    initial: c_int,
+    name: *const u16,
+) -> *mut c_void {
     // SAFETY: the same contract (a null name either way).
     unsafe { CreateEventA(attrs, manual, initial, name.cast()) }
 }
@@ -184,7 +200,12 @@ unsafe fn handles(n: u32, hs: *const *mut c_void) -> Option<Vec<usize>> {
         return None;
     }
     // SAFETY: the caller's promise.
-    Some(unsafe { std::slice::from_raw_parts(hs, n as usize) }.iter().map(|h| *h as usize).collect())
+    Some(
+        unsafe { std::slice::from_raw_parts(hs, n as usize) }
+            .iter()
+            .map(|h| *h as usize)
+            .collect(),
+    )
 }
 
 /// `WSAWaitForMultipleEvents` (at most `WSA_MAXIMUM_WAIT_EVENTS`, 64).
@@ -230,7 +251,12 @@ pub unsafe extern "C" fn WaitForMultipleObjectsEx(
 /// # Safety
 /// `hs` is readable for `n` handles.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn WaitForMultipleObjects(n: u32, hs: *const *mut c_void, wait_all: c_int, ms: u32) -> u32 {
+pub unsafe extern "C" fn WaitForMultipleObjects(
+    n: u32,
+    hs: *const *mut c_void,
+    wait_all: c_int,
+    ms: u32,
+) -> u32 {
     // SAFETY: the same contract.
     unsafe { WSAWaitForMultipleEvents(n, hs, wait_all, ms, FALSE) }
 }
