@@ -59,6 +59,11 @@ static DWORD routine_error = 12345, routine_bytes = 12345;
 static LPWSAOVERLAPPED routine_ov;
 static ULONG_PTR routine_internal;
 
+static DWORD WINAPI thread_main(LPVOID arg)
+{
+    return (DWORD)(ULONG_PTR)arg + 1;
+}
+
 static void CALLBACK routine(DWORD error, DWORD bytes, LPWSAOVERLAPPED ov, DWORD flags)
 {
     (void)flags;
@@ -326,6 +331,60 @@ int main(void)
               "a truncated datagram is WSAEMSGSIZE with the first bytes");
         closesocket(u1);
         closesocket(u2);
+    }
+
+    /* Options, ioctls and timeouts of the non-overlapped calls. */
+    pair(&a, &b);
+    {
+        DWORD on = 1, val = 0, ms = 100;
+        int len = sizeof(val);
+        u_long avail = 0;
+        LINGER l = {0, 0};
+        CHECK(setsockopt(a, IPPROTO_TCP, TCP_NODELAY, (char *)&on, sizeof(on)) == 0 &&
+                  getsockopt(a, IPPROTO_TCP, TCP_NODELAY, (char *)&val, &len) == 0 && val == 1,
+              "TCP_NODELAY set and read back");
+        len = sizeof(val);
+        CHECK(getsockopt(a, SOL_SOCKET, SO_TYPE, (char *)&val, &len) == 0 && val == SOCK_STREAM,
+              "SO_TYPE");
+        len = sizeof(l);
+        l.l_onoff = 1;
+        l.l_linger = 3;
+        CHECK(setsockopt(a, SOL_SOCKET, SO_LINGER, (char *)&l, sizeof(l)) == 0, "SO_LINGER on");
+        memset(&l, 0, sizeof(l));
+        CHECK(getsockopt(a, SOL_SOCKET, SO_LINGER, (char *)&l, &len) == 0 && l.l_onoff == 1 &&
+                  l.l_linger == 3,
+              "SO_LINGER read back");
+        CHECK(getsockopt(a, 12345, 1, (char *)&val, &len) == SOCKET_ERROR &&
+                  WSAGetLastError() == WSAENOPROTOOPT,
+              "an unknown option is WSAENOPROTOOPT");
+        CHECK(send(a, "12345678", 8, 0) == 8, "send");
+        Sleep(50);
+        CHECK(ioctlsocket(b, FIONREAD, &avail) == 0 && avail == 8, "FIONREAD counts the bytes");
+        CHECK(recv(b, buf, sizeof(buf), 0) == 8, "recv takes them");
+        CHECK(setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, (char *)&ms, sizeof(ms)) == 0,
+              "SO_RCVTIMEO");
+        CHECK(recv(b, buf, sizeof(buf), 0) == SOCKET_ERROR && WSAGetLastError() == WSAETIMEDOUT,
+              "a recv past SO_RCVTIMEO is WSAETIMEDOUT");
+        avail = 1;
+        CHECK(ioctlsocket(b, FIONBIO, &avail) == 0 &&
+                  recv(b, buf, sizeof(buf), 0) == SOCKET_ERROR &&
+                  WSAGetLastError() == WSAEWOULDBLOCK,
+              "a non-blocking recv with nothing there is WSAEWOULDBLOCK");
+        CHECK(send(a, "x", 1, 0) == 1, "send");
+        Sleep(50);
+        CHECK(recv(b, buf, sizeof(buf), 0) == 1, "then gets the byte");
+    }
+    closesocket(a);
+    closesocket(b);
+
+    /* Threads. */
+    {
+        DWORD tid = 0, code = 0;
+        HANDLE t = CreateThread(NULL, 0, thread_main, (LPVOID)41, 0, &tid);
+        CHECK(t != NULL && tid != 0 && tid != GetCurrentThreadId(), "CreateThread");
+        CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0, "a thread handle is signalled at exit");
+        CHECK(GetExitCodeThread(t, &code) && code == 42, "GetExitCodeThread");
+        CHECK(CloseHandle(t), "CloseHandle of a thread");
     }
 
     WSACloseEvent(ev);
