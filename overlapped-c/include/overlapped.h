@@ -441,8 +441,10 @@ typedef void(CALLBACK *LPWSAOVERLAPPED_COMPLETION_ROUTINE)(
 /* C library's own socket calls stay untouched in the process.         */
 /* ------------------------------------------------------------------ */
 
-/* WSAStartup: version 2.x (2.2 is what you get); makes the engine.
-   Returns 0, WSAVERNOTSUPPORTED (1.x) or WSASYSNOTREADY. */
+/* WSAStartup: versions 1.0 to 2.2 as requested (higher: 2.2); makes the
+   engine. Returns 0, WSAVERNOTSUPPORTED (below 1.0) or WSASYSNOTREADY
+   (no engine can run: szSystemStatus says why). Calls before it fail with
+   WSANOTINITIALISED. */
 int WSAAPI WSAStartup(WORD wVersionRequested, LPWSADATA lpWSAData);
 /* WSACleanup: the last one closes every socket still open. */
 int WSAAPI WSACleanup(void);

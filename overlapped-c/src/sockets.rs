@@ -84,8 +84,10 @@ pub fn wait_op<T: OpOutput>(
     }
 }
 
-/// `WSAStartup`: version 2.2 (any request of 2.x or later gets 2.2; 1.x is
-/// `WSAVERNOTSUPPORTED`). Makes the engine (`OVERLAPPED_ENGINE` picks it).
+/// `WSAStartup`: as Windows' Winsock 2, which serves versions 1.0 to 2.2:
+/// a request in that range gets it (`wVersion`), a higher one 2.2, one
+/// below 1.0 `WSAVERNOTSUPPORTED`; `wHighVersion` is 2.2. Makes the engine
+/// (`OVERLAPPED_ENGINE` picks it): `WSASYSNOTREADY` when none can run.
 ///
 /// # Safety
 /// `data` is null or points at a writable `WSADATA`.
@@ -95,8 +97,14 @@ pub unsafe extern "C" fn WSAStartup(version: u16, data: *mut WsaData) -> c_int {
         return WSAEFAULT as c_int;
     }
     let (major, minor) = (version & 0xFF, version >> 8);
+    let granted = if (major, minor) > (2, 2) {
+        0x0202
+    } else {
+        version
+    };
+    let engine = Engine::global();
     let mut d = WsaData {
-        version: 0x0202,
+        version: granted,
         high_version: 0x0202,
         max_sockets: 0,
         max_udp_dg: 0,
@@ -106,19 +114,18 @@ pub unsafe extern "C" fn WSAStartup(version: u16, data: *mut WsaData) -> c_int {
     };
     let desc = b"overlapped (Winsock overlapped I/O on Linux)";
     d.description[..desc.len()].copy_from_slice(desc);
-    let status = match Engine::global() {
+    let status = match &engine {
         Ok(e) => format!("Running on the {} engine", e.kind().name()),
-        Err(_) => String::new(),
+        Err(e) => format!("No engine: {e}"),
     };
     let n = status.len().min(128);
     d.system_status[..n].copy_from_slice(&status.as_bytes()[..n]);
     // SAFETY: `data` is writable (the caller's promise).
     unsafe { data.write(d) };
-    if major < 2 {
+    if major < 1 {
         return WSAVERNOTSUPPORTED as c_int;
     }
-    let _ = minor;
-    if Engine::global().is_err() {
+    if engine.is_err() {
         return WSASYSNOTREADY as c_int;
     }
     STARTED.fetch_add(1, Ordering::AcqRel);

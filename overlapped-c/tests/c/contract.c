@@ -90,7 +90,13 @@ int main(void)
     CHECK(socket(AF_INET, SOCK_STREAM, 0) == INVALID_SOCKET &&
               WSAGetLastError() == WSANOTINITIALISED,
           "a socket before WSAStartup is WSANOTINITIALISED");
-    CHECK(WSAStartup(MAKEWORD(1, 1), &wsa) == WSAVERNOTSUPPORTED, "version 1.1 is refused");
+    CHECK(WSAStartup(MAKEWORD(0, 9), &wsa) == WSAVERNOTSUPPORTED && wsa.wHighVersion == 0x0202,
+          "version 0.9 is refused");
+    CHECK(WSAStartup(MAKEWORD(1, 1), &wsa) == 0 && wsa.wVersion == MAKEWORD(1, 1) &&
+              WSACleanup() == 0,
+          "version 1.1 is served");
+    CHECK(WSACleanup() == SOCKET_ERROR && WSAGetLastError() == WSANOTINITIALISED,
+          "a WSACleanup too many is WSANOTINITIALISED");
     CHECK(WSAStartup(MAKEWORD(2, 2), &wsa) == 0 && wsa.wVersion == MAKEWORD(2, 2),
           "WSAStartup 2.2");
 
