@@ -508,7 +508,7 @@ int WSAAPI ovl_getpeername(SOCKET s, struct sockaddr *name, int *namelen);
    calls), SO_UPDATE_ACCEPT_CONTEXT/SO_UPDATE_CONNECT_CONTEXT (accepted;
    nothing to update on Linux), TCP_NODELAY, IP_PKTINFO, IPV6_PKTINFO,
    IPV6_V6ONLY; getsockopt also SO_ERROR (a Winsock code) and SO_TYPE.
-   Others: WSAENOPROTOOPT. */
+   Other options: WSAENOPROTOOPT; other levels: WSAEINVAL. */
 int WSAAPI ovl_setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen);
 #define setsockopt ovl_setsockopt
 int WSAAPI ovl_getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen);

@@ -678,8 +678,8 @@ fn raw_setsockopt(o: &SockObj, level: c_int, name: c_int, v: c_int) -> Result<()
 /// (milliseconds, for the non-overlapped calls), `SO_UPDATE_ACCEPT_CONTEXT`
 /// and `SO_UPDATE_CONNECT_CONTEXT` (nothing to update on Linux: an accepted
 /// or connected socket already has its addresses and options),
-/// `TCP_NODELAY`, `IP_PKTINFO`, `IPV6_PKTINFO`, `IPV6_V6ONLY`. Others are
-/// `WSAENOPROTOOPT`.
+/// `TCP_NODELAY`, `IP_PKTINFO`, `IPV6_PKTINFO`, `IPV6_V6ONLY`. Other options
+/// are `WSAENOPROTOOPT`, other levels `WSAEINVAL` (as on Windows).
 ///
 /// # Safety
 /// `val` is readable for `len` bytes.
@@ -761,7 +761,10 @@ pub unsafe extern "C" fn ovl_setsockopt(
                 raw_setsockopt(&o, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, on.into())
             }
             (IPPROTO_IPV6, IPV6_V6ONLY) => o.sock.with_socket2(|s| s.set_only_v6(on)).map_err(io),
-            _ => Err(WSAENOPROTOOPT),
+            // Windows: an unknown level is WSAEINVAL, an unknown option of
+            // a known level WSAENOPROTOOPT.
+            (SOL_SOCKET | IPPROTO_TCP | IPPROTO_IP | IPPROTO_IPV6, _) => Err(WSAENOPROTOOPT),
+            _ => Err(WSAEINVAL),
         }
     });
     match r {
@@ -825,7 +828,10 @@ pub unsafe extern "C" fn ovl_getsockopt(
             (SOL_SOCKET, SO_TYPE) => Ok(if o.sock.is_stream() { 1 } else { 2 }),
             (IPPROTO_TCP, TCP_NODELAY) => b(o.sock.with_socket2(|s| s.tcp_nodelay())),
             (IPPROTO_IPV6, IPV6_V6ONLY) => b(o.sock.with_socket2(|s| s.only_v6())),
-            _ => Err(WSAENOPROTOOPT),
+            // Windows: an unknown level is WSAEINVAL, an unknown option of
+            // a known level WSAENOPROTOOPT.
+            (SOL_SOCKET | IPPROTO_TCP | IPPROTO_IP | IPPROTO_IPV6, _) => Err(WSAENOPROTOOPT),
+            _ => Err(WSAEINVAL),
         }
     });
     match r {
