@@ -298,15 +298,18 @@ fn rust_client(port: u16) {
     }
 }
 
+/// Python clients run at once against each echo server.
+const PYTHONS: usize = 4;
+
 /// `target/<profile>/ovl`, when the workspace's CLI is built.
 fn ovl_binary() -> Option<PathBuf> {
     let p = target_dir().join("ovl");
     p.exists().then_some(p)
 }
 
-/// Serves `ovl echo-client`, the Rust client, two Python connections and
-/// the C stable echo client; the server exits by itself after that many
-/// clients.
+/// Serves `ovl echo-client`, then the Rust client and [`PYTHONS`] Python
+/// clients at once, then the C stable echo client; the server exits by
+/// itself after that many clients. Returns its output.
 fn serve_every_client(server_name: &str, engine: &str) -> String {
     let ovl = ovl_binary();
     if ovl.is_none() {
@@ -314,7 +317,7 @@ fn serve_every_client(server_name: &str, engine: &str) -> String {
             "note: target/debug/ovl is not built here (cargo build -p ovl); the Rust client stands in for ovl echo-client"
         );
     }
-    let clients = 1 + 2 + 1 + usize::from(ovl.is_some());
+    let clients = 1 + 2 * PYTHONS + 1 + usize::from(ovl.is_some());
     let (srv, out, port) = server(server_name, &["0", &clients.to_string()], engine);
     let addr = format!("127.0.0.1:{port}");
     if let Some(ovl) = &ovl {
@@ -338,25 +341,33 @@ fn serve_every_client(server_name: &str, engine: &str) -> String {
             "ovl echo-client against {server_name}: {o}"
         );
     }
-    rust_client(port);
+    // Four Python clients at once (two connections each, so the server's
+    // workers take completions of several connections concurrently), and
+    // the Rust client meanwhile.
     let script = crate_dir().join("tests/c/echo_client.py");
-    let mut py = Command::new("python3");
-    py.arg(&script)
-        .args([port.to_string(), "2".into()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = py
-        .spawn()
-        .expect("python3 (the Python client's interpreter)");
-    let (status, o) = Proc {
-        child,
-        what: "the Python echo client".into(),
+    let pythons: Vec<Proc> = (0..PYTHONS)
+        .map(|_| {
+            let child = Command::new("python3")
+                .arg(&script)
+                .args([port.to_string(), "2".into()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("python3 (the Python client's interpreter)");
+            Proc {
+                child,
+                what: "a Python echo client".into(),
+            }
+        })
+        .collect();
+    rust_client(port);
+    for p in pythons {
+        let (status, o) = p.finish(bound(30));
+        assert!(
+            status.success(),
+            "a Python client against {server_name}: {o}"
+        );
     }
-    .finish(bound(30));
-    assert!(
-        status.success(),
-        "the Python client against {server_name}: {o}"
-    );
     let (status, o) = spawn(
         &program("stable_echo_client"),
         &["127.0.0.1", &port.to_string()],
@@ -379,7 +390,7 @@ fn serve_every_client(server_name: &str, engine: &str) -> String {
 fn completion_routine_echo_server_serves_every_client_on_both_engines() {
     for engine in engines() {
         let out = serve_every_client("cmpl_routine_echo_server", engine);
-        let clients = 4 + usize::from(ovl_binary().is_some());
+        let clients = 2 + 2 * PYTHONS + usize::from(ovl_binary().is_some());
         assert_eq!(out.matches("client disconnected").count(), clients, "{out}");
     }
 }
@@ -388,7 +399,7 @@ fn completion_routine_echo_server_serves_every_client_on_both_engines() {
 fn iocp_echo_server_serves_every_client_on_both_engines() {
     for engine in engines() {
         let out = serve_every_client("iocp_echo_server", engine);
-        let clients = 4 + usize::from(ovl_binary().is_some());
+        let clients = 2 + 2 * PYTHONS + usize::from(ovl_binary().is_some());
         assert!(out.contains(&format!("served {clients} clients")), "{out}");
     }
 }
