@@ -516,6 +516,22 @@ int WSAAPI ovl_getsockopt(SOCKET s, int level, int optname, char *optval, int *o
 /* ioctlsocket: FIONBIO (the non-overlapped calls stop blocking) and
    FIONREAD. */
 int WSAAPI ioctlsocket(SOCKET s, long cmd, u_long *argp);
+typedef struct _QualityOfService QOS, *LPQOS;
+typedef int(CALLBACK *LPCONDITIONPROC)(LPWSABUF lpCallerId, LPWSABUF lpCallerData, LPQOS lpSQOS,
+                                       LPQOS lpGQOS, LPWSABUF lpCalleeId,
+                                       LPWSABUF lpCalleeData, GROUP *g,
+                                       DWORD_PTR dwCallbackData);
+/* WSAAccept: accept; a condition function is not supported
+   (WSAEOPNOTSUPP). */
+SOCKET WSAAPI WSAAccept(SOCKET s, struct sockaddr *addr, LPINT addrlen,
+                        LPCONDITIONPROC lpfnCondition, DWORD_PTR dwCallbackData);
+/* WSAAddressToStringA: "a.b.c.d:port", "[v6%scope]:port" (no port when it
+   is 0); WSAEFAULT with the length needed in *lpdwAddressStringLength when
+   the buffer is too small. */
+int WSAAPI WSAAddressToStringA(LPSOCKADDR lpsaAddress, DWORD dwAddressLength,
+                               LPWSAPROTOCOL_INFOA lpProtocolInfo, LPSTR lpszAddressString,
+                               LPDWORD lpdwAddressStringLength);
+#define WSAAddressToString WSAAddressToStringA
 
 /* ------------------------------------------------------------------ */
 /* Overlapped calls.                                                   */
@@ -688,6 +704,21 @@ typedef struct _SYSTEM_INFO {
 /* GetSystemInfo: dwNumberOfProcessors is what this process may use. */
 void WINAPI GetSystemInfo(LPSYSTEM_INFO lpSystemInfo);
 
+/* GetCurrentThread: the pseudo-handle, as on Windows. */
+#define GetCurrentThread() ((HANDLE)(LONG_PTR)-2)
+
+/* SetConsoleCtrlHandler: Ctrl+C (SIGINT) calls the handlers on a thread of
+   their own, the last added first, until one returns TRUE; when none does,
+   the process ends. A NULL handler with TRUE ignores Ctrl+C. Only
+   CTRL_C_EVENT is delivered. */
+#define CTRL_C_EVENT 0
+#define CTRL_BREAK_EVENT 1
+#define CTRL_CLOSE_EVENT 2
+#define CTRL_LOGOFF_EVENT 5
+#define CTRL_SHUTDOWN_EVENT 6
+typedef BOOL(WINAPI *PHANDLER_ROUTINE)(DWORD CtrlType);
+BOOL WINAPI SetConsoleCtrlHandler(PHANDLER_ROUTINE HandlerRoutine, BOOL Add);
+
 /* Critical sections (recursive mutexes), interlocked operations, memory. */
 typedef pthread_mutex_t CRITICAL_SECTION, *LPCRITICAL_SECTION;
 static inline void InitializeCriticalSection(LPCRITICAL_SECTION cs) {
@@ -713,6 +744,13 @@ static inline LONG InterlockedExchange(LONG volatile *p, LONG v) {
     return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
 }
 static inline LONG InterlockedCompareExchange(LONG volatile *p, LONG v, LONG cmp) {
+    __atomic_compare_exchange_n(p, &cmp, v, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return cmp;
+}
+static inline PVOID InterlockedExchangePointer(PVOID volatile *p, PVOID v) {
+    return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+static inline PVOID InterlockedCompareExchangePointer(PVOID volatile *p, PVOID v, PVOID cmp) {
     __atomic_compare_exchange_n(p, &cmp, v, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     return cmp;
 }

@@ -34,6 +34,7 @@
 
 pub mod addr;
 pub mod bufs;
+pub mod console;
 pub mod errors;
 pub mod inflight;
 pub mod io;

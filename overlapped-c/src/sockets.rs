@@ -903,3 +903,73 @@ pub unsafe extern "C" fn ioctlsocket(s: usize, cmd: c_long, argp: *mut c_ulong) 
         Err(c) => fail(c),
     }
 }
+
+/// `WSAAccept` without a condition function: `accept`. A condition
+/// function is not supported (`WSAEOPNOTSUPP`).
+///
+/// # Safety
+/// As `accept`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn WSAAccept(
+    s: usize,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut c_int,
+    condition: *mut std::ffi::c_void,
+    _data: usize,
+) -> usize {
+    if !condition.is_null() {
+        errors::set_last(WSAEOPNOTSUPP);
+        return INVALID_SOCKET;
+    }
+    // SAFETY: the same contract.
+    unsafe { ovl_accept(s, addr, addrlen) }
+}
+
+/// `WSAAddressToStringA`: `a.b.c.d:port`, `[v6%scope]:port` (without the
+/// port when it is 0, as Windows writes them). `WSAEFAULT` with the length
+/// needed (with the NUL) in `*len` when the buffer is too small.
+///
+/// # Safety
+/// `sa` is readable for `salen` bytes; `len` readable and writable; `out`
+/// writable for `*len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn WSAAddressToStringA(
+    sa: *const libc::sockaddr,
+    salen: u32,
+    info: *mut std::ffi::c_void,
+    out: *mut c_char,
+    len: *mut u32,
+) -> c_int {
+    if !info.is_null() {
+        return fail(WSAEINVAL);
+    }
+    if out.is_null() || len.is_null() {
+        return fail(WSAEFAULT);
+    }
+    // SAFETY: the caller's promise.
+    let addr = match unsafe { crate::addr::read(sa, salen.min(i32::MAX as u32) as c_int) } {
+        Ok(a) => a,
+        Err(c) => return fail(c),
+    };
+    let text = match (addr, addr.port()) {
+        (std::net::SocketAddr::V6(a), 0) if a.scope_id() != 0 => {
+            format!("{}%{}", a.ip(), a.scope_id())
+        }
+        (a, 0) => a.ip().to_string(),
+        (a, _) => a.to_string(),
+    };
+    let need = text.len() + 1;
+    // SAFETY: `len` readable and writable (the caller's promise).
+    let room = unsafe { *len } as usize;
+    // SAFETY: as above.
+    unsafe { *len = need as u32 };
+    if room < need {
+        return fail(WSAEFAULT);
+    }
+    // SAFETY: `out` writable for `room >= need` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), out.cast::<u8>(), text.len());
+        *out.add(text.len()) = 0;
+    }
+    0
+}

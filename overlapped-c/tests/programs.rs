@@ -130,8 +130,10 @@ fn program(name: &str) -> PathBuf {
                 (p.to_string(), compile(&src, p, false))
             })
             .collect();
-        let contract = crate_dir().join("tests/c/contract.c");
-        v.push(("contract".into(), compile(&contract, "contract", false)));
+        for t in ["contract", "ctrl_c"] {
+            let src = crate_dir().join(format!("tests/c/{t}.c"));
+            v.push((t.to_string(), compile(&src, t, false)));
+        }
         v
     });
     built
@@ -483,4 +485,38 @@ fn contract_and_iocp_server_are_clean_under_valgrind_on_poll() {
         status.success() && o.contains("served 1 clients"),
         "iocp_echo_server under valgrind:\n{o}"
     );
+}
+
+/// Sends `SIGINT` to a child by its process id.
+fn interrupt(p: &Proc) {
+    let st = Command::new("kill")
+        .args(["-INT", &p.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -INT failed");
+}
+
+#[test]
+fn ctrl_c_reaches_the_console_handler_and_can_be_ignored() {
+    let mut p = spawn(&program("ctrl_c"), &[], "poll", None);
+    let out = BufReader::new(p.child.stdout.take().expect("stdout"));
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(bound(10)).expect("a line from ctrl_c");
+    assert_eq!(next(), "ready");
+    interrupt(&p);
+    assert_eq!(next(), "handled type 0 on another thread");
+    assert_eq!(next(), "ignoring");
+    interrupt(&p);
+    assert_eq!(next(), "still here");
+    let (status, err) = p.finish(bound(10));
+    assert!(status.success(), "ctrl_c: {status} {err}");
+    let _ = reader.join();
 }

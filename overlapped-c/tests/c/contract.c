@@ -78,6 +78,7 @@ static DWORD routine_error = 12345, routine_bytes = 12345;
 static LPWSAOVERLAPPED routine_ov;
 static ULONG_PTR routine_internal;
 
+
 static DWORD WINAPI thread_main(LPVOID arg)
 {
     return (DWORD)(ULONG_PTR)arg + 1;
@@ -436,6 +437,25 @@ int main(void)
         CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0, "a thread handle is signalled at exit");
         CHECK(GetExitCodeThread(t, &code) && code == 42, "GetExitCodeThread");
         CHECK(CloseHandle(t), "CloseHandle of a thread");
+    }
+
+    /* Address text. */
+    {
+        SOCKADDR_IN sin;
+        char text[64];
+        DWORD tl = sizeof(text);
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(0x7f000001);
+        sin.sin_port = htons(8080);
+        CHECK(WSAAddressToStringA((LPSOCKADDR)&sin, sizeof(sin), NULL, text, &tl) == 0 &&
+                  !strcmp(text, "127.0.0.1:8080") && tl == 15,
+              "WSAAddressToString writes ip:port");
+        tl = 4;
+        CHECK(WSAAddressToStringA((LPSOCKADDR)&sin, sizeof(sin), NULL, text, &tl) ==
+                      SOCKET_ERROR &&
+                  WSAGetLastError() == WSAEFAULT && tl == 15,
+              "a buffer too small is WSAEFAULT with the length needed");
     }
 
     WSACloseEvent(ev);
