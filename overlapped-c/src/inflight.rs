@@ -155,6 +155,42 @@ pub unsafe fn finish(ov: *mut Overlapped, o: &Outcome, from: Option<FromPtrs>) {
     }
 }
 
+/// An operation's handle, whatever it hands back. The operation kinds
+/// still to come (an accept's new socket, a connect's nothing, a file
+/// read's bytes) are further variants, each with its own conversion to an
+/// [`Outcome`].
+#[derive(Debug)]
+pub enum AnyOp {
+    /// A send or receive on the caller's `WSABUF` memory.
+    Bufs(Op<WsaBufs>),
+}
+
+impl AnyOp {
+    /// `HasOverlappedIoCompleted` without taking the result.
+    pub fn is_complete(&self) -> bool {
+        match self {
+            AnyOp::Bufs(op) => op.is_complete(),
+        }
+    }
+
+    /// `CancelIoEx` on this operation.
+    pub fn cancel(&self) -> std::io::Result<()> {
+        match self {
+            AnyOp::Bufs(op) => op.cancel(),
+        }
+    }
+
+    /// The outcome when complete (non-blocking); the handle back when not.
+    pub fn take(self) -> std::io::Result<Result<Outcome, AnyOp>> {
+        match self {
+            AnyOp::Bufs(op) => Ok(match op.result(false)? {
+                Polled::Complete(c) => Ok(Outcome::of(&c)),
+                Polled::Incomplete(op) => Err(AnyOp::Bufs(op)),
+            }),
+        }
+    }
+}
+
 /// The handle of an operation in flight.
 #[derive(Debug)]
 pub enum Held {
@@ -163,7 +199,7 @@ pub enum Held {
     /// with `event_handle == 0`).
     Consumer {
         /// The operation.
-        op: Op<WsaBufs>,
+        op: AnyOp,
         /// The event it sets.
         event: Event,
         /// The event's handle value (0: private).
@@ -171,7 +207,7 @@ pub enum Held {
     },
     /// The completion goes to a routine or a port; the handle only
     /// cancels it (`None` once it completed at the start).
-    Notified(Option<Op<WsaBufs>>),
+    Notified(Option<AnyOp>),
 }
 
 #[derive(Debug)]
@@ -317,16 +353,14 @@ pub unsafe fn harvest(ov: *mut Overlapped) -> Harvest {
         else {
             unreachable!("checked above")
         };
-        match op.result(false) {
-            Ok(Polled::Complete(c)) => {
-                let o = Outcome::of(&c);
-                drop(c);
+        match op.take() {
+            Ok(Ok(o)) => {
                 // SAFETY: `ov` and the sender pointers are the caller's,
                 // valid until this completion is reported (now).
                 unsafe { finish(ov, &o, entry.from) };
                 return Harvest::Done;
             }
-            Ok(Polled::Incomplete(op)) => {
+            Ok(Err(op)) => {
                 let ev = event.clone();
                 m.insert(
                     ov as usize,

@@ -11,7 +11,7 @@ use overlapped::{Completion, Event, Notify, Polled, StartError, Started};
 
 use crate::bufs::{WsaBufs, WsaPiece};
 use crate::errors::{self, *};
-use crate::inflight::{self, FromPtrs, Harvest, Held, Outcome};
+use crate::inflight::{self, AnyOp, FromPtrs, Harvest, Held, Outcome};
 use crate::sockets::{fail, msg_flags, sock};
 use crate::table;
 use crate::types::*;
@@ -259,11 +259,11 @@ unsafe fn start(
         Ok(Started::Pending(op)) => {
             let held = match mode {
                 Mode::Consumer(event, event_handle) => Held::Consumer {
-                    op,
+                    op: AnyOp::Bufs(op),
                     event,
                     event_handle,
                 },
-                Mode::Port | Mode::Routine => Held::Notified(Some(op)),
+                Mode::Port | Mode::Routine => Held::Notified(Some(AnyOp::Bufs(op))),
             };
             inflight::fill(ov, seq, held);
             fail(WSA_IO_PENDING)
@@ -277,7 +277,7 @@ unsafe fn start(
             if !inline {
                 // The routine or the port packet reports it; the
                 // `OVERLAPPED` is written then.
-                inflight::fill(ov, seq, Held::Notified(Some(op)));
+                inflight::fill(ov, seq, Held::Notified(Some(AnyOp::Bufs(op))));
                 // SAFETY: the caller's promise.
                 unsafe { report_now(bytes_out, flags_out, bytes, 0) };
                 return 0;
@@ -298,11 +298,11 @@ unsafe fn start(
                 Ok(Polled::Incomplete(op)) => {
                     let held = match mode {
                         Mode::Consumer(event, event_handle) => Held::Consumer {
-                            op,
+                            op: AnyOp::Bufs(op),
                             event,
                             event_handle,
                         },
-                        Mode::Port | Mode::Routine => Held::Notified(Some(op)),
+                        Mode::Port | Mode::Routine => Held::Notified(Some(AnyOp::Bufs(op))),
                     };
                     inflight::fill(ov, seq, held);
                     fail(WSA_IO_PENDING)

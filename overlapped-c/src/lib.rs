@@ -24,6 +24,15 @@
 //!   count) and `Offset` (the receive flags) are written, as Windows writes
 //!   them, before the completion is reported to the program ([`inflight`]).
 //!
+//! Where the calls still to come go: an operation kind with another output
+//! (`AcceptEx`'s socket, `ConnectEx`, `DisconnectEx`, `TransmitFile`,
+//! `ReadFile`/`WriteFile`) is one more [`inflight::AnyOp`] variant with its
+//! conversion to an [`inflight::Outcome`], and one more arm in the port's
+//! packet conversion (`port.rs`, `take`); `WSAIoctl` and the function
+//! pointers it hands out belong next to [`io`]; files are one more
+//! [`table::Obj`] kind; `QueueUserAPC`, `WSAEventSelect` and timers join
+//! [`wait`], whose waits already map handles to the library's events.
+//!
 //! All `unsafe` code of the C interface is here, in the functions the C
 //! program calls (each an `unsafe extern "C" fn` whose `# Safety` section
 //! is the Windows contract) and in the buffer type; a safe Rust caller can
