@@ -3,9 +3,11 @@
  * Linux (the `overlapped` library's C interface, liboverlapped_c).
  *
  * A program written for Windows includes <winsock2.h>, <windows.h>,
- * <ws2tcpip.h>, <mswsock.h> or <process.h>; with this directory on the
- * include path each of those names includes this header, so the program
- * compiles unchanged:
+ * <ws2tcpip.h>, <mswsock.h> or <process.h> (or <winsock.h>, <winerror.h>,
+ * <windef.h>, <winbase.h>, <winnt.h>, <ws2def.h>); with this directory on
+ * the include path each of those names includes this header (and
+ * <tchar.h> gives the ANSI generic-text names), so the program compiles
+ * unchanged:
  *
  *     cc -Wall -Werror -I overlapped-c/include prog.c \
  *        -L target/debug -loverlapped_c -Wl,-rpath,$PWD/target/debug
