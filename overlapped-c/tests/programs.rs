@@ -130,7 +130,7 @@ fn program(name: &str) -> PathBuf {
                 (p.to_string(), compile(&src, p, false))
             })
             .collect();
-        for t in ["contract", "ctrl_c"] {
+        for t in ["contract", "ctrl_c", "port_race"] {
             let src = crate_dir().join(format!("tests/c/{t}.c"));
             v.push((t.to_string(), compile(&src, t, false)));
         }
@@ -519,4 +519,21 @@ fn ctrl_c_reaches_the_console_handler_and_can_be_ignored() {
     let (status, err) = p.finish(bound(10));
     assert!(status.success(), "ctrl_c: {status} {err}");
     let _ = reader.join();
+}
+
+/// One `OVERLAPPED` reused by whichever worker takes its packet, while the
+/// start that posted it may not have returned yet (`tests/c/port_race.c`):
+/// every byte arrives once and in order, and no start finds the
+/// `OVERLAPPED` busy.
+#[test]
+fn a_reused_overlapped_survives_packets_taken_before_its_start_returns() {
+    for engine in engines() {
+        let (status, out) =
+            spawn(&program("port_race"), &["10000000"], engine, None).finish(bound(60));
+        assert!(status.success(), "port_race on {engine}: {out}");
+        assert!(
+            out.contains("10000000 bytes through one reused OVERLAPPED"),
+            "{out}"
+        );
+    }
 }
