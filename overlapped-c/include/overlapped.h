@@ -48,9 +48,10 @@
  *   the event or WSAGetOverlappedResult answers.
  * - hEvent: with a completion routine it is the program's own value (the
  *   library never reads it as a handle). Otherwise, when it is an event,
- *   the event is reset at the start and set on completion; on a socket
- *   associated with a port, an hEvent with its low bit set means "no
- *   packet" (the event alone reports the completion), as on Windows.
+ *   the event is reset at the start and set on completion (for an
+ *   operation that posts a port packet: when the packet is taken); on a
+ *   socket associated with a port, an hEvent with its low bit set means
+ *   "no packet" (the event alone reports the completion), as on Windows.
  * - SOCKET and HANDLE values are keys in the library's table, never file
  *   descriptors. A closed or unknown SOCKET is WSAENOTSOCK, a closed or
  *   unknown HANDLE ERROR_INVALID_HANDLE: never a crash, never another

@@ -204,6 +204,14 @@ unsafe fn start(
     let mode = if routine.is_some() {
         Mode::Routine
     } else if o.associated.load(Ordering::Acquire) && h_event & 1 == 0 {
+        // A port packet reports it; an event in `hEvent` is also reset now
+        // and set when the packet is taken (`port.rs`).
+        if h_event != 0 {
+            match table::event(h_event) {
+                Some(e) => e.event.reset(),
+                None => return fail(ERROR_INVALID_HANDLE),
+            }
+        }
         Mode::Port
     } else if h_event & !1 != 0 {
         match table::event(h_event & !1) {

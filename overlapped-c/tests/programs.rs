@@ -25,12 +25,19 @@ fn bound(secs: u64) -> Duration {
     Duration::from_secs(secs) * scale
 }
 
-/// The engines to run on: `uring` unless io_uring cannot run here (then it
-/// is skipped with the reason, or fails under
-/// `OVERLAPPED_TEST_REQUIRE_URING`), and `poll`.
+/// The engines to run on: `uring` unless io_uring cannot run here or
+/// `OVERLAPPED_TEST_FORBID_URING` is set (then it is skipped with the
+/// reason, or fails under `OVERLAPPED_TEST_REQUIRE_URING`), and `poll`:
+/// the same switches as the library's tests (`overlapped/tests/util`).
 fn engines() -> Vec<&'static str> {
     let mut v = Vec::new();
-    match overlapped::probe::probe_uring() {
+    let flag = |name: &str| std::env::var_os(name).is_some_and(|v| v != "0");
+    let why = if flag("OVERLAPPED_TEST_FORBID_URING") {
+        Err("OVERLAPPED_TEST_FORBID_URING is set".to_string())
+    } else {
+        overlapped::probe::probe_uring().map_err(|e| e.to_string())
+    };
+    match why {
         Ok(_) => v.push("uring"),
         Err(why) => {
             let require =
