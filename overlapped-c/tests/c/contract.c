@@ -317,6 +317,24 @@ int main(void)
                   "GetQueuedCompletionStatusEx takes both posted packets");
         }
 
+        /* hEvent with its low bit set: the event reports it, no packet. */
+        {
+            WSAEVENT pe = WSACreateEvent();
+            memset(&io->ov, 0, sizeof(io->ov));
+            io->ov.hEvent = (HANDLE)((ULONG_PTR)pe | 1);
+            flags = 0;
+            CHECK(WSARecv(b, &io->wb, 1, NULL, &flags, &io->ov, NULL) == SOCKET_ERROR &&
+                      WSAGetLastError() == WSA_IO_PENDING,
+                  "a receive whose hEvent has its low bit set is pending");
+            CHECK(send(a, "nopkt", 5, 0) == 5, "send");
+            CHECK(WSAWaitForMultipleEvents(1, &pe, FALSE, 5000, FALSE) == WSA_WAIT_EVENT_0 &&
+                      io->ov.InternalHigh == 5,
+                  "its event is set and the OVERLAPPED written");
+            CHECK(!GetQueuedCompletionStatus(port, &n, &key, &got, 100) && got == NULL,
+                  "and no packet is posted");
+            WSACloseEvent(pe);
+        }
+
         /* Skipping the port on immediate success. */
         CHECK(SetFileCompletionNotificationModes((HANDLE)b, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS),
               "SetFileCompletionNotificationModes");
