@@ -254,6 +254,25 @@ int main(void)
           "a receive with a routine is pending");
     CHECK(SleepEx(0, FALSE) == 0 && routine_ov == NULL,
           "a wait that is not alertable runs no routine");
+    {
+        /* Completed at once: the call returns 0, the routine runs anyway. */
+        OVERLAPPED ov3;
+        char three[8];
+        WSABUF wb3;
+        wb3.buf = three;
+        wb3.len = sizeof(three);
+        memset(&ov3, 0, sizeof(ov3));
+        CHECK(send(b, "now", 3, 0) == 3, "send");
+        Sleep(50);
+        flags = 0;
+        n = 0;
+        CHECK(WSARecv(a, &wb3, 1, &n, &flags, &ov3, routine) == 0 && n == 3,
+              "a receive with a routine can complete at once");
+        CHECK(routine_ov == NULL && SleepEx(5000, TRUE) == WAIT_IO_COMPLETION &&
+                  routine_ov == &ov3 && routine_error == 0 && routine_bytes == 3,
+              "and its routine still runs, in the alertable wait");
+        routine_ov = NULL;
+    }
     closesocket(b);
     CHECK(SleepEx(5000, TRUE) == WAIT_IO_COMPLETION, "SleepEx runs the routine");
     printf("(the routine got error %lu, %lu bytes)\n", (unsigned long)routine_error,
