@@ -35,6 +35,20 @@ enum Mode {
     Routine,
 }
 
+impl Mode {
+    /// How the in-flight table keeps an operation started this way.
+    fn held(self, op: AnyOp) -> Held {
+        match self {
+            Mode::Consumer(event, event_handle) => Held::Consumer {
+                op,
+                event,
+                event_handle,
+            },
+            Mode::Port | Mode::Routine => Held::Notified(Some(op)),
+        }
+    }
+}
+
 /// Writes the immediate results a call reports (`lpNumberOfBytes...`,
 /// `lpFlags`).
 ///
@@ -265,15 +279,7 @@ unsafe fn start(
             fail(wsa_code(&error))
         }
         Ok(Started::Pending(op)) => {
-            let held = match mode {
-                Mode::Consumer(event, event_handle) => Held::Consumer {
-                    op: AnyOp::Bufs(op),
-                    event,
-                    event_handle,
-                },
-                Mode::Port | Mode::Routine => Held::Notified(Some(AnyOp::Bufs(op))),
-            };
-            inflight::fill(ov, seq, held);
+            inflight::fill(ov, seq, mode.held(AnyOp::Bufs(op)));
             fail(WSA_IO_PENDING)
         }
         Ok(Started::Now { bytes, op }) => {
@@ -304,15 +310,7 @@ unsafe fn start(
                     if out.wsa != 0 { fail(out.wsa) } else { 0 }
                 }
                 Ok(Polled::Incomplete(op)) => {
-                    let held = match mode {
-                        Mode::Consumer(event, event_handle) => Held::Consumer {
-                            op: AnyOp::Bufs(op),
-                            event,
-                            event_handle,
-                        },
-                        Mode::Port | Mode::Routine => Held::Notified(Some(AnyOp::Bufs(op))),
-                    };
-                    inflight::fill(ov, seq, held);
+                    inflight::fill(ov, seq, mode.held(AnyOp::Bufs(op)));
                     fail(WSA_IO_PENDING)
                 }
                 Err(e) => {
