@@ -1,0 +1,2 @@
+/* windef.h: the Windows name of overlapped.h (see there). */
+#include "overlapped.h"

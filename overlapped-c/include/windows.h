@@ -1,0 +1,2 @@
+/* windows.h: the Windows name of overlapped.h (see there). */
+#include "overlapped.h"

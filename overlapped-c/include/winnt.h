@@ -1,0 +1,2 @@
+/* winnt.h: the Windows name of overlapped.h (see there). */
+#include "overlapped.h"

@@ -1,0 +1,2 @@
+/* winsock2.h: the Windows name of overlapped.h (see there). */
+#include "overlapped.h"

@@ -1,0 +1,2 @@
+/* ws2def.h: the Windows name of overlapped.h (see there). */
+#include "overlapped.h"
