@@ -371,8 +371,7 @@ impl CompletionPort {
         socket.associate(PortLink {
             sink: self.inner.clone(),
             key,
-            data: None,
-            ty: None,
+            typed: None,
         })?;
         self.inner.add_engine(socket.engine());
         Ok(())
@@ -392,8 +391,7 @@ impl CompletionPort {
         file.associate(PortLink {
             sink: self.inner.clone(),
             key,
-            data: None,
-            ty: None,
+            typed: None,
         })?;
         self.inner.add_engine(file.engine());
         Ok(())

@@ -224,7 +224,13 @@ impl Core {
                 let slot = s.ops.remove(key);
                 let back = s.port.as_ref().and_then(|l| {
                     let raw = self.raw_done(out, slot.bufs);
-                    l.sink.push_op(l.key, tag, l.data.clone(), conv, raw)
+                    l.sink.push_op(
+                        l.key,
+                        tag,
+                        l.typed.as_ref().map(|t| t.data.clone()),
+                        conv,
+                        raw,
+                    )
                 });
                 // The port is closed: what the packet held goes after the
                 // socket's lock (see `Later`).
@@ -406,8 +412,8 @@ impl Core {
     /// dropped once the lock is let go: it may own the program's socket.
     pub(super) fn remove_if_closed(&self, sock: &super::Sock, s: &mut SockState) {
         if s.closed && s.idle() {
-            if let Some(d) = s.port.as_mut().and_then(|l| l.data.take()) {
-                s.later.push(Later::Data(d));
+            if let Some(t) = s.port.as_mut().and_then(|l| l.typed.take()) {
+                s.later.push(Later::Data(t.data));
             }
             self.socks.remove(sock);
         }

@@ -192,8 +192,16 @@ pub(crate) type PortData = Arc<dyn Any + Send + Sync>;
 pub(crate) struct PortLink {
     pub(crate) sink: Arc<dyn PortSink>,
     pub(crate) key: usize,
-    pub(crate) data: Option<PortData>,
-    pub(crate) ty: Option<TypeId>,
+    /// A typed port's part (boxed: most sockets have none, and a socket's
+    /// state stays small).
+    pub(crate) typed: Option<Box<TypedLink>>,
+}
+
+/// What a typed port adds to an association: the per-handle data and the
+/// one completion type the port takes.
+pub(crate) struct TypedLink {
+    pub(crate) data: PortData,
+    pub(crate) ty: TypeId,
 }
 
 /// The typed conversion of a finished operation (for a port packet), and

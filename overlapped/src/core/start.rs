@@ -255,8 +255,8 @@ fn check(s: &mut SockState, kind: &OpKind, notify: SlotNotify) -> io::Result<Slo
         SlotNotify::Port { conv, .. }
             if s.port
                 .as_ref()
-                .and_then(|l| l.ty)
-                .is_some_and(|t| t != conv.0) =>
+                .and_then(|l| l.typed.as_ref())
+                .is_some_and(|t| t.ty != conv.0) =>
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

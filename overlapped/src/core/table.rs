@@ -26,8 +26,9 @@ const SHARDS: usize = 32;
 /// not yet taken): an operation's index in its socket has 16 bits.
 pub(crate) const MAX_OPS_PER_SOCKET: usize = 0xFFFF;
 
-/// The index in [`SockState::queues`] of the operations that wait aside.
-pub(crate) const ASIDE: usize = 4;
+/// The index in [`SockState::queues`] of a socket's operations that wait
+/// aside (a file's operations on a file: see [`SockState::queues`]).
+pub(crate) const ASIDE: usize = Dir::File as usize;
 
 /// The sockets of an engine, by key.
 pub(crate) struct Registry {
@@ -271,11 +272,12 @@ pub(crate) struct SockState {
     /// Open handles of the socket (`Socket` and its clones, SPEC k11): the
     /// socket closes with the last.
     pub(crate) handles: usize,
-    /// Slot indexes of the direction queues, in posting order (the fourth,
-    /// a file's operations, all parked at once: see [`Dir::File`]), and (at
-    /// [`ASIDE`]) of the operations that wait off their queue on a
-    /// descriptor of their own (see `OpKind::waits_aside`).
-    pub(crate) queues: [VecDeque<u16>; 5],
+    /// Slot indexes of the direction queues, in posting order. The fourth
+    /// holds a file's operations (all parked at once: see [`Dir::File`]) or,
+    /// on a socket, the operations that wait off their direction's queue on
+    /// a descriptor of their own ([`ASIDE`], see `OpKind::waits_aside`): a
+    /// file has none of those, a socket no file operations.
+    pub(crate) queues: [VecDeque<u16>; 4],
     /// A pending `AcceptEx` on another socket will take its connection
     /// into this one (SPEC x02); the socket learns the outcome on its next
     /// call.
@@ -324,7 +326,10 @@ impl SockState {
             reads_posted: 0,
             reads_done: 0,
             sys,
-            ops: Slab::new(),
+            // Room for one operation: an idle connection holds one (its
+            // zero-byte receive), and a first insert into an empty slab
+            // would make room for four (about 0.7 KiB more per idle socket).
+            ops: Slab::with_capacity(1),
             later: Vec::new(),
             reserved: None,
             waits: Default::default(),

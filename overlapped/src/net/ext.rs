@@ -57,7 +57,7 @@ impl<B: IoBufsMut> OpOutput for Accepted<B> {
         let accepted = Accepted {
             socket,
             bufs,
-            local_addr: raw.outcome.local,
+            local_addr: raw.outcome.local.take().map(|a| *a),
             peer_addr: raw.outcome.addr,
         };
         Completion {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Body, CompletionPort, Packet};
-use crate::core::PortLink;
+use crate::core::{PortLink, TypedLink};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
 
@@ -178,8 +178,10 @@ impl<C: OpOutput, D: Send + Sync + 'static> TypedPort<C, D> {
         socket.associate(PortLink {
             sink: self.port.inner.clone(),
             key: 0,
-            data: Some(data),
-            ty: Some(TypeId::of::<Completion<C>>()),
+            typed: Some(Box::new(TypedLink {
+                data,
+                ty: TypeId::of::<Completion<C>>(),
+            })),
         })?;
         self.port.inner.add_engine(socket.engine());
         Ok(())

@@ -283,7 +283,8 @@ pub(crate) fn accept_ex(
     }
     out.local = rustix::net::getsockname(conn_fd)
         .ok()
-        .and_then(|a| SocketAddr::try_from(a).ok());
+        .and_then(|a| SocketAddr::try_from(a).ok())
+        .map(Box::new);
     let conn = a.conn.take().expect("the connection was taken above");
     out.addr = conn.peer;
     out.fd = conn.fd;

@@ -260,8 +260,9 @@ pub(crate) struct Outcome {
     pub(crate) bytes: usize,
     pub(crate) flags: RecvFlags,
     pub(crate) addr: Option<SocketAddr>,
-    /// The local address of an `AcceptEx`'s connection.
-    pub(crate) local: Option<SocketAddr>,
+    /// The local address of an `AcceptEx`'s connection (boxed: every
+    /// operation's slot holds an outcome, and few have one).
+    pub(crate) local: Option<Box<SocketAddr>>,
     pub(crate) fd: Option<OwnedFd>,
     /// A stream receive of the normal channel took bytes and may have
     /// stopped at the urgent mark: the next one would read past the urgent
