@@ -1,14 +1,19 @@
 //! The port model: an acceptor and a pool of worker threads sharing one
 //! completion port (the textbook's IOCP echo server, done safely).
 //!
-//! Each connection is associated with the port under its own key; one
-//! operation is in flight per connection at a time (receive, then the echo's
-//! send, then the next receive), each tagged with what it is. Connection
-//! state lives in a table keyed by the port key: a packet for a connection
-//! that was closed finds nothing and is dropped with its buffers, so no
-//! worker can touch freed connection data (the textbook frees it while a
-//! send may still be in flight). Sockets skip the port on immediate
-//! success, so a worker handles immediate completions inline.
+//! The port is typed ([`TypedPort`]): each connection is associated with
+//! it under its state (`Arc<Conn>`, the per-handle data), which every
+//! packet of the connection carries; one operation is in flight per
+//! connection at a time (receive, then the echo's send, then the next
+//! receive), each tagged with what it is. A worker finds the connection in
+//! the packet, with no lookup; a packet of a connection that was closed
+//! finds it marked closed and is dropped with its buffers, so no worker can
+//! touch freed connection data (the textbook frees it while a send may
+//! still be in flight). A table of the open connections serves only the
+//! acceptor's tick (idle timeouts, buffer release) and the shutdown.
+//! Listeners sit on the same port untyped ([`TypedPort::as_port`]).
+//! Sockets skip the port on immediate success, so a worker handles
+//! immediate completions inline.
 //!
 //! With `--engine-per-worker`, each worker thread has an engine of its own
 //! (on io_uring, a ring per thread) with a `SO_REUSEPORT` listener on it
@@ -29,12 +34,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use overlapped::{
-    CompletionPort, Engine, MsgFlags, Notify, Op, Packet, Slice, Socket, StartError, Started,
+    Engine, MsgFlags, Notify, Op, OpPacket, PacketOf, Slice, Socket, StartError, Started, TypedPort,
 };
 
 use super::{
@@ -57,10 +62,19 @@ const LISTENER_KEY: usize = usize::MAX - 1;
 /// worker, at most `limits::MAX_THREADS`).
 const CONN_KEYS: usize = LISTENER_KEY - crate::limits::MAX_THREADS as usize;
 
+/// A connection: the per-handle data every packet of its socket carries.
 struct Conn {
+    /// Its key in the table of open connections.
+    key: usize,
     sock: Socket,
     st: Mutex<ConnState>,
+    /// Ended (out of the table, socket closed): its late packets (the
+    /// aborted operations) only give their buffers back.
+    closed: AtomicBool,
 }
+
+/// The port: operations hand back a `Slice`, sockets carry their `Conn`.
+type Port = TypedPort<Slice, Conn>;
 
 struct ConnState {
     /// Last activity: for the idle timeout and the buffer's release.
@@ -100,10 +114,6 @@ impl Table {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, key: usize) -> Option<Arc<Conn>> {
-        self.shard(key).get(&key).cloned()
-    }
-
     fn insert(&self, key: usize, conn: Arc<Conn>) {
         if self.shard(key).insert(key, conn).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +145,7 @@ impl Table {
 
 /// What every worker shares.
 struct Shared {
-    port: CompletionPort,
+    port: Port,
     /// One listener, or one per worker (`--engine-per-worker`); acceptor i
     /// has the key `LISTENER_KEY - i`.
     acc: Vec<Acceptor>,
@@ -151,14 +161,13 @@ impl Shared {
     fn acceptor(&self, key: usize) -> Option<&Acceptor> {
         LISTENER_KEY.checked_sub(key).and_then(|i| self.acc.get(i))
     }
-
-    fn conn(&self, key: usize) -> Option<Arc<Conn>> {
-        self.table.get(key)
-    }
 }
 
-fn end(table: &Table, key: usize) {
-    if let Some(c) = table.remove(key) {
+/// Ends a connection: out of the table, marked closed, its socket closed
+/// (which aborts its operations and lets the port drop its data).
+fn end(table: &Table, conn: &Conn) {
+    if let Some(c) = table.remove(conn.key) {
+        c.closed.store(true, Ordering::Release);
         let _ = c.sock.close();
     }
 }
@@ -193,33 +202,33 @@ fn step(start: Result<Started<Slice>, StartError<Slice>>) -> Step {
 }
 
 /// Ends a connection, its buffer back to the pool.
-fn fail(sh: &Shared, key: usize, buf: Option<Slice>) {
+fn fail(sh: &Shared, conn: &Conn, buf: Option<Slice>) {
     if let Some(b) = buf {
         sh.pool.give(b);
     }
-    end(&sh.table, key);
+    end(&sh.table, conn);
 }
 
 /// The connection goes idle: a zero-byte receive, no buffer held. Data
 /// already there (or the end of the stream) is handled at once.
-fn idle(sh: &Shared, conn: &Conn, key: usize) {
+fn idle(sh: &Shared, conn: &Arc<Conn>) {
     match step(
         conn.sock
             .recv(probe_buffer(), MsgFlags::empty(), Notify::Port(PROBE)),
     ) {
-        Step::Now(..) => readable(sh, conn, key),
+        Step::Now(..) => readable(sh, conn),
         Step::Pending(_) => {}
-        Step::Failed(_) => end(&sh.table, key),
+        Step::Failed(_) => end(&sh.table, conn),
     }
 }
 
 /// A zero-byte receive completed: the connection takes a buffer and runs
 /// the echo loop, or ends (without a buffer) when its stream ended.
-fn readable(sh: &Shared, conn: &Conn, key: usize) {
+fn readable(sh: &Shared, conn: &Arc<Conn>) {
     if stream_ended(&conn.sock) {
-        end(&sh.table, key);
+        end(&sh.table, conn);
     } else {
-        drive(sh, conn, key, sh.pool.take(), false);
+        drive(sh, conn, sh.pool.take(), false);
     }
 }
 
@@ -228,12 +237,16 @@ fn readable(sh: &Shared, conn: &Conn, key: usize) {
 /// ones come back as packets. `data` is the connection's buffer: its window
 /// is the bytes to echo, and widening it back to the whole buffer is all a
 /// receive needs (no refill).
-fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Slice, mut have: bool) {
+fn drive(sh: &Shared, conn: &Arc<Conn>, mut data: Slice, mut have: bool) {
     for round in 0.. {
         if have && round == INLINE_ROUNDS {
             // Resume later, behind the packets already queued.
-            if sh.port.post(key, data.len(), data).is_err() {
-                end(&sh.table, key);
+            if sh
+                .port
+                .post(conn.key, data.len(), (conn.clone(), data))
+                .is_err()
+            {
+                end(&sh.table, conn);
             }
             return;
         }
@@ -244,7 +257,7 @@ fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Slice, mut have: bool) 
                     data = d;
                 }
                 Step::Pending(_) => return,
-                Step::Failed(b) => return fail(sh, key, b),
+                Step::Failed(b) => return fail(sh, conn, b),
             }
         }
         sh.pool.widen(&mut data);
@@ -264,11 +277,11 @@ fn drive(sh: &Shared, conn: &Conn, key: usize, mut data: Slice, mut have: bool) 
             // An error, or the end of the stream.
             Step::Now(_, d) => {
                 drop(st);
-                return fail(sh, key, Some(d));
+                return fail(sh, conn, Some(d));
             }
             Step::Failed(b) => {
                 drop(st);
-                return fail(sh, key, b);
+                return fail(sh, conn, b);
             }
         }
     }
@@ -294,16 +307,23 @@ fn accepted(sh: &Shared, acc: &Acceptor, c: overlapped::Completion<Option<Socket
             stats.connections.fetch_add(1, Ordering::Relaxed);
             let key = sh.next_key.fetch_add(1, Ordering::Relaxed) % CONN_KEYS;
             let _ = sock.set_nodelay(true);
-            if port.associate(&sock, key).is_ok() && sock.set_skip_port_on_success().is_ok() {
-                let conn = Arc::new(Conn {
-                    sock,
-                    st: Mutex::new(ConnState {
-                        last: super::coarse_ms(),
-                        recv: None,
-                    }),
-                });
+            let conn = Arc::new(Conn {
+                key,
+                sock,
+                st: Mutex::new(ConnState {
+                    last: super::coarse_ms(),
+                    recv: None,
+                }),
+                closed: AtomicBool::new(false),
+            });
+            if port.associate(&conn.sock, conn.clone()).is_ok()
+                && conn.sock.set_skip_port_on_success().is_ok()
+            {
                 table.insert(key, conn.clone());
-                idle(sh, &conn, key);
+                idle(sh, &conn);
+            } else {
+                // Not served: closing it lets the port drop its data.
+                let _ = conn.sock.close();
             }
         }
     }
@@ -325,41 +345,43 @@ fn top_up(acc: &Acceptor) {
 
 fn worker(sh: Arc<Shared>) {
     loop {
-        let p: Packet = match sh.port.get_queued(Some(TICK)) {
+        let p = match sh.port.get_queued(Some(TICK)) {
             Ok(Some(p)) => p,
             Ok(None) if stopping() => return,
             Ok(None) => continue,
             Err(_) => return,
         };
-        if p.key == STOP_KEY && p.is_posted() {
-            return;
-        }
-        let key = p.key;
-        let tag = p.tag;
-        if let Some(acc) = sh.acceptor(key) {
-            if let Ok(c) = p.into_completion::<Option<Socket>>() {
-                accepted(&sh, acc, c);
-            }
-            continue;
-        }
-        if p.is_posted() {
-            // A connection resuming its echo loop with received data.
-            if let Ok(data) = p.into_payload::<Slice>() {
-                match sh.conn(key) {
-                    Some(conn) => drive(&sh, &conn, key, data, true),
-                    None => sh.pool.give(data),
+        let OpPacket {
+            data: conn,
+            tag,
+            completion: c,
+            ..
+        } = match p {
+            PacketOf::Op(op) => op,
+            PacketOf::Other(p) => {
+                if p.key == STOP_KEY && p.is_posted() {
+                    return;
                 }
+                if let Some(acc) = sh.acceptor(p.key) {
+                    if let Ok(c) = p.into_completion::<Option<Socket>>() {
+                        accepted(&sh, acc, c);
+                    }
+                } else if let Ok((conn, data)) = p.into_payload::<(Arc<Conn>, Slice)>() {
+                    // A connection resuming its echo loop with received data.
+                    if conn.closed.load(Ordering::Acquire) {
+                        sh.pool.give(data);
+                    } else {
+                        drive(&sh, &conn, data, true);
+                    }
+                }
+                continue;
             }
-            continue;
-        }
-        let Ok(c) = p.into_completion::<Slice>() else {
-            continue;
         };
-        let Some(conn) = sh.conn(key) else {
+        if conn.closed.load(Ordering::Acquire) {
             // The connection was closed: its operations end aborted.
             sh.pool.give(c.data);
             continue;
-        };
+        }
         let mut st = conn.state();
         if tag == RECV {
             st.recv = None;
@@ -368,13 +390,13 @@ fn worker(sh: Arc<Shared>) {
                 // of the table first): the connection goes idle.
                 drop(st);
                 sh.pool.give(c.data);
-                idle(&sh, &conn, key);
+                idle(&sh, &conn);
                 continue;
             }
         }
         if c.error.is_some() || (tag == RECV && c.bytes == 0) {
             drop(st);
-            fail(&sh, key, Some(c.data));
+            fail(&sh, &conn, Some(c.data));
             continue;
         }
         st.last = super::coarse_ms();
@@ -382,10 +404,10 @@ fn worker(sh: Arc<Shared>) {
         match tag {
             SEND => {
                 sh.stats.bytes.fetch_add(c.bytes as u64, Ordering::Relaxed);
-                drive(&sh, &conn, key, c.data, false);
+                drive(&sh, &conn, c.data, false);
             }
-            PROBE => readable(&sh, &conn, key),
-            _ => drive(&sh, &conn, key, c.data, true),
+            PROBE => readable(&sh, &conn),
+            _ => drive(&sh, &conn, c.data, true),
         }
     }
 }
@@ -396,14 +418,15 @@ fn worker(sh: Arc<Shared>) {
 fn tick(sh: &Shared, idle: Option<Duration>, release: Option<Duration>) {
     let mut expired = Vec::new();
     let mut cancel = Vec::new();
-    for (k, c) in sh.table.all() {
+    for (_, c) in sh.table.all() {
         // A connection whose lock is held is busy right now.
         let Ok(mut st) = c.st.try_lock() else {
             continue;
         };
         let quiet = super::quiet_since(st.last);
         if idle.is_some_and(|l| quiet > l) {
-            expired.push(k);
+            drop(st);
+            expired.push(c);
         } else if release.is_some_and(|r| quiet > r) {
             cancel.extend(st.recv.take());
         }
@@ -412,8 +435,8 @@ fn tick(sh: &Shared, idle: Option<Duration>, release: Option<Duration>) {
         // `NotFound` when it completed meanwhile: its packet has the data.
         let _ = op.cancel();
     }
-    for k in expired {
-        end(&sh.table, k);
+    for c in expired {
+        end(&sh.table, &c);
     }
 }
 
@@ -503,15 +526,17 @@ pub fn serve(
     } else {
         println!("{workers} worker threads");
     }
-    let port = CompletionPort::new(workers);
+    let port = Port::new(workers);
     let mut acc = Vec::with_capacity(listeners.len());
     for (i, (listener, e)) in listeners.into_iter().zip(&engines).enumerate() {
-        port.associate(&listener, LISTENER_KEY - i).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot associate the listener with the completion port: {e}"),
-            )
-        })?;
+        port.as_port()
+            .associate(&listener, LISTENER_KEY - i)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot associate the listener with the completion port: {e}"),
+                )
+            })?;
         acc.push(Acceptor {
             listener,
             outstanding: std::sync::atomic::AtomicUsize::new(0),
@@ -551,8 +576,8 @@ pub fn serve(
     for h in handles {
         let _ = h.join();
     }
-    for (k, _) in sh.table.all() {
-        end(&sh.table, k);
+    for (_, c) in sh.table.all() {
+        end(&sh.table, &c);
     }
     for a in &sh.acc {
         close_listener(&a.listener, |t| a.engine.drive(Some(t)));
