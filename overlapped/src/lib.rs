@@ -285,6 +285,7 @@ mod port;
 mod routine;
 #[cfg(feature = "rt")]
 pub mod rt;
+mod select;
 mod sync;
 mod sys;
 mod thread;
@@ -307,6 +308,7 @@ pub use net::{Accepted, Socket};
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
 pub use port::{CompletionPort, OpPacket, Packet, PacketOf, PortWait, TypedPort};
 pub use routine::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
+pub use select::{NetworkEvents, NetworkEventsRecord};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
 pub use timer::WaitableTimer;

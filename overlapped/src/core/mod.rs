@@ -75,7 +75,9 @@ use std::fmt;
 
 pub(crate) use drive::{
     DriveState, clock_us as drive_clock_us, clock_us_at, interval_passed, wait_until,
+    wait_watching,
 };
+pub(crate) use waits::{Watch, Watched};
 pub(crate) use table::{Registry, Sock};
 
 use std::any::{Any, TypeId};
