@@ -14,11 +14,11 @@ use crate::engine::Engine;
 use crate::sync::Std;
 use crate::sys::Wakeup;
 use crate::sys::block::block_on_watching;
-use rustix::event::PollFlags;
-use std::os::fd::{AsFd, BorrowedFd};
 use crate::thread::{Blocked, ThreadCtx, current_ctx, set_blocked, submits_deferred};
 pub(crate) use crate::wait::drive::DriveState;
 use crate::wait::drive::{self, Driven};
+use rustix::event::PollFlags;
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// Waits that find work without entering the kernel still reap completions
 /// at least this often, so operations completing in the kernel are not
@@ -283,14 +283,9 @@ fn wait_on_engines(
         if let Some(first) = engines.first() {
             first.inner.backend.calls().enter();
         }
-        if let Err(e) = block_on_watching(
-            &fds,
-            watch,
-            wake,
-            cap_wait(timeout),
-            &mut readable,
-            fired,
-        ) {
+        if let Err(e) =
+            block_on_watching(&fds, watch, wake, cap_wait(timeout), &mut readable, fired)
+        {
             tracing::warn!(error = %e, "poll on the engines' descriptors failed");
             // Not a busy loop on a persistent error.
             thread::park_timeout(timeout.map_or(slice, |t| t.min(slice)));

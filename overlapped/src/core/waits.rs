@@ -261,10 +261,7 @@ fn close_errno(s: &mut SockState, rev: PollFlags) -> i32 {
     }
     // A hang-up with no error held: a reset another call was told of, or
     // (this side shut its writing too) the end of both directions.
-    if rev.contains(PollFlags::HUP)
-        && !s.conn.write_shut
-        && rustix::net::getpeername(fd).is_err()
-    {
+    if rev.contains(PollFlags::HUP) && !s.conn.write_shut && rustix::net::getpeername(fd).is_err() {
         let b = Broken::guessed(s);
         s.conn.broken = Some(b);
         return b.errno();
@@ -284,8 +281,7 @@ fn observe(s: &mut SockState, rev: PollFlags) -> (NetworkEvents, i32) {
         return (found, 0);
     };
     if !s.stream {
-        if read_idle && (rev.intersects(PollFlags::IN | PollFlags::ERR) || !s.leftover.is_empty())
-        {
+        if read_idle && (rev.intersects(PollFlags::IN | PollFlags::ERR) || !s.leftover.is_empty()) {
             found |= NetworkEvents::READ;
         }
         if rev.contains(PollFlags::OUT) {
@@ -489,8 +485,7 @@ impl Core {
         let mut g = sock.lock();
         let s = &mut *g;
         let selected = !s.closed
-            && s
-                .waits
+            && s.waits
                 .select
                 .as_ref()
                 .is_some_and(|sel| sel.event.same(event));

@@ -376,7 +376,10 @@ fn t04_a_waiter_on_another_thread_sees_the_selection_and_the_data(e: &Engine) {
         .unwrap();
     assert_eq!(&got.data[..], b"x");
     write_all(&mut p, b"y");
-    assert!(waiter.join().unwrap(), "woken after the re-enabling receive");
+    assert!(
+        waiter.join().unwrap(),
+        "woken after the re-enabling receive"
+    );
     assert_eq!(
         c.enum_network_events(Some(&ev)).unwrap().events(),
         NetworkEvents::READ
@@ -593,7 +596,10 @@ fn t04_oob_event_and_its_reenabling_receive(e: &Engine) {
     let ev = Event::new();
     c.event_select(&ev, NetworkEvents::OOB).unwrap();
     let urgent = |b: u8| {
-        assert_eq!(socket2::SockRef::from(&p).send_out_of_band(&[b]).unwrap(), 1);
+        assert_eq!(
+            socket2::SockRef::from(&p).send_out_of_band(&[b]).unwrap(),
+            1
+        );
     };
     urgent(b'!');
     assert_eq!(next_events(&c, &ev).events(), NetworkEvents::OOB);
