@@ -10,10 +10,10 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use crate::core::wait_until;
+use crate::core::{Sock, Watch, Watched, wait_until, wait_watching};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::thread::{
@@ -35,6 +35,17 @@ struct EvInner {
     /// The engine of the last operation started with this event: a wait
     /// drives it.
     engine: Mutex<Option<WeakEngine>>,
+    /// The sockets selected into this event (`WSAEventSelect`), which a
+    /// wait on it watches (see `core/waits.rs`).
+    selected: Mutex<Selected>,
+}
+
+/// The sockets an event was selected into, and a count of the changes to
+/// what its waiters should watch of them.
+#[derive(Default)]
+struct Selected {
+    socks: Vec<(WeakEngine, Weak<Sock>)>,
+    changes: u64,
 }
 
 impl fmt::Debug for Event {
@@ -112,8 +123,77 @@ impl Event {
             .and_then(WeakEngine::upgrade)
     }
 
-    fn same(&self, other: &Event) -> bool {
+    pub(crate) fn same(&self, other: &Event) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    fn selected(&self) -> MutexGuard<'_, Selected> {
+        self.inner
+            .selected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `sock` (of `engine`) is being selected into this event: waits on
+    /// the event watch it from now on.
+    pub(crate) fn note_selected(&self, engine: &Engine, sock: &Arc<Sock>) {
+        let mut sel = self.selected();
+        let known = sel
+            .socks
+            .iter()
+            .any(|(_, s)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(sock)));
+        if !known {
+            sel.socks.push((engine.downgrade(), Arc::downgrade(sock)));
+        }
+    }
+
+    /// What the waiters should watch of the selected sockets changed: they
+    /// look again.
+    pub(crate) fn rewatch(&self) {
+        self.selected().changes += 1;
+        let waiters = self.lock().waiters();
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    fn select_changes(&self) -> u64 {
+        self.selected().changes
+    }
+
+    /// The selected sockets with their engines; those gone are forgotten.
+    fn selected_socks(&self) -> Vec<(Engine, Arc<Sock>)> {
+        let mut sel = self.selected();
+        let mut out = Vec::new();
+        sel.socks.retain(|(e, s)| match (e.upgrade(), s.upgrade()) {
+            (Some(e), Some(s)) => {
+                out.push((e, s));
+                true
+            }
+            _ => false,
+        });
+        out
+    }
+
+    /// What a wait on this event watches now: the selected sockets'
+    /// descriptors, for their events still enabled. A socket no longer
+    /// selected into the event is forgotten.
+    fn watches(&self, out: &mut Vec<(Engine, Arc<Sock>, Watch)>) {
+        let mut gone = Vec::new();
+        for (e, sock) in self.selected_socks() {
+            match e.inner.select_watch(&sock, self) {
+                Watched::Gone => gone.push(sock),
+                Watched::Quiet => {}
+                Watched::Watch(w) => out.push((e, sock, w)),
+            }
+        }
+        if !gone.is_empty() {
+            self.selected().socks.retain(|(_, s)| {
+                !gone
+                    .iter()
+                    .any(|g| std::ptr::eq(s.as_ptr(), Arc::as_ptr(g)))
+            });
+        }
     }
 }
 
@@ -305,6 +385,13 @@ fn wait_inner(
         for e in events.iter().filter_map(|e| e.engine()) {
             push(e);
         }
+        // The engines of the selected sockets: their operations (which
+        // silence readiness events while pending) complete.
+        for ev in events {
+            for (e, _) in ev.selected_socks() {
+                push(e);
+            }
+        }
         if alertable {
             for e in thread_engines() {
                 push(e);
@@ -312,13 +399,25 @@ fn wait_inner(
         }
         v
     };
+    let changes = || events.iter().map(|e| e.select_changes()).sum::<u64>();
     // Drive the engines of the events (and, alertable, the thread's); again
-    // when that set changes.
+    // when that set changes. Watch the sockets selected into the events
+    // (SPEC t04), again when what to watch of them changes.
     let block = |ready: &mut dyn FnMut() -> bool| {
         block_with_timers(&ctx, alertable, deadline, |until| {
             let engines = engines_of();
             let n = engines.len();
-            wait_until(&engines, until, &mut || ready() || engines_of().len() != n)
+            let seen = changes();
+            let mut watches = Vec::new();
+            for ev in events {
+                ev.watches(&mut watches);
+            }
+            let mut ready = || ready() || engines_of().len() != n || changes() != seen;
+            if watches.is_empty() {
+                wait_until(&engines, until, &mut ready)
+            } else {
+                wait_watching(&engines, &watches, until, &mut ready)
+            }
         })
     };
     let sigs: Vec<&Mutex<Signal<Arc<ThreadCtx>>>> = events.iter().map(|e| &e.inner.sig).collect();

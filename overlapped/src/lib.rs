@@ -77,6 +77,8 @@
 //! | `QueueUserAPC` (with `GetCurrentThread`) | [`queue_routine`] (with [`ThreadHandle::current`]) |
 //! | `WaitForMultipleObjectsEx` on events and sockets | [`wait_for_events`] with [`Waitable`] / [`AsWaitable`] |
 //! | `FILE_SKIP_SET_EVENT_ON_HANDLE` | [`Socket::set_skip_event_on_handle`] |
+//! | `WSAEventSelect` (`FD_READ`, `FD_WRITE`, `FD_OOB`, `FD_ACCEPT`, `FD_CONNECT`, `FD_CLOSE`; a zero mask cancels) | [`Socket::event_select`] with [`NetworkEvents`] |
+//! | `WSAEnumNetworkEvents` (`WSANETWORKEVENTS`: `lNetworkEvents`, `iErrorCode[FD_*_BIT]`) | [`Socket::enum_network_events`]: [`NetworkEventsRecord::events`], [`NetworkEventsRecord::error_code`] |
 //! | `CreateWaitableTimer`, `SetWaitableTimer` with a routine, `CancelWaitableTimer` | [`WaitableTimer::new`], [`WaitableTimer::set`], [`WaitableTimer::cancel`] |
 //! | `CreateIoCompletionPort` (create / associate) | [`CompletionPort::new`] / [`CompletionPort::associate`] |
 //! | `GetQueuedCompletionStatus(Ex)` | [`CompletionPort::get_queued`] / [`CompletionPort::get_queued_many`] |
@@ -285,6 +287,7 @@ mod port;
 mod routine;
 #[cfg(feature = "rt")]
 pub mod rt;
+mod select;
 mod sync;
 mod sys;
 mod thread;
@@ -307,6 +310,7 @@ pub use net::{Accepted, Socket};
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
 pub use port::{CompletionPort, OpPacket, Packet, PacketOf, PortWait, TypedPort};
 pub use routine::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
+pub use select::{NetworkEvents, NetworkEventsRecord};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
 pub use timer::WaitableTimer;

@@ -321,6 +321,40 @@ fn socket_wait_returns_for_the_socket(kind: Kind) {
     assert_eq!(out, "socket signalled: \"hello, waiter\"\n");
 }
 
+/// The `WSAEventSelect` server echoes to 100 concurrent clients, and
+/// closes each client on its `FD_CLOSE` (graceful: error 0).
+fn event_select_server_serves_100_clients(kind: Kind) {
+    let (_srv, addr, out) = serve("event_select", kind.name());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let clients: Vec<_> = (0..100)
+        .map(|i| {
+            let a = addr.clone();
+            std::thread::spawn(move || echo_client(&a, i))
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    let (mut connected, mut closed) = (0, 0);
+    while closed < 100 {
+        let line = rx
+            .recv_timeout(slack(20 * SEC))
+            .unwrap_or_else(|_| panic!("{closed} clients closed, {connected} connected"));
+        if line.starts_with("connected client: ") {
+            connected += 1;
+        } else {
+            assert_eq!(line, "closed client (error 0)");
+            closed += 1;
+        }
+    }
+    assert_eq!(connected, 100);
+}
+
 fn timer_routine_ticks_three_times_then_stops(kind: Kind) {
     let out = run_alone("timer_routine", kind.name());
     assert_eq!(out, "tick 1\ntick 2\ntick 3\nafter cancel: Timeout\n");
@@ -338,5 +372,6 @@ util::cases! {
     queue_routine_runs_on_the_worker_and_fails_after_its_exit,
     alertable_port_gives_the_packet_before_the_routine,
     socket_wait_returns_for_the_socket,
+    event_select_server_serves_100_clients,
     timer_routine_ticks_three_times_then_stops,
 }

@@ -207,7 +207,12 @@ impl Core {
             leftover::keep_unclaimed(s, slot, out);
             return;
         }
-        s.waits.completed(&mut s.later);
+        let connect = matches!(s.ops[key].kind, OpKind::Connect { .. }).then(|| {
+            out.error
+                .as_ref()
+                .map_or(0, |e| e.raw_os_error().unwrap_or(libc::EIO))
+        });
+        s.waits.completed(&mut s.later, connect);
         let slot = &mut s.ops[key];
         match &mut slot.notify {
             SlotNotify::Routine { ctx, id } => {

@@ -40,16 +40,21 @@ pub(crate) enum Broken {
 
 impl Broken {
     fn error(self) -> io::Error {
-        os(match self {
+        os(self.errno())
+    }
+
+    /// The error's number.
+    pub(super) fn errno(self) -> i32 {
+        match self {
             Broken::Reset => libc::ECONNRESET,
             Broken::Aborted => libc::ECONNABORTED,
-        })
+        }
     }
 
     /// How a reset the engine was not told of directly (Linux reported
     /// it elsewhere, or as `EPIPE`) reads: aborted once the peer is known
     /// to have closed gracefully first.
-    fn guessed(s: &SockState) -> Broken {
+    pub(super) fn guessed(s: &SockState) -> Broken {
         if s.conn.peer_closed {
             Broken::Aborted
         } else {

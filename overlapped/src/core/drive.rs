@@ -9,14 +9,16 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::Core;
+use super::{Core, Sock, Watch};
 use crate::engine::Engine;
 use crate::sync::Std;
 use crate::sys::Wakeup;
-use crate::sys::block::block_on;
+use crate::sys::block::block_on_watching;
 use crate::thread::{Blocked, ThreadCtx, current_ctx, set_blocked, submits_deferred};
 pub(crate) use crate::wait::drive::DriveState;
 use crate::wait::drive::{self, Driven};
+use rustix::event::PollFlags;
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// Waits that find work without entering the kernel still reap completions
 /// at least this often, so operations completing in the kernel are not
@@ -171,7 +173,48 @@ pub(crate) fn wait_until(
                 Some(t) => thread::park_timeout(t),
                 None => thread::park(),
             },
-            several => wait_on_engines(several, &ctx, remaining, ready),
+            several => wait_on_engines(several, &[], &ctx, remaining, ready, &mut []),
+        }
+    }
+}
+
+/// [`wait_until`] that also watches sockets selected into the events
+/// waited on (SPEC t04, see `core/waits.rs`): it blocks in `poll(2)` on
+/// the engines' descriptors (driving none of them) and the sockets'; a
+/// socket that turned ready is looked at and what it shows recorded, and
+/// the wait returns true for its caller to look again (its event may be
+/// set, and what to watch changed). True when ready or a socket fired.
+pub(crate) fn wait_watching(
+    engines: &[Engine],
+    watches: &[(Engine, Arc<Sock>, Watch)],
+    deadline: Option<Instant>,
+    ready: &mut dyn FnMut() -> bool,
+) -> bool {
+    let ctx = current_ctx();
+    crate::thread::flush_engines_except(engines);
+    let fds: Vec<(BorrowedFd<'_>, PollFlags)> = watches
+        .iter()
+        .map(|(_, _, w)| (w.fd.as_fd(), w.flags))
+        .collect();
+    let mut fired = vec![PollFlags::empty(); watches.len()];
+    loop {
+        if ready() {
+            return true;
+        }
+        let Some(remaining) = drive::remaining(deadline) else {
+            return false;
+        };
+        wait_on_engines(engines, &fds, &ctx, remaining, ready, &mut fired);
+        let mut any = false;
+        for ((e, sock, w), rev) in watches.iter().zip(fired.iter_mut()) {
+            if !rev.is_empty() {
+                e.inner.select_fired(sock, w.flags, *rev);
+                *rev = PollFlags::empty();
+                any = true;
+            }
+        }
+        if any {
+            return true;
         }
     }
 }
@@ -194,22 +237,32 @@ pub(crate) fn wait_until(
 /// per packet and took 65 us: the engine's waiter blocked again after each
 /// packet it reaped for another worker, and each time it left, it woke its
 /// followers.
+///
+/// `watch`: sockets' descriptors to wake for too ([`wait_watching`]); what
+/// each reported goes to its `fired` entry.
 fn wait_on_engines(
     engines: &[Engine],
+    watch: &[(BorrowedFd<'_>, PollFlags)],
     ctx: &Arc<ThreadCtx>,
     timeout: Option<Duration>,
     ready: &mut dyn FnMut() -> bool,
+    fired: &mut [PollFlags],
 ) {
+    let slice = Duration::from_millis(5);
     let Some(wake) = ctx.wake_fd() else {
         // No eventfd to be woken through: drive the first engine in slices,
-        // looking at the others between them.
-        let slice = Duration::from_millis(5);
-        for e in &engines[1..] {
+        // looking at the others (and the sockets) between them.
+        let t = Some(timeout.map_or(slice, |t| t.min(slice)));
+        for e in engines.iter().skip(1) {
             e.inner.poll_once();
         }
-        engines[0]
-            .inner
-            .drive_once(ctx, Some(timeout.map_or(slice, |t| t.min(slice))), ready);
+        if !watch.is_empty() {
+            poll_watch(watch, fired);
+        }
+        match engines.first() {
+            Some(first) => first.inner.drive_once(ctx, t, ready),
+            None => thread::park_timeout(slice),
+        }
         return;
     };
     // What the kernel already finished may satisfy the wait (io_uring's
@@ -227,13 +280,15 @@ fn wait_on_engines(
             .iter()
             .map(|e| e.inner.backend.pollable_fd())
             .collect();
-        engines[0].inner.backend.calls().enter();
-        if let Err(e) = block_on(&fds, wake, cap_wait(timeout), &mut readable) {
+        if let Some(first) = engines.first() {
+            first.inner.backend.calls().enter();
+        }
+        if let Err(e) =
+            block_on_watching(&fds, watch, wake, cap_wait(timeout), &mut readable, fired)
+        {
             tracing::warn!(error = %e, "poll on the engines' descriptors failed");
             // Not a busy loop on a persistent error.
-            thread::park_timeout(timeout.map_or(Duration::from_millis(5), |t| {
-                t.min(Duration::from_millis(5))
-            }));
+            thread::park_timeout(timeout.map_or(slice, |t| t.min(slice)));
         }
         if wait_slice().is_some() {
             std::thread::yield_now();
@@ -244,5 +299,22 @@ fn wait_on_engines(
         // io_uring's reap is free; the poll engine asks the kernel only when
         // its epoll set turned readable.
         e.inner.reap_dispatch(r, true);
+    }
+}
+
+/// What `watch` reports now (a poll with no timeout), into `fired`.
+fn poll_watch(watch: &[(BorrowedFd<'_>, PollFlags)], fired: &mut [PollFlags]) {
+    let mut set: Vec<rustix::event::PollFd<'_>> = watch
+        .iter()
+        .map(|(fd, f)| rustix::event::PollFd::new(fd, *f))
+        .collect();
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if rustix::event::poll(&mut set, Some(&zero)).is_ok() {
+        for (f, p) in fired.iter_mut().zip(&set) {
+            *f = p.revents();
+        }
     }
 }

@@ -72,6 +72,7 @@ impl Core {
             return Ok(());
         }
         s.closed = true;
+        s.waits.closing(&mut s.later);
         let cancel_accept = Core::close_reserved(s);
         let keys: Vec<u16> = s.queues.iter().flat_map(|q| q.iter().copied()).collect();
         for k in keys {

@@ -69,11 +69,15 @@ impl Core {
                 return Err((e, bufs));
             }
         }
+        // A re-enabling call of a network event re-enables it even when it
+        // fails (SPEC t04).
+        s.waits.call_made(&kind, &mut s.later);
+        let is_send = matches!(kind, OpKind::Send { .. });
         let notify = match check(s, &kind, notify) {
             Ok(notify) => notify,
             Err(e) => return Err((e, bufs)),
         };
-        s.waits.started();
+        s.waits.started(&mut s.later);
         let mut op = Starting::new(s, kind, bufs, notify, handle);
         let dir = op.dir;
         // Only the head of a queue is tried; the others wait their turn. A
@@ -103,6 +107,9 @@ impl Core {
             });
         }
         self.queue_at_start(sock, s, id.key as usize, queue_empty)?;
+        if is_send {
+            s.waits.send_pending(&mut s.later);
+        }
         drop(guard);
         // Deferred starts wait for this thread's next kernel entry, unless
         // another thread is blocked in the kernel for this engine: that

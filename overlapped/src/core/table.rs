@@ -240,6 +240,9 @@ pub(crate) enum Later {
     /// The per-handle data of a closed socket whose last operation
     /// completed (its drop may drop the program's connection state).
     Data(super::PortData),
+    /// The event a socket is selected into (`WSAEventSelect`): its waiters
+    /// look at the socket again (see `core/waits.rs`).
+    Rewatch(crate::event::Event),
 }
 
 impl Later {
@@ -251,6 +254,7 @@ impl Later {
             Later::Wake(t) => t.wake(),
             Later::Waker(w) => w.wake(),
             Later::Data(d) => drop(d),
+            Later::Rewatch(ev) => ev.rewatch(),
         }
     }
 }

@@ -19,7 +19,7 @@ use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd};
 
 use super::to_io;
 
-/// A thread's wake-up for [`block_on`]: an eventfd.
+/// A thread's wake-up for [`block_on_watching`]: an eventfd.
 #[derive(Debug)]
 pub(crate) struct WakeFd(OwnedFd);
 
@@ -30,7 +30,7 @@ impl WakeFd {
             .map_err(to_io)
     }
 
-    /// Ends the [`block_on`] in progress with this wake-up, or the next one.
+    /// Ends the [`block_on_watching`] in progress with this wake-up, or the next one.
     pub(crate) fn wake(&self) {
         let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
     }
@@ -45,15 +45,22 @@ impl WakeFd {
 /// passed (`None`: no limit). Sets `readable[i]` for each of `fds` found
 /// readable (`readable` is as long as `fds`). A signal ends the wait early,
 /// as a spurious wake-up.
-pub(crate) fn block_on(
+///
+/// It also ends when one of `watch` turns ready for its flags (a socket
+/// selected into an event the thread waits on, SPEC t04): its `fired` entry
+/// (as long as `watch`) is set to what the poll reported.
+pub(crate) fn block_on_watching(
     fds: &[BorrowedFd<'_>],
+    watch: &[(BorrowedFd<'_>, PollFlags)],
     wake: &WakeFd,
     timeout: Option<Duration>,
     readable: &mut [bool],
+    fired: &mut [PollFlags],
 ) -> io::Result<()> {
     let mut set: Vec<PollFd<'_>> = fds
         .iter()
         .map(|fd| PollFd::new(fd, PollFlags::IN))
+        .chain(watch.iter().map(|(fd, f)| PollFd::new(fd, *f)))
         .collect();
     set.push(PollFd::new(&wake.0, PollFlags::IN));
     let ts = timeout.map(|t| Timespec {
@@ -72,8 +79,12 @@ pub(crate) fn block_on(
     if woken {
         wake.clear();
     }
+    let (engines, watched) = engines.split_at(fds.len());
     for (r, p) in readable.iter_mut().zip(engines) {
         *r = !p.revents().is_empty();
+    }
+    for (f, p) in fired.iter_mut().zip(watched) {
+        *f = p.revents();
     }
     Ok(())
 }
@@ -83,6 +94,47 @@ mod tests {
     use super::*;
     use std::os::fd::AsFd;
     use std::time::Instant;
+
+    fn block_on(
+        fds: &[BorrowedFd<'_>],
+        wake: &WakeFd,
+        timeout: Option<Duration>,
+        readable: &mut [bool],
+    ) -> io::Result<()> {
+        block_on_watching(fds, &[], wake, timeout, readable, &mut [])
+    }
+
+    #[test]
+    fn a_watched_descriptor_ends_the_wait_for_its_flags_only() {
+        let w = WakeFd::new().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        // Writable at once, but only readability is asked for.
+        let watch = [(a.as_fd(), PollFlags::IN)];
+        let mut fired = [PollFlags::all()];
+        let t0 = Instant::now();
+        block_on_watching(
+            &[],
+            &watch,
+            &w,
+            Some(Duration::from_millis(20)),
+            &mut [],
+            &mut fired,
+        )
+        .unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(15));
+        assert_eq!(fired, [PollFlags::empty()]);
+        std::io::Write::write_all(&mut &b, b"x").unwrap();
+        block_on_watching(
+            &[],
+            &watch,
+            &w,
+            Some(Duration::from_secs(10)),
+            &mut [],
+            &mut fired,
+        )
+        .unwrap();
+        assert_eq!(fired, [PollFlags::IN]);
+    }
 
     #[test]
     fn a_wake_up_ends_the_wait_and_is_cleared() {
