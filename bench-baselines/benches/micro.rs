@@ -9,6 +9,10 @@
 //!   over 1,000 events, the last one set.
 //! * `port_roundtrip/post_get`: `CompletionPort::post` then `get_queued` on
 //!   one thread.
+//! * `file_read4k/{uring,poll}`: random 4 KiB reads of a 64 MiB file (in
+//!   the page cache) through a completion port, 32 in flight: each
+//!   iteration takes one packet and starts the next read with its buffer
+//!   (io_uring's `READV` against the poll engine's worker pool).
 //!
 //! `cargo bench -p bench-baselines --bench micro` runs them (warm-up 1 s,
 //! measurement 2 s each) and then prints a table of the time per iteration
@@ -24,8 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
 use overlapped::{
-    CompletionPort, Engine, EngineKind, Event, MsgFlags, Notify, Socket, WaitMode, WaitOutcome,
-    wait_for_events,
+    CompletionPort, Engine, EngineKind, Event, File, MsgFlags, Notify, Socket, WaitMode,
+    WaitOutcome, wait_for_events,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -173,6 +177,63 @@ fn bench_port(c: &mut Criterion) {
     g.finish();
 }
 
+/// Size of the file the random reads go to, reads in flight, read size.
+const FILE_LEN: u64 = 64 << 20;
+const FILE_DEPTH: usize = 32;
+const FILE_READ: usize = 4096;
+
+fn bench_file_reads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("file_read4k");
+    let dir = std::env::temp_dir().join(format!("ovl-bench-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let path = dir.join("data");
+    let bytes: Vec<u8> = (0..FILE_LEN).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, bytes).expect("the file to read");
+    for (id, kind) in [("uring", EngineKind::Uring), ("poll", EngineKind::Poll)] {
+        let engine = match Engine::with_kind(kind) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("file_read4k/{id}: skipped, engine unavailable: {e}");
+                continue;
+            }
+        };
+        let file = File::open(&engine, &path).expect("open");
+        let port = CompletionPort::new(1);
+        port.associate_file(&file, 1).expect("associate");
+        // A xorshift generator: offsets spread over the file, 4 KiB aligned.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % (FILE_LEN / FILE_READ as u64)) * FILE_READ as u64
+        };
+        for _ in 0..FILE_DEPTH {
+            let _ = file
+                .read_at(vec![0u8; FILE_READ], next(), Notify::Port(0))
+                .expect("read_at");
+        }
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                let p = port
+                    .get_queued(None)
+                    .expect("get_queued")
+                    .expect("a packet");
+                let mut done = p.into_completion::<Vec<u8>>().expect("a read");
+                assert_eq!(done.bytes, FILE_READ, "{:?}", done.error);
+                black_box(&done.data);
+                done.data.resize(FILE_READ, 0);
+                let _ = file
+                    .read_at(done.data, next(), Notify::Port(0))
+                    .expect("read_at");
+            });
+        });
+        file.close().expect("close");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    g.finish();
+}
+
 /// Where criterion writes its estimates, found the way criterion finds it:
 /// `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`, the target directory
 /// that `cargo metadata` reports, else `target/criterion`.
@@ -247,13 +308,15 @@ fn fmt_ns(ns: f64) -> String {
 }
 
 fn report(since: SystemTime) {
-    const IDS: [&str; 6] = [
+    const IDS: [&str; 8] = [
         "roundtrip64/uring",
         "roundtrip64/poll",
         "roundtrip64/tokio",
         "wait_for_events/1",
         "wait_for_events/1000",
         "port_roundtrip/post_get",
+        "file_read4k/uring",
+        "file_read4k/poll",
     ];
     let home = criterion_home();
     let est: Vec<_> = IDS.iter().map(|id| estimate(&home, id, since)).collect();
@@ -307,6 +370,7 @@ fn main() {
     bench_roundtrip(&mut c);
     bench_wait_for_events(&mut c);
     bench_port(&mut c);
+    bench_file_reads(&mut c);
     c.final_summary();
     report(since);
 }

@@ -1,13 +1,21 @@
 //! The textbook's IOCP echo server (`IOCPEchoServ_win.c`): an acceptor
-//! thread, one worker thread per CPU sharing a completion port, a key per
-//! socket and a tag per operation.
+//! thread, one worker thread per CPU sharing a completion port, per-handle
+//! data for each socket and per-I/O data for each operation.
+//!
+//! The book keeps a `PER_HANDLE_DATA` (the socket and its peer) as the
+//! completion key and a `PER_IO_DATA` (an `OVERLAPPED`, the buffer and a
+//! read/write mode) around each operation, and casts both back from the
+//! packet. Here they are typed: the port is a
+//! `TypedPort<WithContext<Mode, Vec<u8>>, Conn>`, so a packet hands the
+//! worker its connection (`Arc<Conn>`) and the operation's mode and buffer
+//! by value, with no table and no cast.
 //!
 //! The book frees a connection's data when its receive sees the end of the
 //! stream, while the echo's send may still be in flight; the send's packet
-//! then reads freed memory. Here that cannot happen by construction: the
-//! packet owns the operation's buffers, the connection is found by its key
-//! in a table, and a packet whose connection is gone finds nothing. Every
-//! result is checked; workers stop on a posted packet.
+//! then reads freed memory. Here that cannot happen by construction: every
+//! packet holds its own reference to the connection, and the port lets go
+//! of a connection once its socket is closed and its last operation has
+//! completed. Every result is checked; workers stop on a posted packet.
 //!
 //! ```text
 //! cargo run --example iocp_echo_server -- 127.0.0.1:9000
@@ -16,59 +24,85 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-use overlapped::{Completion, CompletionPort, Engine, MsgFlags, Notify, Socket};
+use overlapped::{
+    Completion, Engine, MsgFlags, Notify, OpPacket, PacketOf, Socket, TypedPort, WithContext,
+};
 
-const READ: u64 = 3;
-const WRITE: u64 = 5;
 const BUF: usize = 100;
 
-type Conns = Arc<Mutex<HashMap<usize, Arc<Socket>>>>;
-
-fn close(conns: &Conns, key: usize) {
-    if let Some(s) = conns.lock().unwrap().remove(&key) {
-        let _ = s.close();
-    }
+/// The per-I/O data's mode (`READ` / `WRITE` in the book).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
 }
 
-fn worker(port: CompletionPort, conns: Conns) {
+/// The per-handle data: the client's socket and address.
+struct Conn {
+    sock: Socket,
+    peer: SocketAddr,
+}
+
+/// An operation's buffer with its mode (the per-I/O data).
+type Io = WithContext<Mode, Vec<u8>>;
+
+type Port = TypedPort<Io, Conn>;
+
+fn read(conn: &Conn) -> bool {
+    let io = WithContext::new(Mode::Read, vec![0u8; BUF]);
+    conn.sock
+        .recv(io, MsgFlags::empty(), Notify::Port(0))
+        .is_ok()
+}
+
+fn worker(port: Port) {
     while let Ok(Some(packet)) = port.get_queued(None) {
-        if packet.is_posted() {
+        let PacketOf::Op(OpPacket {
+            data: conn,
+            completion,
+            ..
+        }) = packet
+        else {
             return; // the stop packet
-        }
-        let (key, tag) = (packet.key, packet.tag);
-        let Ok(c) = packet.into_completion::<Vec<u8>>() else {
-            continue;
-        };
-        let Some(sock) = conns.lock().unwrap().get(&key).cloned() else {
-            continue;
         };
         let Completion {
-            error, bytes, data, ..
-        } = c;
-        if error.is_some() || (tag == READ && bytes == 0) {
-            close(&conns, key);
+            error,
+            bytes,
+            data: WithContext {
+                context: mode,
+                bufs,
+            },
+            ..
+        } = completion;
+        if error.is_some() || (mode == Mode::Read && bytes == 0) {
+            // The end of the stream, an error, or an operation aborted by
+            // the close: closing again is harmless.
+            let _ = conn.sock.close();
             continue;
         }
-        let next = if tag == READ {
-            println!("message received!");
-            // Echo what came in; a send and the next receive are in flight
-            // together, each with its own buffers.
-            let ok = sock
-                .send(data, MsgFlags::empty(), Notify::Port(WRITE))
-                .is_ok();
-            ok && sock
-                .recv(vec![0u8; BUF], MsgFlags::empty(), Notify::Port(READ))
-                .is_ok()
-        } else {
-            println!("message sent!");
-            true
+        let next = match mode {
+            Mode::Read => {
+                println!("message received!");
+                // Echo what came in; a send and the next receive are in
+                // flight together, each with its own buffer and mode.
+                let echo = WithContext::new(Mode::Write, bufs);
+                conn.sock
+                    .send(echo, MsgFlags::empty(), Notify::Port(0))
+                    .is_ok()
+                    && read(&conn)
+            }
+            Mode::Write => {
+                println!("message sent!");
+                true
+            }
         };
         if !next {
-            close(&conns, key);
+            println!("closing {}", conn.peer);
+            let _ = conn.sock.close();
         }
     }
 }
@@ -76,12 +110,11 @@ fn worker(port: CompletionPort, conns: Conns) {
 fn main() -> io::Result<()> {
     let addr = common::parse_addr(std::env::args().nth(1))?;
     let engine = Engine::new()?;
-    let port = CompletionPort::new(0);
-    let conns: Conns = Arc::default();
+    let port = Port::new(0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     for _ in 0..workers {
-        let (p, c) = (port.clone(), conns.clone());
-        std::thread::spawn(move || worker(p, c));
+        let p = port.clone();
+        std::thread::spawn(move || worker(p));
     }
     let listener = Socket::tcp_listener(&engine, &addr)?;
     println!(
@@ -89,19 +122,13 @@ fn main() -> io::Result<()> {
         listener.local_addr()?,
         engine.kind()
     );
-    let mut key = 0usize;
     loop {
         let (sock, peer) = listener.accept_wait()?;
         println!("connected client: {peer}");
-        key += 1;
-        port.associate(&sock, key)?;
-        let sock = Arc::new(sock);
-        conns.lock().unwrap().insert(key, sock.clone());
-        if sock
-            .recv(vec![0u8; BUF], MsgFlags::empty(), Notify::Port(READ))
-            .is_err()
-        {
-            close(&conns, key);
+        let conn = Arc::new(Conn { sock, peer });
+        port.associate(&conn.sock, conn.clone())?;
+        if !read(&conn) {
+            let _ = conn.sock.close();
         }
     }
 }

@@ -7,6 +7,7 @@
 //! start). Waits drive the engines whose operations will set the events
 //! ("whoever waits, drives").
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use crate::core::wait_until;
 use crate::engine::{Engine, WeakEngine};
+use crate::net::Socket;
 use crate::thread::{
-    ThreadCtx, current_ctx, in_routine, reap_thread_engines_if_due, run_routines, thread_engines,
-    wait_entered, wait_returned,
+    ThreadCtx, block_with_timers, current_ctx, in_routine, reap_thread_engines_if_due,
+    run_routines, thread_engines, wait_entered, wait_returned,
 };
 use crate::wait::{Signal, SignalWait, wait_signals};
 
@@ -130,6 +132,77 @@ impl crate::core::Signal for EvInner {
     }
 }
 
+/// An object [`wait_for_events`] can wait on: an [`Event`], a [`Socket`]
+/// (signalled on each completion of its operations, see SPEC t03), a
+/// reference to one, or a [`Waitable`] to mix both in one list.
+pub trait AsWaitable {
+    /// The event that stands for the object in a wait (for an event,
+    /// itself).
+    fn waitable_event(&self) -> Cow<'_, Event>;
+}
+
+impl AsWaitable for Event {
+    fn waitable_event(&self) -> Cow<'_, Event> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<T: AsWaitable + ?Sized> AsWaitable for &T {
+    fn waitable_event(&self) -> Cow<'_, Event> {
+        (**self).waitable_event()
+    }
+}
+
+/// An event or a socket, to wait on both in one [`wait_for_events`] list.
+///
+/// # Examples
+///
+/// ```
+/// use overlapped::{Engine, Event, Socket, WaitMode, WaitOutcome, Waitable, wait_for_events};
+/// use std::time::Duration;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let engine = Engine::new()?;
+/// let listener = Socket::tcp_listener(&engine, &"127.0.0.1:0".parse().unwrap())?;
+/// let stop = Event::new();
+/// let list = [Waitable::from(&stop), Waitable::from(&listener)];
+/// let r = wait_for_events(&list, WaitMode::Any, Some(Duration::ZERO), false)?;
+/// assert_eq!(r, WaitOutcome::Timeout);
+/// stop.set();
+/// let r = wait_for_events(&list, WaitMode::Any, Some(Duration::ZERO), false)?;
+/// assert_eq!(r, WaitOutcome::Event(0));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub enum Waitable<'a> {
+    /// An event object.
+    Event(&'a Event),
+    /// A socket's handle.
+    Socket(&'a Socket),
+}
+
+impl<'a> From<&'a Event> for Waitable<'a> {
+    fn from(e: &'a Event) -> Self {
+        Waitable::Event(e)
+    }
+}
+
+impl<'a> From<&'a Socket> for Waitable<'a> {
+    fn from(s: &'a Socket) -> Self {
+        Waitable::Socket(s)
+    }
+}
+
+impl AsWaitable for Waitable<'_> {
+    fn waitable_event(&self) -> Cow<'_, Event> {
+        match self {
+            Waitable::Event(e) => e.waitable_event(),
+            Waitable::Socket(s) => s.waitable_event(),
+        }
+    }
+}
+
 /// Wait for any one event, or for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitMode {
@@ -153,7 +226,8 @@ pub enum WaitOutcome {
     IoCompletion,
 }
 
-/// `WSAWaitForMultipleEvents(events, mode, timeout, alertable)`.
+/// `WSAWaitForMultipleEvents(events, mode, timeout, alertable)`, also
+/// `WaitForMultipleObjectsEx` over events and sockets ([`AsWaitable`]).
 ///
 /// * `timeout`: `None` waits without limit; `Some(Duration::ZERO)` polls.
 /// * Any number of events (Winsock's limit of 64 is lifted).
@@ -164,17 +238,24 @@ pub enum WaitOutcome {
 ///   (routines do not nest).
 /// * The wait drives the engines of the operations bound to the events (and,
 ///   when alertable, those the thread started operations on).
+/// * A socket in the list is signalled by each completion of its
+///   operations and reset when one starts (unless it opted out with
+///   [`Socket::set_skip_event_on_handle`]); the completions before its
+///   first wait count too.
+/// * An alertable wait also ends for the routines of the thread's
+///   [`WaitableTimer`](crate::WaitableTimer)s.
 ///
 /// # Errors
 /// `InvalidInput` for an empty list, or for the same event twice in a
 /// [`WaitMode::All`] wait.
 #[doc(alias = "WSAWaitForMultipleEvents")]
-pub fn wait_for_events(
-    events: &[Event],
+pub fn wait_for_events<W: AsWaitable>(
+    objects: &[W],
     mode: WaitMode,
     timeout: Option<Duration>,
     alertable: bool,
 ) -> io::Result<WaitOutcome> {
+    let events: Vec<Cow<'_, Event>> = objects.iter().map(AsWaitable::waitable_event).collect();
     if events.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -192,7 +273,7 @@ pub fn wait_for_events(
         }
     }
     wait_entered();
-    let r = wait_inner(events, mode, timeout, alertable);
+    let r = wait_inner(&events, mode, timeout, alertable);
     wait_returned(!matches!(r, WaitOutcome::Timeout), false);
     if r == WaitOutcome::IoCompletion {
         run_routines();
@@ -202,14 +283,14 @@ pub fn wait_for_events(
 
 /// The wait itself; routines are run by the caller.
 fn wait_inner(
-    events: &[Event],
+    events: &[Cow<'_, Event>],
     mode: WaitMode,
     timeout: Option<Duration>,
     alertable: bool,
 ) -> WaitOutcome {
     let alertable = alertable && !in_routine();
     let ctx = current_ctx();
-    if alertable && ctx.has_routines() {
+    if alertable && (ctx.fire_due_timers() || ctx.has_routines()) {
         reap_thread_engines_if_due();
         return WaitOutcome::IoCompletion;
     }
@@ -221,7 +302,7 @@ fn wait_inner(
                 v.push(e);
             }
         };
-        for e in events.iter().filter_map(Event::engine) {
+        for e in events.iter().filter_map(|e| e.engine()) {
             push(e);
         }
         if alertable {
@@ -234,10 +315,10 @@ fn wait_inner(
     // Drive the engines of the events (and, alertable, the thread's); again
     // when that set changes.
     let block = |ready: &mut dyn FnMut() -> bool| {
-        let engines = engines_of();
-        let n = engines.len();
-        wait_until(&engines, deadline, &mut || {
-            ready() || engines_of().len() != n
+        block_with_timers(&ctx, alertable, deadline, |until| {
+            let engines = engines_of();
+            let n = engines.len();
+            wait_until(&engines, until, &mut || ready() || engines_of().len() != n)
         })
     };
     let sigs: Vec<&Mutex<Signal<Arc<ThreadCtx>>>> = events.iter().map(|e| &e.inner.sig).collect();

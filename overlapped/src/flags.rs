@@ -36,6 +36,11 @@ bitflags::bitflags! {
         /// The datagram was larger than the buffers; the rest was discarded
         /// (Winsock reports `WSAEMSGSIZE`, Linux `MSG_TRUNC`).
         const TRUNCATED = 0x2;
+        /// The control data of a [`recv_msg`](crate::Socket::recv_msg) did
+        /// not fit its control buffer; the messages that fit are there, the
+        /// rest was discarded (Windows' and Linux's `MSG_CTRUNC`; Winsock
+        /// reports `WSAEMSGSIZE`).
+        const CTRUNC = 0x4;
     }
 }
 

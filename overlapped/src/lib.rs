@@ -48,9 +48,16 @@
 //! | `WSASocket(..., WSA_FLAG_OVERLAPPED)` | [`Socket::new`] (non-blocking, close-on-exec) |
 //! | `bind`, `listen`, `setsockopt` | [`Socket::bind`], [`Socket::listen`], [`Socket::with_socket2`] |
 //! | `AcceptEx` | [`Socket::accept`] (an operation) |
+//! | `AcceptEx` with a receive buffer, into a caller-made socket; `GetAcceptExSockaddrs` | [`Socket::accept_ex`]; the addresses in [`Accepted`] |
 //! | `ConnectEx` | [`Socket::connect`] (an operation) |
+//! | `ConnectEx` with send data | [`Socket::connect_with`] |
+//! | `DisconnectEx` (`TF_REUSE_SOCKET`) | [`Socket::disconnect`] |
+//! | `TransmitFile` (head and tail: `TRANSMIT_FILE_BUFFERS`) | [`Socket::transmit_file`] |
 //! | `WSASend` / `WSARecv` with `WSABUF[]` | [`Socket::send`] / [`Socket::recv`] with `Vec<u8>`, `Vec<Vec<u8>>`, `[Vec<u8>; N]` or any [`IoBuf`] / [`IoBufMut`] (see [`buf`]) |
 //! | `WSASendTo` / `WSARecvFrom` | [`Socket::send_to`] / [`Socket::recv_from`] |
+//! | `WSASendMsg` / `WSARecvMsg` (`WSAMSG` with `Control`) | [`Socket::send_msg`] / [`Socket::recv_msg`] with a [`Control`] buffer; its messages: [`Control::messages`], [`Control::push`] |
+//! | `IP_PKTINFO` / `IPV6_PKTINFO` (`IN_PKTINFO`, `IN6_PKTINFO`) | [`Socket::set_pktinfo`], [`Control::pktinfo`], [`Control::push_pktinfo`], [`PktInfo`] |
+//! | `MSG_CTRUNC` (control data truncated, `WSAEMSGSIZE`) | [`RecvFlags::CTRUNC`] |
 //! | `MSG_OOB`, `MSG_PEEK`, `MSG_DONTROUTE`, `MSG_WAITALL` | [`MsgFlags`] |
 //! | `lpFlags` out (`MSG_PARTIAL` / `WSAEMSGSIZE`, urgent) | [`RecvFlags`] |
 //! | return 0 / `WSA_IO_PENDING` / other error | [`Started::Now`] / [`Started::Pending`] / `Err(`[`StartError`]`)` |
@@ -67,12 +74,22 @@
 //! | `WSAWaitForMultipleEvents` | [`wait_for_events`] (no 64-event limit) |
 //! | completion routine | [`Notify::routine`] |
 //! | `SleepEx(ms, TRUE)` | [`sleep_ex`] |
+//! | `QueueUserAPC` (with `GetCurrentThread`) | [`queue_routine`] (with [`ThreadHandle::current`]) |
+//! | `WaitForMultipleObjectsEx` on events and sockets | [`wait_for_events`] with [`Waitable`] / [`AsWaitable`] |
+//! | `FILE_SKIP_SET_EVENT_ON_HANDLE` | [`Socket::set_skip_event_on_handle`] |
+//! | `CreateWaitableTimer`, `SetWaitableTimer` with a routine, `CancelWaitableTimer` | [`WaitableTimer::new`], [`WaitableTimer::set`], [`WaitableTimer::cancel`] |
 //! | `CreateIoCompletionPort` (create / associate) | [`CompletionPort::new`] / [`CompletionPort::associate`] |
 //! | `GetQueuedCompletionStatus(Ex)` | [`CompletionPort::get_queued`] / [`CompletionPort::get_queued_many`] |
+//! | `GetQueuedCompletionStatusEx(.., fAlertable)` | [`CompletionPort::get_queued_ex`] / [`CompletionPort::get_queued_many_ex`] ([`PortWait`]) |
 //! | `PostQueuedCompletionStatus` | [`CompletionPort::post`] |
 //! | `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` | [`Socket::set_skip_port_on_success`] |
-//! | per-operation data (`OVERLAPPED` in a struct) | [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
-//! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`] |
+//! | `CreateFile(..., FILE_FLAG_OVERLAPPED)` | [`File::open`], [`File::create`], [`File::open_with`], [`File::from_fd`] |
+//! | `ReadFile` / `WriteFile` with `OVERLAPPED.Offset` | [`File::read_at`] / [`File::write_at`] (operations; gather and scatter too) |
+//! | `CreateIoCompletionPort(file, ...)`, `CancelIoEx(file, NULL)`, `CloseHandle(file)` | [`CompletionPort::associate_file`], [`File::cancel_all`], [`File::close`] |
+//! | per-I/O data (`OVERLAPPED` in a struct, cast back from the packet) | [`WithContext`]: a value of the program's type beside the buffers, back typed with the completion (port packet, routine, [`Op::wait`]); or [`Notify::Port`]`(tag)` and [`Packet::into_completion`] |
+//! | per-handle data (the completion key as a pointer) | [`TypedPort::associate`]`(&socket, Arc<D>)`: every packet of the socket carries it ([`OpPacket::data`]) |
+//! | `GetQueuedCompletionStatus` with both cast back | [`TypedPort::get_queued`]: [`PacketOf::Op`] with the data and the typed completion |
+//! | `WSA_WAIT_IO_COMPLETION` | [`WaitOutcome::IoCompletion`], [`SleepOutcome::IoCompletion`], [`PortWait::IoCompletion`] |
 //!
 //! ## Connection edges and error codes
 //!
@@ -130,6 +147,7 @@
 //! | `WAITALL` where it does not apply | `EOPNOTSUPP` (`Unsupported`) | `WSAEOPNOTSUPP` 10045 | `ERROR_NOT_SUPPORTED` 50 |
 //! | closed or invalid socket | `EBADF` | `WSAENOTSOCK` 10038 | `ERROR_INVALID_HANDLE` 6 |
 //! | truncated datagram (a flag, not an error) | [`RecvFlags::TRUNCATED`] | `WSAEMSGSIZE` 10040 | `ERROR_MORE_DATA` 234 |
+//! | truncated control data of `recv_msg` (a flag, not an error) | [`RecvFlags::CTRUNC`] | `WSAEMSGSIZE` 10040 | `ERROR_MORE_DATA` 234 |
 //!
 //! Every abort is [`is_aborted`], whichever its code.
 //!
@@ -259,6 +277,7 @@ pub mod buf;
 mod core;
 mod engine;
 mod event;
+mod file;
 mod flags;
 mod net;
 mod op;
@@ -269,22 +288,28 @@ pub mod rt;
 mod sync;
 mod sys;
 mod thread;
+mod timer;
 #[cfg(feature = "tokio")]
 #[path = "tokio_compat.rs"]
 pub mod tokio;
 mod wait;
 mod winerror;
 
-pub use buf::{FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice};
+pub use buf::{Control, ControlMessage, ControlMessages, PktInfo};
+pub use buf::{
+    FixedBuf, FixedBufs, IOV_MAX, IoBuf, IoBufMut, IoBufs, IoBufsMut, Slice, WithContext,
+};
 pub use engine::{Counters, DEFAULT_RING_ENTRIES, Engine, EngineBuilder};
-pub use event::{Event, WaitMode, WaitOutcome, wait_for_events};
+pub use event::{AsWaitable, Event, WaitMode, WaitOutcome, Waitable, wait_for_events};
+pub use file::{FILE_WORKERS, File};
 pub use flags::{MsgFlags, RecvFlags, aborted_error, closed_error, is_aborted};
-pub use net::Socket;
+pub use net::{Accepted, Socket};
 pub use op::{Completion, Notify, Op, OpOutput, Polled, StartError, Started};
-pub use port::{CompletionPort, Packet};
-pub use routine::{SleepOutcome, sleep_ex};
+pub use port::{CompletionPort, OpPacket, Packet, PacketOf, PortWait, TypedPort};
+pub use routine::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
 pub use socket2::{Domain, Type};
 pub use sys::EngineKind;
+pub use timer::WaitableTimer;
 pub use winerror::{win32_error, wsa_error};
 
 /// The probe ladder: whether io_uring can run here, and why not.

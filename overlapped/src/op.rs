@@ -8,12 +8,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::buf::IoBufs;
-use crate::core::{OpId, RawDone, Sock};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::buf::{Control, IoBufs};
+use crate::core::{OpId, RawDone, SlotNotify, Sock};
 use crate::engine::Engine;
 use crate::event::Event;
 use crate::flags::{RecvFlags, is_aborted};
 use crate::net::Socket;
+use crate::sys::OpKind;
+use crate::thread::{current_ctx, register_routine, unregister_routine};
 
 /// How a finished operation ended: the `dwError`, `cbTransferred` and
 /// `dwFlags` of the model, plus the buffers (or other value) handed back.
@@ -29,7 +33,8 @@ pub struct Completion<T> {
     pub flags: RecvFlags,
     /// The peer address of `recv_from` and `accept`.
     pub addr: Option<SocketAddr>,
-    /// The buffers, back by value (for `accept`, the new socket).
+    /// The buffers, back by value (for `accept`, the new socket; for
+    /// `recv_msg` and `send_msg`, the buffers and the control buffer).
     pub data: T,
 }
 
@@ -51,23 +56,34 @@ impl<T> Completion<T> {
     }
     /// The Winsock code `WSAGetOverlappedResult` would report for this
     /// completion: `None` on success, `WSAEMSGSIZE` (10040) for a truncated
-    /// datagram (the bytes copied are in [`bytes`](Self::bytes)), else
+    /// datagram or truncated control data ([`RecvFlags::CTRUNC`]; the bytes
+    /// copied are in [`bytes`](Self::bytes)), else
     /// [`wsa_error`](crate::wsa_error) of the error.
     pub fn wsa_error(&self) -> Option<u32> {
         match &self.error {
             Some(e) => crate::winerror::wsa_error(e),
-            None if self.flags.contains(RecvFlags::TRUNCATED) => Some(10040),
+            None if self
+                .flags
+                .intersects(RecvFlags::TRUNCATED | RecvFlags::CTRUNC) =>
+            {
+                Some(10040)
+            }
             None => None,
         }
     }
     /// The Win32 code `GetQueuedCompletionStatus` would report for this
     /// completion: `None` on success, `ERROR_MORE_DATA` (234) for a
-    /// truncated datagram, else [`win32_error`](crate::win32_error) of the
-    /// error.
+    /// truncated datagram or truncated control data, else
+    /// [`win32_error`](crate::win32_error) of the error.
     pub fn win32_error(&self) -> Option<u32> {
         match &self.error {
             Some(e) => crate::winerror::win32_error(e),
-            None if self.flags.contains(RecvFlags::TRUNCATED) => Some(234),
+            None if self
+                .flags
+                .intersects(RecvFlags::TRUNCATED | RecvFlags::CTRUNC) =>
+            {
+                Some(234)
+            }
             None => None,
         }
     }
@@ -228,9 +244,11 @@ impl<T> From<&Event> for Notify<T> {
     }
 }
 
-/// What an operation hands back: buffers for sends and receives, the new
-/// socket for `accept`, nothing for `connect`. Sealed: implemented for
-/// every [`IoBufs`], for `()` and for `Option<Socket>` only (its method
+/// What an operation hands back: buffers for sends and receives, the
+/// buffers and the [`Control`] buffer for `recv_msg` and `send_msg`, the
+/// new socket for `accept`, nothing for `connect`. Sealed: implemented for
+/// every [`IoBufs`], for `(B, Control)`, for `()` and for `Option<Socket>`
+/// only (its method
 /// takes a type of the engine that other crates cannot name).
 ///
 /// ```compile_fail
@@ -247,8 +265,10 @@ mod sealed {
     /// Only this crate implements [`OpOutput`](super::OpOutput).
     pub trait Output {}
     impl<B: crate::IoBufs> Output for B {}
+    impl<B: crate::IoBufs> Output for (B, crate::Control) {}
     impl Output for () {}
     impl Output for Option<crate::Socket> {}
+    impl<B: crate::IoBufsMut> Output for crate::Accepted<B> {}
 }
 
 fn base<T>(raw: &mut RawDone, data: T) -> Completion<T> {
@@ -268,6 +288,18 @@ impl<B: IoBufs> OpOutput for B {
             Some(b) => base(&mut raw, b),
             // The driver stores exactly the `B` the typed start gave it.
             None => unreachable!("operation buffers of another type"),
+        }
+    }
+}
+
+impl<B: IoBufs> OpOutput for (B, Control) {
+    fn from_raw(mut raw: RawDone) -> Completion<(B, Control)> {
+        let back = raw.bufs.take().and_then(crate::buf::take_back_msg::<B>);
+        match back {
+            Some(b) => base(&mut raw, b),
+            // The driver stores exactly the message buffers the typed start
+            // gave it.
+            None => unreachable!("message operation buffers of another type"),
         }
     }
 }
@@ -491,6 +523,80 @@ impl<T: OpOutput> std::future::Future for Op<T> {
                 std::task::Poll::Ready(T::from_raw(raw).into_result())
             }
             None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// Starts an operation on the socket or file `sock` of `engine` (its
+/// handle's `closed` flag): the notify becomes the core's, and the core's
+/// answer a [`Started`] handle, or the error with the buffers back.
+pub(crate) fn start_on<T: OpOutput>(
+    engine: &Engine,
+    sock: &Arc<Sock>,
+    closed: &AtomicBool,
+    kind: OpKind,
+    bufs: crate::sys::Bufs,
+    notify: Notify<T>,
+) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
+    let (slot_notify, handle, routine) = match notify {
+        Notify::None => (
+            SlotNotify::Default {
+                conv: crate::port::convert::<T>(),
+            },
+            true,
+            None,
+        ),
+        Notify::Event(e) => {
+            e.reset();
+            e.bind_engine(engine);
+            (SlotNotify::Event(e.signal()), true, None)
+        }
+        Notify::Routine(f) => {
+            let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
+            (
+                SlotNotify::Routine {
+                    ctx: current_ctx(),
+                    id,
+                },
+                false,
+                Some(id),
+            )
+        }
+        Notify::Port(tag) => (
+            SlotNotify::Port {
+                tag,
+                conv: crate::port::convert::<T>(),
+            },
+            false,
+            None,
+        ),
+    };
+    if closed.load(Ordering::Acquire) {
+        if let Some(id) = routine {
+            unregister_routine(id);
+        }
+        return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
+    }
+    match engine.inner.start(sock, kind, bufs, slot_notify, handle) {
+        Ok(crate::core::StartOk { id, now, handle }) => {
+            let op = Op {
+                engine: engine.clone(),
+                sock: sock.clone(),
+                id,
+                consumer: handle,
+                done: false,
+                _t: PhantomData,
+            };
+            Ok(match now {
+                Some(bytes) => Started::Now { bytes, op },
+                None => Started::Pending(op),
+            })
+        }
+        Err((e, b)) => {
+            if let Some(id) = routine {
+                unregister_routine(id);
+            }
+            Err((e, b))
         }
     }
 }

@@ -26,8 +26,19 @@
 //!   the socket was associated posts its packet here too.
 //! * An associated socket takes no completion routines (`InvalidInput` at
 //!   the call).
+//! * **Alertable waits.** [`get_queued_ex`](CompletionPort::get_queued_ex)
+//!   and [`get_queued_many_ex`](CompletionPort::get_queued_many_ex) with
+//!   `alertable` also end for the calling thread's completion routines,
+//!   [queued routines](crate::queue_routine) and
+//!   [timers](crate::WaitableTimer): packets come first; with none queued
+//!   the routines run and the wait returns [`PortWait::IoCompletion`].
 //! * Closing the port (or dropping its last handle) wakes every waiter with
 //!   an error; queued packets are dropped with their buffers.
+//!
+//! A [`TypedPort`] is the same port typed over the program's per-operation
+//! and per-socket data: its packets hand back the operation's buffers with
+//! their context ([`WithContext`](crate::WithContext)) and the socket's
+//! data, with no tag and no run-time choice of the buffer type.
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -37,13 +48,19 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::core::{Convert, PortSink};
+use crate::core::{Convert, PortData, PortLink, PortSink};
 use crate::core::{RawDone, clock_us_at, interval_passed, wait_until};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
-use crate::thread::{ThreadCtx, current_ctx, wait_entered, wait_returned};
+use crate::thread::{
+    ThreadCtx, block_with_timers, current_ctx, in_routine, reap_thread_engines_if_due,
+    run_routines, thread_engines, wait_entered, wait_returned,
+};
 use crate::wait::{self, PortQueue};
+
+mod typed;
+pub use typed::{OpPacket, PacketOf, TypedPort};
 
 /// One packet taken from a port.
 pub struct Packet {
@@ -56,6 +73,8 @@ pub struct Packet {
     pub bytes: usize,
     /// The operation's error (`None` on success and for posted packets).
     pub error: Option<io::Error>,
+    /// The per-handle data of a socket associated with a [`TypedPort`].
+    data: Option<PortData>,
     body: Body,
 }
 
@@ -162,16 +181,6 @@ impl PortInner {
         (v, self.engines_version.load(Ordering::Acquire))
     }
 
-    /// Queues a packet: hands it to the most recent waiter when fewer than
-    /// `concurrency` threads run, else queues it. Dropped when the port is
-    /// closed.
-    pub(crate) fn push(&self, p: Packet) {
-        let pushed = self.q().push(p);
-        if let Ok(Some(ctx)) = pushed {
-            ctx.wake();
-        }
-    }
-
     pub(crate) fn add_engine(&self, e: &Engine) {
         {
             let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,17 +215,53 @@ fn closed_error() -> io::Error {
 }
 
 impl PortSink for PortInner {
-    fn push_op(&self, key: usize, tag: u64, conv: Convert, mut raw: RawDone) {
+    fn push_op(
+        &self,
+        key: usize,
+        tag: u64,
+        data: Option<PortData>,
+        conv: Convert,
+        mut raw: RawDone,
+    ) -> Option<RawDone> {
         let error = raw.outcome.error.take();
         let bytes = raw.outcome.bytes;
-        self.push(Packet {
+        // Handed to the most recent waiter when fewer than `concurrency`
+        // threads run, else queued.
+        let pushed = self.q().push(Packet {
             key,
             tag,
             bytes,
             error,
+            data,
             body: Body::Op(raw, conv),
         });
+        match pushed {
+            Ok(Some(ctx)) => {
+                ctx.wake();
+                None
+            }
+            Ok(None) => None,
+            Err(Packet {
+                body: Body::Op(raw, _),
+                ..
+            }) => Some(raw),
+            Err(_) => None,
+        }
     }
+}
+
+/// How an alertable port wait ([`CompletionPort::get_queued_ex`],
+/// [`CompletionPort::get_queued_many_ex`]) ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PortWait<T> {
+    /// Packets were taken: one packet, or a non-empty list.
+    Got(T),
+    /// The time passed (`WAIT_TIMEOUT`).
+    Timeout,
+    /// No packet was queued and one or more routines ran in the wait
+    /// (`WAIT_IO_COMPLETION`); no packet was taken.
+    IoCompletion,
 }
 
 /// A completion port shared by worker threads. Cheap to clone; the port
@@ -323,8 +368,34 @@ impl CompletionPort {
     /// (a socket belongs to at most one); `EBADF` for a closed socket.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn associate(&self, socket: &Socket, key: usize) -> io::Result<()> {
-        socket.associate(self.inner.clone(), key)?;
+        socket.associate(PortLink {
+            sink: self.inner.clone(),
+            key,
+            data: None,
+            ty: None,
+        })?;
         self.inner.add_engine(socket.engine());
+        Ok(())
+    }
+
+    /// `CreateIoCompletionPort(file, port, key, 0)`: associates an
+    /// overlapped file with this port under `key`, as
+    /// [`associate`](Self::associate) does a socket: its reads and writes
+    /// started with `Notify::Port` (or `Notify::None` before the
+    /// association) queue packets here, beside the sockets' (SPEC f01).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the file is already associated with a port;
+    /// `EBADF` for a closed file.
+    #[doc(alias = "CreateIoCompletionPort")]
+    pub fn associate_file(&self, file: &crate::File, key: usize) -> io::Result<()> {
+        file.associate(PortLink {
+            sink: self.inner.clone(),
+            key,
+            data: None,
+            ty: None,
+        })?;
+        self.inner.add_engine(file.engine());
         Ok(())
     }
 
@@ -340,6 +411,7 @@ impl CompletionPort {
             tag: 0,
             bytes,
             error: None,
+            data: None,
             body: Body::User(Box::new(payload)),
         });
         match pushed {
@@ -362,7 +434,7 @@ impl CompletionPort {
         // allocation per call); a fresh one if it is in use.
         let one = |v: &mut Vec<Packet>| -> io::Result<Option<Packet>> {
             v.clear();
-            self.get_queued_into(1, timeout, v)?;
+            self.get_queued_into(1, timeout, false, v)?;
             Ok(v.pop())
         };
         match SCRATCH.try_with(|s| s.try_borrow_mut().ok().map(|mut v| one(&mut v))) {
@@ -390,35 +462,121 @@ impl CompletionPort {
             ));
         }
         let mut v = Vec::new();
-        self.get_queued_into(max, timeout, &mut v)?;
+        self.get_queued_into(max, timeout, false, &mut v)?;
         Ok(v)
     }
 
-    /// Up to `max` packets appended to `out` (none on timeout).
+    /// `GetQueuedCompletionStatusEx(port, 1 entry, .., timeout, alertable)`:
+    /// one packet, as [`get_queued`](Self::get_queued); with `alertable`,
+    /// when no packet is queued and the calling thread has routines queued
+    /// (completion routines, [`queue_routine`](crate::queue_routine),
+    /// [timers](crate::WaitableTimer)), they run and the wait returns
+    /// [`PortWait::IoCompletion`] without a packet. A queued packet comes
+    /// first: the routines stay queued. Inside a routine the wait is never
+    /// alertable (routines do not nest).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the port is (or gets) closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use overlapped::{CompletionPort, PortWait, ThreadHandle, queue_routine};
+    /// use std::time::Duration;
+    ///
+    /// let port = CompletionPort::new(1);
+    /// queue_routine(&ThreadHandle::current(), || println!("routine")).unwrap();
+    /// port.post(7, 0, ()).unwrap();
+    /// // The packet first; the routine stays queued...
+    /// let r = port.get_queued_ex(Some(Duration::ZERO), true).unwrap();
+    /// assert!(matches!(r, PortWait::Got(p) if p.key == 7));
+    /// // ...and runs in the next alertable wait.
+    /// let r = port.get_queued_ex(Some(Duration::from_secs(5)), true).unwrap();
+    /// assert!(matches!(r, PortWait::IoCompletion));
+    /// ```
+    #[doc(alias = "GetQueuedCompletionStatusEx")]
+    pub fn get_queued_ex(
+        &self,
+        timeout: Option<Duration>,
+        alertable: bool,
+    ) -> io::Result<PortWait<Packet>> {
+        let mut v = Vec::with_capacity(1);
+        Ok(match self.get_queued_into(1, timeout, alertable, &mut v)? {
+            true => PortWait::IoCompletion,
+            false => match v.pop() {
+                Some(p) => PortWait::Got(p),
+                None => PortWait::Timeout,
+            },
+        })
+    }
+
+    /// `GetQueuedCompletionStatusEx(port, entries, max, .., timeout,
+    /// alertable)`: up to `max` packets, as
+    /// [`get_queued_many`](Self::get_queued_many), alertable as
+    /// [`get_queued_ex`](Self::get_queued_ex).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the port is (or gets) closed; `InvalidInput` for
+    /// `max == 0`.
+    #[doc(alias = "GetQueuedCompletionStatusEx")]
+    pub fn get_queued_many_ex(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        alertable: bool,
+    ) -> io::Result<PortWait<Vec<Packet>>> {
+        if max == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "room for zero packets",
+            ));
+        }
+        let mut v = Vec::new();
+        Ok(
+            match self.get_queued_into(max, timeout, alertable, &mut v)? {
+                true => PortWait::IoCompletion,
+                false if v.is_empty() => PortWait::Timeout,
+                false => PortWait::Got(v),
+            },
+        )
+    }
+
+    /// Up to `max` packets appended to `out` (none on timeout). True when
+    /// the alertable wait ran routines instead.
     fn get_queued_into(
         &self,
         max: usize,
         timeout: Option<Duration>,
+        alertable: bool,
         out: &mut Vec<Packet>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         wait_entered();
         let before = out.len();
-        let r = self.get_queued_inner(max, timeout, out);
+        let r = self.get_queued_inner(max, timeout, alertable, out);
         let work = out.len() > before;
-        wait_returned(work, matches!(r, Ok(true)));
-        r.map(|_| ())
+        let interrupted = matches!(r, Ok(g) if g.interrupted);
+        wait_returned(work || interrupted, matches!(r, Ok(g) if g.sole));
+        if interrupted {
+            run_routines();
+        }
+        r.map(|g| g.interrupted)
     }
 
-    /// Appends the packets to `out`; returns whether this thread is the
-    /// port's only worker.
+    /// Appends the packets to `out`; says whether this thread is the port's
+    /// only worker, or the wait was interrupted for routines.
     fn get_queued_inner(
         &self,
         max: usize,
         timeout: Option<Duration>,
+        alertable: bool,
         out: &mut Vec<Packet>,
-    ) -> io::Result<bool> {
+    ) -> io::Result<wait::Got> {
         let me = std::thread::current().id();
         let ctx = current_ctx();
+        let alertable = alertable && !in_routine();
+        if alertable {
+            ctx.fire_due_timers();
+        }
         // One clock reading serves the deadline and the reap interval.
         let now = Instant::now();
         let deadline = timeout.map(|t| now + t);
@@ -438,18 +596,36 @@ impl CompletionPort {
             if engines.as_ref().is_some_and(|(_, v)| *v != now) {
                 engines = None;
             }
-            let (list, version) = engines.get_or_insert_with(|| inner.live_engines());
+            let (list, version) = engines.get_or_insert_with(|| {
+                let (mut list, version) = inner.live_engines();
+                // An alertable wait also drives the engines whose
+                // completions queue this thread's routines.
+                if alertable {
+                    for e in thread_engines() {
+                        if !list.iter().any(|x| x.same(&e)) {
+                            list.push(e);
+                        }
+                    }
+                }
+                (list, version)
+            });
             let version = *version;
-            wait_until(list, deadline, &mut || {
-                ready() || inner.engines_version.load(Ordering::Acquire) != version
+            block_with_timers(&ctx, alertable, deadline, |until| {
+                wait_until(list, until, &mut || {
+                    ready() || inner.engines_version.load(Ordering::Acquire) != version
+                })
             })
         };
-        let sole =
-            wait::get_queued(&inner.q, me, &ctx, max, out, block).map_err(|_| closed_error())?;
+        let interrupted = || alertable && ctx.has_routines();
+        let got = wait::get_queued(&inner.q, me, &ctx, max, out, interrupted, block)
+            .map_err(|_| closed_error())?;
+        if got.interrupted {
+            reap_thread_engines_if_due();
+        }
         // Every thread that waited is one of the port's workers until it
         // exits (see `PortQueue::sole_worker`): its exit must reach the port.
         note_port(inner);
-        Ok(sole)
+        Ok(got)
     }
 
     /// Closes the port: every waiter wakes with an error, queued packets are

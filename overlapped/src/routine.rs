@@ -25,12 +25,15 @@
 //! * **Batched submission.** Operations started inside routines are
 //!   submitted together when the batch of routines ends.
 
+use std::fmt;
+use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::wait_until;
 use crate::thread::{
-    current_ctx, in_routine, reap_thread_engines_if_due, run_routines, thread_engines,
-    wait_entered, wait_returned,
+    ThreadCtx, block_with_timers, current_ctx, in_routine, reap_thread_engines_if_due,
+    run_routines, thread_engines, wait_entered, wait_returned,
 };
 
 /// How [`sleep_ex`] ended.
@@ -94,17 +97,19 @@ fn sleep_inner(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
     let alertable = alertable && !in_routine();
     let ctx = current_ctx();
     let deadline = timeout.map(|t| Instant::now() + t);
-    if alertable && ctx.has_routines() {
+    if alertable && (ctx.fire_due_timers() || ctx.has_routines()) {
         reap_thread_engines_if_due();
         return SleepOutcome::IoCompletion;
     }
     // Drive the engines the thread started operations on; again when that
-    // set changes.
+    // set changes. An alertable wait ends for the thread's timers too.
     let block = |ready: &mut dyn FnMut() -> bool| {
-        let engines = thread_engines();
-        let n = engines.len();
-        wait_until(&engines, deadline, &mut || {
-            ready() || thread_engines().len() != n
+        block_with_timers(&ctx, alertable, deadline, |until| {
+            let engines = thread_engines();
+            let n = engines.len();
+            wait_until(&engines, until, &mut || {
+                ready() || thread_engines().len() != n
+            })
         })
     };
     if ctx.wait_routines(alertable, block) {
@@ -112,4 +117,79 @@ fn sleep_inner(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
     } else {
         SleepOutcome::Timeout
     }
+}
+
+/// A thread that routines can be queued to ([`queue_routine`]): a handle
+/// like a Windows thread handle. Cheap to clone, `Send + Sync`; it does not
+/// keep the thread alive.
+#[derive(Clone)]
+pub struct ThreadHandle {
+    ctx: Arc<ThreadCtx>,
+}
+
+impl fmt::Debug for ThreadHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadHandle")
+            .field("id", &self.id())
+            .field("exited", &self.has_exited())
+            .finish()
+    }
+}
+
+impl ThreadHandle {
+    /// The calling thread (`GetCurrentThread`, made into a handle other
+    /// threads can use).
+    #[doc(alias = "GetCurrentThread")]
+    pub fn current() -> ThreadHandle {
+        ThreadHandle { ctx: current_ctx() }
+    }
+
+    /// The thread's id.
+    pub fn id(&self) -> std::thread::ThreadId {
+        self.ctx.thread.id()
+    }
+
+    /// True once the thread has exited: routines can no longer be queued
+    /// to it.
+    pub fn has_exited(&self) -> bool {
+        self.ctx.exited()
+    }
+}
+
+/// `QueueUserAPC(f, thread)`: queues `f` to `thread`; it runs on that
+/// thread in its next alertable wait ([`sleep_ex`],
+/// [`wait_for_events`](crate::wait_for_events) or an alertable port wait
+/// such as [`CompletionPort::get_queued_ex`](crate::CompletionPort::get_queued_ex)),
+/// which then returns *I/O completion*. Routines run in the order they
+/// were queued, among the thread's completion routines; a thread blocked
+/// in an alertable wait is woken. A thread that exits with routines still
+/// queued drops them.
+///
+/// # Errors
+/// `BrokenPipe` when the thread has exited: `f` is dropped without
+/// running, and the caller knows it.
+///
+/// # Examples
+///
+/// ```
+/// use overlapped::{SleepOutcome, ThreadHandle, queue_routine, sleep_ex};
+///
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let worker = std::thread::spawn(move || {
+///     tx.send(ThreadHandle::current()).unwrap();
+///     // Sleeps alertably until a routine runs.
+///     sleep_ex(None, true)
+/// });
+/// let handle = rx.recv().unwrap();
+/// queue_routine(&handle, || println!("on the worker")).unwrap();
+/// assert_eq!(worker.join().unwrap(), SleepOutcome::IoCompletion);
+/// // The thread has exited: nothing is queued.
+/// assert!(queue_routine(&handle, || ()).is_err());
+/// ```
+#[doc(alias = "QueueUserAPC")]
+pub fn queue_routine(thread: &ThreadHandle, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    thread
+        .ctx
+        .queue_user(Box::new(f))
+        .map_err(|_| crate::timer::thread_exited())
 }

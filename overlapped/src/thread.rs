@@ -20,11 +20,22 @@ use crate::wait::{RoutineQueue, wait_routines};
 /// driving protocol (`wait/drive_models.rs`); production uses std's.
 pub(crate) struct ThreadCtx<S: Shim = Std> {
     pub(crate) thread: S::Thread,
-    routines: Mutex<RoutineQueue<(usize, RawDone)>>,
+    routines: Mutex<RoutineQueue<Queued>>,
+    /// The waitable timers this thread set with a routine (see
+    /// [`crate::WaitableTimer`]): its alertable waits fire them.
+    timers: Mutex<Vec<Weak<crate::timer::TimerShared>>>,
     blocked: S::Mutex<Blocked>,
     /// The wake-up of this thread's waits on several engines at once, made
     /// at the first such wait.
     wake_fd: OnceLock<WakeFd>,
+}
+
+/// A routine queued to a thread: an operation's completion routine (its id
+/// in the thread's routine slab and the result), or a routine given by
+/// [`crate::queue_routine`] or a timer.
+pub(crate) enum Queued {
+    Op(usize, RawDone),
+    User(Box<dyn FnOnce() + Send>),
 }
 
 /// Where a thread blocks in the kernel, so that [`ThreadCtx::wake`] can end
@@ -56,6 +67,7 @@ impl<S: Shim> ThreadCtx<S> {
         ThreadCtx {
             thread: S::current(),
             routines: Mutex::new(RoutineQueue::new(routines_open)),
+            timers: Mutex::new(Vec::new()),
             blocked: S::mutex(Blocked::Parked),
             wake_fd: OnceLock::new(),
         }
@@ -113,10 +125,89 @@ impl<S: Shim> ThreadCtx<S> {
             .routines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((id, raw));
+            .push(Queued::Op(id, raw));
         if queued.is_ok() {
             self.wake();
         }
+    }
+
+    /// Queues a routine given by the application (`QueueUserAPC`) and wakes
+    /// the thread; gives it back when the thread has exited.
+    pub(crate) fn queue_user(
+        &self,
+        f: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+        let queued = self
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Queued::User(f));
+        match queued {
+            Ok(()) => {
+                self.wake();
+                Ok(())
+            }
+            Err(Queued::User(f)) => Err(f),
+            Err(Queued::Op(..)) => unreachable!("the queue gives back what it was given"),
+        }
+    }
+
+    /// Whether the thread has exited (its routine queue is closed).
+    pub(crate) fn exited(&self) -> bool {
+        self.routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_closed()
+    }
+
+    /// Registers a timer this thread set (once).
+    pub(crate) fn add_timer(&self, t: &Arc<crate::timer::TimerShared>) {
+        let mut v = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|w| w.strong_count() > 0);
+        if !v.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(t))) {
+            v.push(Arc::downgrade(t));
+        }
+    }
+
+    /// Forgets a timer (cancelled, or set again by another thread).
+    pub(crate) fn remove_timer(&self, t: &crate::timer::TimerShared) {
+        self.timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), t));
+    }
+
+    /// The live timers of this thread.
+    fn live_timers(&self) -> Vec<Arc<crate::timer::TimerShared>> {
+        self.timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Queues the routines of this thread's timers that are due (an
+    /// alertable wait of the thread calls it). True when any was queued.
+    pub(crate) fn fire_due_timers(&self) -> bool {
+        let now = std::time::Instant::now();
+        let mut fired = false;
+        for t in self.live_timers() {
+            if let Some(f) = t.fire_if_due(now) {
+                let _ = self
+                    .routines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Queued::User(f));
+                fired = true;
+            }
+        }
+        fired
+    }
+
+    /// When this thread's next timer is due.
+    pub(crate) fn next_timer(&self) -> Option<std::time::Instant> {
+        self.live_timers().iter().filter_map(|t| t.due()).min()
     }
 
     /// The alertable wait on this thread's routine queue (see
@@ -137,11 +228,45 @@ impl<S: Shim> ThreadCtx<S> {
             .is_empty()
     }
 
-    pub(crate) fn pop_routine(&self) -> Option<(usize, RawDone)> {
+    pub(crate) fn pop_routine(&self) -> Option<Queued> {
         self.routines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
+    }
+}
+
+/// Blocks with `block` (which waits until the deadline it is given, true
+/// when its condition holds first) in an alertable wait of the calling
+/// thread: the deadline is shortened to the thread's next timer, and a
+/// timer that comes due is fired (its routine queued), which ends the block
+/// with true. Not alertable: `block` with `deadline` as is.
+pub(crate) fn block_with_timers(
+    ctx: &ThreadCtx,
+    alertable: bool,
+    deadline: Option<std::time::Instant>,
+    mut block: impl FnMut(Option<std::time::Instant>) -> bool,
+) -> bool {
+    if !alertable {
+        return block(deadline);
+    }
+    loop {
+        if ctx.fire_due_timers() {
+            return true;
+        }
+        let next = ctx.next_timer();
+        let until = match (deadline, next) {
+            (Some(d), Some(n)) => Some(d.min(n)),
+            (d, n) => d.or(n),
+        };
+        if block(until) {
+            return true;
+        }
+        match (deadline, next) {
+            (_, None) => return false,
+            (Some(d), Some(n)) if d <= n => return false,
+            _ => {}
+        }
     }
 }
 
@@ -181,6 +306,16 @@ impl Drop for Local {
             .unwrap_or_else(|p| p.into_inner())
             .close();
         drop(left);
+        // Timers with a routine stop with the thread that set them.
+        let timers = self.ctx.live_timers();
+        for t in &timers {
+            t.owner_exited(&self.ctx);
+        }
+        self.ctx
+            .timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let tid = self.ctx.thread.id();
         for e in self.engines.borrow().iter().filter_map(Weak::upgrade) {
             e.thread_left();
@@ -384,13 +519,19 @@ pub(crate) fn run_routines() -> usize {
     let queued = ctx.routines.lock().unwrap_or_else(|p| p.into_inner()).len();
     let mut n = 0;
     for _ in 0..queued {
-        let Some((id, raw)) = ctx.pop_routine() else {
-            break;
-        };
-        let f = LOCAL.with(|l| l.routines.borrow_mut().try_remove(id));
-        if let Some(f) = f {
-            f(raw);
-            n += 1;
+        match ctx.pop_routine() {
+            None => break,
+            Some(Queued::Op(id, raw)) => {
+                let f = LOCAL.with(|l| l.routines.borrow_mut().try_remove(id));
+                if let Some(f) = f {
+                    f(raw);
+                    n += 1;
+                }
+            }
+            Some(Queued::User(f)) => {
+                f();
+                n += 1;
+            }
         }
     }
     n

@@ -214,10 +214,87 @@ fn peer_reset_mid_send_and_receives(e: &Engine) {
     assert_eq!(e.ops_in_table(), 0);
 }
 
+/// 200 `recv_msg`s with control rooms parked in a ring of 2 entries (the
+/// submission queue fills, the completion queue overflows): every datagram
+/// arrives with its packet information; then 200 more are aborted by
+/// closing their sockets, each with its buffer and control buffer back.
+/// (On the poll engine, through a default engine.)
+fn recv_msg_in_a_tiny_ring_loses_nothing_and_close_aborts_all(kind: Kind) {
+    use overlapped::{Control, Polled};
+    let e = match kind {
+        Kind::Uring => util::builder(kind).ring_entries(2).build().unwrap(),
+        _ => util::engine(kind),
+    };
+    let any = "0.0.0.0:0".parse().unwrap();
+    let socks: Vec<Socket> = (0..200)
+        .map(|_| {
+            let s = Socket::udp_bound(&e, &any).unwrap();
+            s.set_pktinfo(true).unwrap();
+            s
+        })
+        .collect();
+    let start = |s: &Socket, notify: Notify<(Vec<u8>, Control)>| {
+        let st = s
+            .recv_msg(
+                vec![0u8; 8],
+                Control::with_capacity(Control::PKTINFO_SPACE),
+                MsgFlags::empty(),
+                notify,
+            )
+            .unwrap();
+        assert!(st.is_pending());
+        st.op()
+    };
+    let ops: Vec<_> = socks.iter().map(|s| start(s, Notify::None)).collect();
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = |i: usize| std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % 3) as u8);
+    for (i, s) in socks.iter().enumerate() {
+        let port = s.local_addr().unwrap().port();
+        peer.send_to(&(i as u32).to_be_bytes(), (to(i), port))
+            .unwrap();
+    }
+    for (i, op) in ops.into_iter().enumerate() {
+        let c = match op.result_timeout(Some(slack(20 * SEC))).unwrap() {
+            Polled::Complete(c) => c,
+            Polled::Incomplete(_) => panic!("recv_msg {i} lost"),
+        };
+        assert!(c.error.is_none(), "{:?}", c.error);
+        let (data, control) = c.data;
+        assert_eq!(&data[..], &(i as u32).to_be_bytes());
+        let info = control.pktinfo().expect("packet information");
+        assert_eq!(info.addr, std::net::IpAddr::V4(to(i)));
+    }
+    let evs: Vec<Event> = (0..socks.len()).map(|_| Event::new()).collect();
+    let ops: Vec<_> = socks
+        .iter()
+        .zip(&evs)
+        .map(|(s, ev)| start(s, Notify::from(ev)))
+        .collect();
+    for s in &socks {
+        s.close().unwrap();
+    }
+    assert_eq!(
+        wait_for_events(&evs, WaitMode::All, Some(slack(20 * SEC)), false).unwrap(),
+        overlapped::WaitOutcome::Event(0)
+    );
+    for op in ops {
+        let c = match op.result(false).unwrap() {
+            Polled::Complete(c) => c,
+            Polled::Incomplete(_) => panic!("event set, recv_msg incomplete"),
+        };
+        assert!(c.is_aborted(), "{:?}", c.error);
+        assert_eq!(c.data.0.capacity(), 8);
+        assert!(c.data.1.is_empty());
+        assert_eq!(c.data.1.capacity(), Control::PKTINFO_SPACE);
+    }
+    assert_eq!(e.ops_in_table(), 0);
+}
+
 util::cases! {
     tiny_ring_full_sq_and_cq_overflow_lose_nothing,
     close_with_1000_pending_ops_aborts_all,
     accept_through_a_port,
     cancel_races_100000,
     peer_reset_mid_send_and_receives,
+    recv_msg_in_a_tiny_ring_loses_nothing_and_close_aborts_all,
 }

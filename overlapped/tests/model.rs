@@ -1,6 +1,6 @@
-//! Model-based test: random sequences of sends, receives, cancels, drops
-//! and waits over two connections, on both engines, checked against the
-//! SPEC's reference model:
+//! Model-based test: random sequences of sends, receives (`recv` and
+//! `recv_msg`), cancels, drops and waits over two connections, on both
+//! engines, checked against the SPEC's reference model:
 //!
 //! * every operation completes exactly once (its result is taken once, and
 //!   the op table is empty at the end);
@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use overlapped::{MsgFlags, Notify, Op, Polled, Socket};
+use overlapped::{Control, MsgFlags, Notify, Op, OpOutput, Polled, Socket};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -25,7 +25,7 @@ use util::{Kind, SEC, eventually, slack};
 #[derive(Debug, Clone)]
 enum Action {
     Send { conn: usize, len: usize },
-    Recv { conn: usize, len: usize },
+    Recv { conn: usize, len: usize, msg: bool },
     Cancel { pick: usize },
     Drop { pick: usize },
     Wait { pick: usize },
@@ -35,7 +35,8 @@ enum Action {
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         3 => (0..2usize, 1..3000usize).prop_map(|(conn, len)| Action::Send { conn, len }),
-        3 => (0..2usize, 0..2000usize).prop_map(|(conn, len)| Action::Recv { conn, len }),
+        3 => (0..2usize, 0..2000usize, any::<bool>())
+            .prop_map(|(conn, len, msg)| Action::Recv { conn, len, msg }),
         1 => any::<usize>().prop_map(|pick| Action::Cancel { pick }),
         1 => any::<usize>().prop_map(|pick| Action::Drop { pick }),
         2 => any::<usize>().prop_map(|pick| Action::Wait { pick }),
@@ -43,8 +44,24 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
+/// A receive's handle: `recv`, or `recv_msg` (on a stream: data without
+/// control).
+enum Pending {
+    Plain(Op<Vec<u8>>),
+    Msg(Op<(Vec<u8>, Control)>),
+}
+
+impl Pending {
+    fn cancel(&self) {
+        let _ = match self {
+            Pending::Plain(op) => op.cancel(),
+            Pending::Msg(op) => op.cancel(),
+        };
+    }
+}
+
 /// A receive: its handle while not taken, and the data taken from it.
-type Recv = (Option<Op<Vec<u8>>>, Vec<u8>);
+type Recv = (Option<Pending>, Vec<u8>);
 
 struct Conn {
     client: Socket,
@@ -61,21 +78,34 @@ fn pattern(conn: usize, from: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn take(op: Op<Vec<u8>>, limit: Duration) -> Result<Vec<u8>, Op<Vec<u8>>> {
+fn take(op: Pending, limit: Duration) -> Result<Vec<u8>, Pending> {
+    match op {
+        Pending::Plain(op) => take_op(op, limit, |d| d).map_err(Pending::Plain),
+        Pending::Msg(op) => take_op(op, limit, |(d, control)| {
+            assert!(control.is_empty(), "no control data on a stream");
+            d
+        })
+        .map_err(Pending::Msg),
+    }
+}
+
+fn take_op<T: OpOutput>(
+    op: Op<T>,
+    limit: Duration,
+    data: impl FnOnce(T) -> Vec<u8>,
+) -> Result<Vec<u8>, Op<T>> {
     match op.result_timeout(Some(limit)).expect("handle op") {
         Polled::Complete(c) => {
-            match &c.error {
-                None => assert_eq!(c.bytes, c.data.len()),
+            let (error, bytes) = (c.error, c.bytes);
+            let d = data(c.data);
+            match &error {
+                None => assert_eq!(bytes, d.len()),
                 Some(e) => {
                     assert!(overlapped::is_aborted(e), "unexpected error {e}");
-                    assert!(c.data.is_empty() || c.bytes == 0);
+                    assert!(d.is_empty() || bytes == 0);
                 }
             }
-            Ok(if c.error.is_none() {
-                c.data
-            } else {
-                Vec::new()
-            })
+            Ok(if error.is_none() { d } else { Vec::new() })
         }
         Polled::Incomplete(op) => Err(op),
     }
@@ -120,13 +150,24 @@ fn run(kind: Kind, actions: Vec<Action>) {
                 assert!(c.error.is_none());
                 assert_eq!(c.bytes, len);
             }
-            Action::Recv { conn, len } => {
+            Action::Recv { conn, len, msg } => {
                 let k = &mut conns[conn];
-                let op = k
-                    .server
-                    .recv(vec![0u8; len], MsgFlags::empty(), Notify::None)
-                    .unwrap()
-                    .op();
+                let op = if msg {
+                    let control = Control::with_capacity(64);
+                    Pending::Msg(
+                        k.server
+                            .recv_msg(vec![0u8; len], control, MsgFlags::empty(), Notify::None)
+                            .unwrap()
+                            .op(),
+                    )
+                } else {
+                    Pending::Plain(
+                        k.server
+                            .recv(vec![0u8; len], MsgFlags::empty(), Notify::None)
+                            .unwrap()
+                            .op(),
+                    )
+                };
                 k.recvs.push((Some(op), Vec::new()));
             }
             Action::Cancel { pick } | Action::Drop { pick } | Action::Wait { pick } => {
@@ -148,7 +189,7 @@ fn run(kind: Kind, actions: Vec<Action>) {
                 let slot = &mut conns[c].recvs[i];
                 match a {
                     Action::Cancel { .. } => {
-                        let _ = slot.0.as_ref().unwrap().cancel();
+                        slot.0.as_ref().unwrap().cancel();
                     }
                     _ => {
                         let op = slot.0.take().unwrap();

@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::io::IoSlice;
 
-use super::{FixedBuf, IOV_MAX, IoBuf, IoBufMut};
+use super::{Control, FixedBuf, IOV_MAX, IoBuf, IoBufMut};
 
 /// One buffer of an operation, as the engine sees it: the user's
 /// [`IoBuf`]/[`IoBufMut`] types and the crate's inline arrays.
@@ -101,7 +101,7 @@ impl<P: TxPiece, const N: usize> Pieces for [P; N] {
 
 pub(crate) use sealed::FixedPart;
 
-mod sealed {
+pub(super) mod sealed {
     /// The window of an operation's one [`FixedBuf`](super::FixedBuf), for the engine: its
     /// pool, its index in the pool, and the window's start and length (inside
     /// that buffer). Made only from a `FixedBuf` the engine holds.
@@ -316,6 +316,19 @@ pub(crate) trait RawBufs: Send {
     /// The window of the operation's direction, when the buffers are
     /// exactly one [`FixedBuf`]: the bytes to send, or a receive's room.
     fn fixed(&mut self) -> Option<FixedPart>;
+    /// The control buffer of a message operation (`recv_msg`, `send_msg`)
+    /// that passes control data: start and length of a receive's room or of
+    /// the bytes to send. `None` for every other operation.
+    fn control(&mut self) -> Option<(*mut u8, usize)> {
+        None
+    }
+    /// Records that the first `n` bytes of the control room hold control
+    /// messages (nothing without a control buffer).
+    ///
+    /// # Safety
+    /// The kernel wrote those `n` bytes of the room [`control`](RawBufs::control)
+    /// gave, as the call's `msg_controllen` reported.
+    unsafe fn set_control(&mut self, _n: usize) {}
 }
 
 /// Buffers with their type erased while the engine holds them: a send's
@@ -467,4 +480,144 @@ impl<B: IoBufsMut> ErasedBufs for Rx<B> {
         }
         self
     }
+}
+
+/// A message operation's buffers: the data buffers (a send's or a
+/// receive's) and the caller's control buffer, which the kernel sees only
+/// when `active` (a datagram socket's operation).
+struct Msg<E> {
+    data: E,
+    control: Control,
+    active: bool,
+    /// A receive's control bytes recorded as written.
+    landed: Option<usize>,
+}
+
+/// Boxes a `send_msg`'s buffers and control bytes for the engine.
+/// `active`: the kernel gets the control bytes.
+pub(crate) fn erase_msg_tx<B: IoBufs>(
+    bufs: B,
+    control: Control,
+    active: bool,
+) -> Box<dyn ErasedBufs> {
+    Box::new(Msg {
+        data: Tx(bufs),
+        control,
+        active,
+        landed: None,
+    })
+}
+
+/// Boxes a `recv_msg`'s buffers and control room for the engine.
+/// `active`: the kernel gets the room (else the control comes back empty).
+pub(crate) fn erase_msg_rx<B: IoBufsMut>(
+    bufs: B,
+    control: Control,
+    active: bool,
+) -> Box<dyn ErasedBufs> {
+    Box::new(Msg {
+        data: Rx { bufs, landed: None },
+        control,
+        active,
+        landed: None,
+    })
+}
+
+/// A message operation's buffers and control buffer, back out of their
+/// box ([`take_back`]'s counterpart for `recv_msg` and `send_msg`), with the
+/// receive's records applied.
+pub(crate) fn take_back_msg<B: 'static>(bufs: Box<dyn ErasedBufs>) -> Option<(B, Control)> {
+    let m = bufs.into_any().downcast::<MsgBack>().ok()?;
+    let control = m.control;
+    match m.data.downcast::<Tx<B>>() {
+        Ok(tx) => Some((tx.0, control)),
+        Err(any) => any.downcast::<Rx<B>>().ok().map(|rx| (rx.bufs, control)),
+    }
+}
+
+/// The control part of a message operation.
+trait MsgData: ErasedBufs {
+    /// A receive's (true) or a send's (false).
+    const RX: bool;
+}
+
+impl<B: IoBufs> MsgData for Tx<B> {
+    const RX: bool = false;
+}
+
+impl<B: IoBufsMut> MsgData for Rx<B> {
+    const RX: bool = true;
+}
+
+impl<E: MsgData> RawBufs for Msg<E> {
+    fn buf_count(&self) -> usize {
+        self.data.buf_count()
+    }
+    fn total_len(&self) -> Option<usize> {
+        self.data.total_len()
+    }
+    fn each_part(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        self.data.each_part(f);
+    }
+    fn io_slices(&self) -> Vec<IoSlice<'_>> {
+        self.data.io_slices()
+    }
+    fn one(&self) -> Option<&[u8]> {
+        self.data.one()
+    }
+    fn copy_in(&mut self, skip: usize, src: &[u8]) -> (usize, usize) {
+        self.data.copy_in(skip, src)
+    }
+    unsafe fn set_received(&mut self, n: usize) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.data.set_received(n) }
+    }
+    fn received(&mut self, n: usize, out: &mut Vec<u8>) {
+        self.data.received(n, out);
+    }
+    fn fixed(&mut self) -> Option<FixedPart> {
+        self.data.fixed()
+    }
+    fn control(&mut self) -> Option<(*mut u8, usize)> {
+        match (self.active, E::RX) {
+            (false, _) => None,
+            (true, true) => Some(self.control.room()),
+            (true, false) => Some(self.control.bytes()),
+        }
+    }
+    unsafe fn set_control(&mut self, n: usize) {
+        if self.active && E::RX {
+            self.landed = Some(n.min(self.control.capacity()));
+        }
+    }
+}
+
+impl<E: MsgData> ErasedBufs for Msg<E> {
+    fn as_bufs(&mut self) -> &mut dyn RawBufs {
+        self
+    }
+    fn into_any(mut self: Box<Self>) -> Box<dyn Any + Send> {
+        if E::RX {
+            // A receive's control room is replaced by what arrived (none
+            // when nothing was recorded).
+            let n = self.landed.take().unwrap_or(0);
+            // `set_control` records only bytes the kernel wrote at the
+            // start of the room, at most its capacity.
+            // SAFETY: so `n` bytes of the room were written.
+            unsafe { self.control.set_received(n) };
+        }
+        // The data buffers apply their own record on the way out.
+        let Msg { data, control, .. } = *self;
+        Box::new(MsgBack {
+            data: Box::new(data).into_any(),
+            control,
+        })
+    }
+}
+
+/// A message operation's buffers once handed back: the data buffers' own
+/// box (a `Tx<B>` or an `Rx<B>`, records applied) and the control buffer.
+struct MsgBack {
+    data: Box<dyn Any + Send>,
+    control: Control,
 }

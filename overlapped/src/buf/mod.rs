@@ -60,6 +60,12 @@
 //! readiness probe of the model (it completes with 0 when the socket becomes
 //! readable and consumes nothing).
 //!
+//! A message operation ([`Socket::recv_msg`](crate::Socket::recv_msg),
+//! [`Socket::send_msg`](crate::Socket::send_msg)) takes a [`Control`]
+//! buffer besides its buffers (the `Control` of `WSAMSG`): a receive offers
+//! its capacity as room for the control messages, a send sends its bytes.
+//! The engine owns it with the buffers and hands both back.
+//!
 //! # Registered (fixed) buffers
 //!
 //! [`Engine::register_buffers(count, size)`](crate::Engine::register_buffers)
@@ -364,13 +370,18 @@ mod bytes_impls {
     }
 }
 
+mod context;
+mod control;
 mod fixed;
 mod held;
 mod slice;
 #[cfg(test)]
 mod tests;
 
+pub use context::WithContext;
+pub use control::{Control, ControlMessage, ControlMessages, PktInfo};
 pub use fixed::{FixedBuf, FixedBufs};
 pub(crate) use held::{ErasedBufs, RawBufs, check_bufs, erase_rx, erase_tx, take_back};
 pub use held::{IoBufs, IoBufsMut};
+pub(crate) use held::{erase_msg_rx, erase_msg_tx, take_back_msg};
 pub use slice::Slice;

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 use super::conn;
-use super::table::{Later, SlotState, SockState, op_of, op_token, sock_of};
+use super::table::{ASIDE, Later, SlotState, SockState, op_of, op_token, sock_of};
 use super::{Core, RawDone, SlotNotify, leftover};
 use crate::sys::{self, Dir, OpKind, OpRef, Outcome, Parked, Step, Wakeup};
 
@@ -72,9 +72,16 @@ impl Core {
         let Some(dir) = s.ops.get(key).map(|slot| slot.dir) else {
             return;
         };
-        if let Some(out) = self.step_slot(sock, s, key, call) {
-            self.finish_op(sock, s, key, out);
-            self.arm_next(sock, s, dir);
+        match self.step_slot(sock, s, key, call) {
+            Some(out) => {
+                self.finish_op(sock, s, key, out);
+                self.arm_next(sock, s, dir);
+            }
+            None => {
+                if set_aside(s, key) {
+                    self.arm_next(sock, s, dir);
+                }
+            }
         }
     }
 
@@ -103,9 +110,24 @@ impl Core {
                 out.error = Some(crate::flags::closed_error());
             }
         }
-        // A receive hands its buffers back truncated to the bytes that
-        // landed in them (also when it ends with an error or aborted).
-        if let (OpKind::Recv { .. }, Some(b)) = (&slot.kind, slot.bufs.as_deref_mut()) {
+        if let OpKind::AcceptEx(a) = &mut slot.kind {
+            if out.error.is_some() {
+                // A connection the failed (or aborted) accept took closes now,
+                // not when its result is taken.
+                a.conn = None;
+            }
+            // A caller-made socket the accept did not fill is free again.
+            if let Some(t) = &a.into {
+                t.settle(crate::sys::ext::Reserve::Released);
+                if out.error.is_some() {
+                    t.undo_accept();
+                }
+            }
+        }
+        // A receive (or a file read) hands its buffers back truncated to
+        // the bytes that landed in them (also when it ends with an error or
+        // aborted).
+        if let (true, Some(b)) = (slot.kind.fills(), slot.bufs.as_deref_mut()) {
             // A receive's outcome counts the bytes written at the start of
             // its room (the backends' and `leftover`'s rule).
             // SAFETY: so the first `out.bytes` bytes are written.
@@ -118,6 +140,17 @@ impl Core {
         conn::learn(s, learn, &mut out);
         let check_urgent = out.check_urgent;
         s.queues[dir as usize].retain(|&k| k as usize != key);
+        if !s.queues[ASIDE].is_empty() {
+            s.queues[ASIDE].retain(|&k| k as usize != key);
+        }
+        if let (None, OpKind::Disconnect { reuse }) = (&out.error, &s.ops[key].kind) {
+            // Sends fail with "shutdown" from now on; with reuse the
+            // socket is fresh instead (SPEC x04).
+            s.conn.write_shut = true;
+            if *reuse {
+                self.reuse_socket(sock, s);
+            }
+        }
         self.deliver(s, key, out);
         if check_urgent {
             self.look_for_urgent(sock, s);
@@ -164,7 +197,7 @@ impl Core {
             leftover::keep_unclaimed(s, slot, out);
             return;
         }
-        let port = s.port.clone();
+        s.waits.completed(&mut s.later);
         let slot = &mut s.ops[key];
         match &mut slot.notify {
             SlotNotify::Routine { ctx, id } => {
@@ -175,12 +208,19 @@ impl Core {
             // The port the socket has now (SPEC k09); none for a result the
             // handle takes inline (skip-on-success, or no port at start).
             SlotNotify::Port { tag, conv }
-                if port.is_some() && !(slot.immediate && slot.handle) =>
+                if s.port.is_some() && !(slot.immediate && slot.handle) =>
             {
                 let (tag, conv) = (*tag, *conv);
                 let slot = s.ops.remove(key);
-                if let Some((port, pkey)) = port {
-                    port.push_op(pkey, tag, conv, self.raw_done(out, slot.bufs));
+                let back = s.port.as_ref().and_then(|l| {
+                    let raw = self.raw_done(out, slot.bufs);
+                    l.sink.push_op(l.key, tag, l.data.clone(), conv, raw)
+                });
+                // The port is closed: what the packet held goes after the
+                // socket's lock (see `Later`).
+                if let Some(back) = back {
+                    s.later.extend(back.bufs.map(Later::Bufs));
+                    s.later.extend(back.outcome.fd.map(Later::Fd));
                 }
             }
             notify => {
@@ -231,6 +271,8 @@ impl Core {
             }
             match self.arm_slot(sock, s, head, false) {
                 Some(out) => self.finish_op(sock, s, head, out),
+                // Parked aside: the next of the queue goes on.
+                None if set_aside(s, head) => {}
                 None => return,
             }
         }
@@ -343,11 +385,35 @@ impl Core {
     }
 
     /// Forgets a closed socket once its last operation left its queues.
-    pub(super) fn remove_if_closed(&self, sock: &super::Sock, s: &SockState) {
+    /// Its per-handle data goes then (no packet can carry it any more),
+    /// dropped once the lock is let go: it may own the program's socket.
+    pub(super) fn remove_if_closed(&self, sock: &super::Sock, s: &mut SockState) {
         if s.closed && s.idle() {
+            if let Some(d) = s.port.as_mut().and_then(|l| l.data.take()) {
+                s.later.push(Later::Data(d));
+            }
             self.socks.remove(sock);
         }
     }
+}
+
+/// An operation that now waits aside (see `OpKind::waits_aside`: an
+/// `AcceptEx` that took its connection) leaves its direction queue, so the
+/// next of the queue goes on. True when it moved.
+pub(super) fn set_aside(s: &mut SockState, key: usize) -> bool {
+    let Some(slot) = s.ops.get(key) else {
+        return false;
+    };
+    if !slot.kind.waits_aside() || !matches!(slot.state, SlotState::Armed(_)) {
+        return false;
+    }
+    let q = &mut s.queues[slot.dir as usize];
+    let Some(at) = q.iter().position(|&k| k as usize == key) else {
+        return false;
+    };
+    q.remove(at);
+    s.queues[ASIDE].push_back(key as u16);
+    true
 }
 
 /// What a backend is told about slot `key` of `sock` (the socket's
@@ -368,6 +434,7 @@ fn slot_op<'a>(
     let slot = ops.get_mut(key)?;
     let op = OpRef {
         fd: fd.as_ref().map(|f| f.as_fd()),
+        shared_fd: fd.as_ref(),
         token: op_token(sock.key, key as u16, slot.seq),
         kind: &mut slot.kind,
         done: &mut slot.done,

@@ -105,8 +105,12 @@ pub(super) fn precheck(s: &mut SockState, kind: &OpKind, notify: &SlotNotify) ->
                 ));
             }
         }
-        OpKind::Send { .. } => {
-            if c.write_shut {
+        OpKind::Send { .. } | OpKind::Transmit(_) | OpKind::Disconnect { .. } => {
+            if !s.stream && !matches!(kind, OpKind::Send { .. }) {
+                // TransmitFile and DisconnectEx are for connected streams.
+                return Err(os(libc::ENOTCONN));
+            }
+            if c.write_shut && !matches!(kind, OpKind::Disconnect { .. }) {
                 return Err(os(libc::ESHUTDOWN));
             }
             if s.stream {
@@ -124,7 +128,12 @@ pub(super) fn precheck(s: &mut SockState, kind: &OpKind, notify: &SlotNotify) ->
                 return Err(os(libc::EISCONN));
             }
         }
-        OpKind::Accept => {}
+        OpKind::Accept | OpKind::FileRead { .. } | OpKind::FileWrite { .. } => {}
+        OpKind::AcceptEx(_) => {
+            if !c.listening {
+                return Err(invalid("accept on a socket that is not listening"));
+            }
+        }
     }
     Ok(())
 }

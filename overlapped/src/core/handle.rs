@@ -72,6 +72,7 @@ impl Core {
             return Ok(());
         }
         s.closed = true;
+        let cancel_accept = Core::close_reserved(s);
         let keys: Vec<u16> = s.queues.iter().flat_map(|q| q.iter().copied()).collect();
         for k in keys {
             if let Some(slot) = s.ops.get_mut(k as usize) {
@@ -82,6 +83,9 @@ impl Core {
         let fd = s.fd.take();
         self.remove_if_closed(sock, s);
         drop(guard);
+        if let Some(cancel) = cancel_accept {
+            cancel();
+        }
         // Out of the socket's lock (`epoll_ctl`): the socket is closed, so
         // a readiness report meanwhile finds nothing to do.
         if let Some(fd) = fd.as_ref() {
@@ -96,12 +100,7 @@ impl Core {
     }
 
     /// Associates a socket with a port (at most one per socket).
-    pub(crate) fn associate(
-        &self,
-        sock: &Sock,
-        port: Arc<dyn super::PortSink>,
-        key: usize,
-    ) -> io::Result<()> {
+    pub(crate) fn associate(&self, sock: &Sock, link: super::PortLink) -> io::Result<()> {
         self.with_sock(sock, |_, s| {
             if s.port.is_some() {
                 return Err(io::Error::new(
@@ -109,7 +108,7 @@ impl Core {
                     "the socket is already associated with a completion port",
                 ));
             }
-            s.port = Some((port, key));
+            s.port = Some(link);
             Ok(())
         })
     }

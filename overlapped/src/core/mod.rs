@@ -64,10 +64,12 @@ mod complete;
 pub(crate) mod conn;
 mod drive;
 mod end;
+mod ext;
 mod handle;
 mod leftover;
 mod start;
 pub(crate) mod table;
+mod waits;
 
 use std::fmt;
 
@@ -166,9 +168,32 @@ pub(crate) trait Signal: Send + Sync {
 }
 
 /// What the core needs of a completion port: to queue a finished
-/// operation's packet.
+/// operation's packet (with the socket's per-handle data, if any). A
+/// closed port gives the operation back, to be dropped after the socket's
+/// lock (its buffers may hold the program's context).
 pub(crate) trait PortSink: Send + Sync {
-    fn push_op(&self, key: usize, tag: u64, conv: Convert, raw: RawDone);
+    fn push_op(
+        &self,
+        key: usize,
+        tag: u64,
+        data: Option<PortData>,
+        conv: Convert,
+        raw: RawDone,
+    ) -> Option<RawDone>;
+}
+
+/// The per-handle data a socket was associated with (a typed port's
+/// `Arc<D>`), carried by every packet of the socket.
+pub(crate) type PortData = Arc<dyn Any + Send + Sync>;
+
+/// A socket's association with a port: the port, the completion key, the
+/// per-handle data, and the one completion type a typed port takes (a
+/// start of another type fails at the call).
+pub(crate) struct PortLink {
+    pub(crate) sink: Arc<dyn PortSink>,
+    pub(crate) key: usize,
+    pub(crate) data: Option<PortData>,
+    pub(crate) ty: Option<TypeId>,
 }
 
 /// The typed conversion of a finished operation (for a port packet), and

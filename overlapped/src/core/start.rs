@@ -38,6 +38,16 @@ impl Core {
         Ok(sock)
     }
 
+    /// Adds a file: in the registry as a socket is (its operations, tokens,
+    /// cancel and close are the same), but never registered for readiness
+    /// (epoll refuses regular files; the backend runs file operations its
+    /// own way). `stream`: a pipe or device, without a position.
+    pub(crate) fn add_file(&self, fd: OwnedFd, stream: bool) -> Arc<Sock> {
+        let sys = self.backend.new_sock();
+        let state = SockState::new(Arc::new(fd), stream, false, false, sys);
+        self.socks.insert(|key, seq| Sock::new(key, seq, state))
+    }
+
     /// Starts an operation: completed now, pending, or an error (no
     /// completion will follow; the buffers come back). Under the socket's
     /// lock: the checks, the try of an operation that heads its queue, its
@@ -54,15 +64,23 @@ impl Core {
         thread::note_engine(self);
         let mut guard = sock.lock();
         let s = &mut *guard;
+        if s.reserved.is_some() {
+            if let Err(e) = self.settle_reserve(sock, s, &kind) {
+                return Err((e, bufs));
+            }
+        }
         let notify = match check(s, &kind, notify) {
             Ok(notify) => notify,
             Err(e) => return Err((e, bufs)),
         };
+        s.waits.started();
         let mut op = Starting::new(s, kind, bufs, notify, handle);
         let dir = op.dir;
-        // Only the head of a queue is tried; the others wait their turn.
+        // Only the head of a queue is tried; the others wait their turn. A
+        // file operation is never tried: it is parked at once, beside the
+        // file's others (SPEC f02, f04).
         let queue_empty = s.queues[dir as usize].is_empty();
-        let now = if queue_empty {
+        let now = if queue_empty && dir != Dir::File {
             self.try_at_start(sock, s, &mut op)
         } else {
             None
@@ -122,6 +140,7 @@ impl Core {
         let held = s.urgent.is_some();
         let r = OpRef {
             fd: s.fd.as_ref().map(|fd| fd.as_fd()),
+            shared_fd: s.fd.as_ref(),
             token: 0,
             kind: &mut op.kind,
             done: &mut op.done,
@@ -179,8 +198,12 @@ impl Core {
         s.queues[dir as usize].push_back(key as u16);
         let connecting = matches!(s.ops[key].kind, OpKind::Connect { .. });
         s.conn.connecting |= connecting;
-        if queue_empty {
-            if let Some(out) = self.arm_slot(sock, s, key, true) {
+        if queue_empty || dir == Dir::File {
+            let armed = self.arm_slot(sock, s, key, true);
+            if armed.is_none() && super::complete::set_aside(s, key) {
+                self.arm_next(sock, s, dir);
+            }
+            if let Some(out) = armed {
                 if out.error.is_some() && out.bytes == 0 {
                     // Nothing reached the kernel: undo and fail the start.
                     s.queues[dir as usize].retain(|&k| k as usize != key);
@@ -228,6 +251,18 @@ fn check(s: &mut SockState, kind: &OpKind, notify: SlotNotify) -> io::Result<Slo
             Some(_) => SlotNotify::None,
             None => SlotNotify::Port { tag: 0, conv },
         },
+        // A typed port takes the completions of its one type only.
+        SlotNotify::Port { conv, .. }
+            if s.port
+                .as_ref()
+                .and_then(|l| l.ty)
+                .is_some_and(|t| t != conv.0) =>
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the socket's typed completion port takes operations of another buffer type",
+            ));
+        }
         notify => notify,
     })
 }
@@ -288,7 +323,7 @@ impl Starting {
             // Nothing moved: the start fails, and no completion follows.
             return Err(out.error.take().unwrap_or_else(bad_handle));
         }
-        if let (OpKind::Recv { .. }, Some(b)) = (&self.kind, self.bufs.as_deref_mut()) {
+        if let (true, Some(b)) = (self.kind.fills(), self.bufs.as_deref_mut()) {
             // As in `finish_op`: the outcome counts bytes written.
             // SAFETY: so the first `out.bytes` bytes are written.
             unsafe { b.as_bufs().set_received(out.bytes) };

@@ -26,6 +26,9 @@ const SHARDS: usize = 32;
 /// not yet taken): an operation's index in its socket has 16 bits.
 pub(crate) const MAX_OPS_PER_SOCKET: usize = 0xFFFF;
 
+/// The index in [`SockState::queues`] of the operations that wait aside.
+pub(crate) const ASIDE: usize = 4;
+
 /// The sockets of an engine, by key.
 pub(crate) struct Registry {
     shards: Box<[Mutex<Slab<Arc<Sock>>>]>,
@@ -233,6 +236,9 @@ pub(crate) enum Later {
     Wake(Arc<ThreadCtx>),
     /// An async task awaiting one.
     Waker(Waker),
+    /// The per-handle data of a closed socket whose last operation
+    /// completed (its drop may drop the program's connection state).
+    Data(super::PortData),
 }
 
 impl Later {
@@ -243,6 +249,7 @@ impl Later {
             Later::Set(ev) => ev.set(),
             Later::Wake(t) => t.wake(),
             Later::Waker(w) => w.wake(),
+            Later::Data(d) => drop(d),
         }
     }
 }
@@ -264,9 +271,16 @@ pub(crate) struct SockState {
     /// Open handles of the socket (`Socket` and its clones, SPEC k11): the
     /// socket closes with the last.
     pub(crate) handles: usize,
-    /// Slot indexes of the direction queues, in posting order.
-    pub(crate) queues: [VecDeque<u16>; 3],
-    pub(crate) port: Option<(Arc<dyn super::PortSink>, usize)>,
+    /// Slot indexes of the direction queues, in posting order (the fourth,
+    /// a file's operations, all parked at once: see [`Dir::File`]), and (at
+    /// [`ASIDE`]) of the operations that wait off their queue on a
+    /// descriptor of their own (see `OpKind::waits_aside`).
+    pub(crate) queues: [VecDeque<u16>; 5],
+    /// A pending `AcceptEx` on another socket will take its connection
+    /// into this one (SPEC x02); the socket learns the outcome on its next
+    /// call.
+    pub(crate) reserved: Option<Arc<crate::sys::ext::Target>>,
+    pub(crate) port: Option<super::PortLink>,
     pub(crate) skip_on_success: bool,
     /// Bytes a stream receive took from the kernel after its handle was
     /// dropped: served to the next receives first, so no byte is lost.
@@ -281,6 +295,8 @@ pub(crate) struct SockState {
     pub(crate) ops: Slab<Slot>,
     /// Put aside under the lock, run after it (see [`Later`]).
     pub(crate) later: Vec<Later>,
+    /// The socket's part in waits (SPEC t03, t04).
+    pub(crate) waits: super::waits::SockWaits,
     next_gen: u16,
 }
 
@@ -310,15 +326,18 @@ impl SockState {
             sys,
             ops: Slab::new(),
             later: Vec::new(),
+            reserved: None,
+            waits: Default::default(),
             next_gen: 1,
         }
     }
 
-    /// A generation for a new slot (never `0xFFFF`, so no operation token
-    /// equals a backend's reserved ones).
+    /// A generation for a new slot (15 bits, never `0x7FFF`: no operation
+    /// token equals a backend's reserved ones or has the top bit the poll
+    /// engine marks a descriptor watched aside with).
     pub(crate) fn new_gen(&mut self) -> u16 {
         let g = self.next_gen;
-        self.next_gen = if g >= 0xFFFE { 1 } else { g + 1 };
+        self.next_gen = if g >= 0x7FFE { 1 } else { g + 1 };
         g
     }
 

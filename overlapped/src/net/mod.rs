@@ -3,11 +3,13 @@
 //! A [`Socket`] is created for overlapped use (the `WSA_FLAG_OVERLAPPED`
 //! step: non-blocking, close-on-exec) on an [`Engine`]. Binding, listening
 //! and options are ordinary calls; `accept`, `connect`, `send`, `recv`,
-//! `send_to` and `recv_from` are **operations**: they return at once,
-//! completed now or pending, and complete exactly once.
+//! `send_to`, `recv_from`, `send_msg` and `recv_msg` are **operations**:
+//! they return at once, completed now or pending, and complete exactly
+//! once.
+
+mod waits;
 
 use std::io;
-use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -16,13 +18,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::buf::ErasedBufs;
+use crate::buf::{Control, erase_msg_rx, erase_msg_tx, take_back_msg};
 use crate::buf::{IoBufs, IoBufsMut, check_bufs, erase_rx, erase_tx, take_back};
-use crate::core::{SlotNotify, Sock};
+use crate::core::Sock;
 use crate::engine::Engine;
 use crate::flags::MsgFlags;
-use crate::op::{Notify, Op, OpOutput, StartError, Started};
+use crate::op::{Notify, OpOutput, StartError, Started};
 use crate::sys::OpKind;
-use crate::thread::{current_ctx, register_routine, unregister_routine};
+
+mod ext;
+pub use ext::Accepted;
 
 /// An overlapped socket.
 ///
@@ -290,71 +295,7 @@ impl Socket {
         bufs: crate::sys::Bufs,
         notify: Notify<T>,
     ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
-        let (slot_notify, handle, routine) = match notify {
-            Notify::None => (
-                SlotNotify::Default {
-                    conv: crate::port::convert::<T>(),
-                },
-                true,
-                None,
-            ),
-            Notify::Event(e) => {
-                e.reset();
-                e.bind_engine(&self.engine);
-                (SlotNotify::Event(e.signal()), true, None)
-            }
-            Notify::Routine(f) => {
-                let id = register_routine(Box::new(move |raw| f(T::from_raw(raw))));
-                (
-                    SlotNotify::Routine {
-                        ctx: current_ctx(),
-                        id,
-                    },
-                    false,
-                    Some(id),
-                )
-            }
-            Notify::Port(tag) => (
-                SlotNotify::Port {
-                    tag,
-                    conv: crate::port::convert::<T>(),
-                },
-                false,
-                None,
-            ),
-        };
-        if self.closed.load(Ordering::Acquire) {
-            if let Some(id) = routine {
-                unregister_routine(id);
-            }
-            return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
-        }
-        match self
-            .engine
-            .inner
-            .start(&self.sock, kind, bufs, slot_notify, handle)
-        {
-            Ok(crate::core::StartOk { id, now, handle }) => {
-                let op = Op {
-                    engine: self.engine.clone(),
-                    sock: self.sock.clone(),
-                    id,
-                    consumer: handle,
-                    done: false,
-                    _t: PhantomData,
-                };
-                Ok(match now {
-                    Some(bytes) => Started::Now { bytes, op },
-                    None => Started::Pending(op),
-                })
-            }
-            Err((e, b)) => {
-                if let Some(id) = routine {
-                    unregister_routine(id);
-                }
-                Err((e, b))
-            }
-        }
+        crate::op::start_on(&self.engine, &self.sock, &self.closed, kind, bufs, notify)
     }
 
     /// Starts a send or receive with its buffers, boxed (by
@@ -497,6 +438,188 @@ impl Socket {
         )
     }
 
+    /// Starts a message operation with its buffers and control buffer,
+    /// boxed (by [`erase_msg_tx`]/[`erase_msg_rx`]) before anything takes a
+    /// pointer to them.
+    // The buffers and the control buffer, as the start error and the
+    // completion hand them back.
+    #[allow(clippy::type_complexity)]
+    fn start_msg<B: IoBufs>(
+        &self,
+        kind: OpKind,
+        bufs: Box<dyn ErasedBufs>,
+        notify: Notify<(B, Control)>,
+    ) -> Result<Started<(B, Control)>, StartError<(B, Control)>> {
+        let mut bufs = bufs;
+        let r = match check_bufs(bufs.as_bufs()) {
+            Err(e) => Err((e, Some(bufs))),
+            Ok(_) => self.start(kind, Some(bufs), notify),
+        };
+        r.map_err(|(error, b)| StartError {
+            error,
+            // The driver hands back exactly the buffers it was given.
+            bufs: b
+                .and_then(take_back_msg::<B>)
+                .expect("buffers come back with a failed start"),
+        })
+    }
+
+    /// `WSARecvMsg`: one datagram into the buffers (scattered in array
+    /// order), with its control data into `control`, whose capacity is the
+    /// room offered ([`Control::with_capacity`]). The completion's `data`
+    /// is the buffers and the control buffer, holding the control messages
+    /// that arrived ([`Control::messages`], [`Control::pktinfo`]); `addr`
+    /// is the sender; `flags` has [`RecvFlags::TRUNCATED`](crate::RecvFlags::TRUNCATED)
+    /// for a datagram larger than the buffers and
+    /// [`RecvFlags::CTRUNC`](crate::RecvFlags::CTRUNC) for control data
+    /// larger than the room (the messages that fit are there; either makes
+    /// [`Completion::wsa_error`](crate::Completion::wsa_error)
+    /// `WSAEMSGSIZE`, with the payload's bytes in `bytes`). Which control
+    /// messages come is set by socket options, such as
+    /// [`set_pktinfo`](Socket::set_pktinfo).
+    ///
+    /// On a stream socket it receives as [`recv`](Socket::recv) does, and
+    /// the control buffer comes back empty.
+    ///
+    /// # Errors (at start)
+    /// As for [`recv_from`](Socket::recv_from).
+    ///
+    /// # Examples
+    ///
+    /// The local address a datagram was sent to:
+    ///
+    /// ```
+    /// use overlapped::{Control, Engine, MsgFlags, Notify, Socket};
+    /// # fn main() -> std::io::Result<()> {
+    /// let engine = Engine::new()?;
+    /// let server = Socket::udp_bound(&engine, &"127.0.0.1:0".parse().unwrap())?;
+    /// server.set_pktinfo(true)?;
+    /// let client = Socket::udp_bound(&engine, &"127.0.0.1:0".parse().unwrap())?;
+    /// let recv = server.recv_msg(
+    ///     vec![0u8; 64],
+    ///     Control::with_capacity(Control::PKTINFO_SPACE),
+    ///     MsgFlags::empty(),
+    ///     Notify::None,
+    /// )?;
+    /// client.send_to(b"hello".to_vec(), server.local_addr()?, MsgFlags::empty(), Notify::None)?;
+    /// let done = recv.wait()?;
+    /// let (data, control) = done.data;
+    /// assert_eq!(&data[..], b"hello");
+    /// assert_eq!(done.addr, Some(client.local_addr()?));
+    /// let info = control.pktinfo().expect("IP_PKTINFO");
+    /// assert_eq!(info.addr, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "WSARecvMsg")]
+    // The buffers and the control buffer, as the start error and the
+    // completion hand them back.
+    #[allow(clippy::type_complexity)]
+    pub fn recv_msg<B: IoBufsMut>(
+        &self,
+        bufs: B,
+        control: Control,
+        flags: MsgFlags,
+        notify: impl Into<Notify<(B, Control)>>,
+    ) -> Result<Started<(B, Control)>, StartError<(B, Control)>> {
+        let active = !self.is_stream();
+        self.start_msg(
+            OpKind::Recv {
+                flags,
+                want_addr: true,
+            },
+            erase_msg_rx(bufs, control, active),
+            notify.into(),
+        )
+    }
+
+    /// `WSASendMsg`: the buffers, gathered in array order, with the control
+    /// messages of `control` (its bytes, built with [`Control::push`] or
+    /// [`Control::push_pktinfo`], e.g. the source address of the datagram),
+    /// as one datagram to `to` (`None`: the connected peer). The
+    /// completion's `data` is the buffers and the control buffer, back.
+    ///
+    /// On a stream socket it sends as [`send`](Socket::send) does; control
+    /// data there is refused.
+    ///
+    /// # Errors (at start)
+    /// As for [`send`](Socket::send); `InvalidInput` for control data on a
+    /// stream socket; the system's error for control data it refuses (such
+    /// as `EINVAL` for a source address that is not local).
+    ///
+    /// # Examples
+    ///
+    /// A socket bound to the wildcard address answers from the address it
+    /// chooses (here `127.0.0.2`, a loopback address):
+    ///
+    /// ```
+    /// use overlapped::{Control, Engine, MsgFlags, Notify, PktInfo, Socket};
+    /// # fn main() -> std::io::Result<()> {
+    /// let engine = Engine::new()?;
+    /// let server = Socket::udp_bound(&engine, &"0.0.0.0:0".parse().unwrap())?;
+    /// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let mut control = Control::new();
+    /// control.push_pktinfo(PktInfo::new("127.0.0.2".parse().unwrap(), 0));
+    /// let sent = server
+    ///     .send_msg(
+    ///         vec![b"re".to_vec(), b"ply".to_vec()],
+    ///         control,
+    ///         Some(client.local_addr()?),
+    ///         MsgFlags::empty(),
+    ///         Notify::None,
+    ///     )?
+    ///     .wait()?;
+    /// assert_eq!(sent.bytes, 5);
+    /// let mut buf = [0u8; 8];
+    /// let (n, from) = client.recv_from(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"reply");
+    /// assert_eq!(from.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+    /// assert_eq!(from.port(), server.local_addr()?.port());
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "WSASendMsg")]
+    // The buffers and the control buffer, as the start error and the
+    // completion hand them back.
+    #[allow(clippy::type_complexity)]
+    pub fn send_msg<B: IoBufs>(
+        &self,
+        bufs: B,
+        control: Control,
+        to: Option<SocketAddr>,
+        flags: MsgFlags,
+        notify: impl Into<Notify<(B, Control)>>,
+    ) -> Result<Started<(B, Control)>, StartError<(B, Control)>> {
+        if self.is_stream() && !control.is_empty() {
+            return Err(StartError {
+                error: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "control data on a stream socket",
+                ),
+                bufs: (bufs, control),
+            });
+        }
+        let active = !self.is_stream();
+        self.start_msg(
+            OpKind::Send { flags, to },
+            erase_msg_tx(bufs, control, active),
+            notify.into(),
+        )
+    }
+
+    /// Asks for the packet information of every received datagram
+    /// (`IP_PKTINFO`; on an IPv6 socket `IPV6_RECVPKTINFO`, and `IP_PKTINFO`
+    /// too unless it is IPv6-only, for its IPv4 datagrams): a
+    /// [`recv_msg`](Socket::recv_msg)'s control buffer then holds the local
+    /// address each datagram was sent to and the interface it arrived on
+    /// ([`Control::pktinfo`]).
+    ///
+    /// # Errors
+    /// The OS error of `setsockopt(2)`; `EBADF` after
+    /// [`close`](Socket::close).
+    pub fn set_pktinfo(&self, on: bool) -> io::Result<()> {
+        self.open()?;
+        self.with_fd(|fd| crate::sys::msg::set_pktinfo(fd, on))?
+    }
+
     /// `AcceptEx`: accepts one connection; the completion's `data` is the new
     /// (overlapped) socket and `addr` the peer.
     #[doc(alias = "AcceptEx")]
@@ -525,6 +648,7 @@ impl Socket {
             OpKind::Connect {
                 addr,
                 started: false,
+                sending: false,
             },
             None,
             notify.into(),
@@ -558,13 +682,9 @@ impl Socket {
         self.engine.inner.close_socket(&self.sock)
     }
 
-    pub(crate) fn associate(
-        &self,
-        port: Arc<crate::port::PortInner>,
-        key: usize,
-    ) -> io::Result<()> {
+    pub(crate) fn associate(&self, link: crate::core::PortLink) -> io::Result<()> {
         self.open()?;
-        self.engine.inner.associate(&self.sock, port, key)
+        self.engine.inner.associate(&self.sock, link)
     }
 
     /// `SetFileCompletionNotificationModes(socket,

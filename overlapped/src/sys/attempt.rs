@@ -61,6 +61,9 @@ pub(crate) fn attempt(
     match kind {
         OpKind::Send { flags, to } => {
             let bufs = bufs.expect("send carries buffers");
+            if let Some(control) = bufs.control() {
+                return send_with_control(fd, bufs, control, *flags, *to, done, stream);
+            }
             send(fd, bufs, *flags, *to, done, stream)
         }
         OpKind::Recv { flags, want_addr } => {
@@ -68,7 +71,46 @@ pub(crate) fn attempt(
             recv(fd, bufs, *flags, *want_addr, done, stream, urgent)
         }
         OpKind::Accept => accept(fd),
-        OpKind::Connect { addr, started } => connect(fd, addr, started),
+        OpKind::AcceptEx(a) => super::ext::accept_ex(fd, a, bufs),
+        OpKind::Connect {
+            addr,
+            started,
+            sending,
+        } => {
+            if !*sending {
+                match connect(fd, addr, started) {
+                    // Connected: its data goes next (SPEC x03).
+                    Attempt::Done(out) if out.error.is_none() && bufs.is_some() => {
+                        *sending = true;
+                    }
+                    other => return other,
+                }
+            }
+            let bufs = bufs.expect("checked above");
+            send(fd, bufs, MsgFlags::empty(), None, done, true)
+        }
+        OpKind::Disconnect { .. } => super::ext::disconnect(fd),
+        OpKind::Transmit(t) => super::ext::transmit(fd, t, bufs, done),
+        // Never tried at start, nor on readiness (the core parks file
+        // operations at once); here for completeness, as the pool runs it.
+        OpKind::FileRead { offset } => file(fd, true, *offset, stream, bufs, done),
+        OpKind::FileWrite { offset } => file(fd, false, *offset, stream, bufs, done),
+    }
+}
+
+/// `ReadFile` / `WriteFile` at an offset (see [`file_io`](super::pool::file_io)).
+fn file(
+    fd: BorrowedFd<'_>,
+    read: bool,
+    offset: u64,
+    stream: bool,
+    bufs: Option<&mut dyn RawBufs>,
+    done: &mut usize,
+) -> Attempt {
+    let bufs = bufs.expect("a file operation carries buffers");
+    match super::pool::file_io(fd, read, offset, stream, bufs, done) {
+        Some(out) => Attempt::Done(out),
+        None => Attempt::WouldBlock,
     }
 }
 
@@ -98,6 +140,49 @@ fn send(
         // One buffer, no address: plain send(2), no iovec array.
         (None, Some(b)) => s.one(b, done),
         _ => s.gather(bufs, to.as_ref(), done),
+    }
+}
+
+/// `WSASendMsg` with control data: as [`send`], through
+/// [`msg::send_msg`](super::msg::send_msg).
+fn send_with_control(
+    fd: BorrowedFd<'_>,
+    bufs: &mut dyn RawBufs,
+    control: (*mut u8, usize),
+    flags: MsgFlags,
+    to: Option<SocketAddr>,
+    done: &mut usize,
+    stream: bool,
+) -> Attempt {
+    if let (false, Some(addr)) = (stream, &to) {
+        if addr.port() == 0 {
+            // As `send`: Windows sends nothing and succeeds.
+            return Attempt::Done(Outcome::ok(bufs.total_len().unwrap_or(0)));
+        }
+    }
+    let total = bufs.total_len().unwrap_or(0);
+    let mut s = Sending {
+        fd,
+        flags: tx_flags(flags),
+        stream,
+        refused: 0,
+    };
+    loop {
+        match super::msg::send_msg(fd, bufs, *done, to.as_ref(), control, s.flags) {
+            Ok(n) => {
+                *done += n;
+                if !stream || *done >= total || n == 0 {
+                    return Attempt::Done(Outcome::ok(*done));
+                }
+            }
+            Err(e) if e == rustix::io::Errno::INTR => {}
+            Err(e) if would_block(&e) => return Attempt::WouldBlock,
+            Err(e) if s.refused_again(&e) => {}
+            Err(e) if !stream && e == rustix::io::Errno::CONNREFUSED => {
+                return Attempt::Done(Outcome::ok(total));
+            }
+            Err(e) => return Attempt::Done(Outcome::err(to_io(e), *done)),
+        }
     }
 }
 
@@ -302,6 +387,9 @@ fn recv_once(
     let r = tcp::recv_msg(fd, bufs, skip, rflags, want_addr)?;
     if r.truncated {
         out.flags |= RecvFlags::TRUNCATED;
+    }
+    if r.ctrunc {
+        out.flags |= RecvFlags::CTRUNC;
     }
     if want_addr {
         out.addr = r.addr;

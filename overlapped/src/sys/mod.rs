@@ -62,9 +62,12 @@ use crate::flags::{MsgFlags, RecvFlags};
 mod attempt;
 pub(crate) mod block;
 mod clock;
+pub(crate) mod ext;
 pub(crate) mod fixed;
 pub(crate) mod guess;
+pub(crate) mod msg;
 pub(crate) mod poll;
+pub(crate) mod pool;
 pub(crate) mod probe;
 pub(crate) mod tcp;
 #[cfg(feature = "tokio")]
@@ -152,12 +155,15 @@ impl std::fmt::Display for EngineKind {
 
 /// Direction queues of a socket. At most one operation per direction is
 /// parked in the kernel (or waiting for readiness) at a time, which is how
-/// posting order becomes filling/sending order on both engines.
+/// posting order becomes filling/sending order on both engines. The
+/// fourth queue holds a file's operations, which promise no order: every
+/// one of them is parked at once (SPEC f02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dir {
     Read = 0,
     Write = 1,
     Urgent = 2,
+    File = 3,
 }
 
 /// One row per operation.
@@ -173,17 +179,77 @@ pub(crate) enum OpKind {
     Recv { flags: MsgFlags, want_addr: bool },
     /// `AcceptEx`: a new non-blocking, close-on-exec socket and its peer.
     Accept,
-    /// `ConnectEx`: `started` is false until the first `connect(2)` ran.
-    Connect { addr: SocketAddr, started: bool },
+    /// `AcceptEx` with a receive buffer, or into a caller-made socket
+    /// (SPEC x01, x02).
+    AcceptEx(Box<ext::AcceptEx>),
+    /// `ConnectEx`: `started` is false until the first `connect(2)` ran;
+    /// `sending`: connected, sending the operation's data (SPEC x03).
+    Connect {
+        addr: SocketAddr,
+        started: bool,
+        sending: bool,
+    },
+    /// `DisconnectEx` (SPEC x04); `reuse`: the socket takes a new accept or
+    /// connect afterwards.
+    Disconnect { reuse: bool },
+    /// `TransmitFile` (SPEC x05).
+    Transmit(Box<ext::Transmit>),
+    /// `ReadFile` on a file opened overlapped: scatter read at `offset`
+    /// (ignored by a pipe or a device that has no position).
+    FileRead { offset: u64 },
+    /// `WriteFile` on a file opened overlapped: gather write at `offset`;
+    /// it completes when every byte is written, or with an error that
+    /// reports the bytes written.
+    FileWrite { offset: u64 },
 }
 
 impl OpKind {
     pub(crate) fn dir(&self) -> Dir {
         match self {
-            OpKind::Send { .. } | OpKind::Connect { .. } => Dir::Write,
+            OpKind::Send { .. }
+            | OpKind::Connect { .. }
+            | OpKind::Disconnect { .. }
+            | OpKind::Transmit(_) => Dir::Write,
             OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => Dir::Urgent,
-            OpKind::Recv { .. } | OpKind::Accept => Dir::Read,
+            OpKind::Recv { .. } | OpKind::Accept | OpKind::AcceptEx(_) => Dir::Read,
+            OpKind::FileRead { .. } | OpKind::FileWrite { .. } => Dir::File,
         }
+    }
+
+    /// A file's read or write (see [`Dir::File`]).
+    pub(crate) fn is_file(&self) -> bool {
+        matches!(self, OpKind::FileRead { .. } | OpKind::FileWrite { .. })
+    }
+
+    /// An operation that writes into its buffers (a receive, a file read,
+    /// an `AcceptEx`'s first data): its outcome counts the bytes written at
+    /// the start of their room.
+    pub(crate) fn fills(&self) -> bool {
+        matches!(
+            self,
+            OpKind::Recv { .. } | OpKind::FileRead { .. } | OpKind::AcceptEx(_)
+        )
+    }
+
+    /// An `AcceptEx` that took its connection and waits for its first data:
+    /// it waits off its listener's queue, on the connection's readiness.
+    pub(crate) fn waits_aside(&self) -> bool {
+        matches!(self, OpKind::AcceptEx(a) if a.conn.is_some())
+    }
+
+    /// The descriptor the operation waits on: the socket's, or for an
+    /// `AcceptEx` that waits aside, its connection's.
+    pub(crate) fn wait_fd<'a>(&'a self, sock: BorrowedFd<'a>) -> BorrowedFd<'a> {
+        match self {
+            OpKind::AcceptEx(a) => a.conn_fd().unwrap_or(sock),
+            _ => sock,
+        }
+    }
+
+    /// An operation the start never tries: it completes pending even when
+    /// it could finish at once (`DisconnectEx`, as on Windows).
+    pub(crate) fn always_pends(&self) -> bool {
+        matches!(self, OpKind::Disconnect { .. })
     }
 }
 
@@ -194,6 +260,8 @@ pub(crate) struct Outcome {
     pub(crate) bytes: usize,
     pub(crate) flags: RecvFlags,
     pub(crate) addr: Option<SocketAddr>,
+    /// The local address of an `AcceptEx`'s connection.
+    pub(crate) local: Option<SocketAddr>,
     pub(crate) fd: Option<OwnedFd>,
     /// A stream receive of the normal channel took bytes and may have
     /// stopped at the urgent mark: the next one would read past the urgent
@@ -211,6 +279,7 @@ impl Outcome {
             bytes,
             flags: RecvFlags::empty(),
             addr: None,
+            local: None,
             fd: None,
             check_urgent: false,
             drained: false,
@@ -379,6 +448,10 @@ impl SockSys {
 pub(crate) struct OpRef<'a> {
     /// The socket's descriptor.
     pub(crate) fd: Option<BorrowedFd<'a>>,
+    /// The same descriptor, shared: a file operation run on a worker
+    /// thread keeps it open until it returns (a close meanwhile must not
+    /// let its number name another file).
+    pub(crate) shared_fd: Option<&'a std::sync::Arc<OwnedFd>>,
     /// The core's token for this operation (unique while it is parked).
     pub(crate) token: u64,
     pub(crate) kind: &'a mut OpKind,
@@ -393,6 +466,24 @@ pub(crate) struct OpRef<'a> {
     pub(crate) urgent: &'a mut Option<u8>,
 }
 
+impl OpRef<'_> {
+    /// The same reference, for a call that takes it by value.
+    pub(crate) fn reborrow(&mut self) -> OpRef<'_> {
+        OpRef {
+            fd: self.fd,
+            shared_fd: self.shared_fd,
+            token: self.token,
+            kind: self.kind,
+            done: self.done,
+            stream: self.stream,
+            cancel: self.cancel,
+            sock: self.sock,
+            hints: self.hints,
+            urgent: self.urgent,
+        }
+    }
+}
+
 /// Buffers as the core stores them.
 pub(crate) type Bufs = Option<Box<dyn ErasedBufs>>;
 
@@ -403,6 +494,8 @@ pub(crate) type Bufs = Option<Box<dyn ErasedBufs>>;
 pub(crate) enum Parked {
     Uring(uring::InFlight),
     Poll(poll::Waiting),
+    /// A file operation on the poll engine's worker pool.
+    Pool(pool::Job),
 }
 
 /// The answer of [`Backend::arm`], [`Backend::progress`] and
@@ -445,6 +538,12 @@ pub(crate) enum Wakeup {
 #[derive(Debug)]
 pub(crate) enum Reaped {
     Uring(uring::Cqe),
+    /// The poll engine: the descriptor an operation waits on by itself (an
+    /// `AcceptEx`'s connection) is ready.
+    Ready,
+    /// A job of the poll engine's file pool finished (only a worker makes
+    /// one: its result is in the job).
+    Pool(pool::Finished),
 }
 
 /// The engine behind an [`Engine`](crate::Engine): one arm per backend.
@@ -590,6 +689,8 @@ impl Backend {
         match &self.imp {
             // SAFETY: the caller keeps the token unique (see above).
             Imp::Uring(u) => unsafe { u.arm(op, bufs) },
+            // Regular files are always "ready" for epoll: a worker runs it.
+            Imp::Poll(p) if op.kind.is_file() => p.files().submit(op, bufs),
             Imp::Poll(p) => p.arm(op, bufs, tried, &self.calls),
         }
     }
@@ -602,6 +703,7 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.progress(op, f, wakeup, &self.calls),
             (Imp::Poll(p), Parked::Poll(w)) => p.progress(op, w, &self.calls),
+            (Imp::Poll(_) | Imp::Uring(_), Parked::Pool(j)) => pool::progress(j),
             // Another backend's operation (never met): left as it is.
             (Imp::Uring(_), parked @ Parked::Poll(_))
             | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
@@ -616,6 +718,7 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.cancel(op, f),
             (Imp::Poll(_) | Imp::Uring(_), Parked::Poll(w)) => poll::cancel(op, w),
+            (Imp::Poll(_) | Imp::Uring(_), Parked::Pool(j)) => pool::cancel(op, j),
             // Another backend's operation (never met): left as it is.
             (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
@@ -629,8 +732,10 @@ impl Backend {
         match (&self.imp, parked) {
             (Imp::Uring(u), Parked::Uring(f)) => u.kick(op, f),
             (Imp::Poll(p), Parked::Poll(w)) => p.kick(op, w, &self.calls),
-            // Another backend's operation (never met): left as it is.
-            (Imp::Uring(_), parked @ Parked::Poll(_))
+            // Another backend's operation (never met): left as it is; a
+            // file job has nothing to learn about urgent data.
+            (_, parked @ Parked::Pool(_))
+            | (Imp::Uring(_), parked @ Parked::Poll(_))
             | (Imp::Poll(_), parked @ Parked::Uring(_)) => Step::Parked(parked),
         }
     }

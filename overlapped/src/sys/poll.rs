@@ -13,7 +13,8 @@
 //! core serves priority readiness before a socket's reads (a read past the
 //! urgent byte makes Linux drop it; see SPEC k05). Sends pass
 //! `MSG_NOSIGNAL`. Another thread ends a blocking wait through an eventfd in
-//! the epoll set.
+//! the epoll set. File operations run on the engine's file pool
+//! ([`pool`](super::pool)), whose eventfd is in the set too.
 //!
 //! No `unsafe` here: the syscalls go through `rustix` with borrowed buffers.
 
@@ -29,12 +30,22 @@ use super::{
 use crate::flags::MsgFlags;
 
 const WAKE_TOKEN: u64 = u64::MAX;
+/// The file pool's eventfd (no socket token has its top bit set).
+const POOL_TOKEN: u64 = u64::MAX - 1;
+
+/// Set in the epoll data of a descriptor an operation waits on by itself
+/// (an `AcceptEx`'s connection, waiting for its first data): the rest is the
+/// operation's token (operation tokens never have this bit, see
+/// `SockState::new_gen`; socket tokens neither: their generation has 31
+/// bits).
+const ASIDE: u64 = 1 << 63;
 
 /// The epoll backend.
 #[derive(Debug)]
 pub(crate) struct Poll {
     epoll: OwnedFd,
     wake_fd: OwnedFd,
+    files: super::pool::Pool,
 }
 
 impl Poll {
@@ -48,19 +59,67 @@ impl Poll {
             epoll::EventFlags::IN,
         )
         .map_err(to_io)?;
-        Ok(Poll { epoll, wake_fd })
+        let files = super::pool::Pool::new()?;
+        epoll::add(
+            &epoll,
+            files.signal_fd(),
+            epoll::EventData::new_u64(POOL_TOKEN),
+            epoll::EventFlags::IN,
+        )
+        .map_err(to_io)?;
+        Ok(Poll {
+            epoll,
+            wake_fd,
+            files,
+        })
     }
 
-    /// Registers a socket for edge-triggered readiness under `token`.
+    /// The engine's file pool.
+    pub(crate) fn files(&self) -> &super::pool::Pool {
+        &self.files
+    }
+
+    /// Registers a socket for edge-triggered readiness under `token`. A
+    /// descriptor the set still holds (an `AcceptEx`'s connection watched
+    /// for its first data, now the new socket's) takes the new token.
     pub(crate) fn register(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
         use epoll::EventFlags as F;
-        epoll::add(
-            &self.epoll,
-            fd,
-            epoll::EventData::new_u64(token),
-            F::IN | F::OUT | F::PRI | F::RDHUP | F::ET,
-        )
+        let data = epoll::EventData::new_u64(token);
+        let flags = F::IN | F::OUT | F::PRI | F::RDHUP | F::ET;
+        match epoll::add(&self.epoll, fd, data, flags) {
+            Err(e) if e == rustix::io::Errno::EXIST => epoll::modify(&self.epoll, fd, data, flags),
+            r => r,
+        }
         .map_err(to_io)
+    }
+
+    /// Watches the descriptor an operation waits on by itself (see
+    /// [`ASIDE`]) for reading, once.
+    fn watch_aside(&self, op: &mut OpRef<'_>) {
+        let OpKind::AcceptEx(a) = &mut *op.kind else {
+            return;
+        };
+        if a.conn.as_ref().is_none_or(|c| c.watched) {
+            return;
+        }
+        use epoll::EventFlags as F;
+        let data = epoll::EventData::new_u64(op.token | ASIDE);
+        let flags = F::IN | F::RDHUP | F::ET;
+        let r = match a.conn_fd() {
+            Some(fd) => match epoll::add(&self.epoll, fd, data, flags) {
+                Err(e) if e == rustix::io::Errno::EXIST => {
+                    epoll::modify(&self.epoll, fd, data, flags)
+                }
+                r => r,
+            },
+            None => Ok(()),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "epoll_ctl for an accepted connection failed");
+        }
+        if let Some(c) = a.conn.as_mut() {
+            c.watched = true;
+        }
     }
 
     /// Removes a socket before it is closed.
@@ -98,6 +157,16 @@ impl Poll {
                 let mut buf = [0u8; 8];
                 let _ = rustix::io::read(&self.wake_fd, &mut buf);
                 woke = true;
+                continue;
+            }
+            if token == POOL_TOKEN {
+                self.files.reap(out);
+            }
+            if token & ASIDE != 0 {
+                out.push(Wakeup::Op {
+                    token: token & !ASIDE,
+                    reaped: super::Reaped::Ready,
+                });
                 continue;
             }
             let f = ev.flags;
@@ -175,7 +244,7 @@ pub(crate) fn try_now(
     watch_urgent: bool,
     calls: &Calls,
 ) -> Option<Attempt> {
-    if !worth_trying(&mut op) {
+    if op.kind.always_pends() || !worth_trying(&mut op) {
         return None;
     }
     if let Some(fd) = op.fd {
@@ -209,7 +278,9 @@ fn hinted_attempt(
         return Attempt::Done(Outcome::aborted(*op.done));
     };
     let dir = op.kind.dir();
-    let read = dir == Dir::Read;
+    // An operation that waits aside tries its own descriptor: the socket's
+    // hints are not about it.
+    let read = dir == Dir::Read && !op.kind.waits_aside();
     // A read tried while the hint was clear: a probe (or the arm of a
     // queued receive), which tells whether data arrives unreported.
     let probe = read && !op.hints.may(dir);
@@ -218,6 +289,9 @@ fn hinted_attempt(
     }
     calls.direct();
     let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
+    // An accept that took a connection and now waits for its first data
+    // found the listener ready: more connections may wait.
+    let read = read && !op.kind.waits_aside();
     if read {
         let policy = op.sock.poll();
         let mut keep_clear = matches!(a, Attempt::WouldBlock);
@@ -239,9 +313,15 @@ fn hinted_attempt(
 impl Poll {
     /// Parks the head operation: it waits for readiness. Unless the start
     /// just tried it, it is tried first.
-    pub(crate) fn arm(&self, op: OpRef<'_>, bufs: Bufs, tried: bool, calls: &Calls) -> Step {
+    ///
+    /// An operation that always pends (see
+    /// [`OpKind::always_pends`](super::OpKind::always_pends)) was not tried
+    /// at start: it is tried now, as readiness could be long reported
+    /// (edge-triggered) and not come again.
+    pub(crate) fn arm(&self, mut op: OpRef<'_>, bufs: Bufs, tried: bool, calls: &Calls) -> Step {
         let w = Waiting(bufs);
-        if tried {
+        if tried && !op.kind.always_pends() {
+            self.watch_aside(&mut op);
             return Step::Parked(Parked::Poll(w));
         }
         self.progress(op, w, calls)
@@ -260,11 +340,14 @@ impl Poll {
     }
 
     /// The socket may progress in the operation's direction: try it again.
-    pub(crate) fn progress(&self, op: OpRef<'_>, mut w: Waiting, calls: &Calls) -> Step {
+    pub(crate) fn progress(&self, mut op: OpRef<'_>, mut w: Waiting, calls: &Calls) -> Step {
         let bufs = w.0.as_deref_mut().map(|b| b.as_bufs());
-        match hinted_attempt(op, bufs, calls) {
+        match hinted_attempt(op.reborrow(), bufs, calls) {
             Attempt::Done(out) => Step::Done(out, w.into_bufs()),
-            Attempt::WouldBlock => Step::Parked(Parked::Poll(w)),
+            Attempt::WouldBlock => {
+                self.watch_aside(&mut op);
+                Step::Parked(Parked::Poll(w))
+            }
         }
     }
 }

@@ -41,6 +41,29 @@ pub(crate) fn enable_inq(fd: BorrowedFd<'_>) {
     };
 }
 
+/// Makes descriptor `target` name the socket of `with` (`dup3`): the
+/// socket `target` named before is closed, `with`'s number is closed, and
+/// `target` keeps its number (close-on-exec). How a connection goes into a
+/// caller-made socket (`AcceptEx` into a socket, SPEC x02) and a reused
+/// socket gets a fresh one (`DisconnectEx` with reuse, SPEC x04): Linux has
+/// no call that accepts or reconnects into an existing descriptor. Options
+/// set on the socket `target` named before are not carried over.
+pub(crate) fn replace_fd(
+    target: BorrowedFd<'_>,
+    with: std::os::fd::OwnedFd,
+) -> std::io::Result<()> {
+    // Both descriptors are open for the whole call: `with` is owned here
+    // and `target` is borrowed from its owner, so the call replaces only
+    // what the caller owns.
+    // SAFETY: `dup3` takes two open descriptor numbers and touches no memory.
+    let r = unsafe { libc::dup3(with.as_raw_fd(), target.as_raw_fd(), libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    drop(with);
+    Ok(())
+}
+
 /// Control-message room for one `TCP_CM_INQ` (an `int`), aligned for
 /// `cmsghdr`.
 #[repr(C)]
@@ -57,6 +80,9 @@ pub(crate) struct Received {
     pub(crate) inq: Option<u32>,
     /// `MSG_TRUNC`: a datagram was longer than the room.
     pub(crate) truncated: bool,
+    /// `MSG_CTRUNC`: the control messages did not fit the buffers' control
+    /// room (a message operation's, [`RawBufs::control`]).
+    pub(crate) ctrunc: bool,
     /// The sender, when asked for (`want_addr`).
     pub(crate) addr: Option<SocketAddr>,
 }
@@ -93,7 +119,10 @@ const STACK_IOVECS: usize = 4;
 /// `recvmsg(2)` into the room of a receive's buffers past their first
 /// `skip` bytes, through raw iovecs (the room may be uninitialized, so no
 /// reference to it is made): the bytes received and, when the socket has
-/// `TCP_INQ` on, the bytes left in it after this receive.
+/// `TCP_INQ` on, the bytes left in it after this receive. A message
+/// operation's control room ([`RawBufs::control`]) takes the control
+/// messages instead (recorded with [`RawBufs::set_control`]; no `TCP_INQ`
+/// then).
 pub(crate) fn recv_msg(
     fd: BorrowedFd<'_>,
     bufs: &mut dyn RawBufs,
@@ -101,6 +130,9 @@ pub(crate) fn recv_msg(
     flags: RecvFlags,
     want_addr: bool,
 ) -> rustix::io::Result<Received> {
+    // A message operation's control room (taken before the iovecs, which
+    // then stay the last pointers derived from the buffers).
+    let user_control = bufs.control();
     // The iovecs: on the stack for a few buffers (no allocation per
     // receive), else in a vector.
     let empty = libc::iovec {
@@ -136,16 +168,18 @@ pub(crate) fn recv_msg(
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = iov.len() as _;
-    msg.msg_control = control.bytes.as_mut_ptr().cast();
-    msg.msg_controllen = control.bytes.len() as _;
+    let (cptr, clen) = user_control.unwrap_or((control.bytes.as_mut_ptr(), control.bytes.len()));
+    msg.msg_control = cptr.cast();
+    msg.msg_controllen = clen as _;
     if want_addr {
         msg.msg_name = (&raw mut addr).cast();
         msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     }
     // `msg` points at the rooms of the receive's buffers (writable, their
     // lengths in the iovecs: `RawBufs::each_part` gives the rooms the
-    // engine holds, valid until it hands the buffers back), at `control`
-    // and at `addr` (writable, their lengths given).
+    // engine holds, valid until it hands the buffers back; the control room
+    // of `RawBufs::control` likewise), or at `control`, and at `addr`
+    // (writable, their lengths given).
     // SAFETY: all of it is alive until the call returns; the kernel writes within those bounds.
     let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags.bits() as libc::c_int) };
     if n < 0 {
@@ -154,8 +188,16 @@ pub(crate) fn recv_msg(
         ));
     }
     let mut inq = None;
+    if user_control.is_some() {
+        // The kernel wrote `msg_controllen` bytes at the start of the room
+        // `RawBufs::control` gave.
+        // SAFETY: as `set_control` requires.
+        unsafe { bufs.set_control(msg.msg_controllen as _) };
+        msg.msg_controllen = 0;
+    }
     // `msg` was filled by the kernel: `msg_control` points at `control` and
-    // `msg_controllen` says how much of it holds control messages.
+    // `msg_controllen` says how much of it holds control messages (0 for a
+    // message operation's room, which the walk leaves to its owner).
     // SAFETY: CMSG_* walk within that length; a `TCP_CM_INQ`'s data is one `int`, read unaligned.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -171,6 +213,7 @@ pub(crate) fn recv_msg(
         bytes: n as usize,
         inq,
         truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        ctrunc: user_control.is_some() && msg.msg_flags & libc::MSG_CTRUNC != 0,
         addr: (want_addr && msg.msg_namelen > 0)
             .then(|| sockaddr_of(&addr, msg.msg_namelen))
             .flatten(),

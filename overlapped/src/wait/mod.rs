@@ -29,7 +29,7 @@ mod models;
 
 #[cfg(test)]
 use port::Closed;
-pub(crate) use port::{PortQueue, get_queued};
+pub(crate) use port::{Got, PortQueue, get_queued};
 pub(crate) use routines::{RoutineQueue, wait_routines};
 pub(crate) use signal::{Signal, SignalWait, wait_signals};
 

@@ -42,7 +42,15 @@ fn post(port: &Port, p: u32) {
 /// `get_queued` without a timeout, through the production wait.
 fn get(port: &Port, me: usize, max: usize) -> Result<Vec<u32>, Closed> {
     let mut got = Vec::new();
-    get_queued(&port.0, me, &thread::current(), max, &mut got, block)?;
+    get_queued(
+        &port.0,
+        me,
+        &thread::current(),
+        max,
+        &mut got,
+        || false,
+        block,
+    )?;
     // Released to run: the limit must hold.
     let q = port.0.lock().unwrap();
     assert!(q.running() <= q.concurrency());

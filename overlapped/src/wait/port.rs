@@ -177,24 +177,41 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
     }
 }
 
+/// How [`get_queued`] ended (when the port is open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Got {
+    /// `me` is the port's only worker ([`PortQueue::sole_worker`]), read
+    /// under the same lock as the take.
+    pub(crate) sole: bool,
+    /// No packet was taken because `interrupted` held (an alertable wait's
+    /// routines are queued).
+    pub(crate) interrupted: bool,
+}
+
 /// `get_queued` on `q`: up to `max` packets for thread `me` (woken through
 /// `waker`), appended to `out`, blocking with `block` (see [`wait_loop`]).
-/// None are appended when the deadline passed. Returns whether `me` is the
-/// port's only worker ([`PortQueue::sole_worker`]), read under the same
-/// lock.
+/// None are appended when the deadline passed, or when no packet is queued
+/// and `interrupted()` holds (an alertable wait: packets come before
+/// routines).
 pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
     q: &impl Lock<PortQueue<P, W, T>>,
     me: T,
     waker: &W,
     max: usize,
     out: &mut Vec<P>,
+    mut interrupted: impl FnMut() -> bool,
     block: impl FnMut(&mut dyn FnMut() -> bool) -> bool,
-) -> Result<bool, Closed> {
+) -> Result<Got, Closed> {
     // The thread enters the wait (it stops counting as running) in the same
     // critical section as its first take: one pass through the port's lock
     // when a packet is queued.
     let id = std::cell::Cell::new(None);
     let out = std::cell::RefCell::new(out);
+    let interrupted = std::cell::RefCell::new(&mut interrupted);
+    let got = |q: &PortQueue<P, W, T>, interrupted: bool| Got {
+        sole: q.sole_worker(me),
+        interrupted,
+    };
     wait_loop(
         || {
             q.with(|q| {
@@ -209,16 +226,19 @@ pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
                     },
                 };
                 if q.take(i, me, max, &mut out.borrow_mut()) {
-                    Some(Ok(q.sole_worker(me)))
+                    Some(Ok(got(q, false)))
                 } else if q.is_closed() {
                     Some(Err(Closed))
+                } else if (interrupted.borrow_mut())() {
+                    q.leave(i);
+                    Some(Ok(got(q, true)))
                 } else {
                     q.register(i, me, waker.clone());
                     None
                 }
             })
         },
-        || q.with(|q| id.get().is_some_and(|i| q.ready(i))),
+        || q.with(|q| id.get().is_some_and(|i| q.ready(i))) || (interrupted.borrow_mut())(),
         block,
         || {
             q.with(|q| {
@@ -227,7 +247,7 @@ pub(crate) fn get_queued<P, W: Clone, T: PartialEq + Copy>(
                         q.leave(i);
                     }
                 }
-                Ok(q.sole_worker(me))
+                Ok(got(q, false))
             })
         },
     )

@@ -39,6 +39,10 @@ impl<R> RoutineQueue<R> {
         self.queue.is_empty()
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        !self.open
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }

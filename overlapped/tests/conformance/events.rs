@@ -385,7 +385,7 @@ fn e09_empty_list_is_invalid_input_at_once() {
     let t0 = Instant::now();
     for mode in [WaitMode::Any, WaitMode::All] {
         for alertable in [false, true] {
-            let err = wait_for_events(&[], mode, INFINITE, alertable).unwrap_err();
+            let err = wait_for_events(&[] as &[Event], mode, INFINITE, alertable).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput);
         }
     }

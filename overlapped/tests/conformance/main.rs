@@ -16,11 +16,16 @@ mod util;
 mod asyncs;
 mod close_cancel;
 mod connection;
+mod context;
 mod events;
+mod extensions;
+mod files;
+mod msg;
 mod operations;
 mod ports;
 mod routines;
 mod sockets;
+mod waits;
 
 /// SPEC n04: every case has the same outcome on both engines — here: every
 /// case is stamped on both engines (the outcomes are the cases' own

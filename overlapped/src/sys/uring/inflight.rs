@@ -33,6 +33,8 @@ pub(super) struct KernelMem {
     total: usize,
     /// The request uses a registered buffer.
     pub(super) fixed: FixedOp,
+    /// The request is a `TransmitFile`'s `SPLICE` (see `splice.rs`).
+    pub(super) splice: Option<super::splice::Stage>,
 }
 
 /// Which fixed-buffer request an operation's SQE is.
@@ -193,6 +195,7 @@ pub(super) fn prepare(
         poll_phase: false,
         total: 0,
         fixed: FixedOp::No,
+        splice: None,
     });
     let entry = match build(&mut km, req, bufs.as_deref_mut().map(|b| b.as_bufs())) {
         Ok(e) => e,
@@ -214,7 +217,10 @@ pub(super) fn prepare(
 /// also reports urgent data (taken out first) and the peer's end.
 fn ready_mask(kind: &OpKind) -> libc::c_short {
     match kind {
-        OpKind::Send { .. } | OpKind::Connect { .. } => libc::POLLOUT,
+        OpKind::Send { .. }
+        | OpKind::Connect { .. }
+        | OpKind::Disconnect { .. }
+        | OpKind::Transmit(_) => libc::POLLOUT,
         // POLLPRI alone was never reported for TCP urgent data by io_uring
         // here; with POLLRDBAND the poll fires (measured).
         OpKind::Recv { flags, .. } if flags.contains(MsgFlags::OOB) => {
@@ -222,6 +228,10 @@ fn ready_mask(kind: &OpKind) -> libc::c_short {
         }
         OpKind::Recv { .. } => libc::POLLIN | libc::POLLPRI | libc::POLLRDBAND | libc::POLLRDHUP,
         OpKind::Accept => libc::POLLIN,
+        // Phase two (the connection's first data) waits on the connection.
+        OpKind::AcceptEx(_) => libc::POLLIN | libc::POLLRDHUP,
+        OpKind::FileRead { .. } => libc::POLLIN,
+        OpKind::FileWrite { .. } => libc::POLLOUT,
     }
 }
 
@@ -291,9 +301,53 @@ fn build(
         OpKind::Accept => opcode::Accept::new(fdt, (&raw mut km.addr).cast(), &raw mut km.addrlen)
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build(),
-        OpKind::Connect { .. } => poll_add(km, fdt, ready_mask(kind)),
+        // `TransmitFile`: its file region by `SPLICE` requests, its head
+        // and tail tried in user space when the socket is writable.
+        OpKind::Transmit(t) => {
+            let head = bufs
+                .as_deref()
+                .map_or(0, |b| b.io_slices().first().map_or(0, |s| s.len()));
+            match super::splice::request(t, head, done, req.fd) {
+                Some((stage, e)) => {
+                    km.splice = Some(stage);
+                    e
+                }
+                None => poll_add(km, fdt, ready_mask(kind)),
+            }
+        }
+        // Tried in user space when the socket is ready: the extension
+        // operations (`AcceptEx` beyond the plain accept, whose `req.fd` is
+        // the connection once it waits for its first data; `DisconnectEx`),
+        // and connects.
+        OpKind::Connect { .. } | OpKind::AcceptEx(_) | OpKind::Disconnect { .. } => {
+            poll_add(km, fdt, ready_mask(kind))
+        }
+        OpKind::FileRead { offset } => file_rw(km, req, bufs, true, *offset)?,
+        OpKind::FileWrite { offset } => file_rw(km, req, bufs, false, *offset)?,
     };
     Ok(entry)
+}
+
+/// The `READV` / `WRITEV` of a file operation at `offset`, past its
+/// progress (a write the kernel took in part goes on after it). A pipe or
+/// device without a position ignores the offset (the kernel's rule for
+/// stream files).
+fn file_rw(
+    km: &mut KernelMem,
+    req: &Request<'_>,
+    bufs: Option<&mut dyn RawBufs>,
+    read: bool,
+    offset: u64,
+) -> io::Result<squeue::Entry> {
+    let bufs = bufs.ok_or_else(missing_bufs)?;
+    km.total = iovecs(bufs, req.done, &mut km.iov);
+    let at = offset.saturating_add(req.done as u64);
+    let (fd, iov, n) = (types::Fd(req.fd), km.iov.as_ptr(), km.iov.len() as u32);
+    Ok(if read {
+        opcode::Readv::new(fd, iov, n).offset(at).build()
+    } else {
+        opcode::Writev::new(fd, iov, n).offset(at).build()
+    })
 }
 
 /// A readiness poll for `mask` instead of the operation itself: on its CQE
@@ -311,6 +365,7 @@ fn send_msg(
     flags: MsgFlags,
     to: Option<SocketAddr>,
 ) -> squeue::Entry {
+    fill_control(km, bufs);
     fill_iov(km, bufs, req.done);
     if let Some(addr) = to {
         let sa = socket2::SockAddr::from(addr);
@@ -352,6 +407,7 @@ fn recv_msg(
     flags: MsgFlags,
     want_addr: bool,
 ) -> squeue::Entry {
+    fill_control(km, bufs);
     // A `WAITALL` receive goes on after the bytes it already has (the
     // engine loops instead of passing MSG_WAITALL, so that an abort reports
     // what arrived).
@@ -386,6 +442,16 @@ fn fill_iov(km: &mut KernelMem, bufs: &mut dyn RawBufs, skip: usize) {
     km.msg.msg_iovlen = km.iov.len() as _;
 }
 
+/// Points the `msghdr` at a message operation's control bytes or room
+/// ([`RawBufs::control`]), which the operation's buffers own (and its
+/// `InFlight` with them) until the CQE is reaped.
+fn fill_control(km: &mut KernelMem, bufs: &mut dyn RawBufs) {
+    if let Some((ptr, len)) = bufs.control() {
+        km.msg.msg_control = ptr.cast();
+        km.msg.msg_controllen = len as _;
+    }
+}
+
 /// What a reaped CQE means for its operation.
 #[derive(Debug)]
 pub(super) enum Finish {
@@ -399,6 +465,9 @@ pub(super) enum Finish {
     /// connection (`EAGAIN`): not an answer for the operation, which waits
     /// for readiness and tries again.
     Again,
+    /// A `TransmitFile`'s splice to the socket found no room: wait until it
+    /// is writable (not a resubmit: a slow reader may take many).
+    Writable,
 }
 
 /// Interprets the CQE of a parked operation. `nonempty`: the CQE says bytes
@@ -458,6 +527,11 @@ pub(super) fn finish(
             if km.msg.msg_flags & libc::MSG_TRUNC != 0 {
                 out.flags |= RecvFlags::TRUNCATED;
             }
+            // Only a message operation's control room counts: a TCP socket's
+            // `TCP_CM_INQ` finds no room in other receives.
+            if !km.msg.msg_control.is_null() && km.msg.msg_flags & libc::MSG_CTRUNC != 0 {
+                out.flags |= RecvFlags::CTRUNC;
+            }
             if flags.contains(MsgFlags::OOB) {
                 out.flags |= RecvFlags::OOB;
             }
@@ -469,6 +543,12 @@ pub(super) fn finish(
                 // of earlier rounds, at the start of the room.
                 // SAFETY: so the first `*done` bytes are written.
                 unsafe { b.set_received(*done) };
+                if !km.msg.msg_control.is_null() {
+                    // The kernel wrote back how much of the control room
+                    // (`fill_control`) it filled.
+                    // SAFETY: so those bytes of the room are written.
+                    unsafe { b.set_control(km.msg.msg_controllen as _) };
+                }
             }
             Finish::Done(out)
         }
@@ -480,6 +560,26 @@ pub(super) fn finish(
             out.addr = sockaddr_of(&km.addr, km.addrlen);
             Finish::Done(out)
         }
-        OpKind::Connect { .. } => Finish::Attempt,
+        OpKind::Connect { .. }
+        | OpKind::AcceptEx(_)
+        | OpKind::Disconnect { .. }
+        | OpKind::Transmit(_) => Finish::Attempt,
+        OpKind::FileRead { .. } => {
+            *done += n;
+            if let Some(b) = bufs {
+                // The kernel reported reading `n` bytes into the room.
+                // SAFETY: so the first `*done` bytes are written.
+                unsafe { b.set_received(*done) };
+            }
+            Finish::Done(Outcome::ok(*done))
+        }
+        OpKind::FileWrite { .. } => {
+            *done += n;
+            if n > 0 && *done < km.total {
+                Finish::Resubmit
+            } else {
+                Finish::Done(Outcome::ok(*done))
+            }
+        }
     }
 }

@@ -61,6 +61,12 @@
 //!   threads may reap and hand to the operation in either order: it stays
 //!   parked, buffer and all, until it has both. A socket that refuses
 //!   zero-copy (`EOPNOTSUPP`) sends the ordinary way from then on.
+//! * **Extension operations** (`AcceptEx` with data or into a socket,
+//!   `ConnectEx`, `DisconnectEx`) park as readiness polls and run the shared
+//!   attempt (`sys/ext.rs`); an `AcceptEx` that took its connection polls
+//!   the connection for its first data. A `TransmitFile`'s file region goes
+//!   by `SPLICE` requests through a pipe of its own ([`splice`]): no system
+//!   call of its own moves the file's bytes.
 //! * **Wake-ups.** Another thread ends a blocking wait in the ring by
 //!   submitting a no-op, which it completes itself
 //!   ([`Uring::wake`](ring::Uring::wake)); not through a poll on an eventfd,
@@ -74,6 +80,7 @@
 
 mod inflight;
 mod ring;
+mod splice;
 
 pub(crate) use inflight::InFlight;
 pub(crate) use ring::{Cqe, Uring};
@@ -155,7 +162,7 @@ impl RecvPolicy {
     ///   connect runs its `connect(2)`, an urgent receive never waits on
     ///   Linux.
     fn try_first(&mut self, kind: &OpKind, stream: bool, deferred: bool) -> bool {
-        if deferred && matches!(kind, OpKind::Send { .. }) {
+        if kind.always_pends() || (deferred && matches!(kind, OpKind::Send { .. })) {
             return false;
         }
         if self.recv_direct || !kind.is_plain_stream_recv(stream) {
@@ -210,11 +217,26 @@ pub(crate) fn try_now(
         return None;
     }
     let fd = op.fd?;
+    give_pipe(op.kind);
     super::urgent_first(watch_urgent, calls, fd, op.kind, op.stream, op.urgent);
     calls.direct();
     let a = attempt(fd, op.kind, bufs, op.done, op.stream, op.urgent);
     p.tried(op.kind, op.stream, &a);
     Some(a)
+}
+
+/// A `TransmitFile` on io_uring splices its file region through a pipe of
+/// its own (see `splice.rs`); where no pipe can be made (descriptors run
+/// out) it sends by `sendfile` as on the poll engine.
+fn give_pipe(kind: &mut OpKind) {
+    if let OpKind::Transmit(t) = kind {
+        if t.pipe.is_none() {
+            match super::ext::Pipe::new() {
+                Ok(p) => t.pipe = Some(p),
+                Err(e) => tracing::debug!(error = %e, "no pipe for a splice: sendfile instead"),
+            }
+        }
+    }
 }
 
 impl Uring {
@@ -293,6 +315,7 @@ impl Uring {
                 return Step::Done(out, bufs);
             }
         }
+        give_pipe(op.kind);
         let Some(policy) = op.sock.uring() else {
             return Step::Done(Outcome::aborted(*op.done), bufs);
         };
@@ -306,7 +329,7 @@ impl Uring {
             Wait::Direct
         };
         let req = Request {
-            fd: fd.as_raw_fd(),
+            fd: op.kind.wait_fd(fd).as_raw_fd(),
             kind: op.kind,
             done: *op.done,
             stream: op.stream,
@@ -353,9 +376,13 @@ impl Uring {
                 reaped: Reaped::Uring(cqe),
                 ..
             } => cqe,
-            // Readiness is no news for a request in the ring (never met:
-            // only poll reports it).
-            Wakeup::Sock { .. } => return Step::Parked(Parked::Uring(f)),
+            // Readiness (or a file pool's job) is no news for a request in
+            // the ring (never met: only poll reports them).
+            Wakeup::Sock { .. }
+            | Wakeup::Op {
+                reaped: Reaped::Ready | Reaped::Pool(_),
+                ..
+            } => return Step::Parked(Parked::Uring(f)),
         };
         let mut f = f;
         let (res, cflags) = if f.fixed() == FixedOp::SendZc {
@@ -424,6 +451,16 @@ impl Uring {
                 // SAFETY: and its previous request is over (this is its CQE).
                 return unsafe { self.park(op, bufs, resubmits + 1) };
             }
+        } else if let (Some(stage), OpKind::Transmit(t)) = (km.splice, &mut *op.kind) {
+            let lens = bufs.as_deref_mut().map(|b| {
+                let s = b.as_bufs().io_slices();
+                (
+                    s.first().map_or(0, |s| s.len()),
+                    s.get(1).map_or(0, |s| s.len()),
+                )
+            });
+            let (head, tail) = lens.unwrap_or((0, 0));
+            splice::finish(t, stage, res, op.done, head, tail)
         } else {
             finish(
                 &km,
@@ -455,10 +492,26 @@ impl Uring {
             }
             // SAFETY: as above.
             Finish::Again => unsafe { self.park_as(op, bufs, resubmits + 1, true) },
+            Finish::Writable if op.cancel => Step::Done(Outcome::aborted(*op.done), bufs),
+            // SAFETY: as above.
+            Finish::Writable => unsafe { self.park_as(op, bufs, resubmits, true) },
             Finish::Attempt => {
                 let Some(fd) = op.fd else {
                     return Step::Done(Outcome::aborted(*op.done), bufs);
                 };
+                if let OpKind::Transmit(t) = &*op.kind {
+                    let head = bufs.as_deref_mut().map_or(0, |b| {
+                        b.as_bufs().io_slices().first().map_or(0, |s| s.len())
+                    });
+                    if splice::splices_next(t, head, *op.done) {
+                        if op.cancel {
+                            return Step::Done(Outcome::aborted(*op.done), bufs);
+                        }
+                        // The socket has room: the next splice goes.
+                        // SAFETY: as above.
+                        return unsafe { self.park(op, bufs, resubmits) };
+                    }
+                }
                 if res > 0
                     && res & libc::POLLPRI as i32 != 0
                     && op.kind.is_plain_stream_recv(op.stream)
