@@ -42,9 +42,12 @@
 #![allow(non_snake_case)]
 
 pub mod addr;
+pub mod apc;
 pub mod bufs;
 pub mod console;
 pub mod errors;
+pub mod ext;
+pub mod files;
 pub mod inflight;
 pub mod io;
 pub mod port;
