@@ -450,12 +450,9 @@ pub unsafe extern "C" fn AcceptEx(
             }
             out
         });
-        let bufs: WsaBufs = if recv_len == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: the data room, the caller's until the completion.
-            vec![unsafe { WsaPiece::new(buf.cast(), rl) }]
-        };
+        // SAFETY: the data room, the caller's until the completion (no
+        // room: one empty piece, and the accept completes at once).
+        let bufs: WsaBufs = vec![unsafe { WsaPiece::new(buf.cast(), rl) }];
         // SAFETY: the caller's promise.
         unsafe {
             start(target_of(s, &l), ov, None, finish, |n| {
@@ -561,12 +558,10 @@ unsafe extern "C" fn connect_ex(
         }
         // SAFETY: the caller's promise.
         let addr = unsafe { crate::addr::read(name, namelen) }.map_err(|c| (c, c))?;
-        let bufs: WsaBufs = if send_len == 0 || send_buf.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: the caller's until the completion.
-            vec![unsafe { WsaPiece::new(send_buf.cast(), send_len as usize) }]
-        };
+        let n = if send_buf.is_null() { 0 } else { send_len as usize };
+        // SAFETY: the caller's until the completion (no data: one empty
+        // piece).
+        let bufs: WsaBufs = vec![unsafe { WsaPiece::new(send_buf.cast(), n) }];
         let finish: Finish<WsaBufs> = Box::new(|c| Outcome::of(&c));
         // SAFETY: the caller's promise.
         unsafe {
