@@ -168,7 +168,11 @@ pub unsafe extern "C" fn SetWaitableTimer(
     let when = if d < 0 {
         Duration::from_nanos(d.unsigned_abs().saturating_mul(100))
     } else {
-        Duration::from_nanos((d as u64).saturating_sub(filetime_now()).saturating_mul(100))
+        Duration::from_nanos(
+            (d as u64)
+                .saturating_sub(filetime_now())
+                .saturating_mul(100),
+        )
     };
     let period = (period > 0).then(|| Duration::from_millis(period as u64));
     let arg = arg as usize;

@@ -25,8 +25,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use overlapped::{
-    Accepted, Completion, Control, Event, Notify, Op, OpOutput, Packet, PktInfo, Polled,
-    RecvFlags, Started,
+    Accepted, Completion, Control, Event, Notify, Op, OpOutput, Packet, PktInfo, Polled, RecvFlags,
+    Started,
 };
 use socket2::SockAddr;
 
@@ -56,9 +56,9 @@ pub const MSG_CTRUNC: u32 = 0x0200;
 pub const TF_DISCONNECT: u32 = 0x01;
 /// `TF_REUSE_SOCKET`.
 pub const TF_REUSE_SOCKET: u32 = 0x02;
-/// `TF_USE_DEFAULT_WORKER`, `TF_USE_SYSTEM_THREAD`,
-/// `TF_USE_KERNEL_APC`, `TF_WRITE_BEHIND`: hints, accepted.
-const TF_HINTS: u32 = 0x00 | 0x10 | 0x20 | 0x04;
+/// `TF_USE_SYSTEM_THREAD`, `TF_USE_KERNEL_APC`, `TF_WRITE_BEHIND`
+/// (and `TF_USE_DEFAULT_WORKER`, 0): hints, accepted.
+const TF_HINTS: u32 = 0x10 | 0x20 | 0x04;
 /// `SIO_GET_EXTENSION_FUNCTION_POINTER`.
 pub const SIO_GET_EXTENSION_FUNCTION_POINTER: u32 = 0xC800_0006;
 
@@ -117,6 +117,8 @@ where
 
 /// The finisher of an operation that reports by port packet, by its
 /// `LPOVERLAPPED`.
+// The packet comes back whole when it is not this operation's (as
+// `Packet::into_completion` gives it back).
 type PortFinish = Box<dyn FnOnce(Packet) -> Result<Outcome, Packet> + Send>;
 
 fn port_map() -> MutexGuard<'static, HashMap<usize, PortFinish>> {
@@ -128,6 +130,7 @@ fn port_map() -> MutexGuard<'static, HashMap<usize, PortFinish>> {
 
 /// The outcome of a port packet of an operation [`start`] began (its
 /// other outputs written); the packet back when it is not one.
+#[allow(clippy::result_large_err)]
 pub fn packet_outcome(ov: *mut Overlapped, p: Packet) -> Result<Outcome, Packet> {
     let f = port_map().remove(&(ov as usize));
     match f {
@@ -231,17 +234,16 @@ where
         Mode::Port => {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(finish);
             let s = slot.clone();
-            port_map().insert(
-                ov_addr,
-                Box::new(move |p: Packet| {
-                    let c = p.into_completion::<T>()?;
-                    let f = s.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    Ok(match f {
-                        Some(f) => f(c),
-                        None => Outcome::of(&c),
-                    })
-                }),
-            );
+            #[allow(clippy::result_large_err)]
+            let f: PortFinish = Box::new(move |p: Packet| {
+                let c = p.into_completion::<T>()?;
+                let f = s.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Ok(match f {
+                    Some(f) => f(c),
+                    None => Outcome::of(&c),
+                })
+            });
+            port_map().insert(ov_addr, f);
             Notify::Port(ov_addr as u64)
         }
         Mode::Routine(r) => {
@@ -297,7 +299,11 @@ where
                 Mode::Routine(_) => false,
             };
             if !inline {
-                inflight::fill(ov, seq, Held::Notified(Some(AnyOp::Ext(Box::new(Typed { op, finish: None })))));
+                inflight::fill(
+                    ov,
+                    seq,
+                    Held::Notified(Some(AnyOp::Ext(Box::new(Typed { op, finish: None })))),
+                );
                 return Ok(bytes);
             }
             match op.result(false) {
@@ -345,7 +351,11 @@ fn wsa_bool(r: Result<usize, Codes>, bytes_out: *mut u32) -> c_int {
 
 /// A Winsock call's `int` result: 0, or `SOCKET_ERROR` with the code set.
 fn wsa_int(r: Result<usize, Codes>, bytes_out: *mut u32) -> c_int {
-    if wsa_bool(r, bytes_out) == TRUE { 0 } else { SOCKET_ERROR }
+    if wsa_bool(r, bytes_out) == TRUE {
+        0
+    } else {
+        SOCKET_ERROR
+    }
 }
 
 fn target_of(s: usize, o: &crate::table::SockObj) -> Target {
@@ -456,7 +466,9 @@ pub unsafe extern "C" fn AcceptEx(
         // SAFETY: the caller's promise.
         unsafe {
             start(target_of(s, &l), ov, None, finish, |n| {
-                l.sock.accept_ex(Some(&a.sock), bufs, n).map_err(|e| e.error)
+                l.sock
+                    .accept_ex(Some(&a.sock), bufs, n)
+                    .map_err(|e| e.error)
             })
         }
     })();
@@ -558,7 +570,11 @@ unsafe extern "C" fn connect_ex(
         }
         // SAFETY: the caller's promise.
         let addr = unsafe { crate::addr::read(name, namelen) }.map_err(|c| (c, c))?;
-        let n = if send_buf.is_null() { 0 } else { send_len as usize };
+        let n = if send_buf.is_null() {
+            0
+        } else {
+            send_len as usize
+        };
         // SAFETY: the caller's until the completion (no data: one empty
         // piece).
         let bufs: WsaBufs = vec![unsafe { WsaPiece::new(send_buf.cast(), n) }];
@@ -579,7 +595,12 @@ unsafe extern "C" fn connect_ex(
 ///
 /// # Safety
 /// `ov` null or valid until the completion is reported.
-unsafe extern "C" fn disconnect_ex(s: usize, ov: *mut Overlapped, flags: u32, reserved: u32) -> c_int {
+unsafe extern "C" fn disconnect_ex(
+    s: usize,
+    ov: *mut Overlapped,
+    flags: u32,
+    reserved: u32,
+) -> c_int {
     let r = (|| {
         let o = sock(s).map_err(|c| (c, c))?;
         if reserved != 0 || flags & !TF_REUSE_SOCKET != 0 {
@@ -790,8 +811,7 @@ unsafe fn write_control(control: &Control, buf: *mut u8, room: usize) -> (usize,
         unsafe {
             let p = buf.add(at);
             std::ptr::write_bytes(p, 0, space);
-            p.cast::<usize>()
-                .write_unaligned(CMSG_HDR + data.len());
+            p.cast::<usize>().write_unaligned(CMSG_HDR + data.len());
             p.add(8).cast::<i32>().write_unaligned(level);
             p.add(12).cast::<i32>().write_unaligned(kind);
             std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(CMSG_HDR), data.len());
@@ -888,7 +908,8 @@ unsafe extern "C" fn wsa_recv_msg(
                 if let Some(a) = &c.addr {
                     let _ = crate::addr::write(a, (*m).name, &raw mut (*m).namelen);
                 }
-                let (n, cut) = write_control(&c.data.1, (*m).control.buf, (*m).control.len as usize);
+                let (n, cut) =
+                    write_control(&c.data.1, (*m).control.buf, (*m).control.len as usize);
                 (*m).control.len = n as u32;
                 let mut f = out.flags;
                 if c.flags.contains(RecvFlags::TRUNCATED) {
@@ -910,7 +931,9 @@ unsafe extern "C" fn wsa_recv_msg(
         // SAFETY: the caller's promise.
         unsafe {
             start(target_of(s, &o), ov, routine, finish, |n| {
-                o.sock.recv_msg(bufs, control, flags, n).map_err(|e| e.error)
+                o.sock
+                    .recv_msg(bufs, control, flags, n)
+                    .map_err(|e| e.error)
             })
         }
     })();
@@ -959,7 +982,9 @@ pub unsafe extern "C" fn WSASendMsg(
         // SAFETY: the caller's promise.
         unsafe {
             start(target_of(s, &o), ov, routine, finish, |n| {
-                o.sock.send_msg(bufs, control, to, f, n).map_err(|e| e.error)
+                o.sock
+                    .send_msg(bufs, control, to, f, n)
+                    .map_err(|e| e.error)
             })
         }
     })();
@@ -980,8 +1005,16 @@ fn guid(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] {
 /// The function an extension GUID names.
 fn extension(g: &[u8; 16]) -> Option<usize> {
     let ms = [0x95, 0xca, 0x00, 0x80, 0x5f, 0x48, 0xa1, 0x92];
-    type AcceptExFn =
-        unsafe extern "C" fn(usize, usize, *mut c_void, u32, u32, u32, *mut u32, *mut Overlapped) -> c_int;
+    type AcceptExFn = unsafe extern "C" fn(
+        usize,
+        usize,
+        *mut c_void,
+        u32,
+        u32,
+        u32,
+        *mut u32,
+        *mut Overlapped,
+    ) -> c_int;
     type SockaddrsFn = unsafe extern "C" fn(
         *mut c_void,
         u32,
@@ -1027,26 +1060,52 @@ fn extension(g: &[u8; 16]) -> Option<usize> {
         Option<CompletionRoutine>,
     ) -> c_int;
     let table: [([u8; 16], usize); 7] = [
-        (guid(0xb536_7df1, 0xcbac, 0x11cf, ms), AcceptEx as AcceptExFn as usize),
+        (
+            guid(0xb536_7df1, 0xcbac, 0x11cf, ms),
+            AcceptEx as AcceptExFn as usize,
+        ),
         (
             guid(0xb536_7df2, 0xcbac, 0x11cf, ms),
             GetAcceptExSockaddrs as SockaddrsFn as usize,
         ),
         (
-            guid(0x25a2_07b9, 0xddf3, 0x4660, [0x8e, 0xe9, 0x76, 0xe5, 0x8c, 0x74, 0x06, 0x3e]),
+            guid(
+                0x25a2_07b9,
+                0xddf3,
+                0x4660,
+                [0x8e, 0xe9, 0x76, 0xe5, 0x8c, 0x74, 0x06, 0x3e],
+            ),
             connect_ex as ConnectExFn as usize,
         ),
         (
-            guid(0x7fda_2e11, 0x8630, 0x436f, [0xa0, 0x31, 0xf5, 0x36, 0xa6, 0xee, 0xc1, 0x57]),
+            guid(
+                0x7fda_2e11,
+                0x8630,
+                0x436f,
+                [0xa0, 0x31, 0xf5, 0x36, 0xa6, 0xee, 0xc1, 0x57],
+            ),
             disconnect_ex as DisconnectExFn as usize,
         ),
-        (guid(0xb536_7df0, 0xcbac, 0x11cf, ms), TransmitFile as TransmitFileFn as usize),
         (
-            guid(0xf689_d7c8, 0x6f1f, 0x436b, [0x8a, 0x53, 0xe5, 0x4f, 0xe3, 0x51, 0xc3, 0x22]),
+            guid(0xb536_7df0, 0xcbac, 0x11cf, ms),
+            TransmitFile as TransmitFileFn as usize,
+        ),
+        (
+            guid(
+                0xf689_d7c8,
+                0x6f1f,
+                0x436b,
+                [0x8a, 0x53, 0xe5, 0x4f, 0xe3, 0x51, 0xc3, 0x22],
+            ),
             wsa_recv_msg as RecvMsgFn as usize,
         ),
         (
-            guid(0xa441_e712, 0x754f, 0x43ca, [0x84, 0xa7, 0x0d, 0xee, 0x44, 0xcf, 0x60, 0x6d]),
+            guid(
+                0xa441_e712,
+                0x754f,
+                0x43ca,
+                [0x84, 0xa7, 0x0d, 0xee, 0x44, 0xcf, 0x60, 0x6d],
+            ),
             WSASendMsg as SendMsgFn as usize,
         ),
     ];
@@ -1100,7 +1159,11 @@ pub unsafe extern "C" fn WSAIoctl(
             0
         }
         c if c == FIONBIO as u32 || c == FIONREAD as u32 => {
-            let (p, n) = if c == FIONBIO as u32 { (inbuf, inlen) } else { (outbuf, outlen) };
+            let (p, n) = if c == FIONBIO as u32 {
+                (inbuf, inlen)
+            } else {
+                (outbuf, outlen)
+            };
             if p.is_null() || n < 4 {
                 return fail(WSAEFAULT);
             }

@@ -184,7 +184,9 @@ pub unsafe extern "C" fn CreateFileA(
         return invalid();
     }
     // SAFETY: the caller's promise.
-    let path = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
+    let path = unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned();
     open(&path, access, creation, flags)
 }
 
@@ -227,7 +229,9 @@ pub unsafe extern "C" fn DeleteFileA(name: *const c_char) -> c_int {
         return FALSE;
     }
     // SAFETY: the caller's promise.
-    let path = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
+    let path = unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned();
     match std::fs::remove_file(path) {
         Ok(()) => TRUE,
         Err(e) => {

@@ -273,8 +273,14 @@ fn acceptex_server_serves_ovl_and_python_clients_reusing_its_sockets_on_both_eng
             .collect();
         assert_eq!(nums.len(), 3, "{line}");
         assert_eq!(nums[0], clients, "{line}");
-        assert_eq!(nums[1], clients, "every socket went back through DisconnectEx: {line}");
-        assert_eq!(nums[2], 0, "GetAcceptExSockaddrs gave wrong addresses: {line}");
+        assert_eq!(
+            nums[1], clients,
+            "every socket went back through DisconnectEx: {line}"
+        );
+        assert_eq!(
+            nums[2], 0,
+            "GetAcceptExSockaddrs gave wrong addresses: {line}"
+        );
     }
 }
 
@@ -301,14 +307,21 @@ fn transmit_file_server_serves_its_file_to_python_urllib_on_both_engines() {
             engine,
         );
         let port = srv.port();
-        let (status, o) = Proc::python(URLLIB, &[port.to_string(), file.display().to_string()])
-            .finish(bound(30));
-        assert!(status.success(), "urllib against transmit_file_server ({engine}): {o}");
+        let (status, o) =
+            Proc::python(URLLIB, &[port.to_string(), file.display().to_string()]).finish(bound(30));
+        assert!(
+            status.success(),
+            "urllib against transmit_file_server ({engine}): {o}"
+        );
         let (status, out) = srv.finish(bound(20));
         assert!(status.success(), "transmit_file_server ({engine}): {out}");
         let head = |len: usize| format!("Content-Length: {len}\r\n\r\n").len();
         let type_line = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n".len();
-        for (offset, len) in [(0, 1_234_567), (77777, 1_234_567 - 77777), (3, 1_234_564 + 19)] {
+        for (offset, len) in [
+            (0, 1_234_567),
+            (77777, 1_234_567 - 77777),
+            (3, 1_234_564 + 19),
+        ] {
             let sent = type_line + head(len) + len;
             assert!(
                 out.contains(&format!("sent {sent} bytes from offset {offset}\n")),
@@ -364,7 +377,10 @@ fn file_copy_through_a_port_copies_every_byte_on_both_engines() {
                 engine,
             )
             .finish(bound(30));
-            assert!(status.success(), "file_copy_port of {len} bytes ({engine}): {out}");
+            assert!(
+                status.success(),
+                "file_copy_port of {len} bytes ({engine}): {out}"
+            );
             assert!(out.contains(&format!("copied {len} bytes")), "{out}");
             assert!(
                 std::fs::read(&to).expect("the copy") == bytes,
