@@ -25,6 +25,17 @@ static int failures;
 
 #define SLOT (sizeof(SOCKADDR_IN) + 16)
 
+static DWORD routine_bytes, routine_error = 99;
+static LPWSAOVERLAPPED routine_ov;
+
+static void CALLBACK on_msg(DWORD error, DWORD bytes, LPWSAOVERLAPPED ov, DWORD flags)
+{
+    (void)flags;
+    routine_error = error;
+    routine_bytes = bytes;
+    routine_ov = ov;
+}
+
 static void *ext(SOCKET s, GUID id)
 {
     void *fn = NULL;
@@ -203,6 +214,57 @@ int main(void)
         CHECK(WSAGetOverlappedResult(l, &aov, &n, TRUE, &flags) && n == 0,
               "it completes with 0 bytes, before any data");
         WSACloseEvent((HANDLE)((ULONG_PTR)aov.hEvent & ~(ULONG_PTR)1));
+    }
+    /* WSARecvMsg with a completion routine, WSASendMsg without control
+       data, FIONREAD through WSAIoctl. */
+    {
+        LPFN_WSARECVMSG pRecvMsg = (LPFN_WSARECVMSG)ext(l, g_recvmsg);
+        SOCKET u = WSASocket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
+        SOCKADDR_IN ua, from;
+        int ul = sizeof(ua);
+        char in[32], out[] = "by routine";
+        WSABUF ib = {sizeof(in), in}, ob = {10, out};
+        WSAMSG rm, sm;
+        OVERLAPPED rov, sov;
+        DWORD avail = 0, got = 0;
+        ZeroMemory(&ua, sizeof(ua));
+        ua.sin_family = AF_INET;
+        ua.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bind(u, (SOCKADDR *)&ua, sizeof(ua));
+        getsockname(u, (SOCKADDR *)&ua, &ul);
+        ZeroMemory(&rm, sizeof(rm));
+        rm.name = (LPSOCKADDR)&from;
+        rm.namelen = sizeof(from);
+        rm.lpBuffers = &ib;
+        rm.dwBufferCount = 1;
+        ZeroMemory(&rov, sizeof(rov));
+        CHECK(pRecvMsg(u, &rm, &n, &rov, on_msg) == SOCKET_ERROR &&
+                  WSAGetLastError() == WSA_IO_PENDING,
+              "WSARecvMsg with a completion routine is pending");
+        ZeroMemory(&sm, sizeof(sm));
+        sm.name = (LPSOCKADDR)&ua;
+        sm.namelen = sizeof(ua);
+        sm.lpBuffers = &ob;
+        sm.dwBufferCount = 1;
+        ZeroMemory(&sov, sizeof(sov));
+        sov.hEvent = WSACreateEvent();
+        CHECK((WSASendMsg(u, &sm, 0, &n, &sov, NULL) == 0 ||
+               WSAGetLastError() == WSA_IO_PENDING) &&
+                  WSAGetOverlappedResult(u, &sov, &got, TRUE, &avail) && got == 10,
+              "WSASendMsg of a datagram to itself");
+        while (routine_ov == NULL && SleepEx(5000, TRUE) == WAIT_IO_COMPLETION)
+            ;
+        CHECK(routine_ov == &rov && routine_error == 0 && routine_bytes == 10 &&
+                  memcmp(in, out, 10) == 0 && rm.namelen == sizeof(SOCKADDR_IN) &&
+                  from.sin_port == ua.sin_port && rm.Control.len == 0,
+              "its routine ran in SleepEx with the datagram, the sender and no control data");
+        sendto(u, "12345", 5, 0, (SOCKADDR *)&ua, sizeof(ua));
+        Sleep(50);
+        CHECK(WSAIoctl(u, FIONREAD, NULL, 0, &avail, sizeof(avail), &n, NULL, NULL) == 0 &&
+                  avail == 5,
+              "WSAIoctl(FIONREAD)");
+        WSACloseEvent(sov.hEvent);
+        closesocket(u);
     }
     closesocket(c2);
     closesocket(a2);
