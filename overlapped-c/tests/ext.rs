@@ -413,3 +413,39 @@ fn extension_function_contract_checks_pass_on_both_engines() {
         );
     }
 }
+
+#[test]
+fn extension_contract_file_copy_and_apcs_are_clean_under_valgrind_on_poll() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: valgrind is not installed");
+        return;
+    }
+    let dir = tmp_dir();
+    let (from, to) = (dir.join("vg-from"), dir.join("vg-to"));
+    std::fs::write(&from, data(300_001, 3)).expect("the source file");
+    let runs: [(&str, Vec<&str>); 3] = [
+        ("ext_contract", vec![]),
+        (
+            "file_copy_port",
+            vec![from.to_str().unwrap(), to.to_str().unwrap()],
+        ),
+        ("apc_timer", vec![]),
+    ];
+    for (name, args) in runs {
+        let bin = program(name);
+        let (status, out) = Proc::start(
+            Command::new("valgrind")
+                .args(["-q", "--error-exitcode=9", "--leak-check=full"])
+                .arg("--errors-for-leak-kinds=definite")
+                .arg(&bin)
+                .args(&args)
+                .env("OVERLAPPED_ENGINE", "poll")
+                .env_remove("LD_LIBRARY_PATH"),
+            format!("{name} under valgrind"),
+        )
+        .finish(bound(120));
+        assert!(status.success(), "{name} under valgrind:\n{out}");
+    }
+    let _ = std::fs::remove_file(&from);
+    let _ = std::fs::remove_file(&to);
+}
