@@ -1,5 +1,5 @@
-/* mswsock.h: the Windows name of overlapped.h (see there). The Microsoft
+/* mswsock.h: the Windows name of overlapped.h (see there); the Microsoft
    extension functions (AcceptEx, ConnectEx, DisconnectEx, TransmitFile,
-   WSARecvMsg through WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER)) are not
-   offered yet. */
+   WSARecvMsg through WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER)) are in
+   overlapped_ext.h, which it includes. */
 #include "overlapped.h"

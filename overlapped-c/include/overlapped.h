@@ -73,14 +73,13 @@
  *   IPV6_PKTINFO, IPV6_V6ONLY, FIONBIO and FIONREAD have Windows' values.
  * - A socket handle is never a waitable object; WSAGetOverlappedResult
  *   with fWait on an operation with no event waits on a private event.
- * - GetQueuedCompletionStatusEx's fAlertable is not supported yet (the
- *   wait runs no completion routines).
  * - CancelIo cancels every pending operation of the socket, not only the
  *   calling thread's.
  * - The extension functions (WSAIoctl with SIO_GET_EXTENSION_FUNCTION_
- *   POINTER: AcceptEx, ConnectEx, DisconnectEx, TransmitFile, WSARecvMsg),
- *   overlapped files and the wait primitives (QueueUserAPC,
- *   WSAEventSelect, waitable timers) come in later versions.
+ *   POINTER: AcceptEx, ConnectEx, DisconnectEx, TransmitFile, WSARecvMsg;
+ *   WSASendMsg), overlapped files, QueueUserAPC and waitable timers are in
+ *   overlapped_ext.h (included below), with what they keep alive;
+ *   WSAEventSelect comes in a later version.
  * - Unknown pragmas (#pragma comment(lib, "ws2_32.lib")) are not warned
  *   about in a file that includes this header.
  */
@@ -621,7 +620,9 @@ HANDLE WINAPI CreateEventW(LPSECURITY_ATTRIBUTES lpEventAttributes, BOOL bManual
 #define CreateEvent CreateEventA
 BOOL WINAPI SetEvent(HANDLE hEvent);
 BOOL WINAPI ResetEvent(HANDLE hEvent);
-/* WaitFor*Object(s)(Ex): over events and thread handles. */
+/* WaitFor*Object(s)(Ex): over events, thread handles and sockets (a
+   socket is signalled by each completion of its operations and reset when
+   one starts). */
 DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
 DWORD WINAPI WaitForSingleObjectEx(HANDLE hHandle, DWORD dwMilliseconds, BOOL bAlertable);
 DWORD WINAPI WaitForMultipleObjects(DWORD nCount, const HANDLE *lpHandles, BOOL bWaitAll,
@@ -656,8 +657,9 @@ BOOL WINAPI GetQueuedCompletionStatus(HANDLE CompletionPort, LPDWORD lpNumberOfB
                                       PULONG_PTR lpCompletionKey, LPOVERLAPPED *lpOverlapped,
                                       DWORD dwMilliseconds);
 /* GetQueuedCompletionStatusEx: up to ulCount packets; an entry's Internal
-   is its operation's NTSTATUS. fAlertable is not supported yet (ignored:
-   no completion routines run in this wait). */
+   is its operation's NTSTATUS. fAlertable: the thread's completion
+   routines, APCs and timer routines run in the wait, which then returns
+   FALSE with WAIT_IO_COMPLETION (*ulNumEntriesRemoved 0). */
 BOOL WINAPI GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTRY lpEntries,
                                         ULONG ulCount, PULONG ulNumEntriesRemoved,
                                         DWORD dwMilliseconds, BOOL fAlertable);
@@ -783,5 +785,7 @@ static inline BOOL HeapFree(HANDLE heap, DWORD flags, LPVOID p) {
 #ifdef __cplusplus
 }
 #endif
+
+#include "overlapped_ext.h"
 
 #endif /* OVERLAPPED_H */

@@ -163,6 +163,8 @@ pub unsafe fn finish(ov: *mut Overlapped, o: &Outcome, from: Option<FromPtrs>) {
 pub enum AnyOp {
     /// A send or receive on the caller's `WSABUF` memory.
     Bufs(Op<WsaBufs>),
+    /// An extension function's or a file's operation (`ext.rs`).
+    Ext(Box<dyn crate::ext::ExtOp>),
 }
 
 impl AnyOp {
@@ -170,6 +172,7 @@ impl AnyOp {
     pub fn is_complete(&self) -> bool {
         match self {
             AnyOp::Bufs(op) => op.is_complete(),
+            AnyOp::Ext(op) => op.is_complete(),
         }
     }
 
@@ -177,6 +180,7 @@ impl AnyOp {
     pub fn cancel(&self) -> std::io::Result<()> {
         match self {
             AnyOp::Bufs(op) => op.cancel(),
+            AnyOp::Ext(op) => op.cancel(),
         }
     }
 
@@ -187,6 +191,7 @@ impl AnyOp {
                 Polled::Complete(c) => Ok(Outcome::of(&c)),
                 Polled::Incomplete(op) => Err(AnyOp::Bufs(op)),
             }),
+            AnyOp::Ext(op) => Ok(op.take()?.map_err(AnyOp::Ext)),
         }
     }
 }

@@ -33,6 +33,11 @@
 //! [`table::Obj`] kind; `QueueUserAPC`, `WSAEventSelect` and timers join
 //! [`wait`], whose waits already map handles to the library's events.
 //!
+//! The extension functions, files, APCs and timers are there now:
+//! [`ext`] (`WSAIoctl`, `AcceptEx` and the rest, and the start of every
+//! operation whose completion carries more than `WSABUF`s:
+//! [`inflight::AnyOp::Ext`]), [`files`] and [`apc`].
+//!
 //! All `unsafe` code of the C interface is here, in the functions the C
 //! program calls (each an `unsafe extern "C" fn` whose `# Safety` section
 //! is the Windows contract) and in the buffer type; a safe Rust caller can
@@ -42,9 +47,12 @@
 #![allow(non_snake_case)]
 
 pub mod addr;
+pub mod apc;
 pub mod bufs;
 pub mod console;
 pub mod errors;
+pub mod ext;
+pub mod files;
 pub mod inflight;
 pub mod io;
 pub mod port;

@@ -11,7 +11,7 @@ use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use overlapped::{CompletionPort, Packet};
+use overlapped::{CompletionPort, Packet, PortWait};
 
 use crate::bufs::WsaBufs;
 use crate::errors::{self, *};
@@ -60,6 +60,17 @@ pub extern "C" fn CreateIoCompletionPort(
         }
         return handle(port_h);
     }
+    if let Some(f) = crate::files::file(file as usize) {
+        return match crate::files::associate(&port, &f, key) {
+            Ok(()) => handle(port_h),
+            Err(c) => {
+                if existing.is_null() {
+                    table::remove(port_h);
+                }
+                fail(c)
+            }
+        };
+    }
     let Some(o) = table::socket(file as usize) else {
         if existing.is_null() {
             table::remove(port_h);
@@ -102,21 +113,25 @@ fn take(p: Packet) -> (usize, *mut Overlapped, usize, Outcome) {
         return (key, ov, bytes, ok);
     }
     let ov = p.tag as usize as *mut Overlapped;
-    let out = match p.into_completion::<WsaBufs>() {
-        Ok(c) => Outcome::of(&c),
-        // Every operation the C interface starts hands back `WsaBufs`;
-        // the other operation kinds add their conversions here.
-        Err(p) => {
-            let codes = p.error.as_ref().map(errors::both_codes);
-            Outcome {
-                status: errors::status_of(codes),
-                wsa: codes.map_or(0, |c| c.0),
-                win32: codes.map_or(0, |c| c.1),
-                bytes: p.bytes,
-                flags: 0,
-                addr: None,
+    // The extension functions' and files' operations first (`ext.rs`).
+    let out = match crate::ext::packet_outcome(ov, p) {
+        Ok(out) => out,
+        Err(p) => match p.into_completion::<WsaBufs>() {
+            Ok(c) => Outcome::of(&c),
+            // Every operation the C interface starts hands back `WsaBufs`;
+            // the other operation kinds add their conversions here.
+            Err(p) => {
+                let codes = p.error.as_ref().map(errors::both_codes);
+                Outcome {
+                    status: errors::status_of(codes),
+                    wsa: codes.map_or(0, |c| c.0),
+                    win32: codes.map_or(0, |c| c.1),
+                    bytes: p.bytes,
+                    flags: 0,
+                    addr: None,
+                }
             }
-        }
+        },
     };
     let from = inflight::reported(ov, None);
     // SAFETY: the program keeps an operation's `OVERLAPPED` (and `lpFrom`)
@@ -198,7 +213,7 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
     count: u32,
     removed: *mut u32,
     ms: u32,
-    _alertable: c_int,
+    alertable: c_int,
 ) -> c_int {
     if entries.is_null() || removed.is_null() || count == 0 {
         errors::set_last(ERROR_INVALID_PARAMETER);
@@ -208,12 +223,14 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
         errors::set_last(ERROR_INVALID_HANDLE);
         return FALSE;
     };
-    match p.get_queued_many(count as usize, timeout(ms)) {
-        Ok(packets) if packets.is_empty() => {
-            errors::set_last(WAIT_TIMEOUT);
+    match p.get_queued_many_ex(count as usize, timeout(ms), alertable != 0) {
+        Ok(PortWait::IoCompletion) => {
+            // SAFETY: writable (the caller's promise).
+            unsafe { *removed = 0 };
+            errors::set_last(WAIT_IO_COMPLETION);
             FALSE
         }
-        Ok(packets) => {
+        Ok(PortWait::Got(packets)) => {
             let n = packets.len();
             for (i, packet) in packets.into_iter().enumerate() {
                 let (k, o, bytes, out) = take(packet);
@@ -230,6 +247,11 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
             // SAFETY: writable (the caller's promise).
             unsafe { *removed = n as u32 };
             TRUE
+        }
+        // `PortWait::Timeout`.
+        Ok(_) => {
+            errors::set_last(WAIT_TIMEOUT);
+            FALSE
         }
         Err(_) => {
             errors::set_last(ERROR_ABANDONED_WAIT_0);

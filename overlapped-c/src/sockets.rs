@@ -723,6 +723,10 @@ pub unsafe extern "C" fn ovl_setsockopt(
             let l = unsafe { val.cast::<usize>().read_unaligned() };
             return sock(l).map(|_| ());
         }
+        if (level, name) == (SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT) {
+            // Windows' programs pass no value (NULL, 0).
+            return Ok(());
+        }
         // SAFETY: the caller's promise.
         let v = unsafe { opt_int(val, len) }?;
         let on = v != 0;

@@ -77,6 +77,10 @@ pub enum Obj {
     Port(CompletionPort),
     /// A thread `HANDLE`.
     Thread(Arc<ThreadObj>),
+    /// A file `HANDLE` (`CreateFile`).
+    File(Arc<crate::files::FileObj>),
+    /// A waitable timer `HANDLE` (`CreateWaitableTimer`).
+    Timer(Arc<overlapped::WaitableTimer>),
 }
 
 #[derive(Debug, Default)]

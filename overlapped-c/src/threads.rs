@@ -46,6 +46,7 @@ unsafe fn spawn(stack: usize, f: ThreadStart, arg: *mut c_void, flags: u32, id: 
         b = b.stack_size(stack.max(64 * 1024));
     }
     let spawned = b.spawn(move || {
+        crate::apc::register_thread(&o);
         // SAFETY: `gettid` has no preconditions.
         let _ = tx.send(unsafe { libc::gettid() } as u32);
         let Start { f, arg } = start;

@@ -146,6 +146,10 @@ fn wait_events(handles: &[usize]) -> Result<Vec<(Event, bool)>, u32> {
         .map(|&h| match table::get(h) {
             Some(Obj::Event(e)) => Ok((e.event, e.auto_reset)),
             Some(Obj::Thread(t)) => Ok((t.done.clone(), false)),
+            Some(Obj::Socket(s)) => Ok((
+                overlapped::AsWaitable::waitable_event(&s.sock).into_owned(),
+                false,
+            )),
             Some(_) => Err(ERROR_NOT_SUPPORTED),
             None => Err(ERROR_INVALID_HANDLE),
         })
