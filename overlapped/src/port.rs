@@ -49,7 +49,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::core::{Convert, PortData, PortLink, PortSink};
-use crate::core::{RawDone, clock_us_at, interval_passed, wait_until};
+use crate::core::{RawDone, drive_clock_us, interval_passed, wait_until};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::op::{Completion, OpOutput};
@@ -575,13 +575,11 @@ impl CompletionPort {
         if alertable {
             ctx.fire_due_timers();
         }
-        // One clock reading serves the deadline and the reap interval.
-        let now = Instant::now();
-        let deadline = timeout.map(|t| now + t);
+        let deadline = timeout.map(|t| Instant::now() + t);
         let inner = &self.inner;
         // Queued packets do not keep completions in the kernel waiting: at
         // most every REAP_INTERVAL_US one waiter reaps the engines first.
-        if interval_passed(&inner.last_reap, clock_us_at(now)) {
+        if interval_passed(&inner.last_reap, drive_clock_us()) {
             for e in inner.live_engines().0 {
                 e.reap_if_due();
             }

@@ -49,21 +49,20 @@ fn cap_wait(timeout: Option<Duration>) -> Option<Duration> {
     }
 }
 
+/// The engine clock: microseconds on the monotonic clock (only differences
+/// mean something), read several times per message on a port, so in
+/// integer arithmetic (see [`monotonic_us`](crate::sys::monotonic_us));
+/// `Instant` where that clock cannot be read.
 pub(crate) fn clock_us() -> u64 {
-    clock_us_at(Instant::now())
-}
-
-/// `at` on the engine clock (µs since its origin): lets a caller that read
-/// the clock for a deadline use that one reading (a clock read is not free
-/// in a VM: about 50 ns here).
-pub(crate) fn clock_us_at(at: Instant) -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    at.saturating_duration_since(*ORIGIN.get_or_init(Instant::now))
-        .as_micros() as u64
+    crate::sys::monotonic_us().unwrap_or_else(|| {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let d = ORIGIN.get_or_init(Instant::now).elapsed();
+        d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
+    })
 }
 
 /// True when [`REAP_INTERVAL_US`] has passed between the time in `last` and
-/// `now` (µs, [`clock_us_at`]); the one caller that sees it first also
+/// `now` (µs, [`clock_us`]); the one caller that sees it first also
 /// moves `last` to `now`.
 pub(crate) fn interval_passed(last: &AtomicU64, now: u64) -> bool {
     let prev = last.load(Ordering::Relaxed);
@@ -71,6 +70,12 @@ pub(crate) fn interval_passed(last: &AtomicU64, now: u64) -> bool {
         && last
             .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
+}
+
+thread_local! {
+    /// The list this thread reaps into, kept between reaps (a reap nested
+    /// in a dispatch takes a new one).
+    static FOUND: std::cell::Cell<Vec<Wakeup>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// The engine in the driving protocol ([`crate::wait::drive`]).
@@ -109,6 +114,13 @@ impl Driven for Core {
     fn reap_due(&self) -> bool {
         let last = self.last_reap.load(Ordering::Relaxed);
         clock_us().saturating_sub(last) >= REAP_INTERVAL_US
+    }
+    fn scratch(&self) -> Vec<Wakeup> {
+        FOUND.with(std::cell::Cell::take)
+    }
+    fn keep_scratch(&self, found: Vec<Wakeup>) {
+        debug_assert!(found.is_empty());
+        FOUND.with(|f| f.set(found));
     }
 }
 

@@ -74,7 +74,7 @@ mod waits;
 use std::fmt;
 
 pub(crate) use drive::{
-    DriveState, clock_us as drive_clock_us, clock_us_at, interval_passed, wait_until, wait_watching,
+    DriveState, clock_us as drive_clock_us, interval_passed, wait_until, wait_watching,
 };
 pub(crate) use table::{Registry, Sock};
 pub(crate) use waits::{Watch, Watched};

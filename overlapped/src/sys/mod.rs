@@ -344,7 +344,7 @@ impl Calls {
 /// completing it later.
 pub(crate) const EMPTY_TRUSTED_MS: u64 = 8;
 
-pub(crate) use clock::coarse_ms;
+pub(crate) use clock::{coarse_ms, monotonic_us};
 
 /// Whether what was learned at `at` ([`coarse_ms`]) that the socket is
 /// empty still holds (see [`EMPTY_TRUSTED_MS`]).

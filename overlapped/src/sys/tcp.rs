@@ -95,7 +95,11 @@ pub(crate) fn iovecs(bufs: &mut dyn RawBufs, skip: usize, out: &mut Vec<libc::io
 }
 
 /// [`iovecs`], each handed to `out`.
-fn each_iovec(bufs: &mut dyn RawBufs, mut skip: usize, out: &mut dyn FnMut(libc::iovec)) -> usize {
+pub(crate) fn each_iovec(
+    bufs: &mut dyn RawBufs,
+    mut skip: usize,
+    out: &mut dyn FnMut(libc::iovec),
+) -> usize {
     let mut total = 0;
     bufs.each_part(&mut |ptr, len| {
         total += len;

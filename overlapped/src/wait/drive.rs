@@ -46,6 +46,13 @@ pub(crate) trait Driven: Send + Sync + Sized + 'static {
     /// The last reap is old enough for a wait that does not block to reap
     /// again.
     fn reap_due(&self) -> bool;
+    /// An empty list to reap into (one the thread kept, so that a reap
+    /// allocates nothing in the steady state).
+    fn scratch(&self) -> Vec<Self::Found> {
+        Vec::new()
+    }
+    /// The list back (drained), for the thread's next reap.
+    fn keep_scratch(&self, _found: Vec<Self::Found>) {}
 }
 
 /// An engine a thread blocks in, as its [`ThreadCtx`] holds it
@@ -99,7 +106,7 @@ impl<S: Shim> DriveState<S> {
 /// driver, which would sleep on without it.
 pub(crate) fn reap_dispatch<E: Driven>(e: &Arc<E>, driver: bool, poll_now: bool, submit: bool) {
     e.note_reap();
-    let mut found = Vec::new();
+    let mut found = e.scratch();
     let mut poll_now = poll_now;
     let mut woke = false;
     loop {
@@ -113,6 +120,7 @@ pub(crate) fn reap_dispatch<E: Driven>(e: &Arc<E>, driver: bool, poll_now: bool,
         }
         e.dispatch_all(&mut found);
     }
+    e.keep_scratch(found);
     if woke && !driver && e.drive_state().is_driving() {
         e.wake();
     }
@@ -162,12 +170,13 @@ pub(crate) fn drive_once<E: Driven>(
     // From here a wake-up of this thread wakes the engine; `ready` is
     // checked after that, so none is lost.
     set_blocked(ctx, Blocked::Driving(e.clone()));
-    let mut found = Vec::new();
+    let mut found = e.scratch();
     if block && !ready() {
         e.wait(timeout, &mut found);
     }
     set_blocked(ctx, Blocked::Parked);
     e.dispatch_all(&mut found);
+    e.keep_scratch(found);
     reap_dispatch(e, true, false, true);
     d.driving.store(false, Ordering::Release);
     let followers = d.followers.with(std::mem::take);

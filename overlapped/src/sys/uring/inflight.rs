@@ -16,13 +16,17 @@ use io_uring::{opcode, squeue, types};
 use super::Cqe;
 use crate::buf::RawBufs;
 use crate::flags::{MsgFlags, RecvFlags};
-use crate::sys::tcp::{iovecs, sockaddr_of};
+use crate::sys::tcp::{each_iovec, iovecs, sockaddr_of};
 use crate::sys::{Bufs, OpKind, Outcome};
 
 /// Memory the kernel reads or writes while an operation is parked in the
 /// ring. Boxed so its address is stable.
 pub(super) struct KernelMem {
+    /// The iovecs of a request of at most [`INLINE_IOVECS`] buffers (no
+    /// allocation for them), else of `iov`; `iov_n` say how many.
+    iov_inline: [libc::iovec; INLINE_IOVECS],
     iov: Vec<libc::iovec>,
+    iov_n: usize,
     msg: libc::msghdr,
     addr: libc::sockaddr_storage,
     addrlen: libc::socklen_t,
@@ -61,7 +65,7 @@ pub(crate) struct FixedMode {
 impl std::fmt::Debug for KernelMem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KernelMem")
-            .field("iovecs", &self.iov.len())
+            .field("iovecs", &self.iov_n)
             .field("poll_phase", &self.poll_phase)
             .finish()
     }
@@ -186,7 +190,12 @@ pub(super) fn prepare(
     resubmits: u32,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
     let mut km = Box::new(KernelMem {
+        iov_inline: [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; INLINE_IOVECS],
         iov: Vec::new(),
+        iov_n: 0,
         // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
         msg: unsafe { mem::zeroed() },
         // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
@@ -340,9 +349,10 @@ fn file_rw(
     offset: u64,
 ) -> io::Result<squeue::Entry> {
     let bufs = bufs.ok_or_else(missing_bufs)?;
-    km.total = iovecs(bufs, req.done, &mut km.iov);
+    km.total = set_iov(km, bufs, req.done);
     let at = offset.saturating_add(req.done as u64);
-    let (fd, iov, n) = (types::Fd(req.fd), km.iov.as_ptr(), km.iov.len() as u32);
+    let (iov, n) = km.iov_parts();
+    let (fd, iov, n) = (types::Fd(req.fd), iov.cast_const(), n as u32);
     Ok(if read {
         opcode::Readv::new(fd, iov, n).offset(at).build()
     } else {
@@ -434,12 +444,51 @@ fn recv_msg(
 /// `IORING_RECVSEND_POLL_FIRST`: arm the poll before trying the receive.
 const RECVSEND_POLL_FIRST: u16 = 1;
 
+/// Requests of at most this many buffers keep their iovecs inside their
+/// [`KernelMem`]: no allocation for them.
+const INLINE_IOVECS: usize = 2;
+
+/// Builds the iovecs of the buffers past their first `skip` bytes in `km`
+/// (inline for a few, else in its vector); the buffers' total length.
+fn set_iov(km: &mut KernelMem, bufs: &mut dyn RawBufs, skip: usize) -> usize {
+    km.iov.clear();
+    km.iov_n = 0;
+    if bufs.buf_count() <= INLINE_IOVECS {
+        let (inline, n) = (&mut km.iov_inline, &mut km.iov_n);
+        each_iovec(bufs, skip, &mut |v| {
+            // At most `buf_count` iovecs come.
+            if let Some(slot) = inline.get_mut(*n) {
+                *slot = v;
+                *n += 1;
+            }
+        })
+    } else {
+        let total = iovecs(bufs, skip, &mut km.iov);
+        km.iov_n = km.iov.len();
+        total
+    }
+}
+
+impl KernelMem {
+    /// The iovecs [`set_iov`] built: where (inside the boxed value, or in
+    /// its vector: both stay put while the request is in the kernel), and
+    /// how many.
+    fn iov_parts(&mut self) -> (*mut libc::iovec, usize) {
+        if self.iov.is_empty() {
+            (self.iov_inline.as_mut_ptr(), self.iov_n)
+        } else {
+            (self.iov.as_mut_ptr(), self.iov.len())
+        }
+    }
+}
+
 /// Builds the iovec array and `msghdr` of a send or receive, skipping the
 /// first `skip` bytes (a stream send's progress).
 fn fill_iov(km: &mut KernelMem, bufs: &mut dyn RawBufs, skip: usize) {
-    km.total = iovecs(bufs, skip, &mut km.iov);
-    km.msg.msg_iov = km.iov.as_mut_ptr();
-    km.msg.msg_iovlen = km.iov.len() as _;
+    km.total = set_iov(km, bufs, skip);
+    let (iov, n) = km.iov_parts();
+    km.msg.msg_iov = iov;
+    km.msg.msg_iovlen = n as _;
 }
 
 /// Points the `msghdr` at a message operation's control bytes or room
