@@ -1,7 +1,8 @@
-//! The C interface end to end: the six textbook programs (and the contract
-//! checks in `tests/c/contract.c`) compile with `cc -Wall -Werror` against
-//! the header and run on both engines — the send and receive programs
-//! against each other, the echo servers against `ovl echo-client` (when
+//! The C interface end to end: the six textbook programs, the
+//! `WSAEventSelect` echo server (and the contract checks in
+//! `tests/c/contract.c`) compile with `cc -Wall -Werror` against the
+//! header and run on both engines — the send and receive programs against
+//! each other, the echo servers against `ovl echo-client` (when
 //! the workspace's binary is built), a Rust client, a Python client and the
 //! C stable echo client.
 //!
@@ -117,16 +118,18 @@ fn compile(src: &Path, name: &str, static_lib: bool) -> PathBuf {
     out
 }
 
-const PROGRAMS: [&str; 6] = [
+/// The six textbook programs, and the `WSAEventSelect` echo server.
+const PROGRAMS: [&str; 7] = [
     "overlapped_send",
     "overlapped_recv",
     "cmpl_routine_recv",
     "cmpl_routine_echo_server",
     "stable_echo_client",
     "iocp_echo_server",
+    "event_select_server",
 ];
 
-/// The six programs and the contract checks, compiled once.
+/// The programs and the contract checks, compiled once.
 fn program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -410,6 +413,20 @@ fn iocp_echo_server_serves_every_client_on_both_engines() {
         let out = serve_every_client("iocp_echo_server", engine);
         let clients = 2 + 2 * PYTHONS + usize::from(ovl_binary().is_some());
         assert!(out.contains(&format!("served {clients} clients")), "{out}");
+    }
+}
+
+/// The `WSAEventSelect` server: one thread, `WSAWaitForMultipleEvents`
+/// over the listener and every client, `WSAEnumNetworkEvents`, non-blocking
+/// `accept`/`recv`/`send` on `FD_ACCEPT`/`FD_READ`/`FD_WRITE`, close on
+/// `FD_CLOSE` — serving several clients at once (SPEC t04).
+#[test]
+fn event_select_echo_server_serves_every_client_on_both_engines() {
+    for engine in engines() {
+        let out = serve_every_client("event_select_server", engine);
+        let clients = 2 + 2 * PYTHONS + usize::from(ovl_binary().is_some());
+        assert!(out.contains(&format!("served {clients} clients")), "{out}");
+        assert_eq!(out.matches("client disconnected").count(), clients, "{out}");
     }
 }
 
