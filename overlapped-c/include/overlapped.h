@@ -287,6 +287,7 @@ typedef struct _SECURITY_ATTRIBUTES {
 #define STATUS_SUCCESS ((DWORD)0x00000000L)
 #define STATUS_PENDING ((DWORD)0x00000103L)
 #define STATUS_BUFFER_OVERFLOW ((DWORD)0x80000005L)
+#define STATUS_END_OF_FILE ((DWORD)0xC0000011L) /* a file read at its end */
 #define STATUS_CANCELLED ((DWORD)0xC0000120L)
 #define STATUS_CONNECTION_RESET ((DWORD)0xC000020DL)
 #define STATUS_CONNECTION_ABORTED ((DWORD)0xC0000241L)
@@ -589,14 +590,19 @@ BOOL ovl_HasOverlappedIoCompleted(LPOVERLAPPED lpOverlapped);
 #define HasOverlappedIoCompleted(lpOverlapped) ovl_HasOverlappedIoCompleted(lpOverlapped)
 
 /* CancelIoEx: cancels the operation on lpOverlapped (all of the socket's
-   when NULL); ERROR_NOT_FOUND when none is pending. The operation still
+   or file's when NULL); ERROR_NOT_FOUND when none is pending,
+   ERROR_INVALID_HANDLE for a handle that is neither. The operation still
    completes (aborted, or normally if it won the race) and is reported. */
 BOOL WINAPI CancelIoEx(HANDLE hFile, LPOVERLAPPED lpOverlapped);
-/* CancelIo: every pending operation of the socket (all threads'). */
+/* CancelIo: every pending operation of the socket or file. Difference:
+   Windows cancels only those the calling thread started; here, all
+   threads'. */
 BOOL WINAPI CancelIo(HANDLE hFile);
-/* SetFileCompletionNotificationModes: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
-   (one-way; an immediate success posts no packet), and
-   FILE_SKIP_SET_EVENT_ON_HANDLE (accepted). */
+/* SetFileCompletionNotificationModes (sockets): FILE_SKIP_COMPLETION_PORT_
+   ON_SUCCESS (an immediate success posts no packet) and
+   FILE_SKIP_SET_EVENT_ON_HANDLE (the socket's completions no longer
+   signal the socket handle in WaitFor*Object(s); an operation's own
+   hEvent still is). Both one-way, as on Windows. */
 BOOL WINAPI SetFileCompletionNotificationModes(HANDLE FileHandle, UCHAR Flags);
 
 /* ------------------------------------------------------------------ */

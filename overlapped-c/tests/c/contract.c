@@ -576,6 +576,45 @@ int main(void)
         WSACloseEvent(sev);
     }
 
+    /* A socket as a waitable object, and FILE_SKIP_SET_EVENT_ON_HANDLE. */
+    {
+        SOCKET x, y;
+        WSAEVENT wev = WSACreateEvent();
+        OVERLAPPED wov;
+        WSABUF wwb;
+        DWORD wn, wflags = 0;
+        char wbuf[8];
+        int round;
+
+        pair(&x, &y);
+        for (round = 0; round < 2; round++) {
+            memset(&wov, 0, sizeof(wov));
+            wov.hEvent = wev;
+            wwb.buf = wbuf;
+            wwb.len = sizeof(wbuf);
+            wflags = 0;
+            if (WSARecv(y, &wwb, 1, &wn, &wflags, &wov, NULL) == SOCKET_ERROR &&
+                WSAGetLastError() != WSA_IO_PENDING)
+                break;
+            send(x, "w", 1, 0);
+            WSAWaitForMultipleEvents(1, &wev, FALSE, 5000, FALSE);
+            WSAGetOverlappedResult(y, &wov, &wn, TRUE, &wflags);
+            if (round == 0) {
+                CHECK(WaitForSingleObject((HANDLE)y, 0) == WAIT_OBJECT_0,
+                      "a completion signals the socket handle");
+                CHECK(SetFileCompletionNotificationModes((HANDLE)y,
+                                                         FILE_SKIP_SET_EVENT_ON_HANDLE),
+                      "SetFileCompletionNotificationModes(FILE_SKIP_SET_EVENT_ON_HANDLE)");
+            } else {
+                CHECK(wn == 1 && WaitForSingleObject((HANDLE)y, 0) == WAIT_TIMEOUT,
+                      "after FILE_SKIP_SET_EVENT_ON_HANDLE it does not");
+            }
+        }
+        closesocket(x);
+        closesocket(y);
+        WSACloseEvent(wev);
+    }
+
     /* Address text. */
     {
         SOCKADDR_IN sin;
