@@ -453,7 +453,9 @@ typedef void(CALLBACK *LPWSAOVERLAPPED_COMPLETION_ROUTINE)(
 int WSAAPI WSAStartup(WORD wVersionRequested, LPWSADATA lpWSAData);
 /* WSACleanup: the last one closes every socket still open. */
 int WSAAPI WSACleanup(void);
-/* WSAGetLastError / GetLastError: one per-thread value, Windows codes. */
+/* WSAGetLastError / GetLastError (and WSASetLastError / SetLastError):
+   one per-thread value, Windows codes; the Winsock and Win32 calls share
+   it, as on Windows. */
 int WSAAPI WSAGetLastError(void);
 void WSAAPI WSASetLastError(int iError);
 DWORD WINAPI GetLastError(void);
@@ -472,6 +474,9 @@ SOCKET WSAAPI ovl_socket(int af, int type, int protocol);
 #define socket ovl_socket
 /* closesocket: pending operations complete aborted (and are reported). */
 int WSAAPI closesocket(SOCKET s);
+/* bind: AF_INET / AF_INET6 addresses (WSAEFAULT for a namelen too short,
+   WSAEAFNOSUPPORT for another family); the system's errors as their
+   Winsock codes (WSAEADDRINUSE, WSAEADDRNOTAVAIL, ...). */
 int WSAAPI ovl_bind(SOCKET s, const struct sockaddr *name, int namelen);
 #define bind ovl_bind
 /* listen: SOMAXCONN and larger mean the system's default. */
@@ -502,6 +507,9 @@ int WSAAPI ovl_sendto(SOCKET s, const char *buf, int len, int flags, const struc
 int WSAAPI ovl_recvfrom(SOCKET s, char *buf, int len, int flags, struct sockaddr *from,
                         int *fromlen);
 #define recvfrom ovl_recvfrom
+/* getsockname / getpeername: the address and *namelen as Winsock writes
+   them (WSAEFAULT when *namelen is too small; getpeername of an
+   unconnected socket: WSAENOTCONN). */
 int WSAAPI ovl_getsockname(SOCKET s, struct sockaddr *name, int *namelen);
 #define getsockname ovl_getsockname
 int WSAAPI ovl_getpeername(SOCKET s, struct sockaddr *name, int *namelen);
@@ -611,6 +619,10 @@ BOOL WINAPI SetFileCompletionNotificationModes(HANDLE FileHandle, UCHAR Flags);
 
 /* WSACreateEvent: manual-reset, not set. */
 WSAEVENT WSAAPI WSACreateEvent(void);
+/* WSACloseEvent: the handle goes; operations still bound to the event
+   complete as before. WSASetEvent / WSAResetEvent (and SetEvent /
+   ResetEvent): FALSE with WSA_INVALID_HANDLE for a handle that is not an
+   event. */
 BOOL WSAAPI WSACloseEvent(WSAEVENT hEvent);
 BOOL WSAAPI WSASetEvent(WSAEVENT hEvent);
 BOOL WSAAPI WSAResetEvent(WSAEVENT hEvent);
@@ -701,6 +713,7 @@ DWORD WINAPI WaitForMultipleObjectsEx(DWORD nCount, const HANDLE *lpHandles, BOO
 /* SleepEx: 0, or WAIT_IO_COMPLETION when bAlertable and completion
    routines of this thread ran. */
 DWORD WINAPI SleepEx(DWORD dwMilliseconds, BOOL bAlertable);
+/* Sleep: SleepEx(dwMilliseconds, FALSE); INFINITE never returns. */
 void WINAPI Sleep(DWORD dwMilliseconds);
 /* CloseHandle: events, ports (waiters wake with ERROR_ABANDONED_WAIT_0),
    thread handles (the thread runs on) and sockets (as closesocket). */
@@ -754,7 +767,10 @@ uintptr_t __cdecl _beginthreadex(void *security, unsigned stack_size,
                                  unsigned(__stdcall *start_address)(void *), void *arglist,
                                  unsigned initflag, unsigned *thrdaddr);
 BOOL WINAPI GetExitCodeThread(HANDLE hThread, LPDWORD lpExitCode);
+/* GetCurrentThreadId: the system's thread id (gettid). */
 DWORD WINAPI GetCurrentThreadId(void);
+/* GetTickCount: milliseconds of a monotonic clock, wrapping at 2^32 (the
+   origin is not the system's start, as it is on Windows). */
 DWORD WINAPI GetTickCount(void);
 
 typedef struct _SYSTEM_INFO {

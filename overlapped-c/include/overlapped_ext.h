@@ -297,6 +297,8 @@ HANDLE WINAPI CreateFileW(const WCHAR *lpFileName, DWORD dwDesiredAccess, DWORD 
                           DWORD dwCreationDisposition, DWORD dwFlagsAndAttributes,
                           HANDLE hTemplateFile);
 #define CreateFile CreateFileA
+/* DeleteFile: removes the file (ERROR_FILE_NOT_FOUND, ERROR_ACCESS_DENIED,
+   ...). Difference: an open file can be deleted (Linux unlinks it). */
 BOOL WINAPI DeleteFileA(LPCSTR lpFileName);
 #define DeleteFile DeleteFileA
 /* GetTempPath: the directory for temporary files with its trailing '/'
@@ -326,6 +328,8 @@ BOOL WINAPI ReadFile(HANDLE hFile, LPVOID lpBuffer, DWORD nNumberOfBytesToRead,
                      LPDWORD lpNumberOfBytesRead, LPOVERLAPPED lpOverlapped);
 BOOL WINAPI WriteFile(HANDLE hFile, LPCVOID lpBuffer, DWORD nNumberOfBytesToWrite,
                       LPDWORD lpNumberOfBytesWritten, LPOVERLAPPED lpOverlapped);
+/* GetFileSize / GetFileSizeEx: the file's size (INVALID_FILE_SIZE with
+   ERROR_INVALID_HANDLE for a handle that is not a file). */
 DWORD WINAPI GetFileSize(HANDLE hFile, LPDWORD lpFileSizeHigh);
 BOOL WINAPI GetFileSizeEx(HANDLE hFile, PLARGE_INTEGER lpFileSize);
 
