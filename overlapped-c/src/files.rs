@@ -558,7 +558,12 @@ pub unsafe extern "C" fn GetTempFileNameA(
             }
             use std::os::unix::ffi::OsStrExt;
             let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&v));
-            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(p) {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+            {
                 Ok(_) => {
                     found = write(&v).map(|()| n);
                     break;

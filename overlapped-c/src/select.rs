@@ -45,9 +45,7 @@ pub fn select(o: &SockObj, event: Option<Event>, mask: u32) -> Result<(), u32> {
         // A zero mask cancels; Windows ignores the event then.
         None => Event::new(),
     };
-    o.sock
-        .event_select(&event, ev)
-        .map_err(|e| wsa_code(&e))?;
+    o.sock.event_select(&event, ev).map_err(|e| wsa_code(&e))?;
     let mut sel = o.selected.lock().unwrap_or_else(|p| p.into_inner());
     *sel = (mask != 0).then_some((event, mask));
     // Windows makes a selected socket non-blocking, and cancelling the

@@ -467,7 +467,10 @@ fn every_extension_program_is_clean_under_valgrind_on_poll() {
     let mut srv = valgrind("acceptex_server", &["0", "2"]);
     let port = srv.port_within(slow);
     let (status, o) = Proc::python(&script, &[port.to_string(), "2".into()]).finish(slow);
-    assert!(status.success(), "a Python client against acceptex_server: {o}");
+    assert!(
+        status.success(),
+        "a Python client against acceptex_server: {o}"
+    );
     let (status, out) = srv.finish(slow);
     assert!(status.success(), "acceptex_server under valgrind:\n{out}");
 
@@ -478,15 +481,24 @@ fn every_extension_program_is_clean_under_valgrind_on_poll() {
         Proc::python(URLLIB, &[port.to_string(), from.display().to_string()]).finish(slow);
     assert!(status.success(), "urllib against transmit_file_server: {o}");
     let (status, out) = srv.finish(slow);
-    assert!(status.success(), "transmit_file_server under valgrind:\n{out}");
+    assert!(
+        status.success(),
+        "transmit_file_server under valgrind:\n{out}"
+    );
 
     // The WSARecvMsg / WSASendMsg server: the three datagrams.
     let mut srv = valgrind("udp_pktinfo_server", &["0", "3"]);
     let port = srv.port_within(slow);
     let (status, o) = Proc::python(UDP, &[port.to_string()]).finish(slow);
-    assert!(status.success(), "the UDP client against udp_pktinfo_server: {o}");
+    assert!(
+        status.success(),
+        "the UDP client against udp_pktinfo_server: {o}"
+    );
     let (status, out) = srv.finish(slow);
-    assert!(status.success(), "udp_pktinfo_server under valgrind:\n{out}");
+    assert!(
+        status.success(),
+        "udp_pktinfo_server under valgrind:\n{out}"
+    );
 
     let _ = std::fs::remove_file(&from);
     let _ = std::fs::remove_file(&to);
