@@ -313,9 +313,22 @@ pub unsafe extern "C" fn ovl_accept(
                 .map_err(|e| wsa_code(&e.error))?
                 .op(),
         };
+        let selected = o
+            .selected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
         let c = if nb {
             match op.result(false).map_err(|e| wsa_code(&e))? {
                 Polled::Complete(c) => c,
+                // Under `WSAEventSelect` no accept may stay in flight: it
+                // would take the next connection, which must raise
+                // `FD_ACCEPT` instead. Cancelled, it gives the connection
+                // it won the race for, or `WSAEWOULDBLOCK`.
+                Polled::Incomplete(op) if selected => {
+                    drop(slot);
+                    wait_op(op, true, 0)?
+                }
                 Polled::Incomplete(op) => {
                     *slot = Some(op);
                     return Err(WSAEWOULDBLOCK);

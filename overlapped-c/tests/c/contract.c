@@ -529,6 +529,21 @@ int main(void)
               "WSAEnumNetworkEvents reset the event");
         s = accept(l, NULL, NULL);
         CHECK(s != INVALID_SOCKET, "accept on FD_ACCEPT");
+        {
+            /* An accept that finds no connection leaves none in flight:
+               the next connection raises FD_ACCEPT. */
+            SOCKET c2 = socket(AF_INET, SOCK_STREAM, 0), s2;
+            CHECK(accept(l, NULL, NULL) == INVALID_SOCKET && WSAGetLastError() == WSAEWOULDBLOCK,
+                  "accept with no connection: WSAEWOULDBLOCK");
+            connect(c2, (SOCKADDR *)&addr, sizeof(addr));
+            CHECK(WSAWaitForMultipleEvents(1, &lev, FALSE, 5000, FALSE) == WSA_WAIT_EVENT_0 &&
+                      WSAEnumNetworkEvents(l, lev, &ne) == 0 && ne.lNetworkEvents == FD_ACCEPT,
+                  "... and the next connection raises FD_ACCEPT");
+            s2 = accept(l, NULL, NULL);
+            CHECK(s2 != INVALID_SOCKET, "which accept takes");
+            closesocket(s2);
+            closesocket(c2);
+        }
         CHECK(ioctlsocket(s, FIONBIO, &zero) == SOCKET_ERROR && WSAGetLastError() == WSAEINVAL &&
                   recv(s, got, sizeof(got), 0) == SOCKET_ERROR &&
                   WSAGetLastError() == WSAEWOULDBLOCK,
