@@ -2,7 +2,7 @@
 //! offset into the caller's buffer, `GetFileSize(Ex)`, `DeleteFileA`, and
 //! the association of a file with a completion port. A file handle is one
 //! more kind of the handle table; its operations start through
-//! [`ext::start`](crate::ext::start), so they are reported as a socket's
+//! [`ext::start`], so they are reported as a socket's
 //! are (a port packet, `hEvent`, `GetOverlappedResult`).
 
 #![allow(unsafe_code)]
