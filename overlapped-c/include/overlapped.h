@@ -71,15 +71,17 @@
  * - AF_INET6 and the sockaddr structures are the system's (AF_INET6 is 10,
  *   not 23; the layouts are Windows'). SOL_SOCKET, SO_*, MSG_*, IP_PKTINFO,
  *   IPV6_PKTINFO, IPV6_V6ONLY, FIONBIO and FIONREAD have Windows' values.
- * - A socket handle is never a waitable object; WSAGetOverlappedResult
- *   with fWait on an operation with no event waits on a private event.
+ * - WSAGetOverlappedResult with fWait on an operation with no event waits
+ *   on a private event (Windows waits on the socket handle; a socket is a
+ *   waitable object here too, see WaitForSingleObject).
  * - CancelIo cancels every pending operation of the socket, not only the
  *   calling thread's.
  * - The extension functions (WSAIoctl with SIO_GET_EXTENSION_FUNCTION_
  *   POINTER: AcceptEx, ConnectEx, DisconnectEx, TransmitFile, WSARecvMsg;
  *   WSASendMsg), overlapped files, QueueUserAPC and waitable timers are in
- *   overlapped_ext.h (included below), with what they keep alive;
- *   WSAEventSelect comes in a later version.
+ *   overlapped_ext.h (included below), with what they keep alive.
+ * - WSAEventSelect needs no thread of its own: a wait on its event
+ *   watches the socket (see the call).
  * - Unknown pragmas (#pragma comment(lib, "ws2_32.lib")) are not warned
  *   about in a file that includes this header.
  */
@@ -285,6 +287,7 @@ typedef struct _SECURITY_ATTRIBUTES {
 #define STATUS_SUCCESS ((DWORD)0x00000000L)
 #define STATUS_PENDING ((DWORD)0x00000103L)
 #define STATUS_BUFFER_OVERFLOW ((DWORD)0x80000005L)
+#define STATUS_END_OF_FILE ((DWORD)0xC0000011L) /* a file read at its end */
 #define STATUS_CANCELLED ((DWORD)0xC0000120L)
 #define STATUS_CONNECTION_RESET ((DWORD)0xC000020DL)
 #define STATUS_CONNECTION_ABORTED ((DWORD)0xC0000241L)
@@ -450,7 +453,9 @@ typedef void(CALLBACK *LPWSAOVERLAPPED_COMPLETION_ROUTINE)(
 int WSAAPI WSAStartup(WORD wVersionRequested, LPWSADATA lpWSAData);
 /* WSACleanup: the last one closes every socket still open. */
 int WSAAPI WSACleanup(void);
-/* WSAGetLastError / GetLastError: one per-thread value, Windows codes. */
+/* WSAGetLastError / GetLastError (and WSASetLastError / SetLastError):
+   one per-thread value, Windows codes; the Winsock and Win32 calls share
+   it, as on Windows. */
 int WSAAPI WSAGetLastError(void);
 void WSAAPI WSASetLastError(int iError);
 DWORD WINAPI GetLastError(void);
@@ -469,6 +474,9 @@ SOCKET WSAAPI ovl_socket(int af, int type, int protocol);
 #define socket ovl_socket
 /* closesocket: pending operations complete aborted (and are reported). */
 int WSAAPI closesocket(SOCKET s);
+/* bind: AF_INET / AF_INET6 addresses (WSAEFAULT for a namelen too short,
+   WSAEAFNOSUPPORT for another family); the system's errors as their
+   Winsock codes (WSAEADDRINUSE, WSAEADDRNOTAVAIL, ...). */
 int WSAAPI ovl_bind(SOCKET s, const struct sockaddr *name, int namelen);
 #define bind ovl_bind
 /* listen: SOMAXCONN and larger mean the system's default. */
@@ -499,6 +507,9 @@ int WSAAPI ovl_sendto(SOCKET s, const char *buf, int len, int flags, const struc
 int WSAAPI ovl_recvfrom(SOCKET s, char *buf, int len, int flags, struct sockaddr *from,
                         int *fromlen);
 #define recvfrom ovl_recvfrom
+/* getsockname / getpeername: the address and *namelen as Winsock writes
+   them (WSAEFAULT when *namelen is too small; getpeername of an
+   unconnected socket: WSAENOTCONN). */
 int WSAAPI ovl_getsockname(SOCKET s, struct sockaddr *name, int *namelen);
 #define getsockname ovl_getsockname
 int WSAAPI ovl_getpeername(SOCKET s, struct sockaddr *name, int *namelen);
@@ -587,14 +598,19 @@ BOOL ovl_HasOverlappedIoCompleted(LPOVERLAPPED lpOverlapped);
 #define HasOverlappedIoCompleted(lpOverlapped) ovl_HasOverlappedIoCompleted(lpOverlapped)
 
 /* CancelIoEx: cancels the operation on lpOverlapped (all of the socket's
-   when NULL); ERROR_NOT_FOUND when none is pending. The operation still
+   or file's when NULL); ERROR_NOT_FOUND when none is pending,
+   ERROR_INVALID_HANDLE for a handle that is neither. The operation still
    completes (aborted, or normally if it won the race) and is reported. */
 BOOL WINAPI CancelIoEx(HANDLE hFile, LPOVERLAPPED lpOverlapped);
-/* CancelIo: every pending operation of the socket (all threads'). */
+/* CancelIo: every pending operation of the socket or file. Difference:
+   Windows cancels only those the calling thread started; here, all
+   threads'. */
 BOOL WINAPI CancelIo(HANDLE hFile);
-/* SetFileCompletionNotificationModes: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
-   (one-way; an immediate success posts no packet), and
-   FILE_SKIP_SET_EVENT_ON_HANDLE (accepted). */
+/* SetFileCompletionNotificationModes (sockets): FILE_SKIP_COMPLETION_PORT_
+   ON_SUCCESS (an immediate success posts no packet) and
+   FILE_SKIP_SET_EVENT_ON_HANDLE (the socket's completions no longer
+   signal the socket handle in WaitFor*Object(s); an operation's own
+   hEvent still is). Both one-way, as on Windows. */
 BOOL WINAPI SetFileCompletionNotificationModes(HANDLE FileHandle, UCHAR Flags);
 
 /* ------------------------------------------------------------------ */
@@ -603,6 +619,10 @@ BOOL WINAPI SetFileCompletionNotificationModes(HANDLE FileHandle, UCHAR Flags);
 
 /* WSACreateEvent: manual-reset, not set. */
 WSAEVENT WSAAPI WSACreateEvent(void);
+/* WSACloseEvent: the handle goes; operations still bound to the event
+   complete as before. WSASetEvent / WSAResetEvent (and SetEvent /
+   ResetEvent): FALSE with WSA_INVALID_HANDLE for a handle that is not an
+   event. */
 BOOL WSAAPI WSACloseEvent(WSAEVENT hEvent);
 BOOL WSAAPI WSASetEvent(WSAEVENT hEvent);
 BOOL WSAAPI WSAResetEvent(WSAEVENT hEvent);
@@ -611,6 +631,67 @@ BOOL WSAAPI WSAResetEvent(WSAEVENT hEvent);
    completion routines of this thread ran) or WSA_WAIT_FAILED. */
 DWORD WSAAPI WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll,
                                       DWORD dwTimeout, BOOL fAlertable);
+/* WSAEventSelect: the socket records the network events of lNetworkEvents
+   (FD_READ, FD_WRITE, FD_OOB, FD_ACCEPT, FD_CONNECT, FD_CLOSE) as they
+   happen and sets hEventObject for each; WSAEnumNetworkEvents reports and
+   clears the record. As on Windows: the socket becomes non-blocking
+   (ioctlsocket FIONBIO 0 is then WSAEINVAL); a second call replaces the
+   first; lNetworkEvents 0 cancels (hEventObject is then ignored); events
+   that already hold are recorded at once (a waiting connection, waiting
+   data, FD_WRITE on a connected socket); an event is recorded once, then
+   not again until its re-enabling call, made even if it fails: recv /
+   WSARecv (any receive) for FD_READ, a MSG_OOB receive for FD_OOB,
+   accept / AcceptEx for FD_ACCEPT, a send that fails with
+   WSAEWOULDBLOCK (or goes pending) for FD_WRITE; FD_CONNECT (each
+   connect's end, with its error in iErrorCode[FD_CONNECT_BIT]) and
+   FD_CLOSE (0 once the data before a graceful close was received;
+   WSAECONNRESET / WSAECONNABORTED) are told once. Data taken by a pending
+   overlapped receive raises no FD_READ, a connection taken by a pending
+   AcceptEx no FD_ACCEPT. A socket made by accept() takes its listener's
+   selection (call WSAEventSelect on it to give it its own). FD_QOS,
+   FD_GROUP_QOS, FD_ROUTING_INTERFACE_CHANGE and FD_ADDRESS_LIST_CHANGE
+   are accepted and never recorded (their ioctls do not exist here); other
+   bits are WSAEINVAL, as is an hEventObject that is not an event.
+   Difference: no thread watches the socket; a wait on the event
+   (WSAWaitForMultipleEvents, WaitFor*Object(s)(Ex)) watches the sockets
+   selected into it while it blocks, and WSAEventSelect /
+   WSAEnumNetworkEvents look at the socket themselves. */
+#define FD_READ_BIT 0
+#define FD_READ (1 << FD_READ_BIT)
+#define FD_WRITE_BIT 1
+#define FD_WRITE (1 << FD_WRITE_BIT)
+#define FD_OOB_BIT 2
+#define FD_OOB (1 << FD_OOB_BIT)
+#define FD_ACCEPT_BIT 3
+#define FD_ACCEPT (1 << FD_ACCEPT_BIT)
+#define FD_CONNECT_BIT 4
+#define FD_CONNECT (1 << FD_CONNECT_BIT)
+#define FD_CLOSE_BIT 5
+#define FD_CLOSE (1 << FD_CLOSE_BIT)
+#define FD_QOS_BIT 6
+#define FD_QOS (1 << FD_QOS_BIT)
+#define FD_GROUP_QOS_BIT 7
+#define FD_GROUP_QOS (1 << FD_GROUP_QOS_BIT)
+#define FD_ROUTING_INTERFACE_CHANGE_BIT 8
+#define FD_ROUTING_INTERFACE_CHANGE (1 << FD_ROUTING_INTERFACE_CHANGE_BIT)
+#define FD_ADDRESS_LIST_CHANGE_BIT 9
+#define FD_ADDRESS_LIST_CHANGE (1 << FD_ADDRESS_LIST_CHANGE_BIT)
+#define FD_MAX_EVENTS 10
+#define FD_ALL_EVENTS ((1 << FD_MAX_EVENTS) - 1)
+typedef struct _WSANETWORKEVENTS {
+    LONG lNetworkEvents;
+    int iErrorCode[FD_MAX_EVENTS];
+} WSANETWORKEVENTS, *LPWSANETWORKEVENTS;
+int WSAAPI WSAEventSelect(SOCKET s, WSAEVENT hEventObject, long lNetworkEvents);
+/* WSAEnumNetworkEvents: the events recorded since the last call in
+   lNetworkEvents, the Winsock code of each in iErrorCode[FD_*_BIT] (0:
+   none; other entries 0); the record is cleared and hEventObject
+   (optional, NULL: none) reset in the same step. Enumerating re-enables
+   nothing. WSAENOTSOCK, WSAEFAULT (lpNetworkEvents NULL), WSAEINVAL
+   (hEventObject not an event). */
+int WSAAPI WSAEnumNetworkEvents(SOCKET s, WSAEVENT hEventObject,
+                                LPWSANETWORKEVENTS lpNetworkEvents);
+
 /* CreateEvent: names are not supported (NULL only); an auto-reset event
    is reset by the wait that returns it. */
 HANDLE WINAPI CreateEventA(LPSECURITY_ATTRIBUTES lpEventAttributes, BOOL bManualReset,
@@ -632,6 +713,7 @@ DWORD WINAPI WaitForMultipleObjectsEx(DWORD nCount, const HANDLE *lpHandles, BOO
 /* SleepEx: 0, or WAIT_IO_COMPLETION when bAlertable and completion
    routines of this thread ran. */
 DWORD WINAPI SleepEx(DWORD dwMilliseconds, BOOL bAlertable);
+/* Sleep: SleepEx(dwMilliseconds, FALSE); INFINITE never returns. */
 void WINAPI Sleep(DWORD dwMilliseconds);
 /* CloseHandle: events, ports (waiters wake with ERROR_ABANDONED_WAIT_0),
    thread handles (the thread runs on) and sockets (as closesocket). */
@@ -685,7 +767,10 @@ uintptr_t __cdecl _beginthreadex(void *security, unsigned stack_size,
                                  unsigned(__stdcall *start_address)(void *), void *arglist,
                                  unsigned initflag, unsigned *thrdaddr);
 BOOL WINAPI GetExitCodeThread(HANDLE hThread, LPDWORD lpExitCode);
+/* GetCurrentThreadId: the system's thread id (gettid). */
 DWORD WINAPI GetCurrentThreadId(void);
+/* GetTickCount: milliseconds of a monotonic clock, wrapping at 2^32 (the
+   origin is not the system's start, as it is on Windows). */
 DWORD WINAPI GetTickCount(void);
 
 typedef struct _SYSTEM_INFO {

@@ -52,7 +52,8 @@
  *   file pointer and waits). ReadFile at the end of a file fails with
  *   ERROR_HANDLE_EOF (at once, or as the operation's result), as Windows'
  *   overlapped reads do.
- * - CancelIo / CancelIoEx take sockets only.
+ * - GetTempPath gives TMPDIR (or /tmp/) with a trailing '/', and
+ *   GetTempFileName joins with '/'.
  */
 #ifndef OVERLAPPED_EXT_H
 #define OVERLAPPED_EXT_H
@@ -296,18 +297,39 @@ HANDLE WINAPI CreateFileW(const WCHAR *lpFileName, DWORD dwDesiredAccess, DWORD 
                           DWORD dwCreationDisposition, DWORD dwFlagsAndAttributes,
                           HANDLE hTemplateFile);
 #define CreateFile CreateFileA
+/* DeleteFile: removes the file (ERROR_FILE_NOT_FOUND, ERROR_ACCESS_DENIED,
+   ...). Difference: an open file can be deleted (Linux unlinks it). */
 BOOL WINAPI DeleteFileA(LPCSTR lpFileName);
 #define DeleteFile DeleteFileA
+/* GetTempPath: the directory for temporary files with its trailing '/'
+   (Windows: a backslash), from TMPDIR, else /tmp/ (Windows: TMP, TEMP, ...).
+   Returns its length without the NUL; when nBufferLength is too small,
+   the room needed with the NUL (nothing written). */
+DWORD WINAPI GetTempPathA(DWORD nBufferLength, LPSTR lpBuffer);
+#define GetTempPath GetTempPathA
+#define ERROR_BUFFER_OVERFLOW 111L
+/* GetTempFileName: <lpPathName>/<up to 3 chars of lpPrefixString><hex of
+   uUnique's low 16 bits>.TMP in lpTempFileName (MAX_PATH bytes). uUnique
+   0: picks a number whose file does not exist and creates that file
+   (empty), as Windows; otherwise only forms the name. Returns the number;
+   0 with ERROR_PATH_NOT_FOUND, ERROR_FILE_EXISTS (every number taken),
+   ERROR_BUFFER_OVERFLOW (longer than MAX_PATH), ... */
+UINT WINAPI GetTempFileNameA(LPCSTR lpPathName, LPCSTR lpPrefixString, UINT uUnique,
+                             LPSTR lpTempFileName);
+#define GetTempFileName GetTempFileNameA
 /* ReadFile / WriteFile: with an OVERLAPPED, at its Offset/OffsetHigh;
    FALSE with ERROR_IO_PENDING while in flight, reported as a socket's
    operations are (the port's packet with this very LPOVERLAPPED, hEvent,
-   GetOverlappedResult). ReadFile at or past the end: ERROR_HANDLE_EOF.
+   GetOverlappedResult). ReadFile at or past the end: ERROR_HANDLE_EOF
+   (Internal: STATUS_END_OF_FILE).
    With a NULL OVERLAPPED: at the file pointer, waiting. On a SOCKET: as
    WSARecv / WSASend. */
 BOOL WINAPI ReadFile(HANDLE hFile, LPVOID lpBuffer, DWORD nNumberOfBytesToRead,
                      LPDWORD lpNumberOfBytesRead, LPOVERLAPPED lpOverlapped);
 BOOL WINAPI WriteFile(HANDLE hFile, LPCVOID lpBuffer, DWORD nNumberOfBytesToWrite,
                       LPDWORD lpNumberOfBytesWritten, LPOVERLAPPED lpOverlapped);
+/* GetFileSize / GetFileSizeEx: the file's size (INVALID_FILE_SIZE with
+   ERROR_INVALID_HANDLE for a handle that is not a file). */
 DWORD WINAPI GetFileSize(HANDLE hFile, LPDWORD lpFileSizeHigh);
 BOOL WINAPI GetFileSizeEx(HANDLE hFile, PLARGE_INTEGER lpFileSize);
 

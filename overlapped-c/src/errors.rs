@@ -92,6 +92,7 @@ const STATUS: &[(u32, u32, u32)] = &[
     (0xC000_020A, 10048, 52),   // STATUS_ADDRESS_ALREADY_EXISTS
     (0xC000_0207, 10049, 1214), // STATUS_INVALID_ADDRESS_COMPONENT
     (0x8000_0005, 10040, 234),  // STATUS_BUFFER_OVERFLOW (truncated datagram)
+    (0xC000_0011, 38, 38),      // STATUS_END_OF_FILE (a file read at its end)
 ];
 
 /// A code with no row of its own travels as a customer `NTSTATUS` whose
@@ -166,5 +167,7 @@ mod tests {
         );
         let closed = overlapped::closed_error();
         assert_eq!(status_of(Some(both_codes(&closed))), 0xC000_0241);
+        // A read at the end of a file: ERROR_HANDLE_EOF, as Windows.
+        assert_eq!(status_of(Some((38, 38))), 0xC000_0011);
     }
 }

@@ -2,7 +2,7 @@
 //! offset into the caller's buffer, `GetFileSize(Ex)`, `DeleteFileA`, and
 //! the association of a file with a completion port. A file handle is one
 //! more kind of the handle table; its operations start through
-//! [`ext::start`](crate::ext::start), so they are reported as a socket's
+//! [`ext::start`], so they are reported as a socket's
 //! are (a port packet, `hEvent`, `GetOverlappedResult`).
 
 #![allow(unsafe_code)]
@@ -440,6 +440,148 @@ pub unsafe extern "C" fn GetFileSizeEx(h: *mut c_void, size: *mut i64) -> c_int 
         Err(c) => {
             errors::set_last(c);
             FALSE
+        }
+    }
+}
+
+/// Copies `text` and its NUL into `buf` (room for `len` bytes): the
+/// length without the NUL, or, when it does not fit, the room it needs
+/// with the NUL (Windows' rule for string outputs).
+///
+/// # Safety
+/// `buf` is writable for `len` bytes (any pointer when `len` is 0).
+unsafe fn string_out(text: &[u8], buf: *mut c_char, len: u32) -> u32 {
+    let need = text.len() + 1;
+    if buf.is_null() || (len as usize) < need {
+        return need as u32;
+    }
+    // SAFETY: `need <= len` writable bytes (the caller's promise).
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        *buf.add(text.len()) = 0;
+    }
+    text.len() as u32
+}
+
+/// The directory for temporary files, with its trailing `/`: `TMPDIR`
+/// when set and not empty, else `/tmp/`.
+fn temp_dir() -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut d = std::env::var_os("TMPDIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| b"/tmp".to_vec(), |v| v.as_bytes().to_vec());
+    if d.last() != Some(&b'/') {
+        d.push(b'/');
+    }
+    d
+}
+
+/// `GetTempPathA`: the temporary directory with a trailing `/` (Windows:
+/// `\`), from `TMPDIR` or `/tmp/` (Windows: `TMP`, `TEMP`, ...). Returns
+/// its length, or the room it needs with the NUL when `nBufferLength` is
+/// too small (then nothing is written).
+///
+/// # Safety
+/// `buf` is writable for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn GetTempPathA(len: u32, buf: *mut c_char) -> u32 {
+    // SAFETY: the caller's promise.
+    unsafe { string_out(&temp_dir(), buf, len) }
+}
+
+/// `MAX_PATH`: the room `GetTempFileNameA` may write.
+const MAX_PATH: usize = 260;
+
+/// `GetTempFileNameA(path, prefix, unique, out)`: the name
+/// `<path>/<up to 3 prefix chars><hex of unique's low 16 bits>.TMP` in
+/// `out` (`MAX_PATH` bytes). With `unique` 0 it picks a number whose file
+/// does not exist yet and creates that file empty, as Windows; otherwise
+/// it only forms the name. Returns the number, or 0 with the error
+/// (`ERROR_PATH_NOT_FOUND`, `ERROR_FILE_EXISTS` when every number is
+/// taken, `ERROR_BUFFER_OVERFLOW` when the name is longer than
+/// `MAX_PATH`, ...).
+///
+/// # Safety
+/// `path` and `prefix` are NUL-terminated strings (`prefix` may be null);
+/// `out` is writable for `MAX_PATH` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn GetTempFileNameA(
+    path: *const c_char,
+    prefix: *const c_char,
+    unique: u32,
+    out: *mut c_char,
+) -> u32 {
+    if path.is_null() || out.is_null() {
+        errors::set_last(ERROR_INVALID_PARAMETER);
+        return 0;
+    }
+    // SAFETY: NUL-terminated (the caller's promise).
+    let mut dir = unsafe { CStr::from_ptr(path) }.to_bytes().to_vec();
+    if !dir.is_empty() && dir.last() != Some(&b'/') {
+        dir.push(b'/');
+    }
+    if !prefix.is_null() {
+        // SAFETY: NUL-terminated (the caller's promise).
+        let p = unsafe { CStr::from_ptr(prefix) }.to_bytes();
+        dir.extend_from_slice(&p[..p.len().min(3)]);
+    }
+    let name = |n: u32| {
+        let mut v = dir.clone();
+        v.extend_from_slice(format!("{n:X}.TMP").as_bytes());
+        v
+    };
+    let write = |v: &[u8]| -> Result<(), u32> {
+        if v.len() + 1 > MAX_PATH {
+            return Err(111); // ERROR_BUFFER_OVERFLOW
+        }
+        // SAFETY: `MAX_PATH` writable bytes at `out` (the caller's promise).
+        unsafe { string_out(v, out, MAX_PATH as u32) };
+        Ok(())
+    };
+    let r = if unique != 0 {
+        let n = unique & 0xFFFF;
+        write(&name(n)).map(|()| n)
+    } else {
+        // Start from a number of this process and time, then the next
+        // ones, until a name is free.
+        let seed = std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+        let mut found = Err(ERROR_FILE_EXISTS);
+        for i in 0..0xFFFFu32 {
+            let n = (seed.wrapping_add(i) & 0xFFFF).max(1);
+            let v = name(n);
+            if v.len() + 1 > MAX_PATH {
+                found = Err(111);
+                break;
+            }
+            use std::os::unix::ffi::OsStrExt;
+            let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&v));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+            {
+                Ok(_) => {
+                    found = write(&v).map(|()| n);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    found = Err(open_error(&e));
+                    break;
+                }
+            }
+        }
+        found
+    };
+    match r {
+        Ok(n) => n,
+        Err(c) => {
+            errors::set_last(c);
+            0
         }
     }
 }

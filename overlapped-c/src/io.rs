@@ -594,25 +594,39 @@ pub unsafe extern "C" fn ovl_HasOverlappedIoCompleted(ov: *mut Overlapped) -> c_
     c_int::from(unsafe { overlapped_result(ov, false) }.is_some())
 }
 
+/// How many operations of a socket or file handle `cancel_all` found, or
+/// `ERROR_INVALID_HANDLE` for any other handle.
+fn cancel_all(h: usize) -> Result<usize, u32> {
+    let r = match table::get(h) {
+        Some(table::Obj::Socket(o)) => o.sock.cancel_all(),
+        Some(table::Obj::File(f)) => f.file.cancel_all(),
+        _ => return Err(ERROR_INVALID_HANDLE),
+    };
+    r.map_err(|e| errors::both_codes(&e).1)
+}
+
 /// `CancelIoEx(h, ov)`: cancels the operation on `ov` (every operation of
-/// the socket when `ov` is null). `ERROR_NOT_FOUND` when none was pending.
+/// the socket or file when `ov` is null). `ERROR_NOT_FOUND` when none was
+/// pending.
 ///
 /// # Safety
 /// `ov` is null or the `OVERLAPPED` of an operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn CancelIoEx(h: *mut std::ffi::c_void, ov: *mut Overlapped) -> c_int {
-    let Some(o) = table::socket(h as usize) else {
-        errors::set_last(ERROR_INVALID_HANDLE);
-        return FALSE;
-    };
+    let h = h as usize;
     let r = if ov.is_null() {
-        match o.sock.cancel_all() {
+        match cancel_all(h) {
             Ok(0) => Err(ERROR_NOT_FOUND),
             Ok(_) => Ok(()),
-            Err(e) => Err(errors::both_codes(&e).1),
+            Err(c) => Err(c),
         }
+    } else if matches!(
+        table::get(h),
+        Some(table::Obj::Socket(_) | table::Obj::File(_))
+    ) {
+        inflight::cancel(h, ov)
     } else {
-        inflight::cancel(h as usize, ov)
+        Err(ERROR_INVALID_HANDLE)
     };
     match r {
         Ok(()) => TRUE,
@@ -623,27 +637,23 @@ pub unsafe extern "C" fn CancelIoEx(h: *mut std::ffi::c_void, ov: *mut Overlappe
     }
 }
 
-/// `CancelIo(h)`: cancels every pending operation of the socket (Windows
-/// limits it to those the calling thread started; here it is all of
-/// them).
+/// `CancelIo(h)`: cancels every pending operation of the socket or file
+/// (Windows limits it to those the calling thread started; here it is all
+/// of them).
 #[unsafe(no_mangle)]
 pub extern "C" fn CancelIo(h: *mut std::ffi::c_void) -> c_int {
-    match table::socket(h as usize).map(|o| o.sock.cancel_all()) {
-        Some(Ok(_)) => TRUE,
-        Some(Err(e)) => {
-            errors::set_last(errors::both_codes(&e).1);
-            FALSE
-        }
-        None => {
-            errors::set_last(ERROR_INVALID_HANDLE);
+    match cancel_all(h as usize) {
+        Ok(_) => TRUE,
+        Err(c) => {
+            errors::set_last(c);
             FALSE
         }
     }
 }
 
 /// `SetFileCompletionNotificationModes`: `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`
-/// (one-way) and `FILE_SKIP_SET_EVENT_ON_HANDLE` (accepted: a socket
-/// handle is never signalled here).
+/// and `FILE_SKIP_SET_EVENT_ON_HANDLE` (the socket's completions no longer
+/// signal the socket as a waitable object), each one-way.
 #[unsafe(no_mangle)]
 pub extern "C" fn SetFileCompletionNotificationModes(h: *mut std::ffi::c_void, flags: u8) -> c_int {
     let Some(o) = table::socket(h as usize) else {
@@ -660,6 +670,12 @@ pub extern "C" fn SetFileCompletionNotificationModes(h: *mut std::ffi::c_void, f
             return FALSE;
         }
         o.skip_port.store(true, Ordering::Release);
+    }
+    if flags & FILE_SKIP_SET_EVENT_ON_HANDLE != 0 {
+        if let Err(e) = o.sock.set_skip_event_on_handle() {
+            errors::set_last(errors::both_codes(&e).1);
+            return FALSE;
+        }
     }
     TRUE
 }

@@ -36,7 +36,8 @@
 //! The extension functions, files, APCs and timers are there now:
 //! [`ext`] (`WSAIoctl`, `AcceptEx` and the rest, and the start of every
 //! operation whose completion carries more than `WSABUF`s:
-//! [`inflight::AnyOp::Ext`]), [`files`] and [`apc`].
+//! [`inflight::AnyOp::Ext`]), [`files`] and [`apc`]; `WSAEventSelect` and
+//! `WSAEnumNetworkEvents` are [`select`].
 //!
 //! All `unsafe` code of the C interface is here, in the functions the C
 //! program calls (each an `unsafe extern "C" fn` whose `# Safety` section
@@ -56,6 +57,7 @@ pub mod files;
 pub mod inflight;
 pub mod io;
 pub mod port;
+pub mod select;
 pub mod sockets;
 pub mod table;
 pub mod threads;

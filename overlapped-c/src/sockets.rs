@@ -290,7 +290,8 @@ pub extern "C" fn ovl_listen(s: usize, backlog: c_int) -> c_int {
 
 /// `accept`: waits for a connection (or, on a non-blocking socket, fails
 /// with `WSAEWOULDBLOCK`; the accept stays in flight for the next call, so
-/// no connection is lost).
+/// no connection is lost). The new socket takes the listener's
+/// `WSAEventSelect`, as on Windows.
 ///
 /// # Safety
 /// `addr`/`addrlen` are null, or `addrlen` is readable and writable and
@@ -312,9 +313,22 @@ pub unsafe extern "C" fn ovl_accept(
                 .map_err(|e| wsa_code(&e.error))?
                 .op(),
         };
+        let selected = o
+            .selected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
         let c = if nb {
             match op.result(false).map_err(|e| wsa_code(&e))? {
                 Polled::Complete(c) => c,
+                // Under `WSAEventSelect` no accept may stay in flight: it
+                // would take the next connection, which must raise
+                // `FD_ACCEPT` instead. Cancelled, it gives the connection
+                // it won the race for, or `WSAEWOULDBLOCK`.
+                Polled::Incomplete(op) if selected => {
+                    drop(slot);
+                    wait_op(op, true, 0)?
+                }
                 Polled::Incomplete(op) => {
                     *slot = Some(op);
                     return Err(WSAEWOULDBLOCK);
@@ -340,7 +354,20 @@ pub unsafe extern "C" fn ovl_accept(
                 errors::set_last(c);
                 return INVALID_SOCKET;
             }
-            table::insert(Obj::Socket(Arc::new(SockObj::new(new))))
+            let new = SockObj::new(new);
+            // The accepted socket takes the listener's `WSAEventSelect`
+            // (Windows: "the same properties as the listening socket").
+            let inherited = sock(s)
+                .ok()
+                .and_then(|l| l.selected.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            if let Some((event, mask)) = inherited {
+                if let Err(c) = crate::select::select(&new, Some(event), mask) {
+                    let _ = new.sock.close();
+                    errors::set_last(c);
+                    return INVALID_SOCKET;
+                }
+            }
+            table::insert(Obj::Socket(Arc::new(new)))
         }
         Err(c) => {
             errors::set_last(c);
@@ -876,6 +903,16 @@ pub unsafe extern "C" fn ioctlsocket(s: usize, cmd: c_long, argp: *mut c_ulong) 
         c if c == FIONBIO as u32 => {
             // SAFETY: readable (the caller's promise).
             let on = unsafe { *argp } != 0;
+            // Windows: a socket selected by `WSAEventSelect` cannot be
+            // made blocking.
+            let selected = o
+                .selected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
+            if !on && selected {
+                return Err(WSAEINVAL);
+            }
             o.nonblocking.store(on, Ordering::Relaxed);
             Ok(())
         }

@@ -30,6 +30,9 @@ pub struct SockObj {
     pub pending_accept: Mutex<Option<Op<Option<Socket>>>>,
     /// The connect a non-blocking `connect` left in flight.
     pub pending_connect: Mutex<Option<Op<()>>>,
+    /// The socket's `WSAEventSelect`: the event and the `FD_*` mask (an
+    /// accepted socket takes its listener's).
+    pub selected: Mutex<Option<(Event, u32)>>,
 }
 
 impl SockObj {
@@ -44,6 +47,7 @@ impl SockObj {
             snd_timeout_ms: AtomicU32::new(0),
             pending_accept: Mutex::new(None),
             pending_connect: Mutex::new(None),
+            selected: Mutex::new(None),
         }
     }
 }

@@ -1,7 +1,8 @@
-//! The C interface end to end: the six textbook programs (and the contract
-//! checks in `tests/c/contract.c`) compile with `cc -Wall -Werror` against
-//! the header and run on both engines — the send and receive programs
-//! against each other, the echo servers against `ovl echo-client` (when
+//! The C interface end to end: the six textbook programs, the
+//! `WSAEventSelect` echo server (and the contract checks in
+//! `tests/c/contract.c`) compile with `cc -Wall -Werror` against the
+//! header and run on both engines — the send and receive programs against
+//! each other, the echo servers against `ovl echo-client` (when
 //! the workspace's binary is built), a Rust client, a Python client and the
 //! C stable echo client.
 //!
@@ -117,16 +118,18 @@ fn compile(src: &Path, name: &str, static_lib: bool) -> PathBuf {
     out
 }
 
-const PROGRAMS: [&str; 6] = [
+/// The six textbook programs, and the `WSAEventSelect` echo server.
+const PROGRAMS: [&str; 7] = [
     "overlapped_send",
     "overlapped_recv",
     "cmpl_routine_recv",
     "cmpl_routine_echo_server",
     "stable_echo_client",
     "iocp_echo_server",
+    "event_select_server",
 ];
 
-/// The six programs and the contract checks, compiled once.
+/// The programs and the contract checks, compiled once.
 fn program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -413,6 +416,20 @@ fn iocp_echo_server_serves_every_client_on_both_engines() {
     }
 }
 
+/// The `WSAEventSelect` server: one thread, `WSAWaitForMultipleEvents`
+/// over the listener and every client, `WSAEnumNetworkEvents`, non-blocking
+/// `accept`/`recv`/`send` on `FD_ACCEPT`/`FD_READ`/`FD_WRITE`, close on
+/// `FD_CLOSE` — serving several clients at once (SPEC t04).
+#[test]
+fn event_select_echo_server_serves_every_client_on_both_engines() {
+    for engine in engines() {
+        let out = serve_every_client("event_select_server", engine);
+        let clients = 2 + 2 * PYTHONS + usize::from(ovl_binary().is_some());
+        assert!(out.contains(&format!("served {clients} clients")), "{out}");
+        assert_eq!(out.matches("client disconnected").count(), clients, "{out}");
+    }
+}
+
 #[test]
 fn contract_checks_pass_on_both_engines() {
     for engine in engines() {
@@ -445,53 +462,122 @@ fn a_program_links_the_static_library() {
     }
 }
 
-/// valgrind's memcheck (definite leaks and memory errors) over the contract
-/// checks and the IOCP server, on the poll engine: valgrind does not see
-/// the kernel write a receive's bytes through io_uring's shared memory, so
-/// on that engine it would report the received bytes as uninitialised.
-#[test]
-fn contract_and_iocp_server_are_clean_under_valgrind_on_poll() {
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: valgrind is not installed");
-        return;
-    }
-    let vg = |bin: &Path, args: &[&str]| {
-        let mut all = vec![
-            "-q",
-            "--error-exitcode=9",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-        ];
-        let b = bin.to_str().expect("a UTF-8 path");
-        all.push(b);
-        all.extend_from_slice(args);
-        spawn(Path::new("valgrind"), &all, "poll", None)
-    };
-    let (status, out) = vg(&program("contract"), &[]).finish(bound(120));
-    assert!(status.success(), "contract.c under valgrind:\n{out}");
+/// valgrind's memcheck: definite leaks and memory errors make the run
+/// exit with 9.
+fn valgrind(bin: &Path, args: &[&str], stdin: Option<&str>) -> Proc {
+    let mut all = vec![
+        "-q",
+        "--error-exitcode=9",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+    ];
+    all.push(bin.to_str().expect("a UTF-8 path"));
+    all.extend_from_slice(args);
+    let mut p = spawn(Path::new("valgrind"), &all, "poll", stdin);
+    p.what = format!("{} under valgrind", bin.display());
+    p
+}
 
-    let mut p = vg(&program("iocp_echo_server"), &["0", "1"]);
-    let mut out = BufReader::new(p.child.stdout.take().expect("stdout"));
-    let mut line = String::new();
+/// Reads the port a server prints first, within `limit`.
+fn port_of(p: &mut Proc, limit: Duration) -> (Box<dyn BufRead + Send>, u16) {
+    let mut out: Box<dyn BufRead + Send> =
+        Box::new(BufReader::new(p.child.stdout.take().expect("stdout")));
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
+        let mut line = String::new();
         let _ = out.read_line(&mut line);
         let _ = tx.send(line);
         out
     });
-    let line = rx.recv_timeout(bound(60)).expect("the server's port line");
+    let line = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{} printed no port", p.what));
     let out = reader.join().expect("reader");
-    let port: u16 = line
+    let port = line
         .strip_prefix("listening on port ")
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("printed {line:?}"));
-    rust_client(port);
-    let (status, o) = finish_server(p, Box::new(out), bound(120));
-    assert!(
-        status.success() && o.contains("served 1 clients"),
-        "iocp_echo_server under valgrind:\n{o}"
-    );
+        .unwrap_or_else(|| panic!("{} printed {line:?}", p.what));
+    (out, port)
+}
+
+/// valgrind's memcheck (definite leaks and memory errors) over every
+/// program here and the contract checks, on the poll engine: valgrind does
+/// not see the kernel write a receive's bytes through io_uring's shared
+/// memory, so on that engine it would report the received bytes as
+/// uninitialised. The servers serve a few clients only (valgrind is slow).
+#[test]
+fn every_program_is_clean_under_valgrind_on_poll() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: valgrind is not installed");
+        return;
+    }
+    let slow = bound(120);
+    let (status, out) = valgrind(&program("contract"), &[], None).finish(slow);
+    assert!(status.success(), "contract.c under valgrind:\n{out}");
+
+    // The send and receive programs, each under valgrind, against each
+    // other.
+    for receiver in ["overlapped_recv", "cmpl_routine_recv"] {
+        let mut srv = valgrind(&program(receiver), &["0"], None);
+        let (out, port) = port_of(&mut srv, slow);
+        let (status, sent) = valgrind(
+            &program("overlapped_send"),
+            &["127.0.0.1", &port.to_string(), "under valgrind"],
+            None,
+        )
+        .finish(slow);
+        assert!(status.success(), "overlapped_send under valgrind:\n{sent}");
+        let (status, got) = finish_server(srv, out, slow);
+        assert!(
+            status.success() && got.contains("Received message: under valgrind\n"),
+            "{receiver} under valgrind:\n{got}"
+        );
+    }
+
+    // The echo servers: the Rust client, and for the single-threaded ones
+    // a Python client's two connections at once with it; the C stable
+    // echo client (under valgrind too) against the completion-routine one.
+    let script = crate_dir().join("tests/c/echo_client.py");
+    for (name, pythons) in [
+        ("iocp_echo_server", 0),
+        ("cmpl_routine_echo_server", 0),
+        ("event_select_server", 2),
+    ] {
+        let stable = name == "cmpl_routine_echo_server";
+        let clients = 1 + pythons + usize::from(stable);
+        let mut srv = valgrind(&program(name), &["0", &clients.to_string()], None);
+        let (out, port) = port_of(&mut srv, slow);
+        let python = (pythons > 0).then(|| Proc {
+            child: Command::new("python3")
+                .arg(&script)
+                .args([port.to_string(), pythons.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("python3 (the Python client's interpreter)"),
+            what: "a Python echo client".into(),
+        });
+        rust_client(port);
+        if let Some(p) = python {
+            let (status, o) = p.finish(slow);
+            assert!(status.success(), "a Python client against {name}: {o}");
+        }
+        if stable {
+            let (status, o) = valgrind(
+                &program("stable_echo_client"),
+                &["127.0.0.1", &port.to_string()],
+                Some("under valgrind\nq\n"),
+            )
+            .finish(slow);
+            assert!(
+                status.success() && o.contains("Message from server: under valgrind\n"),
+                "stable_echo_client under valgrind:\n{o}"
+            );
+        }
+        let (status, o) = finish_server(srv, out, slow);
+        assert!(status.success(), "{name} under valgrind:\n{o}");
+    }
 }
 
 /// Sends `SIGINT` to a child by its process id.

@@ -476,6 +476,160 @@ int main(void)
         CHECK(CloseHandle(t), "CloseHandle of a thread");
     }
 
+    /* WSAEventSelect / WSAEnumNetworkEvents. */
+    {
+        SOCKET l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0), s, r;
+        WSAEVENT lev = WSACreateEvent(), cev = WSACreateEvent(), sev = WSACreateEvent();
+        WSANETWORKEVENTS ne;
+        SOCKADDR_IN addr;
+        int len = sizeof(addr), rc, seen = 0, tries;
+        u_long zero = 0;
+        char got[16];
+
+        memset(&addr, 0, sizeof(addr));
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bind(l, (SOCKADDR *)&addr, sizeof(addr));
+        listen(l, 4);
+        getsockname(l, (SOCKADDR *)&addr, &len);
+        CHECK(WSAEventSelect((SOCKET)12345, lev, FD_ACCEPT) == SOCKET_ERROR &&
+                  WSAGetLastError() == WSAENOTSOCK,
+              "WSAEventSelect on a SOCKET that is not one: WSAENOTSOCK");
+        CHECK(WSAEventSelect(l, (WSAEVENT)(ULONG_PTR)12345, FD_ACCEPT) == SOCKET_ERROR &&
+                  WSAGetLastError() == WSAEINVAL,
+              "WSAEventSelect with a handle that is not an event: WSAEINVAL");
+        CHECK(WSAEventSelect(l, lev, FD_ALL_EVENTS + 1) == SOCKET_ERROR &&
+                  WSAGetLastError() == WSAEINVAL,
+              "WSAEventSelect with undefined bits: WSAEINVAL");
+        CHECK(WSAEventSelect(l, lev, FD_ACCEPT | FD_CLOSE) == 0, "WSAEventSelect(FD_ACCEPT)");
+        CHECK(WSAEnumNetworkEvents(l, lev, NULL) == SOCKET_ERROR && WSAGetLastError() == WSAEFAULT,
+              "WSAEnumNetworkEvents with a NULL record: WSAEFAULT");
+        CHECK(ioctlsocket(l, FIONBIO, &zero) == SOCKET_ERROR && WSAGetLastError() == WSAEINVAL,
+              "a selected socket cannot be made blocking");
+        CHECK(WSAEventSelect(c, cev, FD_CONNECT | FD_WRITE | FD_READ | FD_CLOSE) == 0,
+              "WSAEventSelect(FD_CONNECT | FD_WRITE | ...)");
+        rc = connect(c, (SOCKADDR *)&addr, sizeof(addr));
+        CHECK(rc == 0 || WSAGetLastError() == WSAEWOULDBLOCK,
+              "connect on a selected (non-blocking) socket");
+        for (tries = 0; tries < 10 && (seen & (FD_CONNECT | FD_WRITE)) != (FD_CONNECT | FD_WRITE);
+             tries++) {
+            if (WSAWaitForMultipleEvents(1, &cev, FALSE, 5000, FALSE) != WSA_WAIT_EVENT_0 ||
+                WSAEnumNetworkEvents(c, cev, &ne) != 0)
+                break;
+            if ((ne.lNetworkEvents & FD_CONNECT) && ne.iErrorCode[FD_CONNECT_BIT] != 0)
+                break;
+            seen |= ne.lNetworkEvents;
+        }
+        CHECK(seen == (FD_CONNECT | FD_WRITE), "FD_CONNECT (error 0), then FD_WRITE");
+        CHECK(WSAWaitForMultipleEvents(1, &lev, FALSE, 5000, FALSE) == WSA_WAIT_EVENT_0 &&
+                  WSAEnumNetworkEvents(l, lev, &ne) == 0 && ne.lNetworkEvents == FD_ACCEPT &&
+                  ne.iErrorCode[FD_ACCEPT_BIT] == 0,
+              "FD_ACCEPT on the listener");
+        CHECK(WSAWaitForMultipleEvents(1, &lev, FALSE, 0, FALSE) == WSA_WAIT_TIMEOUT,
+              "WSAEnumNetworkEvents reset the event");
+        s = accept(l, NULL, NULL);
+        CHECK(s != INVALID_SOCKET, "accept on FD_ACCEPT");
+        {
+            /* An accept that finds no connection leaves none in flight:
+               the next connection raises FD_ACCEPT. */
+            SOCKET c2 = socket(AF_INET, SOCK_STREAM, 0), s2;
+            CHECK(accept(l, NULL, NULL) == INVALID_SOCKET && WSAGetLastError() == WSAEWOULDBLOCK,
+                  "accept with no connection: WSAEWOULDBLOCK");
+            connect(c2, (SOCKADDR *)&addr, sizeof(addr));
+            CHECK(WSAWaitForMultipleEvents(1, &lev, FALSE, 5000, FALSE) == WSA_WAIT_EVENT_0 &&
+                      WSAEnumNetworkEvents(l, lev, &ne) == 0 && ne.lNetworkEvents == FD_ACCEPT,
+                  "... and the next connection raises FD_ACCEPT");
+            s2 = accept(l, NULL, NULL);
+            CHECK(s2 != INVALID_SOCKET, "which accept takes");
+            closesocket(s2);
+            closesocket(c2);
+        }
+        CHECK(ioctlsocket(s, FIONBIO, &zero) == SOCKET_ERROR && WSAGetLastError() == WSAEINVAL &&
+                  recv(s, got, sizeof(got), 0) == SOCKET_ERROR &&
+                  WSAGetLastError() == WSAEWOULDBLOCK,
+              "the accepted socket takes the listener's selection (non-blocking)");
+        CHECK(WSAEventSelect(s, sev, FD_READ | FD_CLOSE) == 0, "its own WSAEventSelect");
+        send(c, "x", 1, 0);
+        CHECK(WSAWaitForMultipleEvents(1, &sev, FALSE, 5000, FALSE) == WSA_WAIT_EVENT_0 &&
+                  WSAEnumNetworkEvents(s, sev, &ne) == 0 && ne.lNetworkEvents == FD_READ,
+              "FD_READ when data comes");
+        send(c, "y", 1, 0);
+        CHECK(WSAWaitForMultipleEvents(1, &sev, FALSE, 200, FALSE) == WSA_WAIT_TIMEOUT,
+              "no FD_READ again before a recv re-enables it");
+        rc = recv(s, got, sizeof(got), 0);
+        CHECK(rc >= 1 && got[0] == 'x', "recv takes the data");
+        if (rc == 1)
+            recv(s, got, sizeof(got), 0);
+        CHECK(WSAEnumNetworkEvents(s, sev, &ne) == 0, "WSAEnumNetworkEvents after the recv");
+        closesocket(c);
+        seen = 0;
+        for (tries = 0; tries < 10 && !(seen & FD_CLOSE); tries++) {
+            if (WSAWaitForMultipleEvents(1, &sev, FALSE, 5000, FALSE) != WSA_WAIT_EVENT_0 ||
+                WSAEnumNetworkEvents(s, sev, &ne) != 0)
+                break;
+            seen |= ne.lNetworkEvents;
+            if (ne.lNetworkEvents & FD_READ)
+                recv(s, got, sizeof(got), 0);
+        }
+        CHECK((seen & FD_CLOSE) && ne.iErrorCode[FD_CLOSE_BIT] == 0,
+              "FD_CLOSE with error 0 after a graceful close");
+        CHECK(WSAEventSelect(s, NULL, 0) == 0, "a zero mask cancels (the event ignored)");
+        closesocket(s);
+
+        /* A refused connect: FD_CONNECT with WSAECONNREFUSED. */
+        closesocket(l);
+        r = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(WSAEventSelect(r, cev, FD_CONNECT) == 0, "WSAEventSelect(FD_CONNECT)");
+        connect(r, (SOCKADDR *)&addr, sizeof(addr));
+        CHECK(WSAWaitForMultipleEvents(1, &cev, FALSE, 5000, FALSE) == WSA_WAIT_EVENT_0 &&
+                  WSAEnumNetworkEvents(r, cev, &ne) == 0 && ne.lNetworkEvents == FD_CONNECT &&
+                  ne.iErrorCode[FD_CONNECT_BIT] == WSAECONNREFUSED,
+              "FD_CONNECT with WSAECONNREFUSED");
+        closesocket(r);
+        WSACloseEvent(lev);
+        WSACloseEvent(cev);
+        WSACloseEvent(sev);
+    }
+
+    /* A socket as a waitable object, and FILE_SKIP_SET_EVENT_ON_HANDLE. */
+    {
+        SOCKET x, y;
+        WSAEVENT wev = WSACreateEvent();
+        OVERLAPPED wov;
+        WSABUF wwb;
+        DWORD wn, wflags = 0;
+        char wbuf[8];
+        int round;
+
+        pair(&x, &y);
+        for (round = 0; round < 2; round++) {
+            memset(&wov, 0, sizeof(wov));
+            wov.hEvent = wev;
+            wwb.buf = wbuf;
+            wwb.len = sizeof(wbuf);
+            wflags = 0;
+            if (WSARecv(y, &wwb, 1, &wn, &wflags, &wov, NULL) == SOCKET_ERROR &&
+                WSAGetLastError() != WSA_IO_PENDING)
+                break;
+            send(x, "w", 1, 0);
+            WSAWaitForMultipleEvents(1, &wev, FALSE, 5000, FALSE);
+            WSAGetOverlappedResult(y, &wov, &wn, TRUE, &wflags);
+            if (round == 0) {
+                CHECK(WaitForSingleObject((HANDLE)y, 0) == WAIT_OBJECT_0,
+                      "a completion signals the socket handle");
+                CHECK(SetFileCompletionNotificationModes((HANDLE)y,
+                                                         FILE_SKIP_SET_EVENT_ON_HANDLE),
+                      "SetFileCompletionNotificationModes(FILE_SKIP_SET_EVENT_ON_HANDLE)");
+            } else {
+                CHECK(wn == 1 && WaitForSingleObject((HANDLE)y, 0) == WAIT_TIMEOUT,
+                      "after FILE_SKIP_SET_EVENT_ON_HANDLE it does not");
+            }
+        }
+        closesocket(x);
+        closesocket(y);
+        WSACloseEvent(wev);
+    }
+
     /* Address text. */
     {
         SOCKADDR_IN sin;

@@ -277,6 +277,60 @@ int main(void)
                    sizeof(fn), &n, NULL, NULL) == SOCKET_ERROR &&
               WSAGetLastError() == WSAENOTSOCK,
           "WSAIoctl on a closed socket: WSAENOTSOCK");
+
+    /* Temporary files, the end of a file, cancelling on a file. */
+    {
+        char dir[MAX_PATH], name[MAX_PATH], name2[MAX_PATH];
+        DWORD need = GetTempPathA(0, NULL), got;
+        UINT u;
+        HANDLE f, fev = CreateEventA(NULL, TRUE, FALSE, NULL);
+        OVERLAPPED fov;
+        BOOL ok;
+        size_t nl;
+
+        got = GetTempPathA(sizeof(dir), dir);
+        CHECK(need > 1 && got == need - 1 && strlen(dir) == got && dir[got - 1] == '/',
+              "GetTempPath: the length, or the room needed with the NUL");
+        u = GetTempFileNameA(dir, "ovlx", 0, name);
+        nl = strlen(name);
+        CHECK(u != 0 && strncmp(name, dir, got) == 0 && strncmp(name + got, "ovl", 3) == 0 &&
+                  nl > 4 && strcmp(name + nl - 4, ".TMP") == 0,
+              "GetTempFileName(0) names a file <dir><3 prefix chars><hex>.TMP");
+        f = CreateFileA(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                        FILE_FLAG_OVERLAPPED | FILE_FLAG_DELETE_ON_CLOSE, NULL);
+        CHECK(f != INVALID_HANDLE_VALUE, "... and creates it");
+        CHECK(GetTempFileNameA(dir, "ab", 0x1ABCD, name2) == 0xABCD &&
+                  strcmp(name2 + got, "abABCD.TMP") == 0,
+              "GetTempFileName(unique): the low 16 bits, in hex, the file not made");
+        memset(&fov, 0, sizeof(fov));
+        fov.hEvent = fev;
+        ok = WriteFile(f, "12345", 5, &n, &fov);
+        CHECK((ok || GetLastError() == ERROR_IO_PENDING) &&
+                  GetOverlappedResult(f, &fov, &n, TRUE) && n == 5,
+              "WriteFile at offset 0");
+        memset(&fov, 0, sizeof(fov));
+        fov.hEvent = fev;
+        fov.Offset = 5;
+        ok = ReadFile(f, small, sizeof(small), &n, &fov);
+        if (!ok && GetLastError() == ERROR_IO_PENDING)
+            ok = GetOverlappedResult(f, &fov, &n, TRUE);
+        CHECK(!ok && GetLastError() == ERROR_HANDLE_EOF && fov.Internal == STATUS_END_OF_FILE,
+              "a read at the end: ERROR_HANDLE_EOF, Internal STATUS_END_OF_FILE");
+        CHECK(!CancelIoEx(f, NULL) && GetLastError() == ERROR_NOT_FOUND,
+              "CancelIoEx on a file with nothing pending: ERROR_NOT_FOUND");
+        CHECK(!CancelIoEx(f, &fov) && GetLastError() == ERROR_NOT_FOUND,
+              "CancelIoEx of a finished file operation: ERROR_NOT_FOUND");
+        CHECK(CancelIo(f), "CancelIo on a file");
+        CHECK(!CancelIo(fev) && GetLastError() == ERROR_INVALID_HANDLE,
+              "CancelIo on an event: ERROR_INVALID_HANDLE");
+        CHECK(CloseHandle(f) &&
+                  CreateFileA(name, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL) ==
+                      INVALID_HANDLE_VALUE &&
+                  GetLastError() == ERROR_FILE_NOT_FOUND,
+              "FILE_FLAG_DELETE_ON_CLOSE removed the temporary file");
+        CloseHandle(fev);
+    }
+
     closesocket(l);
     CloseHandle(port);
     WSACleanup();
