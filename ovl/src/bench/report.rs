@@ -122,14 +122,21 @@ pub(super) fn print_tables(
 ) {
     for (ci, cell) in cells.iter().enumerate() {
         println!();
+        let size = if cell.mode == Mode::Http {
+            String::new()
+        } else {
+            format!(" {} B", cell.size)
+        };
         println!(
-            "{:?} {} B, {} connections{}",
+            "{:?}{size}, {} connections{}",
             cell.mode,
-            cell.size,
             cell.conns,
             match cell.mode {
                 Mode::Pingpong => String::new(),
                 Mode::Pipeline => format!(", {} in flight each", a.depth),
+                Mode::Http => " (http: keep-alive GET /, one request in flight each; \
+                               a message is a request and its response; x tokio: against hyper-tokio)"
+                    .to_string(),
                 Mode::Stream => format!(
                     ", full duplex, up to {} B unacknowledged each\n  \
                      (a message is {} B of echo; its latency runs from its first byte \
@@ -159,7 +166,12 @@ pub(super) fn print_tables(
             "sys/m",
             "now %"
         );
-        let tokio = sums.get(&(ci, "tokio".to_string()));
+        let reference = if cell.mode == Mode::Http {
+            "hyper-tokio"
+        } else {
+            "tokio"
+        };
+        let tokio = sums.get(&(ci, reference.to_string()));
         for name in servers {
             let Some(s) = sums.get(&(ci, name.clone())) else {
                 if let Some(why) = unavailable.get(name) {
