@@ -87,9 +87,14 @@ impl TcpListener {
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum ReadState {
-    Idle(Vec<u8>),
-    Reading(Op<Vec<u8>>),
-    Ready(Vec<u8>, usize),
+    Idle(Box<[u8]>),
+    Reading(Op<Box<[u8]>>),
+    /// Bytes `pos..end` of the buffer are received and not yet taken.
+    Ready {
+        buf: Box<[u8]>,
+        pos: usize,
+        end: usize,
+    },
 }
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
@@ -207,22 +212,29 @@ impl TcpStream {
             return Poll::Ready(Ok(0));
         }
         loop {
+            // A boxed slice, not a `Vec`: a receive leaves its length as it
+            // was, so the buffer is zeroed once, when it is made, and not
+            // again before every receive (a `Vec` comes back truncated to
+            // the bytes received, and growing it again writes every byte).
             match self
                 .rd
                 .take()
-                .unwrap_or_else(|| ReadState::Idle(Vec::with_capacity(ADAPTER_BUF)))
+                .unwrap_or_else(|| ReadState::Idle(vec![0u8; ADAPTER_BUF].into_boxed_slice()))
             {
-                ReadState::Ready(buf, pos) => {
-                    let n = put(&buf[pos..]).min(buf.len() - pos);
-                    self.rd = Some(if pos + n < buf.len() {
-                        ReadState::Ready(buf, pos + n)
+                ReadState::Ready { buf, pos, end } => {
+                    let n = put(&buf[pos..end]).min(end - pos);
+                    self.rd = Some(if pos + n < end {
+                        ReadState::Ready {
+                            buf,
+                            pos: pos + n,
+                            end,
+                        }
                     } else {
                         ReadState::Idle(buf)
                     });
                     return Poll::Ready(Ok(n));
                 }
-                ReadState::Idle(mut buf) => {
-                    buf.resize(ADAPTER_BUF, 0);
+                ReadState::Idle(buf) => {
                     match self.sock.recv(buf, MsgFlags::empty(), Notify::None) {
                         Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
                         Err(e) => {
@@ -244,7 +256,13 @@ impl TcpStream {
                         self.rd = Some(ReadState::Idle(buf));
                         return Poll::Ready(Ok(0));
                     }
-                    Poll::Ready((Ok(_), buf)) => self.rd = Some(ReadState::Ready(buf, 0)),
+                    Poll::Ready((Ok(n), buf)) => {
+                        self.rd = Some(ReadState::Ready {
+                            end: n.min(buf.len()),
+                            buf,
+                            pos: 0,
+                        })
+                    }
                 },
             }
         }
