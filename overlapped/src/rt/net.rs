@@ -234,15 +234,13 @@ impl TcpStream {
                     });
                     return Poll::Ready(Ok(n));
                 }
-                ReadState::Idle(buf) => {
-                    match self.sock.recv(buf, MsgFlags::empty(), Notify::None) {
-                        Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
-                        Err(e) => {
-                            self.rd = Some(ReadState::Idle(e.bufs));
-                            return Poll::Ready(Err(e.error));
-                        }
+                ReadState::Idle(buf) => match self.start_read(buf) {
+                    Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
+                    Err(e) => {
+                        self.rd = Some(ReadState::Idle(e.bufs));
+                        return Poll::Ready(Err(e.error));
                     }
-                }
+                },
                 ReadState::Reading(mut op) => match Pin::new(&mut op).poll(cx) {
                     Poll::Pending => {
                         self.rd = Some(ReadState::Reading(op));
@@ -266,6 +264,31 @@ impl TcpStream {
                 },
             }
         }
+    }
+
+    /// Starts the adapter's receive. Under a tokio driver it is left for
+    /// the driver's next turn (which submits the receives of every task
+    /// that ran before it in one kernel entry, and reaps in the same one)
+    /// rather than entering the kernel now. On io_uring only: the poll
+    /// engine submits nothing (its receive waits for a readiness it is
+    /// already registered for), and a turn would only cost it a look at its
+    /// epoll set.
+    fn start_read(&self, buf: Box<[u8]>) -> Result<Started<Box<[u8]>>, StartError<Box<[u8]>>> {
+        #[cfg(feature = "tokio")]
+        {
+            let engine = self.sock.engine();
+            let kick = &engine.inner.kick;
+            if kick.driven() && engine.kind() == crate::EngineKind::Uring {
+                let r = crate::thread::leave_unsubmitted(|| {
+                    self.sock.recv(buf, MsgFlags::empty(), Notify::None)
+                });
+                if matches!(&r, Ok(s) if s.is_pending()) {
+                    kick.kick();
+                }
+                return r;
+            }
+        }
+        self.sock.recv(buf, MsgFlags::empty(), Notify::None)
     }
 
     /// The write side: waits for the previous send, then copies up to
