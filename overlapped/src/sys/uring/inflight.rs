@@ -392,6 +392,19 @@ fn recv_msg(
     flags: MsgFlags,
     want_addr: bool,
 ) -> squeue::Entry {
+    let prio = if req.poll_first {
+        RECVSEND_POLL_FIRST
+    } else {
+        0
+    };
+    // The common stream receive (one buffer, no flags, no address, no
+    // control room) is a plain `RECV`: no iovec array to build, no
+    // `msghdr` for the kernel to copy in.
+    if req.stream && !want_addr && flags.is_empty() && bufs.buf_count() == 1 {
+        if let Some(e) = plain_recv(km, req, bufs, prio) {
+            return e;
+        }
+    }
     fill_control(km, bufs);
     // A `WAITALL` receive goes on after the bytes it already has (the
     // engine loops instead of passing MSG_WAITALL, so that an abort reports
@@ -405,15 +418,37 @@ fn recv_msg(
     if flags.contains(MsgFlags::PEEK) {
         f |= libc::MSG_PEEK;
     }
-    let prio = if req.poll_first {
-        RECVSEND_POLL_FIRST
-    } else {
-        0
-    };
     opcode::RecvMsg::new(types::Fd(req.fd), &raw mut km.msg)
         .flags(f as u32)
         .ioprio(prio)
         .build()
+}
+
+/// The `RECV` of a receive into one buffer past its progress; `None` when
+/// it has a control room, or its window is empty or does not fit a
+/// `RECV`'s length.
+fn plain_recv(
+    km: &mut KernelMem,
+    req: &Request<'_>,
+    bufs: &mut dyn RawBufs,
+    prio: u16,
+) -> Option<squeue::Entry> {
+    if bufs.control().is_some() {
+        return None;
+    }
+    let mut one = None;
+    bufs.each_part(&mut |ptr, len| one = Some((ptr, len)));
+    let (ptr, len) = one?;
+    // A zero-byte receive keeps the path it always had.
+    let room = u32::try_from(len.checked_sub(req.done)?)
+        .ok()
+        .filter(|&r| r > 0)?;
+    km.total = len;
+    Some(
+        opcode::Recv::new(types::Fd(req.fd), ptr.wrapping_add(req.done), room)
+            .ioprio(prio)
+            .build(),
+    )
 }
 
 /// `IORING_RECVSEND_POLL_FIRST`: arm the poll before trying the receive.
