@@ -382,6 +382,43 @@ fn reads_share_the_drivers_entry(e: &Engine) {
     });
 }
 
+/// A write the socket takes at once goes from the caller's slice with a
+/// plain send: no operation is started (the engine's count of started
+/// operations stays), and the peer reads the bytes in order, also after a
+/// write too large for the socket went through an operation.
+fn small_write_starts_no_operation(e: &Engine) {
+    driven(current_thread(), e, |e| async move {
+        let (mut c, mut s) = connected(&e).await;
+        let before = e.counters().submitted;
+        c.write_all(b"small").await.unwrap();
+        c.flush().await.unwrap();
+        assert_eq!(
+            e.counters().submitted,
+            before,
+            "a small write started an operation"
+        );
+        let mut got = [0u8; 5];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"small");
+        // Larger than the socket's buffers: part goes through operations.
+        let big = pattern(LARGE, 3);
+        let reader = tokio::spawn(async move {
+            let mut back = vec![0u8; LARGE + 5];
+            s.read_exact(&mut back).await.unwrap();
+            back
+        });
+        c.write_all(&big).await.unwrap();
+        c.write_all(b"after").await.unwrap();
+        c.flush().await.unwrap();
+        let back = reader.await.unwrap();
+        assert!(
+            back[..LARGE] == big[..],
+            "the large write came back changed"
+        );
+        assert_eq!(&back[LARGE..], b"after");
+    });
+}
+
 /// hyper 1.x's traits over `rt::TcpStream`, through its tokio ones (what
 /// `hyper_util::rt::TokioIo` does, kept here to spare a dependency).
 struct HyperIo(TcpStream);
@@ -676,6 +713,7 @@ util::cases! {
     tiny_ring_many_connections,
     idle_driver_sleeps,
     reads_share_the_drivers_entry,
+    small_write_starts_no_operation,
     hyper_server_current_thread,
     hyper_server_multi_thread,
     driver_errors,
