@@ -6,6 +6,7 @@
 //! the kernel may still write), it leaks what it holds instead of freeing
 //! it.
 
+use std::cell::RefCell;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
@@ -183,17 +184,7 @@ pub(super) fn prepare(
     mut bufs: Bufs,
     resubmits: u32,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
-    let mut km = Box::new(KernelMem {
-        iov: Vec::new(),
-        // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
-        msg: unsafe { mem::zeroed() },
-        // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
-        addr: unsafe { mem::zeroed() },
-        addrlen: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
-        poll_phase: false,
-        total: 0,
-        fixed: FixedOp::No,
-    });
+    let mut km = kernel_mem();
     let entry = match build(&mut km, req, bufs.as_deref_mut().map(|b| b.as_bufs())) {
         Ok(e) => e,
         Err(e) => return Err((e, bufs)),
@@ -208,6 +199,59 @@ pub(super) fn prepare(
         },
         entry,
     ))
+}
+
+/// Most [`KernelMem`]s a thread keeps for reuse.
+const SPARE_MEM: usize = 64;
+
+thread_local! {
+    /// Kernel memory of requests that are over, for the thread's next ones:
+    /// an allocation and a free less per request.
+    static SPARE: RefCell<Vec<Box<KernelMem>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Fresh kernel memory for a request: a spare one of the thread, reset, or
+/// a new one.
+fn kernel_mem() -> Box<KernelMem> {
+    let spare = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
+    match spare {
+        Some(mut km) => {
+            // The iovec array keeps its room; everything else is new.
+            km.iov.clear();
+            // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
+            km.msg = unsafe { mem::zeroed() };
+            // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
+            km.addr = unsafe { mem::zeroed() };
+            km.addrlen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            km.poll_phase = false;
+            km.total = 0;
+            km.fixed = FixedOp::No;
+            km
+        }
+        None => Box::new(KernelMem {
+            iov: Vec::new(),
+            // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
+            msg: unsafe { mem::zeroed() },
+            // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
+            addr: unsafe { mem::zeroed() },
+            addrlen: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+            poll_phase: false,
+            total: 0,
+            fixed: FixedOp::No,
+        }),
+    }
+}
+
+/// Keeps the kernel memory of a request that is over (its last CQE was
+/// reaped: the kernel no longer reads or writes it) for the thread's next
+/// request, or frees it when the thread keeps enough.
+pub(super) fn recycle(km: Box<KernelMem>) {
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_MEM {
+            s.push(km);
+        }
+    });
 }
 
 /// The readiness an operation's readiness poll waits for: a receive's
