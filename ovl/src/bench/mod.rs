@@ -491,7 +491,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         }
     }
     let sums = report::summarize(&results);
-    report::print_tables(&a, &cells, &servers, &sums, &unavailable);
+    report::print_tables(&a, &cells, &servers, &results, &sums, &unavailable);
     let mut failed = false;
     if let Some(path) = &a.json {
         if let Err(e) = report::write_json(path, &a, &cells, &results, &unavailable) {

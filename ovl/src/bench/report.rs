@@ -117,6 +117,7 @@ pub(super) fn print_tables(
     a: &BenchArgs,
     cells: &[Cell],
     servers: &[String],
+    results: &Results,
     sums: &Summaries,
     unavailable: &BTreeMap<String, String>,
 ) {
@@ -209,7 +210,41 @@ pub(super) fn print_tables(
                 med(s.immediate, &|x| format!("{:.0}", 100.0 * x)),
             );
         }
+        let paired: Vec<String> = servers
+            .iter()
+            .filter(|n| n.as_str() != reference)
+            .filter_map(|n| {
+                let (rate, cpu) = paired_ratios(
+                    results.get(&(ci, n.clone()))?,
+                    results.get(&(ci, reference.to_string()))?,
+                )?;
+                Some(format!("{n} {rate:.2}x (cpu {cpu:.2}x)"))
+            })
+            .collect();
+        if !paired.is_empty() {
+            println!(
+                "  paired with {reference}'s round next to it, median of the rounds' ratios: {}",
+                paired.join(", ")
+            );
+        }
     }
+}
+
+/// The median over rounds of each round's msgs/s and CPU per message
+/// relative to the reference server's round of the same number (run next
+/// to it, so both met the same machine): steadier than the ratio of the
+/// medians when the machine's load swings between rounds. `None` without
+/// rounds to pair.
+pub(super) fn paired_ratios(rs: &[RoundResult], reference: &[RoundResult]) -> Option<(f64, f64)> {
+    let pairs = rs.iter().zip(reference);
+    let rate: Vec<f64> = pairs
+        .clone()
+        .map(|(r, t)| r.msgs_per_s / t.msgs_per_s.max(1.0))
+        .collect();
+    let cpu: Vec<f64> = pairs
+        .map(|(r, t)| r.cpu_us_per_msg / t.cpu_us_per_msg.max(1e-9))
+        .collect();
+    Some((median(&rate)?, median(&cpu)?))
 }
 
 /// Writes every round of every cell and server as JSON.
@@ -257,6 +292,19 @@ mod tests {
                 hi: 9.0
             })
         );
+    }
+
+    #[test]
+    fn paired_ratios_follow_the_rounds() {
+        // The machine slowed in round two for both servers alike: paired,
+        // the server is 1.1x in each round.
+        let reference = [round(100.0, None), round(20.0, None), round(90.0, None)];
+        let mut rs = [round(110.0, None), round(22.0, None), round(99.0, None)];
+        rs[0].cpu_us_per_msg = 1.0;
+        let (rate, cpu) = paired_ratios(&rs, &reference).unwrap();
+        assert!((rate - 1.1).abs() < 1e-9, "{rate}");
+        assert_eq!(cpu, 1.0);
+        assert_eq!(paired_ratios(&rs, &[]), None);
     }
 
     fn round(rate: f64, perf: Option<f64>) -> RoundResult {
