@@ -16,11 +16,16 @@
 //! [`TcpStream`] also implements `futures-io`'s `AsyncRead` and
 //! `AsyncWrite` (feature `futures-io`, on by default) and tokio's (feature
 //! `tokio`, see `overlapped::tokio`), so the wider ecosystem plugs in; one
-//! adapter serves both families. The cost: the traits lend borrowed slices,
-//! while the kernel needs memory it owns until completion, so the adapter
-//! keeps an internal buffer and copies once per read and per write. Its
-//! reads are cancel-safe: the receive in flight is kept in the stream, so a
-//! dropped read future loses no bytes.
+//! adapter serves both families. The traits lend borrowed slices, while the
+//! kernel needs memory it owns until completion: a read receives into the
+//! stream's own 16 KiB buffer and copies out of it. A write first offers
+//! the caller's slice to the socket by a plain non-blocking send when none
+//! of the socket's sends waits or runs (no copy, and no operation: it posts
+//! no completion, sets no event, runs no routine); what the socket does not
+//! take at once is copied into the stream's buffer and sent by an
+//! operation, whose result comes with the next write or flush. Reads are
+//! cancel-safe: the receive in flight is kept in the stream, so a dropped
+//! read future loses no bytes.
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 use std::future::Future;
@@ -291,9 +296,11 @@ impl TcpStream {
         self.sock.recv(buf, MsgFlags::empty(), Notify::None)
     }
 
-    /// The write side: waits for the previous send, then copies up to
-    /// [`ADAPTER_BUF`] bytes of `data` and starts their send (its result
-    /// comes with the next write or flush).
+    /// The write side: waits for the previous send, then offers `data` to
+    /// the socket at once (what it takes is written, no copy, no
+    /// operation); when it takes nothing, copies up to [`ADAPTER_BUF`]
+    /// bytes of `data` and starts their send (its result comes with the
+    /// next write or flush).
     fn poll_write_from(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         match self.poll_flush_sends(cx) {
             Poll::Ready(Ok(())) => {}
