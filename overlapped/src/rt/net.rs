@@ -102,6 +102,10 @@ enum ReadState {
     },
 }
 
+/// The start of the adapter's receive.
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+type ReadStart = Result<Started<Box<[u8]>>, StartError<Box<[u8]>>>;
+
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum WriteState {
     Idle(Vec<u8>),
@@ -278,7 +282,7 @@ impl TcpStream {
     /// engine submits nothing (its receive waits for a readiness it is
     /// already registered for), and a turn would only cost it a look at its
     /// epoll set.
-    fn start_read(&self, buf: Box<[u8]>) -> Result<Started<Box<[u8]>>, StartError<Box<[u8]>>> {
+    fn start_read(&self, buf: Box<[u8]>) -> ReadStart {
         #[cfg(feature = "tokio")]
         {
             let engine = self.sock.engine();

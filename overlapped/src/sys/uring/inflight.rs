@@ -206,7 +206,10 @@ const SPARE_MEM: usize = 64;
 
 thread_local! {
     /// Kernel memory of requests that are over, for the thread's next ones:
-    /// an allocation and a free less per request.
+    /// an allocation and a free less per request. Boxed: a request's SQE
+    /// points into its `KernelMem`, which must not move while it is in
+    /// flight, and the boxes go in and out of this list whole.
+    #[allow(clippy::vec_box)]
     static SPARE: RefCell<Vec<Box<KernelMem>>> = const { RefCell::new(Vec::new()) };
 }
 
