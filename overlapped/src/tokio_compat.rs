@@ -170,7 +170,11 @@ impl Driving {
 
 impl Drop for Driving {
     fn drop(&mut self) {
-        self.0.inner.kick.drivers.fetch_sub(1, Ordering::AcqRel);
+        let kick = &self.0.inner.kick;
+        if kick.drivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last driver: its ended task's waker goes with it.
+            *kick.waker.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         self.0.inner.flush_now();
     }
 }

@@ -293,6 +293,11 @@ impl TcpStream {
                 });
                 if matches!(&r, Ok(s) if s.is_pending()) {
                     kick.kick();
+                    // The last driver ended since `driven`: nobody takes a
+                    // turn, so the receive goes now.
+                    if !kick.driven() {
+                        engine.inner.flush_now();
+                    }
                 }
                 return r;
             }
