@@ -16,6 +16,11 @@
 //! writes its pattern as fast as the socket takes it while reading the echo
 //! back, with at most `--window` bytes unacknowledged). `stream` is opt-in
 //! (`--modes`): with it the default run would take well past its budget.
+//! `http` runs the hyper servers (`hyper-tokio`, `hyper-uring`,
+//! `hyper-poll`: `ovl http-server`) with keep-alive `GET /`s, one in flight
+//! per connection, every response checked; ratios are against
+//! `hyper-tokio`. Each table ends with a paired line: every round against
+//! the reference's round run next to it, the median of those ratios.
 //! `--plot FILE.svg` draws msgs/s and p99 per server and cell.
 //!
 //! `--scale` is another benchmark: how the engine scales across threads, in
