@@ -468,6 +468,22 @@ pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` with submissions deferred and leaves what it queued
+/// unsubmitted: the caller hands it to someone who submits it soon (the
+/// tokio driver, see [`crate::tokio`]), as [`batch`] does to its end.
+#[cfg(feature = "tokio")]
+pub(crate) fn leave_unsubmitted<R>(f: impl FnOnce() -> R) -> R {
+    struct End;
+    impl Drop for End {
+        fn drop(&mut self) {
+            let _ = LOCAL.try_with(|l| l.defer.set(l.defer.get().saturating_sub(1)));
+        }
+    }
+    let _ = LOCAL.try_with(|l| l.defer.set(l.defer.get() + 1));
+    let _end = End;
+    f()
+}
+
 pub(crate) fn in_routine() -> bool {
     LOCAL.try_with(|l| l.in_routine.get()).unwrap_or(false)
 }

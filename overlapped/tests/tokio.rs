@@ -2,7 +2,8 @@
 //! and multi-thread) with no thread of ours blocked in the engine, on both
 //! engines: an echo through tokio's `AsyncReadExt`/`AsyncWriteExt`, 4 MiB
 //! each way checked byte for byte, raw operations awaited, a dropped read
-//! that loses nothing, a hyper 1.x server, the driver's errors, the thread
+//! that loses nothing, reads that share the driver's kernel entry, a hyper
+//! 1.x server, the driver's errors, the thread
 //! count, and the `tokio_echo` example run as a program.
 //!
 //! Every case is bounded by `tokio::time::timeout`: an engine nobody drives
@@ -335,6 +336,89 @@ fn idle_driver_sleeps(e: &Engine) {
     });
 }
 
+/// Reads that wait together reach the kernel together: 16 tasks of a
+/// current-thread runtime each start a read (nothing was sent yet), so on
+/// io_uring their receives are left for the driver's next turn, which
+/// submits them all in one kernel entry (one each would be 16). Then every
+/// client sends, and each task gets its own 8 bytes, on both engines.
+fn reads_share_the_drivers_entry(e: &Engine) {
+    const N: usize = 16;
+    driven(current_thread(), e, |e| async move {
+        let l = TcpListener::bind(&e, loopback()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..N {
+            clients.push(std::net::TcpStream::connect(addr).unwrap());
+            servers.push(l.accept().await.unwrap().0);
+        }
+        let before = e.counters().enter_calls;
+        let tasks: Vec<_> = servers
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                tokio::spawn(async move {
+                    let mut got = [0u8; 8];
+                    s.read_exact(&mut got).await.unwrap();
+                    assert_eq!(got, [i as u8; 8], "stream {i}");
+                })
+            })
+            .collect();
+        // Every task starts its read, then the driver takes its turn.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let entered = e.counters().enter_calls - before;
+        if e.kind() == overlapped::EngineKind::Uring {
+            assert!(
+                entered <= 2,
+                "{N} reads started in one tick took {entered} kernel entries to submit"
+            );
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.write_all(&[i as u8; 8]).unwrap();
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+/// A write the socket takes at once goes from the caller's slice with a
+/// plain send: no operation is started (the engine's count of started
+/// operations stays), and the peer reads the bytes in order, also after a
+/// write too large for the socket went through an operation.
+fn small_write_starts_no_operation(e: &Engine) {
+    driven(current_thread(), e, |e| async move {
+        let (mut c, mut s) = connected(&e).await;
+        let before = e.counters().submitted;
+        c.write_all(b"small").await.unwrap();
+        c.flush().await.unwrap();
+        assert_eq!(
+            e.counters().submitted,
+            before,
+            "a small write started an operation"
+        );
+        let mut got = [0u8; 5];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"small");
+        // Larger than the socket's buffers: part goes through operations.
+        let big = pattern(LARGE, 3);
+        let reader = tokio::spawn(async move {
+            let mut back = vec![0u8; LARGE + 5];
+            s.read_exact(&mut back).await.unwrap();
+            back
+        });
+        c.write_all(&big).await.unwrap();
+        c.write_all(b"after").await.unwrap();
+        c.flush().await.unwrap();
+        let back = reader.await.unwrap();
+        assert!(
+            back[..LARGE] == big[..],
+            "the large write came back changed"
+        );
+        assert_eq!(&back[LARGE..], b"after");
+    });
+}
+
 /// hyper 1.x's traits over `rt::TcpStream`, through its tokio ones (what
 /// `hyper_util::rt::TokioIo` does, kept here to spare a dependency).
 struct HyperIo(TcpStream);
@@ -628,6 +712,8 @@ util::cases! {
     dropped_read_loses_nothing_current_thread,
     tiny_ring_many_connections,
     idle_driver_sleeps,
+    reads_share_the_drivers_entry,
+    small_write_starts_no_operation,
     hyper_server_current_thread,
     hyper_server_multi_thread,
     driver_errors,

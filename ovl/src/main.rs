@@ -11,6 +11,7 @@ mod bench;
 mod client;
 mod doctor;
 mod engine;
+mod http;
 mod limits;
 mod server;
 mod soak;
@@ -27,6 +28,8 @@ struct Cli {
 enum Cmd {
     /// Run an echo server (Ctrl-C stops it with a summary).
     EchoServer(server::ServerArgs),
+    /// Run a hyper HTTP/1.1 "hello" server on tokio's sockets or ours.
+    HttpServer(http::HttpArgs),
     /// Talk to an echo server: interactive, or scripted with --count.
     EchoClient(client::ClientArgs),
     /// Benchmark our servers against tokio and std baselines.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::EchoServer(a) => server::run(a),
+        Cmd::HttpServer(a) => http::run(a),
         Cmd::EchoClient(a) => client::run(a),
         Cmd::Soak(a) => soak::run(a),
         Cmd::Bench(a) => bench::run(a),

@@ -250,24 +250,30 @@ impl Core {
         id: OpId,
         waker: &Waker,
     ) -> Option<RawDone> {
-        {
-            let mut s = sock.lock();
-            match s.slot(id.key, id.seq) {
-                Some(slot) if matches!(slot.state, SlotState::Done(_)) => {}
-                Some(slot) => {
-                    if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                        slot.waker = Some(waker.clone());
-                    }
-                    return None;
+        let mut s = sock.lock();
+        match s.slot(id.key, id.seq) {
+            Some(slot) if matches!(slot.state, SlotState::Done(_)) => {}
+            Some(slot) => {
+                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    slot.waker = Some(waker.clone());
                 }
-                None => {
-                    let mut out = Outcome::aborted(0);
-                    out.error = Some(posted_to_port());
-                    return Some(self.raw_done(out, None));
-                }
+                return None;
+            }
+            None => {
+                drop(s);
+                let mut out = Outcome::aborted(0);
+                out.error = Some(posted_to_port());
+                return Some(self.raw_done(out, None));
             }
         }
-        self.take_done(sock, id)
+        // Done: taken under the same lock that saw it done.
+        let slot = s.ops.remove(id.key as usize);
+        drop(s);
+        let outcome = match slot.state {
+            SlotState::Done(o) => o,
+            _ => Outcome::aborted(0),
+        };
+        Some(self.raw_done(outcome, slot.bufs))
     }
 
     /// `CancelIoEx(socket, overlapped)`.

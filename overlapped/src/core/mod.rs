@@ -110,6 +110,10 @@ pub(crate) struct Core {
     /// The last handle on the engine went (set by its drop, see
     /// [`Core::end`]): results are no longer delivered.
     ended: bool,
+    /// The tokio driver's wake-up for requests left for its next turn
+    /// (see [`crate::tokio`]).
+    #[cfg(feature = "tokio")]
+    pub(crate) kick: crate::tokio::Kick,
 }
 
 /// The counters a [`crate::Counters`] snapshot is read from (with the
@@ -136,6 +140,8 @@ impl Core {
             threads: AtomicUsize::new(0),
             me: me.clone(),
             ended: false,
+            #[cfg(feature = "tokio")]
+            kick: crate::tokio::Kick::default(),
         })
     }
 

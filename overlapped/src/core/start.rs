@@ -126,6 +126,35 @@ impl Core {
         })
     }
 
+    /// A stream send of borrowed bytes that goes through now or not at all
+    /// (the fast path of `rt::TcpStream`'s `AsyncWrite`): tried
+    /// non-blocking only when none of the socket's sends waits or runs (so
+    /// it keeps their order) and no completion port would hear of an
+    /// operation. It is not an operation: no slot, no completion, no
+    /// notification. `None`: not tried, or the socket took nothing (it
+    /// would block, or an error the caller's operation then reports).
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    pub(crate) fn send_now_borrowed(&self, sock: &Sock, data: &[u8]) -> Option<usize> {
+        let mut guard = sock.lock();
+        let s = &mut *guard;
+        if !s.stream
+            || s.closed
+            || s.reserved.is_some()
+            || s.port.is_some()
+            || !s.queues[Dir::Write as usize].is_empty()
+        {
+            return None;
+        }
+        let kind = OpKind::Send {
+            flags: crate::MsgFlags::empty(),
+            to: None,
+        };
+        conn::precheck(s, &kind, &SlotNotify::None).ok()?;
+        let fd = s.fd.as_ref()?;
+        self.backend.calls().direct();
+        sys::send_plain(fd.as_fd(), data).ok().filter(|&n| n > 0)
+    }
+
     /// The try at start of an operation that heads its (empty) queue: it
     /// is served from the bytes the socket kept, or tried non-blocking (the
     /// backend may skip the try, see `sys/uring`). `Some` when it completed

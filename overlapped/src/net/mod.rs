@@ -145,6 +145,13 @@ impl Socket {
         })
     }
 
+    /// A stream send of borrowed bytes now, or `None` (see
+    /// `Core::send_now_borrowed`).
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    pub(crate) fn send_now_borrowed(&self, data: &[u8]) -> Option<usize> {
+        self.engine.inner.send_now_borrowed(&self.sock, data)
+    }
+
     /// The engine this socket runs on.
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -16,11 +16,16 @@
 //! [`TcpStream`] also implements `futures-io`'s `AsyncRead` and
 //! `AsyncWrite` (feature `futures-io`, on by default) and tokio's (feature
 //! `tokio`, see `overlapped::tokio`), so the wider ecosystem plugs in; one
-//! adapter serves both families. The cost: the traits lend borrowed slices,
-//! while the kernel needs memory it owns until completion, so the adapter
-//! keeps an internal buffer and copies once per read and per write. Its
-//! reads are cancel-safe: the receive in flight is kept in the stream, so a
-//! dropped read future loses no bytes.
+//! adapter serves both families. The traits lend borrowed slices, while the
+//! kernel needs memory it owns until completion: a read receives into the
+//! stream's own 16 KiB buffer and copies out of it. A write first offers
+//! the caller's slice to the socket by a plain non-blocking send when none
+//! of the socket's sends waits or runs (no copy, and no operation: it posts
+//! no completion, sets no event, runs no routine); what the socket does not
+//! take at once is copied into the stream's buffer and sent by an
+//! operation, whose result comes with the next write or flush. Reads are
+//! cancel-safe: the receive in flight is kept in the stream, so a dropped
+//! read future loses no bytes.
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 use std::future::Future;
@@ -87,10 +92,19 @@ impl TcpListener {
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum ReadState {
-    Idle(Vec<u8>),
-    Reading(Op<Vec<u8>>),
-    Ready(Vec<u8>, usize),
+    Idle(Box<[u8]>),
+    Reading(Op<Box<[u8]>>),
+    /// Bytes `pos..end` of the buffer are received and not yet taken.
+    Ready {
+        buf: Box<[u8]>,
+        pos: usize,
+        end: usize,
+    },
 }
+
+/// The start of the adapter's receive.
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+type ReadStart = Result<Started<Box<[u8]>>, StartError<Box<[u8]>>>;
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum WriteState {
@@ -207,30 +221,35 @@ impl TcpStream {
             return Poll::Ready(Ok(0));
         }
         loop {
+            // A boxed slice, not a `Vec`: a receive leaves its length as it
+            // was, so the buffer is zeroed once, when it is made, and not
+            // again before every receive (a `Vec` comes back truncated to
+            // the bytes received, and growing it again writes every byte).
             match self
                 .rd
                 .take()
-                .unwrap_or_else(|| ReadState::Idle(Vec::with_capacity(ADAPTER_BUF)))
+                .unwrap_or_else(|| ReadState::Idle(vec![0u8; ADAPTER_BUF].into_boxed_slice()))
             {
-                ReadState::Ready(buf, pos) => {
-                    let n = put(&buf[pos..]).min(buf.len() - pos);
-                    self.rd = Some(if pos + n < buf.len() {
-                        ReadState::Ready(buf, pos + n)
+                ReadState::Ready { buf, pos, end } => {
+                    let n = put(&buf[pos..end]).min(end - pos);
+                    self.rd = Some(if pos + n < end {
+                        ReadState::Ready {
+                            buf,
+                            pos: pos + n,
+                            end,
+                        }
                     } else {
                         ReadState::Idle(buf)
                     });
                     return Poll::Ready(Ok(n));
                 }
-                ReadState::Idle(mut buf) => {
-                    buf.resize(ADAPTER_BUF, 0);
-                    match self.sock.recv(buf, MsgFlags::empty(), Notify::None) {
-                        Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
-                        Err(e) => {
-                            self.rd = Some(ReadState::Idle(e.bufs));
-                            return Poll::Ready(Err(e.error));
-                        }
+                ReadState::Idle(buf) => match self.start_read(buf) {
+                    Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
+                    Err(e) => {
+                        self.rd = Some(ReadState::Idle(e.bufs));
+                        return Poll::Ready(Err(e.error));
                     }
-                }
+                },
                 ReadState::Reading(mut op) => match Pin::new(&mut op).poll(cx) {
                     Poll::Pending => {
                         self.rd = Some(ReadState::Reading(op));
@@ -244,15 +263,53 @@ impl TcpStream {
                         self.rd = Some(ReadState::Idle(buf));
                         return Poll::Ready(Ok(0));
                     }
-                    Poll::Ready((Ok(_), buf)) => self.rd = Some(ReadState::Ready(buf, 0)),
+                    Poll::Ready((Ok(n), buf)) => {
+                        self.rd = Some(ReadState::Ready {
+                            end: n.min(buf.len()),
+                            buf,
+                            pos: 0,
+                        })
+                    }
                 },
             }
         }
     }
 
-    /// The write side: waits for the previous send, then copies up to
-    /// [`ADAPTER_BUF`] bytes of `data` and starts their send (its result
-    /// comes with the next write or flush).
+    /// Starts the adapter's receive. Under a tokio driver it is left for
+    /// the driver's next turn (which submits the receives of every task
+    /// that ran before it in one kernel entry, and reaps in the same one)
+    /// rather than entering the kernel now. On io_uring only: the poll
+    /// engine submits nothing (its receive waits for a readiness it is
+    /// already registered for), and a turn would only cost it a look at its
+    /// epoll set.
+    fn start_read(&self, buf: Box<[u8]>) -> ReadStart {
+        #[cfg(feature = "tokio")]
+        {
+            let engine = self.sock.engine();
+            let kick = &engine.inner.kick;
+            if kick.driven() && engine.kind() == crate::EngineKind::Uring {
+                let r = crate::thread::leave_unsubmitted(|| {
+                    self.sock.recv(buf, MsgFlags::empty(), Notify::None)
+                });
+                if matches!(&r, Ok(s) if s.is_pending()) {
+                    kick.kick();
+                    // The last driver ended since `driven`: nobody takes a
+                    // turn, so the receive goes now.
+                    if !kick.driven() {
+                        engine.inner.flush_now();
+                    }
+                }
+                return r;
+            }
+        }
+        self.sock.recv(buf, MsgFlags::empty(), Notify::None)
+    }
+
+    /// The write side: waits for the previous send, then offers `data` to
+    /// the socket at once (what it takes is written, no copy, no
+    /// operation); when it takes nothing, copies up to [`ADAPTER_BUF`]
+    /// bytes of `data` and starts their send (its result comes with the
+    /// next write or flush).
     fn poll_write_from(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         match self.poll_flush_sends(cx) {
             Poll::Ready(Ok(())) => {}
@@ -260,6 +317,11 @@ impl TcpStream {
         }
         if data.is_empty() {
             return Poll::Ready(Ok(0));
+        }
+        // Bytes the socket takes at once go straight from the caller's
+        // slice: no copy, no operation (see `send_now_borrowed`).
+        if let Some(n) = self.sock.send_now_borrowed(data) {
+            return Poll::Ready(Ok(n));
         }
         let mut buf = match self.wr.take() {
             Some(WriteState::Idle(b)) => b,

@@ -32,6 +32,13 @@ fn tx_flags(flags: MsgFlags) -> TxFlags {
     f
 }
 
+/// A plain non-blocking stream send of `data` (no operation behind it):
+/// what the socket took, or the error (`WouldBlock` when it took nothing).
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub(crate) fn send_plain(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    rustix::net::send(fd, data, tx_flags(MsgFlags::empty())).map_err(to_io)
+}
+
 fn rx_flags(flags: MsgFlags) -> RxFlags {
     let mut f = RxFlags::DONTWAIT;
     if flags.contains(MsgFlags::OOB) {

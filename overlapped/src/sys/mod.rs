@@ -298,6 +298,8 @@ impl Outcome {
 }
 
 /// Result of one non-blocking attempt.
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub(crate) use attempt::send_plain;
 pub(crate) use attempt::{attempt, oob_inline, serve_urgent, take_urgent, to_io};
 
 #[derive(Debug)]

@@ -65,7 +65,7 @@ pub(super) struct Load {
 }
 
 /// Drives `cell` against `addr` for warm-up then `dur`; returns what the
-/// measured part saw.
+/// measured part saw. `http` mode is [`load_http`]'s.
 ///
 /// In stream mode a connection starts with `window` bytes of credit, every
 /// byte read back returns one, and it writes whenever it holds at least a
@@ -79,6 +79,9 @@ pub(super) fn load(
     warm: Duration,
     dur: Duration,
 ) -> Load {
+    if cell.mode == Mode::Http {
+        return load_http(addr, cell.conns, crate::http::BODY.as_bytes(), warm, dur);
+    }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     let (mut msgs, mut bytes, mut errors, mut mismatches) = (0u64, 0u64, 0u64, 0u64);
     let Ok(mut poll) = Poll::new() else {
@@ -110,6 +113,7 @@ pub(super) fn load(
                     Mode::Pingpong => cell.size,
                     Mode::Pipeline => depth * cell.size,
                     Mode::Stream => window,
+                    Mode::Http => unreachable!("http mode runs load_http"),
                 };
                 conns.push(Conn {
                     s,
@@ -269,6 +273,173 @@ pub(super) fn load(
     }
 }
 
+/// The request of `http` mode: a keep-alive `GET /`.
+pub(super) const HTTP_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+/// One complete response at the start of `buf`: its length and whether it
+/// is a `200` whose body is `body`; `None` while it is incomplete. A
+/// response without `content-length` counts as complete at its header's
+/// end (and as wrong).
+pub(super) fn http_response(buf: &[u8], body: &[u8]) -> Option<(usize, bool)> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = &buf[..head_end];
+    let ok = head.starts_with(b"HTTP/1.1 200 ");
+    let len = head
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let line = std::str::from_utf8(line).ok()?.trim_end();
+            let (k, v) = line.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .next();
+    let Some(len) = len else {
+        return Some((head_end, false));
+    };
+    let total = head_end + len;
+    if buf.len() < total {
+        return None;
+    }
+    Some((total, ok && &buf[head_end..total] == body))
+}
+
+/// `http` mode: each of `conns` connections sends [`HTTP_REQUEST`], reads
+/// the whole response, checks it (status 200, body `body`), and sends the
+/// next (one request in flight per connection, as `wrk` does). A message is
+/// a request and its response; a wrong response counts as a mismatch, a
+/// closed or failed connection as an error.
+fn load_http(addr: SocketAddr, conns: usize, body: &[u8], warm: Duration, dur: Duration) -> Load {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let (mut msgs, mut bytes, mut errors, mut mismatches) = (0u64, 0u64, 0u64, 0u64);
+    let Ok(mut poll) = Poll::new() else {
+        return Load {
+            msgs: 0,
+            bytes: 0,
+            hist,
+            errors: 1,
+            mismatches: 0,
+        };
+    };
+    struct HttpConn {
+        s: TcpStream,
+        /// Bytes of the request in flight still to write.
+        unsent: usize,
+        /// When the request in flight left.
+        start: Instant,
+        /// What came back and is not yet a whole response.
+        got: Vec<u8>,
+        dead: bool,
+    }
+    let mut cs = Vec::with_capacity(conns);
+    for i in 0..conns {
+        match std::net::TcpStream::connect(addr) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                let _ = s.set_nonblocking(true);
+                let mut s = TcpStream::from_std(s);
+                if poll
+                    .registry()
+                    .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)
+                    .is_err()
+                {
+                    errors += 1;
+                    continue;
+                }
+                cs.push(HttpConn {
+                    s,
+                    unsent: HTTP_REQUEST.len(),
+                    start: Instant::now(),
+                    got: Vec::with_capacity(1024),
+                    dead: false,
+                });
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let start = Instant::now();
+    let measure_from = start + warm;
+    let end = measure_from + dur;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; CHUNK];
+    let mut ready: Vec<usize> = (0..cs.len()).collect();
+    while Instant::now() < end {
+        for &i in &ready {
+            let c = &mut cs[i];
+            if c.dead {
+                continue;
+            }
+            // Edge-triggered: write the request's rest, read until the
+            // socket would block, answer each whole response with the next
+            // request.
+            loop {
+                while c.unsent > 0 {
+                    let from = HTTP_REQUEST.len() - c.unsent;
+                    match c.s.write(&HTTP_REQUEST[from..]) {
+                        Ok(w) => c.unsent -= w,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            errors += 1;
+                            c.dead = true;
+                            break;
+                        }
+                    }
+                }
+                if c.dead {
+                    break;
+                }
+                match c.s.read(&mut buf) {
+                    Ok(0) => {
+                        errors += 1;
+                        c.dead = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.got.extend_from_slice(&buf[..n]);
+                        let now = Instant::now();
+                        if now >= measure_from {
+                            bytes += n as u64;
+                        }
+                        while let Some((len, right)) = http_response(&c.got, body) {
+                            c.got.drain(..len);
+                            if !right {
+                                mismatches += 1;
+                            }
+                            if now >= measure_from {
+                                let _ = hist
+                                    .record(now.duration_since(c.start).as_micros().max(1) as u64);
+                                msgs += 1;
+                            }
+                            c.start = now;
+                            c.unsent = HTTP_REQUEST.len();
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        errors += 1;
+                        c.dead = true;
+                        break;
+                    }
+                }
+            }
+        }
+        ready.clear();
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(100)))
+            .is_err()
+        {
+            errors += 1;
+        }
+        ready.extend(events.iter().map(|e| e.token().0).filter(|&i| i < cs.len()));
+    }
+    Load {
+        msgs,
+        bytes,
+        hist,
+        errors,
+        mismatches,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +457,21 @@ mod tests {
             }
         }
         assert_eq!(p.at(3, 5, CHUNK + 10).len(), CHUNK);
+    }
+
+    #[test]
+    fn http_responses_are_framed_and_checked() {
+        let one = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ndate: x\r\n\r\nhello";
+        assert_eq!(http_response(one, b"hello"), Some((one.len(), true)));
+        assert_eq!(http_response(one, b"howdy"), Some((one.len(), false)));
+        assert_eq!(http_response(&one[..one.len() - 1], b"hello"), None);
+        assert_eq!(http_response(&one[..10], b"hello"), None);
+        let mut two = one.to_vec();
+        two.extend_from_slice(one);
+        assert_eq!(http_response(&two, b"hello"), Some((one.len(), true)));
+        let bad = b"HTTP/1.1 500 Oops\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(http_response(bad, b"hello"), Some((bad.len(), false)));
+        let unframed = b"HTTP/1.1 200 OK\r\n\r\n";
+        assert_eq!(http_response(unframed, b""), Some((unframed.len(), false)));
     }
 }

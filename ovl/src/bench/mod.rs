@@ -16,6 +16,11 @@
 //! writes its pattern as fast as the socket takes it while reading the echo
 //! back, with at most `--window` bytes unacknowledged). `stream` is opt-in
 //! (`--modes`): with it the default run would take well past its budget.
+//! `http` runs the hyper servers (`hyper-tokio`, `hyper-uring`,
+//! `hyper-poll`: `ovl http-server`) with keep-alive `GET /`s, one in flight
+//! per connection, every response checked; ratios are against
+//! `hyper-tokio`. Each table ends with a paired line: every round against
+//! the reference's round run next to it, the median of those ratios.
 //! `--plot FILE.svg` draws msgs/s and p99 per server and cell.
 //!
 //! `--scale` is another benchmark: how the engine scales across threads, in
@@ -51,6 +56,8 @@ pub struct BenchArgs {
     pub quick: bool,
     /// Comma-separated servers: tokio, std, uring-raw, and MODEL-ENGINE
     /// (MODEL: port, routines, events, async; ENGINE: uring, poll, auto);
+    /// for http mode hyper-tokio, hyper-uring, hyper-poll (hyper 1.x on
+    /// tokio's sockets or ours, `ovl http-server`);
     /// MODEL-ENGINE@other runs that server from the `--other-ovl` build.
     #[arg(long, value_delimiter = ',', value_parser = server_name, conflicts_with = "scale")]
     pub servers: Vec<String>,
@@ -72,8 +79,8 @@ pub struct BenchArgs {
     /// Messages in flight per connection in pipeline mode.
     #[arg(long, default_value_t = 8, value_parser = at_least_one, conflicts_with = "scale")]
     pub depth: usize,
-    /// Comma-separated modes: pingpong, pipeline, stream [default:
-    /// pingpong,pipeline].
+    /// Comma-separated modes: pingpong, pipeline, stream, http [default:
+    /// pingpong,pipeline; http when every server is a hyper-* one].
     #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "scale")]
     pub modes: Vec<Mode>,
     /// Message size in bytes (in stream mode, the unit msgs/s counts).
@@ -133,6 +140,9 @@ pub enum Mode {
     Pipeline,
     /// Continuous send and concurrent read, `--window` bytes in flight.
     Stream,
+    /// Keep-alive HTTP/1.1 GETs, one in flight per connection, against the
+    /// hyper servers (hyper-tokio, hyper-uring, hyper-poll).
+    Http,
 }
 
 /// An engine of `--scale`.
@@ -237,6 +247,25 @@ fn check(a: &BenchArgs) -> Result<(), String> {
         }
     }
     once("--modes", &a.modes)?;
+    // Echo servers answer the echo modes, HTTP servers the http mode.
+    let http_servers = a.servers.iter().filter(|s| servers::is_http(s)).count();
+    let http_mode = a.modes.contains(&Mode::Http);
+    if http_servers > 0 && http_servers < a.servers.len() {
+        return Err(
+            "--servers: hyper-* servers (http mode) and echo servers cannot share a run".into(),
+        );
+    }
+    if http_mode && a.modes.len() > 1 {
+        return Err("--modes: http cannot share a run with the echo modes".into());
+    }
+    if http_mode && !a.servers.is_empty() && http_servers == 0 {
+        return Err(
+            "--modes http needs hyper-* servers (hyper-tokio, hyper-uring, hyper-poll)".into(),
+        );
+    }
+    if !a.modes.is_empty() && !http_mode && http_servers > 0 {
+        return Err("hyper-* servers need --modes http".into());
+    }
     once("--conns", &a.conns)?;
     once("--engine", &a.scale_opts.engine)?;
     once("--shapes", &a.scale_opts.shapes)
@@ -246,6 +275,12 @@ fn check(a: &BenchArgs) -> Result<(), String> {
 fn servers_for(a: &BenchArgs) -> Vec<String> {
     if !a.servers.is_empty() {
         return a.servers.clone();
+    }
+    if a.modes == [Mode::Http] {
+        return ["hyper-tokio", "hyper-uring", "hyper-poll"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     }
     let quick = [
         "tokio",
@@ -276,7 +311,10 @@ fn servers_for(a: &BenchArgs) -> Vec<String> {
 /// The cells of the run: for each mode (default pingpong, pipeline), its
 /// connection counts (`--conns`, or the mode's defaults).
 fn cells_for(a: &BenchArgs) -> Vec<Cell> {
-    let modes = if a.modes.is_empty() {
+    let all_http = !a.servers.is_empty() && a.servers.iter().all(|s| servers::is_http(s));
+    let modes = if a.modes.is_empty() && all_http {
+        vec![Mode::Http]
+    } else if a.modes.is_empty() {
         vec![Mode::Pingpong, Mode::Pipeline]
     } else {
         a.modes.clone()
@@ -289,7 +327,7 @@ fn cells_for(a: &BenchArgs) -> Vec<Cell> {
             match mode {
                 Mode::Pingpong if a.quick => vec![50],
                 Mode::Pingpong => vec![50, 500],
-                Mode::Pipeline | Mode::Stream => vec![50],
+                Mode::Pipeline | Mode::Stream | Mode::Http => vec![50],
             }
         };
         cells.extend(conns.into_iter().map(|conns| Cell {
@@ -307,6 +345,7 @@ fn cell_label(c: &Cell, a: &BenchArgs) -> String {
         Mode::Pingpong => "pingpong".to_string(),
         Mode::Pipeline => format!("pipeline x{}", a.depth),
         Mode::Stream => format!("stream {} KiB win", a.window.div_ceil(1024)),
+        Mode::Http => return format!("http GET, {} conns", c.conns),
     };
     format!("{mode}, {} B, {} conns", c.size, c.conns)
 }
@@ -457,7 +496,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         }
     }
     let sums = report::summarize(&results);
-    report::print_tables(&a, &cells, &servers, &sums, &unavailable);
+    report::print_tables(&a, &cells, &servers, &results, &sums, &unavailable);
     let mut failed = false;
     if let Some(path) = &a.json {
         if let Err(e) = report::write_json(path, &a, &cells, &results, &unavailable) {
@@ -547,6 +586,10 @@ mod tests {
                 (Mode::Pingpong, 4)
             ]
         );
+        assert_eq!(
+            modes(&args(&["--servers", "hyper-tokio,hyper-uring"])),
+            [(Mode::Http, 50)]
+        );
         let a = args(&["--modes", "stream", "--size", "4096"]);
         let c = cells_for(&a);
         assert_eq!((c[0].mode, c[0].size, c[0].conns), (Mode::Stream, 4096, 50));
@@ -559,6 +602,10 @@ mod tests {
         assert_eq!(
             servers_for(&args(&["--servers", "tokio, port-poll"])),
             ["tokio", "port-poll"]
+        );
+        assert_eq!(
+            servers_for(&args(&["--modes", "http"])),
+            ["hyper-tokio", "hyper-uring", "hyper-poll"]
         );
     }
 
@@ -585,6 +632,13 @@ mod tests {
             (&["--servers", "tokio,"], "unknown server"),
             (&["--servers", "tokio,tokio"], "named twice"),
             (&["--modes", "pingpong,pingpong"], "named twice"),
+            (&["--servers", "tokio,hyper-uring"], "cannot share a run"),
+            (&["--modes", "http,pingpong"], "cannot share a run"),
+            (&["--modes", "http", "--servers", "tokio"], "needs hyper-*"),
+            (
+                &["--modes", "pingpong", "--servers", "hyper-poll"],
+                "need --modes http",
+            ),
             (&["--scale", "--servers", "tokio"], "cannot be used with"),
             (&["--scale", "--syscalls"], "cannot be used with"),
             (&["--scale", "--depth", "4"], "cannot be used with"),
@@ -607,6 +661,12 @@ mod tests {
             &["--duration", "0.5", "--warmup", "0", "--rounds", "1"][..],
             &["--servers", "tokio,std,uring-raw,port-uring,async-auto"],
             &["--syscalls", "--quick"],
+            &[
+                "--modes",
+                "http",
+                "--servers",
+                "hyper-tokio,hyper-uring,hyper-poll",
+            ],
             &["--scale"],
             &[
                 "--scale",

@@ -117,19 +117,27 @@ pub(super) fn print_tables(
     a: &BenchArgs,
     cells: &[Cell],
     servers: &[String],
+    results: &Results,
     sums: &Summaries,
     unavailable: &BTreeMap<String, String>,
 ) {
     for (ci, cell) in cells.iter().enumerate() {
         println!();
+        let size = if cell.mode == Mode::Http {
+            String::new()
+        } else {
+            format!(" {} B", cell.size)
+        };
         println!(
-            "{:?} {} B, {} connections{}",
+            "{:?}{size}, {} connections{}",
             cell.mode,
-            cell.size,
             cell.conns,
             match cell.mode {
                 Mode::Pingpong => String::new(),
                 Mode::Pipeline => format!(", {} in flight each", a.depth),
+                Mode::Http => " (http: keep-alive GET /, one request in flight each; \
+                               a message is a request and its response; x tokio: against hyper-tokio)"
+                    .to_string(),
                 Mode::Stream => format!(
                     ", full duplex, up to {} B unacknowledged each\n  \
                      (a message is {} B of echo; its latency runs from its first byte \
@@ -159,7 +167,12 @@ pub(super) fn print_tables(
             "sys/m",
             "now %"
         );
-        let tokio = sums.get(&(ci, "tokio".to_string()));
+        let reference = if cell.mode == Mode::Http {
+            "hyper-tokio"
+        } else {
+            "tokio"
+        };
+        let tokio = sums.get(&(ci, reference.to_string()));
         for name in servers {
             let Some(s) = sums.get(&(ci, name.clone())) else {
                 if let Some(why) = unavailable.get(name) {
@@ -197,7 +210,41 @@ pub(super) fn print_tables(
                 med(s.immediate, &|x| format!("{:.0}", 100.0 * x)),
             );
         }
+        let paired: Vec<String> = servers
+            .iter()
+            .filter(|n| n.as_str() != reference)
+            .filter_map(|n| {
+                let (rate, cpu) = paired_ratios(
+                    results.get(&(ci, n.clone()))?,
+                    results.get(&(ci, reference.to_string()))?,
+                )?;
+                Some(format!("{n} {rate:.2}x (cpu {cpu:.2}x)"))
+            })
+            .collect();
+        if !paired.is_empty() {
+            println!(
+                "  paired with {reference}'s round next to it, median of the rounds' ratios: {}",
+                paired.join(", ")
+            );
+        }
     }
+}
+
+/// The median over rounds of each round's msgs/s and CPU per message
+/// relative to the reference server's round of the same number (run next
+/// to it, so both met the same machine): steadier than the ratio of the
+/// medians when the machine's load swings between rounds. `None` without
+/// rounds to pair.
+pub(super) fn paired_ratios(rs: &[RoundResult], reference: &[RoundResult]) -> Option<(f64, f64)> {
+    let pairs = rs.iter().zip(reference);
+    let rate: Vec<f64> = pairs
+        .clone()
+        .map(|(r, t)| r.msgs_per_s / t.msgs_per_s.max(1.0))
+        .collect();
+    let cpu: Vec<f64> = pairs
+        .map(|(r, t)| r.cpu_us_per_msg / t.cpu_us_per_msg.max(1e-9))
+        .collect();
+    Some((median(&rate)?, median(&cpu)?))
 }
 
 /// Writes every round of every cell and server as JSON.
@@ -245,6 +292,19 @@ mod tests {
                 hi: 9.0
             })
         );
+    }
+
+    #[test]
+    fn paired_ratios_follow_the_rounds() {
+        // The machine slowed in round two for both servers alike: paired,
+        // the server is 1.1x in each round.
+        let reference = [round(100.0, None), round(20.0, None), round(90.0, None)];
+        let mut rs = [round(110.0, None), round(22.0, None), round(99.0, None)];
+        rs[0].cpu_us_per_msg = 1.0;
+        let (rate, cpu) = paired_ratios(&rs, &reference).unwrap();
+        assert!((rate - 1.1).abs() < 1e-9, "{rate}");
+        assert_eq!(cpu, 1.0);
+        assert_eq!(paired_ratios(&rs, &[]), None);
     }
 
     fn round(rate: f64, perf: Option<f64>) -> RoundResult {

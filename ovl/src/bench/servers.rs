@@ -13,6 +13,20 @@ const BASELINES: [(&str, &str); 3] = [
     ("std", "std-echo"),
     ("uring-raw", "uring-echo"),
 ];
+/// The HTTP servers (`ovl http-server --sockets ...`): hyper on tokio's
+/// sockets, and on ours on each engine. Only `http` mode loads them.
+const HTTP: [(&str, &str); 3] = [
+    ("hyper-tokio", "tokio"),
+    ("hyper-uring", "uring"),
+    ("hyper-poll", "poll"),
+];
+
+/// True for the servers that speak HTTP (the others echo).
+pub(super) fn is_http(name: &str) -> bool {
+    let name = name.strip_suffix(OTHER).unwrap_or(name);
+    HTTP.iter().any(|(n, _)| *n == name)
+}
+
 /// Our servers are `MODEL-ENGINE`, run as `ovl echo-server`.
 const MODELS: [&str; 4] = ["port", "routines", "events", "async"];
 const ENGINES: [&str; 3] = ["uring", "poll", "auto"];
@@ -24,10 +38,11 @@ pub(super) const OTHER: &str = "@other";
 const START_LIMIT: Duration = Duration::from_secs(10);
 const STOP_LIMIT: Duration = Duration::from_secs(3);
 
-/// Checks a `--servers` name: a baseline or `MODEL-ENGINE`.
+/// Checks a `--servers` name: a baseline, an HTTP server or
+/// `MODEL-ENGINE`.
 pub(super) fn check_name(name: &str) -> Result<(), String> {
     let name = name.strip_suffix(OTHER).unwrap_or(name);
-    if BASELINES.iter().any(|(n, _)| *n == name) {
+    if BASELINES.iter().any(|(n, _)| *n == name) || is_http(name) {
         return Ok(());
     }
     if let Some((model, engine)) = name.split_once('-') {
@@ -36,8 +51,9 @@ pub(super) fn check_name(name: &str) -> Result<(), String> {
         }
     }
     Err(format!(
-        "unknown server `{name}` (known: {}, and MODEL-ENGINE with MODEL one of {} and ENGINE one of {})",
+        "unknown server `{name}` (known: {}, {} (http mode), and MODEL-ENGINE with MODEL one of {} and ENGINE one of {})",
         BASELINES.map(|(n, _)| n).join(", "),
+        HTTP.map(|(n, _)| n).join(", "),
         MODELS.join(", "),
         ENGINES.join(", ")
     ))
@@ -176,14 +192,19 @@ pub(super) struct EngineFigures {
 }
 
 impl EngineFigures {
-    /// Reads the figures from a server's output; `size` is the message size.
+    /// Reads the figures from a server's output; `size` is the message size
+    /// (an HTTP server counts its requests, and the figures are per
+    /// request).
     pub(super) fn from_tail(tail: &str, size: usize) -> Option<EngineFigures> {
         let v: serde_json::Value = tail
             .lines()
             .find_map(|l| l.strip_prefix("OVL-STATS "))
             .and_then(|j| serde_json::from_str(j).ok())?;
         let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-        let echoed = (f("bytes") / size as f64).max(1.0);
+        let echoed = match v.get("requests") {
+            Some(_) => f("requests").max(1.0),
+            None => (f("bytes") / size as f64).max(1.0),
+        };
         let ops = f("completed_now") + f("completed_later");
         Some(EngineFigures {
             enters: f("enter_calls") / echoed,
@@ -216,9 +237,16 @@ fn command_for(
     let dir = exe
         .parent()
         .ok_or_else(|| format!("{} has no directory", exe.display()))?;
-    let mut c = match BASELINES.iter().find(|(n, _)| *n == name) {
-        Some((_, bin)) => Command::new(dir.join(bin)),
-        None => {
+    let http = HTTP.iter().find(|(n, _)| *n == name);
+    let mut c = match (BASELINES.iter().find(|(n, _)| *n == name), http) {
+        (Some((_, bin)), _) => Command::new(dir.join(bin)),
+        (None, Some((_, sockets))) => {
+            let mut c = Command::new(&exe);
+            c.env("OVL_STATS", "1");
+            c.args(["http-server", "--sockets", sockets]);
+            c
+        }
+        (None, None) => {
             let (model, engine) = name.split_once('-').unwrap_or((name, "auto"));
             let mut c = Command::new(&exe);
             // The engine figures come from the line the server prints when
@@ -258,6 +286,10 @@ mod tests {
             }
         );
         assert_eq!(EngineFigures::from_tail("stopped\n", 1024), None);
+        let http = "OVL-STATS {\"enter_calls\": 30, \"direct_calls\": 10, \
+                    \"completed_now\": 1, \"completed_later\": 3, \"requests\": 20}\n";
+        let f = EngineFigures::from_tail(http, 1024).unwrap();
+        assert_eq!((f.enters, f.syscalls, f.immediate), (1.5, 2.0, 0.25));
     }
 
     #[test]
@@ -269,6 +301,9 @@ mod tests {
             "port-uring",
             "async-poll",
             "events-auto",
+            "hyper-tokio",
+            "hyper-uring",
+            "hyper-poll",
         ] {
             assert_eq!(check_name(ok), Ok(()), "{ok}");
         }
@@ -280,6 +315,7 @@ mod tests {
             "-uring",
             "port-epoll",
             "tokio-uring",
+            "hyper-auto",
         ] {
             let e = check_name(bad).unwrap_err();
             assert!(e.contains("unknown server"), "{bad}: {e}");

@@ -424,7 +424,7 @@ pub const STATS_PREFIX: &str = "OVL-STATS ";
 
 /// True when `OVL_STATS=1`: tools that start a server and read its figures
 /// set it; people running a server see only the summary.
-fn stats_wanted() -> bool {
+pub fn stats_wanted() -> bool {
     std::env::var_os(STATS_ENV).is_some_and(|v| v == "1")
 }
 

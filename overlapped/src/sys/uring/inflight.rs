@@ -6,6 +6,7 @@
 //! the kernel may still write), it leaks what it holds instead of freeing
 //! it.
 
+use std::cell::RefCell;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
@@ -189,23 +190,7 @@ pub(super) fn prepare(
     mut bufs: Bufs,
     resubmits: u32,
 ) -> Result<(InFlight, squeue::Entry), (io::Error, Bufs)> {
-    let mut km = Box::new(KernelMem {
-        iov_inline: [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; INLINE_IOVECS],
-        iov: Vec::new(),
-        iov_n: 0,
-        // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
-        msg: unsafe { mem::zeroed() },
-        // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
-        addr: unsafe { mem::zeroed() },
-        addrlen: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
-        poll_phase: false,
-        total: 0,
-        fixed: FixedOp::No,
-        splice: None,
-    });
+    let mut km = kernel_mem();
     let entry = match build(&mut km, req, bufs.as_deref_mut().map(|b| b.as_bufs())) {
         Ok(e) => e,
         Err(e) => return Err((e, bufs)),
@@ -220,6 +205,70 @@ pub(super) fn prepare(
         },
         entry,
     ))
+}
+
+/// Most [`KernelMem`]s a thread keeps for reuse.
+const SPARE_MEM: usize = 64;
+
+thread_local! {
+    /// Kernel memory of requests that are over, for the thread's next ones:
+    /// an allocation and a free less per request. Boxed: a request's SQE
+    /// points into its `KernelMem`, which must not move while it is in
+    /// flight, and the boxes go in and out of this list whole.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<KernelMem>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Fresh kernel memory for a request: a spare one of the thread, reset, or
+/// a new one.
+fn kernel_mem() -> Box<KernelMem> {
+    let spare = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
+    match spare {
+        Some(mut km) => {
+            // The iovec array keeps its room; everything else is new.
+            km.iov.clear();
+            km.iov_n = 0;
+            km.splice = None;
+            // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
+            km.msg = unsafe { mem::zeroed() };
+            // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
+            km.addr = unsafe { mem::zeroed() };
+            km.addrlen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            km.poll_phase = false;
+            km.total = 0;
+            km.fixed = FixedOp::No;
+            km
+        }
+        None => Box::new(KernelMem {
+            iov_inline: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; INLINE_IOVECS],
+            iov: Vec::new(),
+            iov_n: 0,
+            splice: None,
+            // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
+            msg: unsafe { mem::zeroed() },
+            // SAFETY: all-zero bytes are a valid (empty) `sockaddr_storage`.
+            addr: unsafe { mem::zeroed() },
+            addrlen: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+            poll_phase: false,
+            total: 0,
+            fixed: FixedOp::No,
+        }),
+    }
+}
+
+/// Keeps the kernel memory of a request that is over (its last CQE was
+/// reaped: the kernel no longer reads or writes it) for the thread's next
+/// request, or frees it when the thread keeps enough.
+pub(super) fn recycle(km: Box<KernelMem>) {
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_MEM {
+            s.push(km);
+        }
+    });
 }
 
 /// The readiness an operation's readiness poll waits for: a receive's
@@ -417,6 +466,19 @@ fn recv_msg(
     flags: MsgFlags,
     want_addr: bool,
 ) -> squeue::Entry {
+    let prio = if req.poll_first {
+        RECVSEND_POLL_FIRST
+    } else {
+        0
+    };
+    // The common stream receive (one buffer, no flags, no address, no
+    // control room) is a plain `RECV`: no iovec array to build, no
+    // `msghdr` for the kernel to copy in.
+    if req.stream && !want_addr && flags.is_empty() && bufs.buf_count() == 1 {
+        if let Some(e) = plain_recv(km, req, bufs, prio) {
+            return e;
+        }
+    }
     fill_control(km, bufs);
     // A `WAITALL` receive goes on after the bytes it already has (the
     // engine loops instead of passing MSG_WAITALL, so that an abort reports
@@ -430,15 +492,37 @@ fn recv_msg(
     if flags.contains(MsgFlags::PEEK) {
         f |= libc::MSG_PEEK;
     }
-    let prio = if req.poll_first {
-        RECVSEND_POLL_FIRST
-    } else {
-        0
-    };
     opcode::RecvMsg::new(types::Fd(req.fd), &raw mut km.msg)
         .flags(f as u32)
         .ioprio(prio)
         .build()
+}
+
+/// The `RECV` of a receive into one buffer past its progress; `None` when
+/// it has a control room, or its window is empty or does not fit a
+/// `RECV`'s length.
+fn plain_recv(
+    km: &mut KernelMem,
+    req: &Request<'_>,
+    bufs: &mut dyn RawBufs,
+    prio: u16,
+) -> Option<squeue::Entry> {
+    if bufs.control().is_some() {
+        return None;
+    }
+    let mut one = None;
+    bufs.each_part(&mut |ptr, len| one = Some((ptr, len)));
+    let (ptr, len) = one?;
+    // A zero-byte receive keeps the path it always had.
+    let room = u32::try_from(len.checked_sub(req.done)?)
+        .ok()
+        .filter(|&r| r > 0)?;
+    km.total = len;
+    Some(
+        opcode::Recv::new(types::Fd(req.fd), ptr.wrapping_add(req.done), room)
+            .ioprio(prio)
+            .build(),
+    )
 }
 
 /// `IORING_RECVSEND_POLL_FIRST`: arm the poll before trying the receive.

@@ -472,7 +472,7 @@ impl Uring {
                 io_uring::cqueue::sock_nonempty(cflags),
             )
         };
-        drop(km);
+        inflight::recycle(km);
         if let Some(p) = op.sock.uring() {
             if op.kind.is_plain_stream_recv(op.stream) {
                 // Try the next receive at once only if bytes are left (or
