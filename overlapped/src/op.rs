@@ -312,16 +312,7 @@ impl OpOutput for () {
 
 impl OpOutput for Option<Socket> {
     fn from_raw(mut raw: RawDone) -> Completion<Option<Socket>> {
-        let sock = match raw.outcome.fd.take() {
-            Some(fd) => match Socket::from_accepted(&raw.engine, fd) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    raw.outcome.error = Some(e);
-                    None
-                }
-            },
-            None => None,
-        };
+        let sock = Socket::accepted_of(&mut raw);
         base(&mut raw, sock)
     }
 }

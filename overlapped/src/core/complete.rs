@@ -147,6 +147,11 @@ impl Core {
             s.reads_done = s.reads_done.max(slot.order);
         }
         let learn = slot.learn;
+        if out.fd.is_some() {
+            // A socket accepted from a selected listener takes its
+            // selection (see `Accepted` and `Socket::accept`).
+            out.select = s.waits.selection().map(Box::new);
+        }
         conn::learn(s, learn, &mut out);
         let check_urgent = out.check_urgent;
         s.queues[dir as usize].retain(|&k| k as usize != key);

@@ -354,6 +354,11 @@ impl Starting {
     #[allow(unsafe_code)] // `RawBufs::set_received`'s contract
     #[inline(always)]
     fn completed_now(&mut self, s: &mut SockState, mut out: Outcome) -> io::Result<Outcome> {
+        if out.fd.is_some() {
+            // As in `finish_op`: an accepted socket takes the listener's
+            // selection.
+            out.select = s.waits.selection().map(Box::new);
+        }
         conn::learn(s, self.learn, &mut out);
         if out.error.is_some() && out.bytes == 0 {
             // Nothing moved: the start fails, and no completion follows.

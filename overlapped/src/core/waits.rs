@@ -90,6 +90,11 @@ impl Default for SockWaits {
 }
 
 impl SockWaits {
+    /// The socket's selection (event and mask), for a socket it accepts.
+    pub(crate) fn selection(&self) -> Option<(Event, NetworkEvents)> {
+        self.select.as_ref().map(|s| (s.event.clone(), s.mask))
+    }
+
     /// An operation of the socket starts (also after the socket opted out:
     /// what completed before leaves no trace).
     pub(crate) fn started(&mut self, later: &mut Vec<Later>) {

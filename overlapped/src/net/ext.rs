@@ -44,16 +44,7 @@ impl<B: IoBufsMut> OpOutput for Accepted<B> {
             // The driver stores exactly the `B` the typed start gave it.
             None => unreachable!("operation buffers of another type"),
         };
-        let socket = match raw.outcome.fd.take() {
-            Some(fd) => match Socket::from_accepted(&raw.engine, fd) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    raw.outcome.error = Some(e);
-                    None
-                }
-            },
-            None => None,
-        };
+        let socket = Socket::accepted_of(&mut raw);
         let accepted = Accepted {
             socket,
             bufs,

@@ -127,6 +127,28 @@ impl Socket {
         Self::register(engine, fd, Type::STREAM, true, true)
     }
 
+    /// The socket an accept's outcome carries, made overlapped on `raw`'s
+    /// engine, with the listener's `event_select` when it had one (Windows:
+    /// an accepted socket has its listener's properties, its selection
+    /// among them). A failure is the completion's error.
+    pub(crate) fn accepted_of(raw: &mut crate::core::RawDone) -> Option<Socket> {
+        let fd = raw.outcome.fd.take()?;
+        let made = Socket::from_accepted(&raw.engine, fd).and_then(|s| {
+            if let Some(sel) = raw.outcome.select.take() {
+                let (event, mask) = *sel;
+                s.event_select(&event, mask)?;
+            }
+            Ok(s)
+        });
+        match made {
+            Ok(s) => Some(s),
+            Err(e) => {
+                raw.outcome.error = Some(e);
+                None
+            }
+        }
+    }
+
     fn register(
         engine: &Engine,
         fd: OwnedFd,

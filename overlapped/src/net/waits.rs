@@ -46,6 +46,10 @@ impl Socket {
     /// * The selection works beside overlapped operations on the socket;
     ///   closing the socket ends it.
     ///
+    /// A socket accepted from a selected listener (by
+    /// [`accept`](Socket::accept) or [`accept_ex`](Socket::accept_ex))
+    /// takes the listener's selection, event and mask, as on Windows.
+    ///
     /// No thread watches the socket (none is made): a wait on `event`
     /// ([`Event::wait`], [`wait_for_events`](crate::wait_for_events))
     /// watches the sockets selected into it while it blocks, and this call

@@ -263,6 +263,9 @@ pub(crate) struct Outcome {
     /// The local address of an `AcceptEx`'s connection (boxed: every
     /// operation's slot holds an outcome, and few have one).
     pub(crate) local: Option<Box<SocketAddr>>,
+    /// The listener's `WSAEventSelect`, which a socket it accepted takes
+    /// (Windows' rule; boxed as `local`).
+    pub(crate) select: Option<Box<(crate::Event, crate::NetworkEvents)>>,
     pub(crate) fd: Option<OwnedFd>,
     /// A stream receive of the normal channel took bytes and may have
     /// stopped at the urgent mark: the next one would read past the urgent
@@ -281,6 +284,7 @@ impl Outcome {
             flags: RecvFlags::empty(),
             addr: None,
             local: None,
+            select: None,
             fd: None,
             check_urgent: false,
             drained: false,

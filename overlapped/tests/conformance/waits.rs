@@ -699,6 +699,51 @@ fn t04_events_of_several_sockets_in_one_wait(e: &Engine) {
     );
 }
 
+/// t04 (Windows' rule): a socket accepted from a selected listener takes
+/// the listener's selection (its event and mask), by `accept` and by
+/// `accept_ex`, whether the accept completed at its start or later.
+fn t04_an_accepted_socket_takes_its_listeners_selection(e: &Engine) {
+    let l = Socket::tcp_listener(e, &v4()).unwrap();
+    let addr = l.local_addr().unwrap();
+    let ev = Event::new();
+    l.event_select(&ev, NetworkEvents::ACCEPT | NetworkEvents::READ)
+        .unwrap();
+    // Pending, then completed by the connection.
+    let pending = l.accept(Notify::None).unwrap();
+    let mut c1 = std::net::TcpStream::connect(addr).unwrap();
+    let s1 = pending.wait().unwrap().data.expect("the accepted socket");
+    // Completed at its start: the connection was there.
+    let mut c2 = std::net::TcpStream::connect(addr).unwrap();
+    assert!(
+        eventually(slack(10 * SEC), || l
+            .enum_network_events(None)
+            .unwrap()
+            .contains(NetworkEvents::ACCEPT)),
+        "the second connection"
+    );
+    let s2 = l
+        .accept_ex(None, Vec::<u8>::new(), Notify::None)
+        .unwrap()
+        .wait()
+        .unwrap()
+        .data
+        .socket
+        .expect("the accepted socket");
+    for (s, c) in [(&s1, &mut c1), (&s2, &mut c2)] {
+        assert_eq!(
+            s.enum_network_events(None).unwrap().events(),
+            NetworkEvents::empty()
+        );
+        write_all(c, b"x");
+        let r = next_events(s, &ev);
+        assert_eq!(
+            r.events(),
+            NetworkEvents::READ,
+            "the listener's event and mask"
+        );
+    }
+}
+
 fn t05_timer_routine_runs_once_per_period_on_the_setting_thread(e: &Engine) {
     let (_op, _c, _p) = drive_engine_here(e);
     let runs = Arc::new(AtomicU32::new(0));
@@ -826,6 +871,7 @@ util::cases! {
     t04_oob_event_and_its_reenabling_receive,
     t04_empty_mask_cancels_and_a_closed_socket_fails,
     t04_events_of_several_sockets_in_one_wait,
+    t04_an_accepted_socket_takes_its_listeners_selection,
     t05_timer_routine_runs_once_per_period_on_the_setting_thread,
     t05_a_timer_stops_with_its_thread,
 }
