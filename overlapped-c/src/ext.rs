@@ -841,7 +841,9 @@ unsafe fn read_control(buf: *const u8, len: usize) -> Result<Control, Codes> {
                 p.add(12).cast::<i32>().read_unaligned(),
             )
         };
-        if clen < CMSG_HDR || at + clen > len {
+        // `at < len` here: compared this way, a huge `cmsg_len` from the
+        // caller cannot wrap the sum.
+        if clen < CMSG_HDR || clen > len - at {
             return Err((WSAEINVAL, ERROR_INVALID_PARAMETER));
         }
         // SAFETY: `clen` bytes at `at` are readable (checked).
