@@ -264,13 +264,7 @@ impl File {
                 notify,
             ),
         };
-        r.map_err(|(error, b)| StartError {
-            error,
-            // The core hands back exactly the buffers it was given.
-            bufs: b
-                .and_then(take_back::<B>)
-                .expect("buffers come back with a failed start"),
-        })
+        r.map_err(|e| crate::op::start_error(e, take_back::<B>))
     }
 
     /// `CancelIoEx(file, NULL)`: cancels every pending operation of this

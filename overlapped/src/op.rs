@@ -518,6 +518,20 @@ impl<T: OpOutput> std::future::Future for Op<T> {
     }
 }
 
+/// A start that failed, its buffers back as the caller gave them (`back`:
+/// out of their box; the core hands back exactly the buffers it was given).
+pub(crate) fn start_error<B>(
+    (error, bufs): (io::Error, crate::sys::Bufs),
+    back: impl FnOnce(Box<dyn crate::buf::ErasedBufs>) -> Option<B>,
+) -> StartError<B> {
+    StartError {
+        error,
+        bufs: bufs
+            .and_then(back)
+            .expect("buffers come back with a failed start"),
+    }
+}
+
 /// Starts an operation on the socket or file `sock` of `engine` (its
 /// handle's `closed` flag): the notify becomes the core's, and the core's
 /// answer a [`Started`] handle, or the error with the buffers back.

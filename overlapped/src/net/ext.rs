@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use super::Socket;
-use crate::buf::{IoBuf, IoBufs, IoBufsMut, check_bufs, erase_rx, erase_tx, take_back};
+use crate::buf::{IoBuf, IoBufs, IoBufsMut, erase_rx, erase_tx, take_back};
 use crate::core::RawDone;
 use crate::op::{Completion, Notify, OpOutput, StartError, Started};
 use crate::sys::OpKind;
@@ -66,29 +66,6 @@ fn invalid(msg: &'static str) -> io::Error {
 }
 
 impl Socket {
-    /// Starts an operation that carries buffers of type `B` and hands back
-    /// a `T`: checks the buffers, then starts; a failed start hands `B`
-    /// back.
-    fn start_ext<B: 'static, T: OpOutput>(
-        &self,
-        kind: OpKind,
-        bufs: Box<dyn crate::buf::ErasedBufs>,
-        notify: Notify<T>,
-    ) -> Result<Started<T>, StartError<B>> {
-        let mut bufs = bufs;
-        let r = match check_bufs(bufs.as_bufs()) {
-            Err(e) => Err((e, Some(bufs))),
-            Ok(_) => self.start(kind, Some(bufs), notify),
-        };
-        r.map_err(|(error, b)| StartError {
-            error,
-            // The driver hands back exactly the buffers it was given.
-            bufs: b
-                .and_then(take_back::<B>)
-                .expect("buffers come back with a failed start"),
-        })
-    }
-
     /// `AcceptEx` with a receive buffer, optionally into a caller-made
     /// socket (SPEC x01, x02).
     ///
@@ -169,7 +146,7 @@ impl Socket {
             into: target.clone(),
             conn: None,
         }));
-        let r = self.start_ext::<B, _>(kind, erased, notify.into());
+        let r = self.start_checked(kind, erased, notify.into(), take_back::<B>);
         match (&r, target) {
             // No accept holds the socket.
             (Err(_), Some(t)) => {
@@ -211,7 +188,7 @@ impl Socket {
         bufs: B,
         notify: impl Into<Notify<B>>,
     ) -> Result<Started<B>, StartError<B>> {
-        self.start_ext::<B, _>(
+        self.start_checked(
             OpKind::Connect {
                 addr,
                 started: false,
@@ -219,6 +196,7 @@ impl Socket {
             },
             erase_tx(bufs),
             notify.into(),
+            take_back::<B>,
         )
     }
 
@@ -334,6 +312,11 @@ impl Socket {
             Ok(t) => t,
             Err(error) => return Err(StartError { error, bufs }),
         };
-        self.start_ext::<[B; 2], _>(OpKind::Transmit(Box::new(t)), erase_tx(bufs), notify.into())
+        self.start_checked(
+            OpKind::Transmit(Box::new(t)),
+            erase_tx(bufs),
+            notify.into(),
+            take_back::<[B; 2]>,
+        )
     }
 }

@@ -327,25 +327,32 @@ impl Socket {
         crate::op::start_on(&self.engine, &self.sock, &self.closed, kind, bufs, notify)
     }
 
-    /// Starts a send or receive with its buffers, boxed (by
-    /// [`erase_tx`]/[`erase_rx`]) before anything takes a pointer to them.
-    fn start_bufs<B: IoBufs>(
+    /// Starts an operation with its buffers, boxed (by [`erase_tx`],
+    /// [`erase_rx`], [`erase_msg_tx`], ...) before anything takes a pointer
+    /// to them, after checking them; a failed start hands them back as a
+    /// `B` (`back`: out of their box), and a completion as a `T`.
+    fn start_checked<B, T: OpOutput>(
         &self,
         kind: OpKind,
         mut bufs: Box<dyn ErasedBufs>,
-        notify: Notify<B>,
-    ) -> Result<Started<B>, StartError<B>> {
+        notify: Notify<T>,
+        back: impl FnOnce(Box<dyn ErasedBufs>) -> Option<B>,
+    ) -> Result<Started<T>, StartError<B>> {
         let r = match check_bufs(bufs.as_bufs()) {
             Err(e) => Err((e, Some(bufs))),
             Ok(_) => self.start(kind, Some(bufs), notify),
         };
-        r.map_err(|(error, b)| StartError {
-            error,
-            // The driver hands back exactly the buffers it was given.
-            bufs: b
-                .and_then(take_back::<B>)
-                .expect("buffers come back with a failed start"),
-        })
+        r.map_err(|e| crate::op::start_error(e, back))
+    }
+
+    /// Starts a send or receive (see [`start_checked`](Self::start_checked)).
+    fn start_bufs<B: IoBufs>(
+        &self,
+        kind: OpKind,
+        bufs: Box<dyn ErasedBufs>,
+        notify: Notify<B>,
+    ) -> Result<Started<B>, StartError<B>> {
+        self.start_checked(kind, bufs, notify, take_back::<B>)
     }
 
     /// `WSASend`: sends the buffers, gathered in array order. On a stream
@@ -467,32 +474,6 @@ impl Socket {
         )
     }
 
-    /// Starts a message operation with its buffers and control buffer,
-    /// boxed (by [`erase_msg_tx`]/[`erase_msg_rx`]) before anything takes a
-    /// pointer to them.
-    // The buffers and the control buffer, as the start error and the
-    // completion hand them back.
-    #[allow(clippy::type_complexity)]
-    fn start_msg<B: IoBufs>(
-        &self,
-        kind: OpKind,
-        bufs: Box<dyn ErasedBufs>,
-        notify: Notify<(B, Control)>,
-    ) -> Result<Started<(B, Control)>, StartError<(B, Control)>> {
-        let mut bufs = bufs;
-        let r = match check_bufs(bufs.as_bufs()) {
-            Err(e) => Err((e, Some(bufs))),
-            Ok(_) => self.start(kind, Some(bufs), notify),
-        };
-        r.map_err(|(error, b)| StartError {
-            error,
-            // The driver hands back exactly the buffers it was given.
-            bufs: b
-                .and_then(take_back_msg::<B>)
-                .expect("buffers come back with a failed start"),
-        })
-    }
-
     /// `WSARecvMsg`: one datagram into the buffers (scattered in array
     /// order), with its control data into `control`, whose capacity is the
     /// room offered ([`Control::with_capacity`]). The completion's `data`
@@ -551,13 +532,14 @@ impl Socket {
         notify: impl Into<Notify<(B, Control)>>,
     ) -> Result<Started<(B, Control)>, StartError<(B, Control)>> {
         let active = !self.is_stream();
-        self.start_msg(
+        self.start_checked(
             OpKind::Recv {
                 flags,
                 want_addr: true,
             },
             erase_msg_rx(bufs, control, active),
             notify.into(),
+            take_back_msg::<B>,
         )
     }
 
@@ -627,10 +609,11 @@ impl Socket {
             });
         }
         let active = !self.is_stream();
-        self.start_msg(
+        self.start_checked(
             OpKind::Send { flags, to },
             erase_msg_tx(bufs, control, active),
             notify.into(),
+            take_back_msg::<B>,
         )
     }
 
