@@ -136,14 +136,7 @@ impl Core {
         let Some(fd) = s.fd.clone() else {
             return;
         };
-        let domain = match rustix::net::getsockname(&*fd)
-            .ok()
-            .and_then(|a| std::net::SocketAddr::try_from(a).ok())
-        {
-            Some(std::net::SocketAddr::V6(_)) => socket2::Domain::IPV6,
-            _ => socket2::Domain::IPV4,
-        };
-        let fresh = match crate::sys::ext::fresh_stream(domain) {
+        let fresh = match crate::sys::ext::fresh_stream_like(fd.as_fd()) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "a fresh socket for reuse could not be made");

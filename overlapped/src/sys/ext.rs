@@ -86,14 +86,7 @@ impl Target {
         if self.state() != Reserve::Accepted {
             return;
         }
-        let domain = match rustix::net::getsockname(&*self.fd)
-            .ok()
-            .and_then(|a| SocketAddr::try_from(a).ok())
-        {
-            Some(SocketAddr::V6(_)) => socket2::Domain::IPV6,
-            _ => socket2::Domain::IPV4,
-        };
-        match fresh_stream(domain).and_then(|f| tcp::replace_fd(self.fd.as_fd(), f)) {
+        match fresh_stream_like(self.fd.as_fd()).and_then(|f| tcp::replace_fd(self.fd.as_fd(), f)) {
             Ok(()) => self.state.store(Reserve::Released as u8, Ordering::Release),
             Err(e) => tracing::warn!(error = %e, "closing an aborted accept's connection failed"),
         }
@@ -291,8 +284,17 @@ pub(crate) fn accept_ex(
     Attempt::Done(out)
 }
 
-/// A new non-blocking, close-on-exec TCP socket of `domain`.
-pub(crate) fn fresh_stream(domain: socket2::Domain) -> io::Result<OwnedFd> {
+/// A new non-blocking, close-on-exec TCP socket of the address family of
+/// the socket `like` (IPv4 when its address cannot be read), to put on its
+/// descriptor ([`tcp::replace_fd`]).
+pub(crate) fn fresh_stream_like(like: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let domain = match rustix::net::getsockname(like)
+        .ok()
+        .and_then(|a| SocketAddr::try_from(a).ok())
+    {
+        Some(SocketAddr::V6(_)) => socket2::Domain::IPV6,
+        _ => socket2::Domain::IPV4,
+    };
     let s = socket2::Socket::new(
         domain,
         socket2::Type::STREAM.nonblocking().cloexec(),
