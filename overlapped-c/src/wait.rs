@@ -204,12 +204,8 @@ unsafe fn handles(n: u32, hs: *const *mut c_void) -> Option<Vec<usize>> {
         return None;
     }
     // SAFETY: the caller's promise.
-    Some(
-        unsafe { std::slice::from_raw_parts(hs, n as usize) }
-            .iter()
-            .map(|h| *h as usize)
-            .collect(),
-    )
+    let hs = unsafe { std::slice::from_raw_parts(hs, n as usize) };
+    Some(hs.iter().map(|h| *h as usize).collect())
 }
 
 /// `WSAWaitForMultipleEvents` (at most `WSA_MAXIMUM_WAIT_EVENTS`, 64).
