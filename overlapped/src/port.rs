@@ -227,14 +227,17 @@ impl PortSink for PortInner {
         let bytes = raw.outcome.bytes;
         // Handed to the most recent waiter when fewer than `concurrency`
         // threads run, else queued.
-        let pushed = self.q().push(Packet {
-            key,
-            tag,
-            bytes,
-            error,
-            data,
-            body: Body::Op(raw, conv),
-        });
+        let pushed = self.q().push(
+            Packet {
+                key,
+                tag,
+                bytes,
+                error,
+                data,
+                body: Body::Op(raw, conv),
+            },
+            waiting_here(self),
+        );
         match pushed {
             Ok(Some(ctx)) => {
                 ctx.wake();
@@ -404,14 +407,17 @@ impl CompletionPort {
     /// `BrokenPipe` when the port is closed.
     #[doc(alias = "PostQueuedCompletionStatus")]
     pub fn post<P: Any + Send>(&self, key: usize, bytes: usize, payload: P) -> io::Result<()> {
-        let pushed = self.inner.q().push(Packet {
-            key,
-            tag: 0,
-            bytes,
-            error: None,
-            data: None,
-            body: Body::User(Box::new(payload)),
-        });
+        let pushed = self.inner.q().push(
+            Packet {
+                key,
+                tag: 0,
+                bytes,
+                error: None,
+                data: None,
+                body: Body::User(Box::new(payload)),
+            },
+            None,
+        );
         match pushed {
             Ok(Some(ctx)) => ctx.wake(),
             Ok(None) => {}
@@ -613,8 +619,11 @@ impl CompletionPort {
             })
         };
         let interrupted = || alertable && ctx.has_routines();
-        let got = wait::get_queued(&inner.q, me, &ctx, max, out, interrupted, block)
-            .map_err(|_| closed_error())?;
+        let got = {
+            let _waiting = WaitingHere::enter(inner, me);
+            wait::get_queued(&inner.q, me, &ctx, max, out, interrupted, block)
+        }
+        .map_err(|_| closed_error())?;
         if got.interrupted {
             reap_thread_engines_if_due();
         }
@@ -647,7 +656,38 @@ impl Drop for PortsUsed {
     }
 }
 
+/// Marks the calling thread as waiting on a port for the span of its
+/// `get_queued` (the previous mark back on drop: a routine run by an
+/// alertable wait may wait on another port).
+struct WaitingHere(Option<(*const PortInner, ThreadId)>);
+
+impl WaitingHere {
+    fn enter(p: &PortInner, me: ThreadId) -> WaitingHere {
+        WaitingHere(WAITING.with(|w| w.replace(Some((p as *const PortInner, me)))))
+    }
+}
+
+impl Drop for WaitingHere {
+    fn drop(&mut self) {
+        WAITING.with(|w| w.set(self.0));
+    }
+}
+
+/// The calling thread, when it is in a wait on `p`: the packets of the
+/// completions it reaps there are granted to itself (see
+/// [`PortQueue::push`]).
+fn waiting_here(p: &PortInner) -> Option<ThreadId> {
+    match WAITING.try_with(std::cell::Cell::get) {
+        Ok(Some((at, me))) if std::ptr::eq(at, p) => Some(me),
+        _ => None,
+    }
+}
+
 thread_local! {
+    /// The port this thread waits on (compared by address only), and the
+    /// thread's identity.
+    static WAITING: std::cell::Cell<Option<(*const PortInner, ThreadId)>> =
+        const { std::cell::Cell::new(None) };
     /// The vector [`CompletionPort::get_queued`] takes its packet through.
     static SCRATCH: std::cell::RefCell<Vec<Packet>> = const { std::cell::RefCell::new(Vec::new()) };
     static PORTS_USED: PortsUsed = const { PortsUsed(std::cell::RefCell::new(Vec::new())) };

@@ -72,12 +72,12 @@ mod tests {
         let b = q.enter(2).unwrap();
         q.register(b, 2, "b");
         // The last waiter to register is released first.
-        assert_eq!(q.push(10), Ok(Some("b")));
-        assert_eq!(q.push(11), Ok(Some("a")));
+        assert_eq!(q.push(10, None), Ok(Some("b")));
+        assert_eq!(q.push(11, None), Ok(Some("a")));
         assert_eq!(q.running(), 2);
         // Concurrency reached: the next packets queue.
-        assert_eq!(q.push(12), Ok(None));
-        assert_eq!(q.push(13), Ok(None));
+        assert_eq!(q.push(12, None), Ok(None));
+        assert_eq!(q.push(13, None), Ok(None));
         let mut out = Vec::new();
         assert!(q.take(b, 2, 1, &mut out));
         assert_eq!(out, [10]);
@@ -91,8 +91,36 @@ mod tests {
         let (waiters, dropped) = q.close();
         assert_eq!(waiters, Vec::<&str>::new());
         assert_eq!(dropped, [11]);
-        assert_eq!(q.push(14), Err(14));
+        assert_eq!(q.push(14, None), Err(14));
         assert_eq!(q.enter(1), Err(Closed));
+    }
+
+    #[test]
+    fn port_grants_a_waiting_pusher_its_own_packet() {
+        let mut q: PortQueue<u32, &str, u8> = PortQueue::new(2);
+        let a = q.enter(1).unwrap();
+        q.register(a, 1, "a");
+        let b = q.enter(2).unwrap();
+        q.register(b, 2, "b");
+        // Thread 1 reaped the completion while it waited: it takes the
+        // packet itself, and nobody is woken...
+        assert_eq!(q.push(10, Some(1)), Ok(None));
+        assert!(q.ready(a));
+        assert!(!q.ready(b));
+        // ...while a packet from elsewhere goes to the last waiter.
+        assert_eq!(q.push(11, Some(3)), Ok(Some("b")));
+        // With the concurrency reached, a waiting pusher queues like any.
+        assert_eq!(q.push(12, Some(1)), Ok(None));
+        let mut out = Vec::new();
+        assert!(q.take(a, 1, 1, &mut out));
+        assert_eq!(out, [10]);
+        // A pusher behind queued packets keeps their order: it queues.
+        let a2 = q.enter(1).unwrap();
+        q.register(a2, 1, "a");
+        assert_eq!(q.push(13, Some(1)), Ok(None));
+        out.clear();
+        assert!(q.take(a2, 1, 8, &mut out));
+        assert_eq!(out, [12, 13]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn block(ready: &mut dyn FnMut() -> bool) -> bool {
 }
 
 fn post(port: &Port, p: u32) {
-    let w = port.0.lock().unwrap().push(p).expect("open port");
+    let w = port.0.lock().unwrap().push(p, None).expect("open port");
     if let Some(t) = w {
         t.unpark();
     }

@@ -60,11 +60,26 @@ impl<P, W, T: PartialEq + Copy> PortQueue<P, W, T> {
 
     /// Queues a packet. Returns the waiter to wake when it was granted to
     /// one; gives the packet back when the port is closed.
-    pub(crate) fn push(&mut self, p: P) -> Result<Option<W>, P> {
+    ///
+    /// `pusher`: the thread that queues it, when that thread is itself in
+    /// a wait on this port (a worker that reaped the completion from the
+    /// kernel while it waited). It is running already, so it is the waiter
+    /// released: the reason for the last-in first-out order (keep the
+    /// thread that is warm running, wake nobody) taken one step further.
+    /// It is not woken (`Ok(None)`): it looks at its grant when its wait
+    /// round ends.
+    pub(crate) fn push(&mut self, p: P, pusher: Option<T>) -> Result<Option<W>, P> {
         if self.closed {
             return Err(p);
         }
         if self.running.len() < self.concurrency && self.packets.is_empty() {
+            let me = pusher.and_then(|me| self.waiters.iter().rposition(|(_, t, _)| *t == me));
+            if let Some(i) = me {
+                let (id, thread, _) = self.waiters.remove(i);
+                self.running.push(thread);
+                self.grants.push((id, p));
+                return Ok(None);
+            }
             if let Some((id, thread, w)) = self.waiters.pop() {
                 // The released thread counts as running from now on.
                 self.running.push(thread);
