@@ -15,7 +15,9 @@ mod util;
 
 mod asyncs;
 mod close_cancel;
-mod connection;
+mod connection_calls;
+mod connection_codes;
+mod connection_state;
 mod context;
 mod events;
 mod extensions;

@@ -53,6 +53,7 @@
 mod bounds;
 mod engines;
 mod fds;
+pub mod notif;
 mod pairs;
 mod seccomp;
 
