@@ -19,6 +19,7 @@ mod connection_calls;
 mod connection_codes;
 mod connection_state;
 mod context;
+mod event_select;
 mod events;
 mod extensions;
 mod files;
