@@ -26,6 +26,7 @@ mod files;
 mod msg;
 mod operations;
 mod ports;
+mod routine_queue;
 mod routines;
 mod sockets;
 mod waits;
