@@ -163,7 +163,7 @@ pub unsafe fn finish(ov: *mut Overlapped, o: &Outcome, from: Option<FromPtrs>) {
 pub enum AnyOp {
     /// A send or receive on the caller's `WSABUF` memory.
     Bufs(Op<WsaBufs>),
-    /// An extension function's or a file's operation (`ext.rs`).
+    /// An extension function's or a file's operation (`ext/`).
     Ext(Box<dyn crate::ext::ExtOp>),
 }
 

@@ -500,6 +500,64 @@ unsafe fn overlapped_result(ov: *mut Overlapped, wait: bool) -> Option<Outcome> 
     }
 }
 
+/// Whose codes a result call reports: Winsock's (`WSAGetLastError`) or
+/// Win32's (`GetLastError`).
+#[derive(Clone, Copy)]
+enum Family {
+    Winsock,
+    Win32,
+}
+
+/// `WSAGetOverlappedResult` and `GetOverlappedResult`, which differ only
+/// in the codes they report (`family`): a null pointer, an unknown handle,
+/// the operation's own error. `flags` gets the receive flags unless null.
+///
+/// # Safety
+/// `ov` is null or a valid `OVERLAPPED` of an operation on `h`; `bytes`
+/// and `flags` null or writable.
+unsafe fn overlapped_result_call(
+    family: Family,
+    h: usize,
+    ov: *mut Overlapped,
+    bytes: *mut u32,
+    wait: c_int,
+    flags: *mut u32,
+) -> c_int {
+    let (fault, no_handle) = match family {
+        Family::Winsock => (WSAEFAULT, WSAENOTSOCK),
+        Family::Win32 => (ERROR_INVALID_PARAMETER, ERROR_INVALID_HANDLE),
+    };
+    if ov.is_null() || bytes.is_null() {
+        errors::set_last(fault);
+        return FALSE;
+    }
+    if table::get(h).is_none() {
+        errors::set_last(no_handle);
+        return FALSE;
+    }
+    // SAFETY: the caller's promise.
+    match unsafe { overlapped_result(ov, wait != 0) } {
+        None => {
+            errors::set_last(WSA_IO_INCOMPLETE);
+            FALSE
+        }
+        Some(o) => {
+            // SAFETY: the caller's promise.
+            unsafe { report_now(bytes, flags, o.bytes, o.flags) };
+            let code = match family {
+                Family::Winsock => o.wsa,
+                Family::Win32 => o.win32,
+            };
+            if code != 0 {
+                errors::set_last(code);
+                FALSE
+            } else {
+                TRUE
+            }
+        }
+    }
+}
+
 /// `WSAGetOverlappedResult`: the Winsock code of a failed operation; the
 /// flags come from `Offset`, as Windows keeps them.
 ///
@@ -514,31 +572,8 @@ pub unsafe extern "C" fn WSAGetOverlappedResult(
     wait: c_int,
     flags: *mut u32,
 ) -> c_int {
-    if ov.is_null() || bytes.is_null() {
-        errors::set_last(WSAEFAULT);
-        return FALSE;
-    }
-    if sock(s).is_err() && table::get(s).is_none() {
-        errors::set_last(WSAENOTSOCK);
-        return FALSE;
-    }
-    // SAFETY: the caller's promise.
-    match unsafe { overlapped_result(ov, wait != 0) } {
-        None => {
-            errors::set_last(WSA_IO_INCOMPLETE);
-            FALSE
-        }
-        Some(o) => {
-            // SAFETY: the caller's promise.
-            unsafe { report_now(bytes, flags, o.bytes, o.flags) };
-            if o.wsa != 0 {
-                errors::set_last(o.wsa);
-                FALSE
-            } else {
-                TRUE
-            }
-        }
-    }
+    // SAFETY: the same contract.
+    unsafe { overlapped_result_call(Family::Winsock, s, ov, bytes, wait, flags) }
 }
 
 /// `GetOverlappedResult`: as `WSAGetOverlappedResult`, with the Win32
@@ -553,30 +588,16 @@ pub unsafe extern "C" fn GetOverlappedResult(
     bytes: *mut u32,
     wait: c_int,
 ) -> c_int {
-    if ov.is_null() || bytes.is_null() {
-        errors::set_last(ERROR_INVALID_PARAMETER);
-        return FALSE;
-    }
-    if table::get(h as usize).is_none() {
-        errors::set_last(ERROR_INVALID_HANDLE);
-        return FALSE;
-    }
-    // SAFETY: the caller's promise.
-    match unsafe { overlapped_result(ov, wait != 0) } {
-        None => {
-            errors::set_last(WSA_IO_INCOMPLETE);
-            FALSE
-        }
-        Some(o) => {
-            // SAFETY: the caller's promise.
-            unsafe { report_now(bytes, std::ptr::null_mut(), o.bytes, 0) };
-            if o.win32 != 0 {
-                errors::set_last(o.win32);
-                FALSE
-            } else {
-                TRUE
-            }
-        }
+    // SAFETY: the same contract; no flags are asked for.
+    unsafe {
+        overlapped_result_call(
+            Family::Win32,
+            h as usize,
+            ov,
+            bytes,
+            wait,
+            std::ptr::null_mut(),
+        )
     }
 }
 

@@ -113,7 +113,7 @@ fn take(p: Packet) -> (usize, *mut Overlapped, usize, Outcome) {
         return (key, ov, bytes, ok);
     }
     let ov = p.tag as usize as *mut Overlapped;
-    // The extension functions' and files' operations first (`ext.rs`).
+    // The extension functions' and files' operations first (`ext/`).
     let out = match crate::ext::packet_outcome(ov, p) {
         Ok(out) => out,
         Err(p) => match p.into_completion::<WsaBufs>() {

@@ -8,60 +8,16 @@
 //! Every process runs on loopback with a time bound (scaled by
 //! `OVERLAPPED_TEST_TIME_SCALE`) and is killed if it outlives its test.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::OnceLock;
 
-fn bound(secs: u64) -> Duration {
-    let scale: u32 = std::env::var("OVERLAPPED_TEST_TIME_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n >= 1)
-        .unwrap_or(1);
-    Duration::from_secs(secs) * scale
-}
+mod support;
+use support::*;
 
-/// `uring` (unless io_uring cannot run, or `OVERLAPPED_TEST_FORBID_URING`)
-/// and `poll`, as the library's tests pick them.
-fn engines() -> Vec<&'static str> {
-    let flag = |name: &str| std::env::var_os(name).is_some_and(|v| v != "0");
-    let mut v = Vec::new();
-    let why = if flag("OVERLAPPED_TEST_FORBID_URING") {
-        Err("OVERLAPPED_TEST_FORBID_URING is set".to_string())
-    } else {
-        overlapped::probe::probe_uring().map_err(|e| e.to_string())
-    };
-    match why {
-        Ok(_) => v.push("uring"),
-        Err(why) => {
-            assert!(
-                !flag("OVERLAPPED_TEST_REQUIRE_URING"),
-                "io_uring unavailable: {why}"
-            );
-            eprintln!("SKIPPED: io_uring unavailable: {why}");
-        }
-    }
-    v.push("poll");
-    v
-}
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `target/<profile>/deps`, where this test run's library lies.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().expect("deps directory").to_path_buf()
-}
-
-fn tmp_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-ext");
-    std::fs::create_dir_all(&d).expect("a directory for the programs");
-    d
-}
+/// Where the programs and their data go (under the target's temporary
+/// directory).
+const TMP: &str = "c-ext";
 
 const PROGRAMS: [&str; 6] = [
     "examples/acceptex_server.c",
@@ -75,141 +31,30 @@ const PROGRAMS: [&str; 6] = [
 /// A program compiled against the headers and the shared library, once.
 fn program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let lib = lib_dir();
-        assert!(
-            lib.join("liboverlapped_c.so").exists(),
-            "liboverlapped_c.so is missing from {}",
-            lib.display()
-        );
+    let build = || {
         PROGRAMS
             .iter()
             .map(|src| {
                 let stem = Path::new(src).file_stem().unwrap().to_string_lossy();
-                let out = tmp_dir().join(&*stem);
-                let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-                    .args(["-Wall", "-Werror", "-g", "-I"])
-                    .arg(crate_dir().join("include"))
-                    .arg(crate_dir().join(src))
-                    .arg("-o")
-                    .arg(&out)
-                    .arg("-L")
-                    .arg(&lib)
-                    .arg("-loverlapped_c")
-                    .arg(format!("-Wl,--disable-new-dtags,-rpath,{}", lib.display()))
-                    .output()
-                    .expect("run the C compiler (cc)");
-                assert!(
-                    o.status.success(),
-                    "cc -Wall -Werror {src} failed:\n{}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
+                let out = compile(&crate_dir().join(src), TMP, &stem, false);
                 (stem.into_owned(), out)
             })
             .collect()
-    });
-    built
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, p)| p.clone())
-        .expect("a known program")
+    };
+    compiled(&BUILT, build, name)
 }
 
-/// A child process, killed and reaped when dropped.
-struct Proc {
-    child: Child,
-    what: String,
+/// A program of this file on `engine`.
+fn c(name: &str, args: &[&str], engine: &str) -> Proc {
+    Proc::spawn(&program(name), args, engine, None)
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn start(cmd: &mut Command, what: String) -> Proc {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        Proc { child, what }
-    }
-
-    fn c(name: &str, args: &[&str], engine: &str) -> Proc {
-        Proc::start(
-            Command::new(program(name))
-                .args(args)
-                .env("OVERLAPPED_ENGINE", engine)
-                .env_remove("LD_LIBRARY_PATH"),
-            format!("{name} {} ({engine})", args.join(" ")),
-        )
-    }
-
-    fn python(script: &str, args: &[String]) -> Proc {
-        Proc::start(
-            Command::new("python3").arg("-c").arg(script).args(args),
-            "a Python client".into(),
-        )
-    }
-
-    /// The port a server prints first ("listening on port N").
-    fn port(&mut self) -> u16 {
-        self.port_within(bound(10))
-    }
-
-    /// [`port`](Proc::port), waiting at most `limit` for it.
-    fn port_within(&mut self, limit: Duration) -> u16 {
-        let mut out = BufReader::new(self.child.stdout.take().expect("stdout"));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = out.read_line(&mut line);
-            let _ = tx.send((line, out));
-        });
-        let (line, out) = rx
-            .recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("{} printed no port", self.what));
-        self.child.stdout = Some(out.into_inner());
-        line.strip_prefix("listening on port ")
-            .and_then(|r| r.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{} printed {line:?}", self.what))
-    }
-
-    /// The exit within `limit`, with stdout and stderr.
-    fn finish(mut self, limit: Duration) -> (ExitStatus, String) {
-        let mut out = self.child.stdout.take();
-        let mut err = self.child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(o) = out.as_mut() {
-                let _ = o.read_to_string(&mut s);
-            }
-            if let Some(e) = err.as_mut() {
-                let _ = e.read_to_string(&mut s);
-            }
-            s
-        });
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the child") {
-                return (status, reader.join().unwrap_or_default());
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{} did not finish within {limit:?}; its output:\n{}",
-                    self.what,
-                    reader.join().unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+/// A Python client: `script` run with `args`.
+fn python(script: &str, args: &[String]) -> Proc {
+    Proc::start(
+        Command::new("python3").arg("-c").arg(script).args(args),
+        "a Python client".into(),
+    )
 }
 
 /// Deterministic bytes that are not a repeating pattern of a power of two.
@@ -242,10 +87,10 @@ fn acceptex_server_serves_ovl_and_python_clients_reusing_its_sockets_on_both_eng
         // connection: more than the server's pool of four accept sockets,
         // so each is reused after DisconnectEx(TF_REUSE_SOCKET).
         let clients = 8 + usize::from(ovl.is_some());
-        let mut srv = Proc::c("acceptex_server", &["0", &clients.to_string()], engine);
+        let mut srv = c("acceptex_server", &["0", &clients.to_string()], engine);
         let port = srv.port();
         let pythons: Vec<Proc> = (0..4)
-            .map(|_| Proc::python(&script, &[port.to_string(), "2".into()]))
+            .map(|_| python(&script, &[port.to_string(), "2".into()]))
             .collect();
         if let Some(ovl) = &ovl {
             let addr = format!("127.0.0.1:{port}");
@@ -303,17 +148,17 @@ print("urllib: 3 responses right")
 
 #[test]
 fn transmit_file_server_serves_its_file_to_python_urllib_on_both_engines() {
-    let file = tmp_dir().join("transmit-data.bin");
+    let file = tmp_dir(TMP).join("transmit-data.bin");
     std::fs::write(&file, data(1_234_567, 7)).expect("the file to serve");
     for engine in engines() {
-        let mut srv = Proc::c(
+        let mut srv = c(
             "transmit_file_server",
             &["0", file.to_str().unwrap(), "3"],
             engine,
         );
         let port = srv.port();
         let (status, o) =
-            Proc::python(URLLIB, &[port.to_string(), file.display().to_string()]).finish(bound(30));
+            python(URLLIB, &[port.to_string(), file.display().to_string()]).finish(bound(30));
         assert!(
             status.success(),
             "urllib against transmit_file_server ({engine}): {o}"
@@ -356,9 +201,9 @@ print("udp: 3 replies right")
 #[test]
 fn udp_server_reads_ip_pktinfo_with_wsarecvmsg_and_answers_with_wsasendmsg_on_both_engines() {
     for engine in engines() {
-        let mut srv = Proc::c("udp_pktinfo_server", &["0", "3"], engine);
+        let mut srv = c("udp_pktinfo_server", &["0", "3"], engine);
         let port = srv.port();
-        let (status, o) = Proc::python(UDP, &[port.to_string()]).finish(bound(30));
+        let (status, o) = python(UDP, &[port.to_string()]).finish(bound(30));
         assert!(status.success(), "the UDP client ({engine}): {o}");
         let (status, out) = srv.finish(bound(20));
         assert!(status.success(), "udp_pktinfo_server ({engine}): {out}");
@@ -367,7 +212,7 @@ fn udp_server_reads_ip_pktinfo_with_wsarecvmsg_and_answers_with_wsasendmsg_on_bo
 
 #[test]
 fn file_copy_through_a_port_copies_every_byte_on_both_engines() {
-    let dir = tmp_dir();
+    let dir = tmp_dir(TMP);
     for engine in engines() {
         // Empty, one byte, exactly the chunks in flight, and an odd size
         // larger than them.
@@ -376,7 +221,7 @@ fn file_copy_through_a_port_copies_every_byte_on_both_engines() {
             let to = dir.join(format!("copy-to-{engine}-{i}"));
             let bytes = data(len, i as u32 + 1);
             std::fs::write(&from, &bytes).expect("the source file");
-            let (status, out) = Proc::c(
+            let (status, out) = c(
                 "file_copy_port",
                 &[from.to_str().unwrap(), to.to_str().unwrap()],
                 engine,
@@ -400,7 +245,7 @@ fn file_copy_through_a_port_copies_every_byte_on_both_engines() {
 #[test]
 fn apcs_timers_and_alertable_waits_behave_on_both_engines() {
     for engine in engines() {
-        let (status, out) = Proc::c("apc_timer", &[], engine).finish(bound(30));
+        let (status, out) = c("apc_timer", &[], engine).finish(bound(30));
         assert!(
             status.success() && out.contains("all checks passed"),
             "apc_timer ({engine}):\n{out}"
@@ -411,7 +256,7 @@ fn apcs_timers_and_alertable_waits_behave_on_both_engines() {
 #[test]
 fn extension_function_contract_checks_pass_on_both_engines() {
     for engine in engines() {
-        let (status, out) = Proc::c("ext_contract", &[], engine).finish(bound(30));
+        let (status, out) = c("ext_contract", &[], engine).finish(bound(30));
         assert!(
             status.success() && out.contains("all checks passed"),
             "ext_contract.c ({engine}):\n{out}"
@@ -419,20 +264,9 @@ fn extension_function_contract_checks_pass_on_both_engines() {
     }
 }
 
-/// valgrind's memcheck: definite leaks and memory errors make the run
-/// exit with 9. The poll engine: valgrind does not see the kernel write a
-/// receive's bytes through io_uring's shared memory.
+/// A program of this file under valgrind's memcheck (on the poll engine).
 fn valgrind(name: &str, args: &[&str]) -> Proc {
-    Proc::start(
-        Command::new("valgrind")
-            .args(["-q", "--error-exitcode=9", "--leak-check=full"])
-            .arg("--errors-for-leak-kinds=definite")
-            .arg(program(name))
-            .args(args)
-            .env("OVERLAPPED_ENGINE", "poll")
-            .env_remove("LD_LIBRARY_PATH"),
-        format!("{name} under valgrind"),
-    )
+    Proc::valgrind(&program(name), args, None)
 }
 
 /// Every program of this file under valgrind's memcheck on the poll
@@ -444,7 +278,7 @@ fn every_extension_program_is_clean_under_valgrind_on_poll() {
         return;
     }
     let slow = bound(120);
-    let dir = tmp_dir();
+    let dir = tmp_dir(TMP);
     let (from, to) = (dir.join("vg-from"), dir.join("vg-to"));
     std::fs::write(&from, data(300_001, 3)).expect("the source file");
     let runs: [(&str, Vec<&str>); 3] = [
@@ -466,7 +300,7 @@ fn every_extension_program_is_clean_under_valgrind_on_poll() {
         .expect("the Python echo client");
     let mut srv = valgrind("acceptex_server", &["0", "2"]);
     let port = srv.port_within(slow);
-    let (status, o) = Proc::python(&script, &[port.to_string(), "2".into()]).finish(slow);
+    let (status, o) = python(&script, &[port.to_string(), "2".into()]).finish(slow);
     assert!(
         status.success(),
         "a Python client against acceptex_server: {o}"
@@ -477,8 +311,7 @@ fn every_extension_program_is_clean_under_valgrind_on_poll() {
     // The TransmitFile server: urllib's three requests.
     let mut srv = valgrind("transmit_file_server", &["0", from.to_str().unwrap(), "3"]);
     let port = srv.port_within(slow);
-    let (status, o) =
-        Proc::python(URLLIB, &[port.to_string(), from.display().to_string()]).finish(slow);
+    let (status, o) = python(URLLIB, &[port.to_string(), from.display().to_string()]).finish(slow);
     assert!(status.success(), "urllib against transmit_file_server: {o}");
     let (status, out) = srv.finish(slow);
     assert!(
@@ -489,7 +322,7 @@ fn every_extension_program_is_clean_under_valgrind_on_poll() {
     // The WSARecvMsg / WSASendMsg server: the three datagrams.
     let mut srv = valgrind("udp_pktinfo_server", &["0", "3"]);
     let port = srv.port_within(slow);
-    let (status, o) = Proc::python(UDP, &[port.to_string()]).finish(slow);
+    let (status, o) = python(UDP, &[port.to_string()]).finish(slow);
     assert!(
         status.success(),
         "the UDP client against udp_pktinfo_server: {o}"

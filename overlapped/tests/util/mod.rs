@@ -2,7 +2,9 @@
 //! skip-with-reason of an engine that cannot run here ([`engines`]), the
 //! stamping macro [`cases!`], connected loopback pairs ([`pairs`]), time
 //! bounds ([`bounds`]), descriptor counting ([`fds`]) and the seccomp filter
-//! that refuses io_uring ([`seccomp`]).
+//! that refuses io_uring ([`seccomp`]); and, named by the binaries that use
+//! them, a case run once per notification ([`notif`]) and the routine
+//! cases' counters and alertable waits ([`routine`]).
 //!
 //! A test binary at `tests/x.rs` takes it with
 //!
@@ -53,7 +55,9 @@
 mod bounds;
 mod engines;
 mod fds;
+pub mod notif;
 mod pairs;
+pub mod routine;
 mod seccomp;
 
 // Each binary uses a part of the helpers.

@@ -85,3 +85,23 @@ pub fn read_n(p: &mut TcpStream, n: usize) -> Vec<u8> {
 pub fn write_all(p: &mut TcpStream, b: &[u8]) {
     p.write_all(b).expect("peer write");
 }
+
+/// Resets the connection from the std peer (linger 0, then close).
+pub fn reset(p: TcpStream) {
+    socket2::SockRef::from(&p)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(p);
+}
+
+/// A loopback address where nothing listens (TCP or UDP).
+pub fn dead_addr(udp: bool) -> SocketAddr {
+    if udp {
+        std::net::UdpSocket::bind(v4())
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    } else {
+        TcpListener::bind(v4()).unwrap().local_addr().unwrap()
+    }
+}
