@@ -269,6 +269,7 @@ mod sealed {
     impl Output for () {}
     impl Output for Option<crate::Socket> {}
     impl<B: crate::IoBufsMut> Output for crate::Accepted<B> {}
+    impl<B: crate::IoBufsMut> Output for crate::buf::KeptRx<B> {}
 }
 
 fn base<T>(raw: &mut RawDone, data: T) -> Completion<T> {
@@ -300,6 +301,16 @@ impl<B: IoBufs> OpOutput for (B, Control) {
             // The driver stores exactly the message buffers the typed start
             // gave it.
             None => unreachable!("message operation buffers of another type"),
+        }
+    }
+}
+
+impl<B: crate::IoBufsMut> OpOutput for crate::buf::KeptRx<B> {
+    fn from_raw(mut raw: RawDone) -> Completion<Self> {
+        match raw.bufs.take().and_then(Self::back) {
+            Some(b) => base(&mut raw, b),
+            // The driver stores exactly the box the start gave it.
+            None => unreachable!("kept receive buffers of another type"),
         }
     }
 }

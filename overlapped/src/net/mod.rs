@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::buf::ErasedBufs;
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+use crate::buf::KeptRx;
 use crate::buf::{Control, erase_msg_rx, erase_msg_tx, take_back_msg};
 use crate::buf::{IoBufs, IoBufsMut, check_bufs, erase_rx, erase_tx, take_back};
 use crate::core::Sock;
@@ -412,6 +414,23 @@ impl Socket {
             erase_rx(bufs),
             notify.into(),
         )
+    }
+
+    /// A receive into buffers kept in their engine box from one receive to
+    /// the next (see [`KeptRx`]): as [`recv`](Socket::recv), without a box
+    /// made and freed per receive.
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    pub(crate) fn recv_kept<B: IoBufsMut>(
+        &self,
+        bufs: KeptRx<B>,
+        flags: MsgFlags,
+        notify: Notify<KeptRx<B>>,
+    ) -> Result<Started<KeptRx<B>>, StartError<KeptRx<B>>> {
+        let kind = OpKind::Recv {
+            flags,
+            want_addr: false,
+        };
+        self.start_checked(kind, bufs.erase(), notify, KeptRx::back)
     }
 
     /// `WSASendTo`: one datagram to `addr`.
