@@ -546,6 +546,9 @@ pub(crate) fn start_error<B>(
 /// Starts an operation on the socket or file `sock` of `engine` (its
 /// handle's `closed` flag): the notify becomes the core's, and the core's
 /// answer a [`Started`] handle, or the error with the buffers back.
+/// `waker`: the task that awaits the handle, woken when a pending
+/// operation completes as if it had polled the handle once (see
+/// `Core::start`).
 pub(crate) fn start_on<T: OpOutput>(
     engine: &Engine,
     sock: &Arc<Sock>,
@@ -553,6 +556,7 @@ pub(crate) fn start_on<T: OpOutput>(
     kind: OpKind,
     bufs: crate::sys::Bufs,
     notify: Notify<T>,
+    waker: Option<&std::task::Waker>,
 ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
     let (slot_notify, handle, routine) = match notify {
         Notify::None => (
@@ -593,7 +597,10 @@ pub(crate) fn start_on<T: OpOutput>(
         }
         return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
     }
-    match engine.inner.start(sock, kind, bufs, slot_notify, handle) {
+    match engine
+        .inner
+        .start(sock, kind, bufs, slot_notify, handle, waker)
+    {
         Ok(crate::core::StartOk { id, now, handle }) => {
             let op = Op {
                 engine: engine.clone(),

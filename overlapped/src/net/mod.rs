@@ -326,7 +326,15 @@ impl Socket {
         bufs: crate::sys::Bufs,
         notify: Notify<T>,
     ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
-        crate::op::start_on(&self.engine, &self.sock, &self.closed, kind, bufs, notify)
+        crate::op::start_on(
+            &self.engine,
+            &self.sock,
+            &self.closed,
+            kind,
+            bufs,
+            notify,
+            None,
+        )
     }
 
     /// Starts an operation with its buffers, boxed (by [`erase_tx`],
