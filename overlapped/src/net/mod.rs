@@ -425,20 +425,35 @@ impl Socket {
     }
 
     /// A receive into buffers kept in their engine box from one receive to
-    /// the next (see [`KeptRx`]): as [`recv`](Socket::recv), without a box
-    /// made and freed per receive.
+    /// the next (see [`KeptRx`]), for the task of `waker`: as
+    /// [`recv`](Socket::recv) with [`Notify::None`], without a box made and
+    /// freed per receive, and a pending one wakes that task when it
+    /// completes (no first poll of its handle needed).
     #[cfg(any(feature = "futures-io", feature = "tokio"))]
     pub(crate) fn recv_kept<B: IoBufsMut>(
         &self,
         bufs: KeptRx<B>,
         flags: MsgFlags,
-        notify: Notify<KeptRx<B>>,
+        waker: &std::task::Waker,
     ) -> Result<Started<KeptRx<B>>, StartError<KeptRx<B>>> {
         let kind = OpKind::Recv {
             flags,
             want_addr: false,
         };
-        self.start_checked(kind, bufs.erase(), notify, KeptRx::back)
+        let mut bufs = bufs.erase();
+        let r = match check_bufs(bufs.as_bufs()) {
+            Err(e) => Err((e, Some(bufs))),
+            Ok(_) => crate::op::start_on(
+                &self.engine,
+                &self.sock,
+                &self.closed,
+                kind,
+                Some(bufs),
+                Notify::None,
+                Some(waker),
+            ),
+        };
+        r.map_err(|e| crate::op::start_error(e, KeptRx::back))
     }
 
     /// `WSASendTo`: one datagram to `addr`.

@@ -249,7 +249,13 @@ impl TcpStream {
                     });
                     return Poll::Ready(Ok(n));
                 }
-                ReadState::Idle(buf) => match self.start_read(buf) {
+                ReadState::Idle(buf) => match self.start_read(buf, cx) {
+                    // Its completion wakes this task (the start kept the
+                    // waker): no poll of the handle now.
+                    Ok(Started::Pending(op)) => {
+                        self.rd = Some(ReadState::Reading(op));
+                        return Poll::Pending;
+                    }
                     Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
                     Err(e) => {
                         self.rd = Some(ReadState::Idle(e.bufs));
@@ -281,21 +287,22 @@ impl TcpStream {
         }
     }
 
-    /// Starts the adapter's receive. Under a tokio driver it is left for
+    /// Starts the adapter's receive for the task of `cx`, which its
+    /// completion wakes (the start keeps the waker). Under a tokio driver it is left for
     /// the driver's next turn (which submits the receives of every task
     /// that ran before it in one kernel entry, and reaps in the same one)
     /// rather than entering the kernel now. On io_uring only: the poll
     /// engine submits nothing (its receive waits for a readiness it is
     /// already registered for), and a turn would only cost it a look at its
     /// epoll set.
-    fn start_read(&self, buf: ReadBuf) -> ReadStart {
+    fn start_read(&self, buf: ReadBuf, cx: &Context<'_>) -> ReadStart {
         #[cfg(feature = "tokio")]
         {
             let engine = self.sock.engine();
             let kick = &engine.inner.kick;
             if kick.driven() && engine.kind() == crate::EngineKind::Uring {
                 let r = crate::thread::leave_unsubmitted(|| {
-                    self.sock.recv_kept(buf, MsgFlags::empty(), Notify::None)
+                    self.sock.recv_kept(buf, MsgFlags::empty(), cx.waker())
                 });
                 if matches!(&r, Ok(s) if s.is_pending()) {
                     kick.kick();
@@ -308,7 +315,7 @@ impl TcpStream {
                 return r;
             }
         }
-        self.sock.recv_kept(buf, MsgFlags::empty(), Notify::None)
+        self.sock.recv_kept(buf, MsgFlags::empty(), cx.waker())
     }
 
     /// The write side: waits for the previous send, then offers `data` to
