@@ -269,6 +269,7 @@ mod sealed {
     impl Output for () {}
     impl Output for Option<crate::Socket> {}
     impl<B: crate::IoBufsMut> Output for crate::Accepted<B> {}
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
     impl<B: crate::IoBufsMut> Output for crate::buf::KeptRx<B> {}
 }
 
@@ -305,6 +306,7 @@ impl<B: IoBufs> OpOutput for (B, Control) {
     }
 }
 
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 impl<B: crate::IoBufsMut> OpOutput for crate::buf::KeptRx<B> {
     fn from_raw(mut raw: RawDone) -> Completion<Self> {
         match raw.bufs.take().and_then(Self::back) {

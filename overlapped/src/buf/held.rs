@@ -373,8 +373,10 @@ pub(crate) fn take_back<B: 'static>(bufs: Box<dyn ErasedBufs>) -> Option<B> {
 /// box is made once, not for every receive, and comes back from the
 /// engine as it went in. Its bytes are read in place
 /// ([`bufs`](KeptRx::bufs)) between receives.
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 pub(crate) struct KeptRx<B>(Box<Rx<B>>);
 
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 impl<B: IoBufsMut> KeptRx<B> {
     /// Boxes `bufs` for their first receive.
     pub(crate) fn new(bufs: B) -> Self {

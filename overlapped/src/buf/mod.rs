@@ -381,7 +381,9 @@ mod tests;
 pub use context::WithContext;
 pub use control::{Control, ControlMessage, ControlMessages, PktInfo};
 pub use fixed::{FixedBuf, FixedBufs};
-pub(crate) use held::{ErasedBufs, KeptRx, RawBufs, check_bufs, erase_rx, erase_tx, take_back};
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub(crate) use held::KeptRx;
+pub(crate) use held::{ErasedBufs, RawBufs, check_bufs, erase_rx, erase_tx, take_back};
 pub use held::{IoBufs, IoBufsMut};
 pub(crate) use held::{erase_msg_rx, erase_msg_tx, take_back_msg};
 pub use slice::Slice;
