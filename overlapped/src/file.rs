@@ -262,6 +262,7 @@ impl File {
                 kind,
                 Some(bufs),
                 notify,
+                None,
             ),
         };
         r.map_err(|e| crate::op::start_error(e, take_back::<B>))

@@ -269,6 +269,8 @@ mod sealed {
     impl Output for () {}
     impl Output for Option<crate::Socket> {}
     impl<B: crate::IoBufsMut> Output for crate::Accepted<B> {}
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    impl<B: crate::IoBufsMut> Output for crate::buf::KeptRx<B> {}
 }
 
 fn base<T>(raw: &mut RawDone, data: T) -> Completion<T> {
@@ -300,6 +302,17 @@ impl<B: IoBufs> OpOutput for (B, Control) {
             // The driver stores exactly the message buffers the typed start
             // gave it.
             None => unreachable!("message operation buffers of another type"),
+        }
+    }
+}
+
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+impl<B: crate::IoBufsMut> OpOutput for crate::buf::KeptRx<B> {
+    fn from_raw(mut raw: RawDone) -> Completion<Self> {
+        match raw.bufs.take().and_then(Self::back) {
+            Some(b) => base(&mut raw, b),
+            // The driver stores exactly the box the start gave it.
+            None => unreachable!("kept receive buffers of another type"),
         }
     }
 }
@@ -535,6 +548,9 @@ pub(crate) fn start_error<B>(
 /// Starts an operation on the socket or file `sock` of `engine` (its
 /// handle's `closed` flag): the notify becomes the core's, and the core's
 /// answer a [`Started`] handle, or the error with the buffers back.
+/// `waker`: the task that awaits the handle, woken when a pending
+/// operation completes as if it had polled the handle once (see
+/// `Core::start`).
 pub(crate) fn start_on<T: OpOutput>(
     engine: &Engine,
     sock: &Arc<Sock>,
@@ -542,6 +558,7 @@ pub(crate) fn start_on<T: OpOutput>(
     kind: OpKind,
     bufs: crate::sys::Bufs,
     notify: Notify<T>,
+    waker: Option<&std::task::Waker>,
 ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
     let (slot_notify, handle, routine) = match notify {
         Notify::None => (
@@ -582,7 +599,10 @@ pub(crate) fn start_on<T: OpOutput>(
         }
         return Err((io::Error::from_raw_os_error(libc::EBADF), bufs));
     }
-    match engine.inner.start(sock, kind, bufs, slot_notify, handle) {
+    match engine
+        .inner
+        .start(sock, kind, bufs, slot_notify, handle, waker)
+    {
         Ok(crate::core::StartOk { id, now, handle }) => {
             let op = Op {
                 engine: engine.clone(),

@@ -368,6 +368,39 @@ pub(crate) fn take_back<B: 'static>(bufs: Box<dyn ErasedBufs>) -> Option<B> {
     }
 }
 
+/// A receive's buffers kept in the box the engine holds them in, from one
+/// receive to the next (the `AsyncRead` adapter of `rt::TcpStream`): the
+/// box is made once, not for every receive, and comes back from the
+/// engine as it went in. Its bytes are read in place
+/// ([`bufs`](KeptRx::bufs)) between receives.
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub(crate) struct KeptRx<B>(Box<Rx<B>>);
+
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+impl<B: IoBufsMut> KeptRx<B> {
+    /// Boxes `bufs` for their first receive.
+    pub(crate) fn new(bufs: B) -> Self {
+        KeptRx(Box::new(Rx { bufs, landed: None }))
+    }
+
+    /// The buffers, with the last completed receive's bytes applied.
+    pub(crate) fn bufs(&self) -> &B {
+        &self.0.bufs
+    }
+
+    /// The box, for the engine (the same one: no allocation).
+    pub(crate) fn erase(self) -> Box<dyn ErasedBufs> {
+        self.0
+    }
+
+    /// The box back from the engine, the receive's record applied. `None`
+    /// when it is not a `KeptRx<B>`'s (which a start with one never hands
+    /// back).
+    pub(crate) fn back(bufs: Box<dyn ErasedBufs>) -> Option<Self> {
+        bufs.into_any().downcast::<Rx<B>>().ok().map(KeptRx)
+    }
+}
+
 impl<B: IoBufs> RawBufs for Tx<B> {
     fn buf_count(&self) -> usize {
         self.0.buf_count()

@@ -381,6 +381,8 @@ mod tests;
 pub use context::WithContext;
 pub use control::{Control, ControlMessage, ControlMessages, PktInfo};
 pub use fixed::{FixedBuf, FixedBufs};
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub(crate) use held::KeptRx;
 pub(crate) use held::{ErasedBufs, RawBufs, check_bufs, erase_rx, erase_tx, take_back};
 pub use held::{IoBufs, IoBufsMut};
 pub(crate) use held::{erase_msg_rx, erase_msg_tx, take_back_msg};

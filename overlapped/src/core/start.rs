@@ -4,6 +4,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Waker;
 
 use super::conn::{self, Learn};
 use super::table::{MAX_OPS_PER_SOCKET, Slot, SlotState, SockState};
@@ -52,7 +53,9 @@ impl Core {
     /// completion will follow; the buffers come back). Under the socket's
     /// lock: the checks, the try of an operation that heads its queue, its
     /// slot, then (completed now) its delivery or (pending) its place in
-    /// the queue and, at the head, its parking with the backend.
+    /// the queue and, at the head, its parking with the backend. `waker`:
+    /// the task that awaits a pending operation, woken at its completion as
+    /// if it had polled it (saves that poll its lock).
     pub(crate) fn start(
         self: &Arc<Core>,
         sock: &Sock,
@@ -60,6 +63,7 @@ impl Core {
         bufs: Bufs,
         notify: SlotNotify,
         handle: bool,
+        waker: Option<&Waker>,
     ) -> Result<StartOk, (io::Error, Bufs)> {
         thread::note_engine(self);
         let mut guard = sock.lock();
@@ -107,6 +111,12 @@ impl Core {
             });
         }
         self.queue_at_start(sock, s, id.key as usize, queue_empty)?;
+        if let (Some(w), Some(slot)) = (waker, s.slot(id.key, id.seq)) {
+            // Still pending (parking it may have finished it).
+            if !matches!(slot.state, SlotState::Done(_)) {
+                slot.waker = Some(w.clone());
+            }
+        }
         if is_send {
             s.waits.send_pending(&mut s.later);
         }

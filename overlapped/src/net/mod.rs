@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::buf::ErasedBufs;
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+use crate::buf::KeptRx;
 use crate::buf::{Control, erase_msg_rx, erase_msg_tx, take_back_msg};
 use crate::buf::{IoBufs, IoBufsMut, check_bufs, erase_rx, erase_tx, take_back};
 use crate::core::Sock;
@@ -324,7 +326,15 @@ impl Socket {
         bufs: crate::sys::Bufs,
         notify: Notify<T>,
     ) -> Result<Started<T>, (io::Error, crate::sys::Bufs)> {
-        crate::op::start_on(&self.engine, &self.sock, &self.closed, kind, bufs, notify)
+        crate::op::start_on(
+            &self.engine,
+            &self.sock,
+            &self.closed,
+            kind,
+            bufs,
+            notify,
+            None,
+        )
     }
 
     /// Starts an operation with its buffers, boxed (by [`erase_tx`],
@@ -412,6 +422,38 @@ impl Socket {
             erase_rx(bufs),
             notify.into(),
         )
+    }
+
+    /// A receive into buffers kept in their engine box from one receive to
+    /// the next (see [`KeptRx`]), for the task of `waker`: as
+    /// [`recv`](Socket::recv) with [`Notify::None`], without a box made and
+    /// freed per receive, and a pending one wakes that task when it
+    /// completes (no first poll of its handle needed).
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    pub(crate) fn recv_kept<B: IoBufsMut>(
+        &self,
+        bufs: KeptRx<B>,
+        flags: MsgFlags,
+        waker: &std::task::Waker,
+    ) -> Result<Started<KeptRx<B>>, StartError<KeptRx<B>>> {
+        let kind = OpKind::Recv {
+            flags,
+            want_addr: false,
+        };
+        let mut bufs = bufs.erase();
+        let r = match check_bufs(bufs.as_bufs()) {
+            Err(e) => Err((e, Some(bufs))),
+            Ok(_) => crate::op::start_on(
+                &self.engine,
+                &self.sock,
+                &self.closed,
+                kind,
+                Some(bufs),
+                Notify::None,
+                Some(waker),
+            ),
+        };
+        r.map_err(|e| crate::op::start_error(e, KeptRx::back))
     }
 
     /// `WSASendTo`: one datagram to `addr`.

@@ -38,6 +38,8 @@ use std::task::{Context, Poll};
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 use crate::Op;
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+use crate::buf::KeptRx;
 use crate::{Engine, MsgFlags, Notify, OpOutput, Socket, StartError, Started};
 
 /// Size of the internal buffer of the `AsyncRead`/`AsyncWrite` adapter.
@@ -90,13 +92,19 @@ impl TcpListener {
     }
 }
 
+/// The adapter's receive buffer: a boxed slice (zeroed once, when it is
+/// made: a receive leaves its length as it was), kept in the engine's box
+/// from one receive to the next (no box made and freed per receive).
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+type ReadBuf = KeptRx<Box<[u8]>>;
+
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum ReadState {
-    Idle(Box<[u8]>),
-    Reading(Op<Box<[u8]>>),
+    Idle(ReadBuf),
+    Reading(Op<ReadBuf>),
     /// Bytes `pos..end` of the buffer are received and not yet taken.
     Ready {
-        buf: Box<[u8]>,
+        buf: ReadBuf,
         pos: usize,
         end: usize,
     },
@@ -104,7 +112,7 @@ enum ReadState {
 
 /// The start of the adapter's receive.
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
-type ReadStart = Result<Started<Box<[u8]>>, StartError<Box<[u8]>>>;
+type ReadStart = Result<Started<ReadBuf>, StartError<ReadBuf>>;
 
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 enum WriteState {
@@ -225,13 +233,11 @@ impl TcpStream {
             // was, so the buffer is zeroed once, when it is made, and not
             // again before every receive (a `Vec` comes back truncated to
             // the bytes received, and growing it again writes every byte).
-            match self
-                .rd
-                .take()
-                .unwrap_or_else(|| ReadState::Idle(vec![0u8; ADAPTER_BUF].into_boxed_slice()))
-            {
+            match self.rd.take().unwrap_or_else(|| {
+                ReadState::Idle(KeptRx::new(vec![0u8; ADAPTER_BUF].into_boxed_slice()))
+            }) {
                 ReadState::Ready { buf, pos, end } => {
-                    let n = put(&buf[pos..end]).min(end - pos);
+                    let n = put(&buf.bufs()[pos..end]).min(end - pos);
                     self.rd = Some(if pos + n < end {
                         ReadState::Ready {
                             buf,
@@ -243,7 +249,13 @@ impl TcpStream {
                     });
                     return Poll::Ready(Ok(n));
                 }
-                ReadState::Idle(buf) => match self.start_read(buf) {
+                ReadState::Idle(buf) => match self.start_read(buf, cx) {
+                    // Its completion wakes this task (the start kept the
+                    // waker): no poll of the handle now.
+                    Ok(Started::Pending(op)) => {
+                        self.rd = Some(ReadState::Reading(op));
+                        return Poll::Pending;
+                    }
                     Ok(s) => self.rd = Some(ReadState::Reading(s.op())),
                     Err(e) => {
                         self.rd = Some(ReadState::Idle(e.bufs));
@@ -265,7 +277,7 @@ impl TcpStream {
                     }
                     Poll::Ready((Ok(n), buf)) => {
                         self.rd = Some(ReadState::Ready {
-                            end: n.min(buf.len()),
+                            end: n.min(buf.bufs().len()),
                             buf,
                             pos: 0,
                         })
@@ -275,21 +287,22 @@ impl TcpStream {
         }
     }
 
-    /// Starts the adapter's receive. Under a tokio driver it is left for
+    /// Starts the adapter's receive for the task of `cx`, which its
+    /// completion wakes (the start keeps the waker). Under a tokio driver it is left for
     /// the driver's next turn (which submits the receives of every task
     /// that ran before it in one kernel entry, and reaps in the same one)
     /// rather than entering the kernel now. On io_uring only: the poll
     /// engine submits nothing (its receive waits for a readiness it is
     /// already registered for), and a turn would only cost it a look at its
     /// epoll set.
-    fn start_read(&self, buf: Box<[u8]>) -> ReadStart {
+    fn start_read(&self, buf: ReadBuf, cx: &Context<'_>) -> ReadStart {
         #[cfg(feature = "tokio")]
         {
             let engine = self.sock.engine();
             let kick = &engine.inner.kick;
             if kick.driven() && engine.kind() == crate::EngineKind::Uring {
                 let r = crate::thread::leave_unsubmitted(|| {
-                    self.sock.recv(buf, MsgFlags::empty(), Notify::None)
+                    self.sock.recv_kept(buf, MsgFlags::empty(), cx.waker())
                 });
                 if matches!(&r, Ok(s) if s.is_pending()) {
                     kick.kick();
@@ -302,7 +315,7 @@ impl TcpStream {
                 return r;
             }
         }
-        self.sock.recv(buf, MsgFlags::empty(), Notify::None)
+        self.sock.recv_kept(buf, MsgFlags::empty(), cx.waker())
     }
 
     /// The write side: waits for the previous send, then offers `data` to
