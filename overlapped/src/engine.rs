@@ -5,11 +5,10 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::core::Core;
+use crate::core::{Core, count};
 use crate::sys::probe::{EngineChoice, resolve};
 use crate::sys::{Backend, EngineKind};
 
@@ -187,12 +186,12 @@ impl Engine {
     pub fn counters(&self) -> Counters {
         let c = &self.inner.counters;
         Counters {
-            submitted: c.submitted.load(Ordering::Relaxed),
-            completed_now: c.completed_now.load(Ordering::Relaxed),
-            completed_later: c.completed_later.load(Ordering::Relaxed),
-            cancelled: c.cancelled.load(Ordering::Relaxed),
-            enter_calls: self.inner.backend.calls().enter.load(Ordering::Relaxed),
-            direct_calls: self.inner.backend.calls().direct.load(Ordering::Relaxed),
+            submitted: c.get(count::SUBMITTED),
+            completed_now: c.get(count::COMPLETED_NOW),
+            completed_later: c.get(count::COMPLETED_LATER),
+            cancelled: c.get(count::CANCELLED),
+            enter_calls: self.inner.backend.calls().entered(),
+            direct_calls: self.inner.backend.calls().tried(),
             fixed_recvs: self.inner.backend.fixed_ops().0,
             fixed_sends: self.inner.backend.fixed_ops().1,
         }

@@ -4,7 +4,6 @@
 
 use std::mem;
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
 
 use super::conn;
 use super::table::{ASIDE, Later, SlotState, SockState, op_of, op_token, sock_of};
@@ -98,9 +97,7 @@ impl Core {
         let slot = &mut s.ops[key];
         let dir = slot.dir;
         if !slot.immediate {
-            self.counters
-                .completed_later
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.bump(super::count::COMPLETED_LATER);
         }
         if slot.closing
             && out.bytes == 0
@@ -113,7 +110,7 @@ impl Core {
             out = Outcome::aborted(0);
         }
         if out.error.as_ref().is_some_and(crate::flags::is_aborted) {
-            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            self.counters.bump(super::count::CANCELLED);
             // The abort's cause (SPEC k10): Windows ends a pending TCP
             // receive whose socket closes with "connection aborted".
             if slot.closing && slot.stream && matches!(slot.kind, OpKind::Recv { .. }) {

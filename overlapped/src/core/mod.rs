@@ -117,13 +117,16 @@ pub(crate) struct Core {
 }
 
 /// The counters a [`crate::Counters`] snapshot is read from (with the
-/// backend's own).
-#[derive(Debug, Default)]
-pub(crate) struct AtomicCounters {
-    pub(crate) submitted: AtomicU64,
-    pub(crate) completed_now: AtomicU64,
-    pub(crate) completed_later: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
+/// backend's own), per thread ([`crate::sync::Counters`]), indexed by
+/// [`count`].
+pub(crate) type AtomicCounters = crate::sync::Counters<4>;
+
+/// The indices of [`AtomicCounters`].
+pub(crate) mod count {
+    pub(crate) const SUBMITTED: usize = 0;
+    pub(crate) const COMPLETED_NOW: usize = 1;
+    pub(crate) const COMPLETED_LATER: usize = 2;
+    pub(crate) const CANCELLED: usize = 3;
 }
 
 impl Core {

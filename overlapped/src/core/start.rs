@@ -3,7 +3,6 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Waker;
 
 use super::conn::{self, Learn};
@@ -100,7 +99,7 @@ impl Core {
         };
         let handle = op.handle;
         let id = op.into_slot(s, now.is_some());
-        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        self.counters.bump(super::count::SUBMITTED);
         if let Some(out) = now {
             let bytes = out.bytes;
             self.deliver_now(sock, s, id.key as usize, out);
@@ -217,7 +216,7 @@ impl Core {
 
     /// Delivers an operation that completed at its start (its slot made).
     fn deliver_now(&self, sock: &Sock, s: &mut SockState, key: usize, out: Outcome) {
-        self.counters.completed_now.fetch_add(1, Ordering::Relaxed);
+        self.counters.bump(super::count::COMPLETED_NOW);
         let slot = &s.ops[key];
         if out.bytes > 0 && slot.dir == Dir::Read {
             s.reads_done = s.reads_done.max(slot.order);
@@ -255,7 +254,7 @@ impl Core {
                     s.queues[dir as usize].retain(|&k| k as usize != key);
                     let slot = s.ops.remove(key);
                     s.conn.connecting &= !connecting;
-                    self.counters.submitted.fetch_sub(1, Ordering::Relaxed);
+                    self.counters.unbump(super::count::SUBMITTED);
                     let e = out.error.unwrap_or_else(bad_handle);
                     return Err((e, slot.bufs));
                 }

@@ -53,7 +53,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::buf::{ErasedBufs, RawBufs};
@@ -322,21 +322,27 @@ impl OpKind {
     }
 }
 
-/// System calls a backend made, for [`Counters`](crate::Counters).
+/// System calls a backend made, for [`Counters`](crate::Counters), per
+/// thread ([`crate::sync::Counters`]): kernel entries to submit or wait,
+/// and non-blocking tries of an operation.
 #[derive(Debug, Default)]
-pub(crate) struct Calls {
-    /// Kernel entries to submit or wait.
-    pub(crate) enter: AtomicU64,
-    /// Non-blocking tries of an operation.
-    pub(crate) direct: AtomicU64,
-}
+pub(crate) struct Calls(crate::sync::Counters<2>);
 
 impl Calls {
+    const ENTER: usize = 0;
+    const DIRECT: usize = 1;
+
     pub(crate) fn enter(&self) {
-        self.enter.fetch_add(1, Ordering::Relaxed);
+        self.0.bump(Self::ENTER);
     }
     pub(crate) fn direct(&self) {
-        self.direct.fetch_add(1, Ordering::Relaxed);
+        self.0.bump(Self::DIRECT);
+    }
+    pub(crate) fn entered(&self) -> u64 {
+        self.0.get(Self::ENTER)
+    }
+    pub(crate) fn tried(&self) -> u64 {
+        self.0.get(Self::DIRECT)
     }
 }
 
