@@ -126,7 +126,7 @@ pub struct ScaleArgs {
     /// --scale: comma-separated engines [default: uring,poll]
     #[arg(long, value_enum, value_delimiter = ',', requires = "scale")]
     pub engine: Vec<EngineName>,
-    /// --scale: comma-separated shapes [default: shared,per-thread,port]
+    /// --scale: comma-separated shapes [default: every shape]
     #[arg(long, value_enum, value_delimiter = ',', requires = "scale")]
     pub shapes: Vec<Shape>,
 }
@@ -166,6 +166,11 @@ pub enum Shape {
     /// One completion port and T worker threads, each worker's connections
     /// on an engine of its own (a ring per thread on io_uring).
     PortEngines,
+    /// The port shape with the sockets skipping the port on success
+    /// (`set_skip_port_on_success`, as `ovl`'s port server): what completes
+    /// at its start is handled by the thread that started it, without a
+    /// packet.
+    PortSkip,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -6,7 +6,7 @@
 //! doing `--size` ping-pong: on each pair in turn a send on one end, a
 //! receive on the other, a wait for the receive, every byte checked against
 //! the pattern of `load::Pattern`; the next message on a pair goes the other
-//! way. One message is `--size` bytes one way. Three shapes:
+//! way. One message is `--size` bytes one way. The shapes:
 //!
 //! * `shared`: the T threads on one engine (operations with `Notify::None`,
 //!   waited for with `Op::result_timeout`);
@@ -21,6 +21,12 @@
 //! * `port-engines`: the same, but each worker sets up its pairs on an
 //!   engine of its own (on io_uring, a ring per thread), all associated
 //!   with the one port; a waiting worker drives every engine of the port.
+//! * `port-skip`: the `port` shape with its sockets skipping the port on
+//!   success (`set_skip_port_on_success`, as `ovl`'s port server does): an
+//!   operation that completes at its start is handled by the thread that
+//!   started it, without a packet; a message that completes at once is
+//!   due again on the same worker, which starts it after a look at the
+//!   port (`get_queued` without waiting).
 //!
 //! Every measurement starts fresh (engines, port, connections), warms up,
 //! then counts messages over `--duration`; `--rounds` rounds interleave all
@@ -61,11 +67,12 @@ const TICK: Duration = Duration::from_millis(100);
 
 impl Shape {
     /// Every shape, in the order of the table.
-    const ALL: [Shape; 4] = [
+    const ALL: [Shape; 5] = [
         Shape::Shared,
         Shape::PerThread,
         Shape::Port,
         Shape::PortEngines,
+        Shape::PortSkip,
     ];
 
     fn name(self) -> &'static str {
@@ -74,6 +81,7 @@ impl Shape {
             Shape::PerThread => "per-thread",
             Shape::Port => "port",
             Shape::PortEngines => "port-engines",
+            Shape::PortSkip => "port-skip",
         }
     }
 
@@ -83,6 +91,7 @@ impl Shape {
             Shape::PerThread => "T threads, an engine each",
             Shape::Port => "one port, T workers",
             Shape::PortEngines => "one port, T workers, an engine each",
+            Shape::PortSkip => "one port, T workers, skip-on-success",
         }
     }
 }
@@ -195,8 +204,14 @@ fn measure(shape: Shape, kind: EngineKind, t: usize, cfg: &Config) -> Result<f64
     let mut threads = Vec::with_capacity(t);
     let mut started = Ok(());
     let port = match shape {
-        Shape::Port => Some(Arc::new(PortShared::new(Some(engine(kind)?), kind, t, cfg))),
-        Shape::PortEngines => Some(Arc::new(PortShared::new(None, kind, t, cfg))),
+        Shape::Port | Shape::PortSkip => Some(Arc::new(PortShared::new(
+            Some(engine(kind)?),
+            kind,
+            t,
+            shape == Shape::PortSkip,
+            cfg,
+        ))),
+        Shape::PortEngines => Some(Arc::new(PortShared::new(None, kind, t, false, cfg))),
         _ => None,
     };
     let shared = match shape {

@@ -4,11 +4,13 @@
 //! is bounded.
 
 use std::net::SocketAddr;
+use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use overlapped::{
     Completion, CompletionPort, Engine, EngineKind, MsgFlags, Notify, Op, OpOutput, Packet, Polled,
-    Socket,
+    Socket, Started,
 };
 
 use super::super::load::{CHUNK, Pattern};
@@ -199,15 +201,21 @@ pub(super) struct PortShared {
     kind: EngineKind,
     pat: Pattern,
     size: usize,
+    /// The sockets skip the port on success (`set_skip_port_on_success`,
+    /// as `ovl`'s port server does): what completes at its start is taken
+    /// by the thread that started it; otherwise every completion is a
+    /// packet, which any worker may take.
+    skip: bool,
 }
 
 impl PortShared {
     /// The port shape for `workers` workers on `engine` (`None`: an engine
-    /// of `kind` per worker).
+    /// of `kind` per worker); `skip`: see [`PortShared::skip`].
     pub(super) fn new(
         engine: Option<Engine>,
         kind: EngineKind,
         workers: usize,
+        skip: bool,
         cfg: &Config,
     ) -> PortShared {
         PortShared {
@@ -217,6 +225,7 @@ impl PortShared {
             kind,
             pat: Pattern::new(),
             size: cfg.size,
+            skip,
         }
     }
 
@@ -227,10 +236,12 @@ impl PortShared {
             .ok_or_else(|| format!("a packet for key {key}, which is no pair"))
     }
 
-    /// Starts message `st.seq` of pair `key`: its send, then its receive.
-    fn begin(&self, key: usize, p: &PortPair, st: &mut PairState) -> Result<(), String> {
+    /// Starts message `st.seq` of pair `key`, its send, then its receive,
+    /// and takes what completed at once (skip-on-success). True when the
+    /// whole message did.
+    fn begin(&self, key: usize, p: &PortPair, st: &mut PairState) -> Result<bool, String> {
         let dir = (st.seq % 2) as usize;
-        let (from, to) = (&p.ends[dir], &p.ends[1 - dir]);
+        let from = &p.ends[dir];
         fill(
             &mut st.send_buf,
             &self.pat,
@@ -241,48 +252,68 @@ impl PortShared {
         st.outstanding = 2;
         st.got = 0;
         let send = std::mem::take(&mut st.send_buf);
-        from.send(
-            send,
-            MsgFlags::empty(),
-            Notify::Port(tag(st.seq, PortOp::Send)),
-        )
-        .map_err(|e| format!("send: {}", e.error))?;
+        let sent = from
+            .send(
+                send,
+                MsgFlags::empty(),
+                Notify::Port(tag(st.seq, PortOp::Send)),
+            )
+            .map_err(|e| format!("send: {}", e.error))?;
+        if let Some(c) = self.now(sent)? {
+            self.apply(key, p, st, PortOp::Send, c)?;
+        }
         let mut buf = std::mem::take(&mut st.recv_buf);
         buf.resize(self.size, 0);
-        to.recv(
-            buf,
-            MsgFlags::empty(),
-            Notify::Port(tag(st.seq, PortOp::Recv)),
-        )
-        .map_err(|e| format!("receive: {}", e.error))?;
-        Ok(())
+        self.receive(key, p, st, buf)
     }
 
-    /// Handles one packet; true when it completed a message.
-    fn handle(&self, packet: Packet) -> Result<bool, String> {
-        let (key, tag_) = (packet.key, packet.tag);
-        let p = self.pair(key)?;
-        let c = packet
-            .into_completion::<Vec<u8>>()
-            .map_err(|p| format!("a packet that is no send or receive: {p:?}"))?;
-        let op = if tag_ & 1 == 0 {
-            PortOp::Send
-        } else {
-            PortOp::Recv
-        };
+    /// Starts the message's receive (or the rest of it) into `buf`; true
+    /// when that completed the message at once.
+    fn receive(
+        &self,
+        key: usize,
+        p: &PortPair,
+        st: &mut PairState,
+        buf: Vec<u8>,
+    ) -> Result<bool, String> {
+        let dir = (st.seq % 2) as usize;
+        let started = p.ends[1 - dir]
+            .recv(
+                buf,
+                MsgFlags::empty(),
+                Notify::Port(tag(st.seq, PortOp::Recv)),
+            )
+            .map_err(|e| format!("receive: {}", e.error))?;
+        match self.now(started)? {
+            Some(c) => self.apply(key, p, st, PortOp::Recv, c),
+            None => Ok(false),
+        }
+    }
+
+    /// The completion of an operation that completed at its start and
+    /// posts no packet (skip-on-success), taken inline.
+    fn now(&self, started: Started<Vec<u8>>) -> Result<Option<Completion<Vec<u8>>>, String> {
+        match started {
+            Started::Now { op, .. } if self.skip => op
+                .wait()
+                .map(Some)
+                .map_err(|e| format!("an operation done at its start: {e}")),
+            _ => Ok(None),
+        }
+    }
+
+    /// Takes the completion of the message's send or receive; true when
+    /// the message is complete (the pair's next one is then due).
+    fn apply(
+        &self,
+        key: usize,
+        p: &PortPair,
+        st: &mut PairState,
+        op: PortOp,
+        c: Completion<Vec<u8>>,
+    ) -> Result<bool, String> {
         if let Some(e) = c.error {
             return Err(format!("{op:?} on pair {key}: {e}"));
-        }
-        let mut st = p
-            .state
-            .lock()
-            .map_err(|_| format!("pair {key}: its lock was poisoned"))?;
-        if tag_ >> 1 != st.seq {
-            return Err(format!(
-                "pair {key}: a packet of message {} while message {} is in flight",
-                tag_ >> 1,
-                st.seq
-            ));
         }
         let dir = (st.seq % 2) as usize;
         match op {
@@ -309,10 +340,7 @@ impl PortShared {
                     // The rest of the message, into the same buffer.
                     let mut buf = c.data;
                     buf.resize(self.size - st.got, 0);
-                    p.ends[1 - dir]
-                        .recv(buf, MsgFlags::empty(), Notify::Port(tag_))
-                        .map_err(|e| format!("receive: {}", e.error))?;
-                    return Ok(false);
+                    return self.receive(key, p, st, buf);
                 }
                 st.recv_buf = c.data;
             }
@@ -323,8 +351,47 @@ impl PortShared {
         }
         st.pos[dir] += self.size as u64;
         st.seq += 1;
-        self.begin(key, p, &mut st)?;
         Ok(true)
+    }
+
+    /// Handles one packet; the pair's key when it completed a message.
+    fn handle(&self, packet: Packet) -> Result<Option<usize>, String> {
+        let (key, tag_) = (packet.key, packet.tag);
+        let p = self.pair(key)?;
+        let c = packet
+            .into_completion::<Vec<u8>>()
+            .map_err(|p| format!("a packet that is no send or receive: {p:?}"))?;
+        let op = if tag_ & 1 == 0 {
+            PortOp::Send
+        } else {
+            PortOp::Recv
+        };
+        let mut st = self.lock(key, p)?;
+        if tag_ >> 1 != st.seq {
+            return Err(format!(
+                "pair {key}: a packet of message {} while message {} is in flight",
+                tag_ >> 1,
+                st.seq
+            ));
+        }
+        Ok(self.apply(key, p, &mut st, op, c)?.then_some(key))
+    }
+
+    /// Starts pair `key`'s next message; true when it completed at once.
+    fn next(&self, key: usize) -> Result<bool, String> {
+        let p = self.pair(key)?;
+        let mut st = self.lock(key, p)?;
+        self.begin(key, p, &mut st)
+    }
+
+    fn lock<'a>(
+        &self,
+        key: usize,
+        p: &'a PortPair,
+    ) -> Result<std::sync::MutexGuard<'a, PairState>, String> {
+        p.state
+            .lock()
+            .map_err(|_| format!("pair {key}: its lock was poisoned"))
     }
 }
 
@@ -348,6 +415,10 @@ pub(super) fn port_worker(
             sh.port
                 .associate(s, key)
                 .map_err(|e| format!("associate with the port: {e}"))?;
+            if sh.skip {
+                s.set_skip_port_on_success()
+                    .map_err(|e| format!("skip the port on success: {e}"))?;
+            }
         }
         let pair = PortPair {
             ends: [a, b],
@@ -359,26 +430,30 @@ pub(super) fn port_worker(
         }
     }
     ready();
-    for key in first..first + cfg.pairs {
-        let p = sh.pair(key)?;
-        let mut st = p
-            .state
-            .lock()
-            .map_err(|_| format!("pair {key}: its lock was poisoned"))?;
-        sh.begin(key, p, &mut st)?;
-    }
+    // The pairs whose next message is due, started by this worker: a
+    // message whose packet this worker took, or one completed at once.
+    let mut due: VecDeque<usize> = (first..first + cfg.pairs).collect();
     let mut done = 0u64;
     while !run.stopping() {
-        match sh.port.get_queued(Some(TICK)) {
+        // Packets first, without waiting while messages are due.
+        let wait = if due.is_empty() { TICK } else { Duration::ZERO };
+        match sh.port.get_queued(Some(wait)) {
             Ok(Some(packet)) => {
-                if sh.handle(packet)? {
+                if let Some(key) = sh.handle(packet)? {
                     done += 1;
-                    run.record(me, done);
+                    due.push_back(key);
                 }
             }
             Ok(None) => {}
             Err(e) => return Err(format!("get_queued: {e}")),
         }
+        if let Some(key) = due.pop_front() {
+            if sh.next(key)? {
+                done += 1;
+                due.push_back(key);
+            }
+        }
+        run.record(me, done);
     }
     Ok(())
 }
