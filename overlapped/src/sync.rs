@@ -171,7 +171,9 @@ impl<const N: usize> Default for Counters<N> {
     fn default() -> Self {
         Counters {
             shards: Box::new(std::array::from_fn(|_| {
-                Shard(std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)))
+                Shard(std::array::from_fn(|_| {
+                    std::sync::atomic::AtomicU64::new(0)
+                }))
             })),
         }
     }
@@ -179,9 +181,7 @@ impl<const N: usize> Default for Counters<N> {
 
 impl<const N: usize> fmt::Debug for Counters<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries((0..N).map(|i| self.get(i)))
-            .finish()
+        f.debug_list().entries((0..N).map(|i| self.get(i))).finish()
     }
 }
 

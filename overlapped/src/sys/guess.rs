@@ -26,7 +26,7 @@
 //!   ends that mode.
 //! * after a try *found nothing*, no probe: the next news comes from the
 //!   kernel (a readiness report, a completion).
-//! * any guess holds only [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS): a
+//! * any guess holds only [`EMPTY_TRUSTED_MS`](super::hints::EMPTY_TRUSTED_MS): a
 //!   receive that starts later tries, so a reset that came in the pause
 //!   fails it at the call (SPEC k01) instead of completing it.
 
@@ -69,7 +69,7 @@ impl Default for EmptyGuess {
 impl EmptyGuess {
     /// While the engine guesses the socket empty: whether a receive starting
     /// now skips its try. False for a probe, and once the guess is older
-    /// than [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS).
+    /// than [`EMPTY_TRUSTED_MS`](super::hints::EMPTY_TRUSTED_MS).
     pub(crate) fn skip_try(&mut self) -> bool {
         if !self.trusted() {
             return false;
@@ -86,7 +86,7 @@ impl EmptyGuess {
     }
 
     /// Whether the guess still holds: made less than
-    /// [`EMPTY_TRUSTED_MS`](super::EMPTY_TRUSTED_MS) ago.
+    /// [`EMPTY_TRUSTED_MS`](super::hints::EMPTY_TRUSTED_MS) ago.
     pub(crate) fn trusted(&self) -> bool {
         empty_still_trusted(self.at)
     }
@@ -186,7 +186,7 @@ mod tests {
     fn a_guess_older_than_the_trusted_window_is_dropped() {
         let mut g = EmptyGuess::default();
         g.found_nothing(false);
-        g.at = coarse_ms().saturating_sub(super::super::EMPTY_TRUSTED_MS + 50);
+        g.at = coarse_ms().saturating_sub(super::super::hints::EMPTY_TRUSTED_MS + 50);
         assert!(!g.skip_try());
     }
 }

@@ -3,8 +3,8 @@
 //! and `port-engines` shapes. Every byte received is checked; every wait
 //! is bounded.
 
-use std::net::SocketAddr;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
