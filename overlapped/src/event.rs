@@ -18,7 +18,7 @@ use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
 use crate::thread::{
     ThreadCtx, block_with_timers, current_ctx, in_routine, reap_thread_engines_if_due,
-    run_routines, thread_engines, wait_entered, wait_returned,
+    run_routines, thread_engines, thread_engines_added, wait_entered, wait_returned,
 };
 use crate::wait::{Signal, SignalWait, wait_signals};
 
@@ -35,6 +35,9 @@ struct EvInner {
     /// The engine of the last operation started with this event: a wait
     /// drives it.
     engine: Mutex<Option<WeakEngine>>,
+    /// Bumped when `engine` changes: a wait compares the sum over its
+    /// events instead of collecting their engines again.
+    binds: std::sync::atomic::AtomicU64,
     /// The sockets selected into this event (`WSAEventSelect`), which a
     /// wait on it watches (see `core/waits.rs`).
     selected: Mutex<Selected>,
@@ -106,6 +109,9 @@ impl Event {
                 return;
             }
             *engine = Some(e.downgrade());
+            self.inner
+                .binds
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
         }
         // Waiters re-read the engines to drive.
         let waiters = self.lock().waiters();
@@ -399,20 +405,30 @@ fn wait_inner(
         }
         v
     };
-    let changes = || events.iter().map(|e| e.select_changes()).sum::<u64>();
+    // What changes the engines to drive or the sockets to watch: an event
+    // bound to another engine, a change to a selection, an engine the
+    // thread joined (alertable).
+    let changes = || {
+        events
+            .iter()
+            .map(|e| {
+                e.inner.binds.load(std::sync::atomic::Ordering::Acquire) + e.select_changes()
+            })
+            .fold(0u64, u64::wrapping_add)
+            .wrapping_add(if alertable { thread_engines_added() } else { 0 })
+    };
     // Drive the engines of the events (and, alertable, the thread's); again
     // when that set changes. Watch the sockets selected into the events
     // (SPEC t04), again when what to watch of them changes.
     let block = |ready: &mut dyn FnMut() -> bool| {
         block_with_timers(&ctx, alertable, deadline, |until| {
-            let engines = engines_of();
-            let n = engines.len();
             let seen = changes();
+            let engines = engines_of();
             let mut watches = Vec::new();
             for ev in events {
                 ev.watches(&mut watches);
             }
-            let mut ready = || ready() || engines_of().len() != n || changes() != seen;
+            let mut ready = || ready() || changes() != seen;
             if watches.is_empty() {
                 wait_until(&engines, until, &mut ready)
             } else {

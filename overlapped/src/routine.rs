@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use crate::core::wait_until;
 use crate::thread::{
     ThreadCtx, block_with_timers, current_ctx, in_routine, reap_thread_engines_if_due,
-    run_routines, thread_engines, wait_entered, wait_returned,
+    run_routines, thread_engines_added, with_thread_engines, wait_entered, wait_returned,
 };
 
 /// How [`sleep_ex`] ended.
@@ -105,10 +105,11 @@ fn sleep_inner(timeout: Option<Duration>, alertable: bool) -> SleepOutcome {
     // set changes. An alertable wait ends for the thread's timers too.
     let block = |ready: &mut dyn FnMut() -> bool| {
         block_with_timers(&ctx, alertable, deadline, |until| {
-            let engines = thread_engines();
-            let n = engines.len();
-            wait_until(&engines, until, &mut || {
-                ready() || thread_engines().len() != n
+            let added = thread_engines_added();
+            with_thread_engines(|engines| {
+                wait_until(engines, until, &mut || {
+                    ready() || thread_engines_added() != added
+                })
             })
         })
     };

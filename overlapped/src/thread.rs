@@ -179,35 +179,54 @@ impl<S: Shim> ThreadCtx<S> {
 
     /// The live timers of this thread.
     fn live_timers(&self) -> Vec<Arc<crate::timer::TimerShared>> {
-        self.timers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
+        let mut v = Vec::new();
+        self.collect_timers(&mut v);
+        v
+    }
+
+    /// The live timers of this thread, appended to `out`.
+    fn collect_timers(&self, out: &mut Vec<Arc<crate::timer::TimerShared>>) {
+        let list = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        out.extend(list.iter().filter_map(Weak::upgrade));
     }
 
     /// Queues the routines of this thread's timers that are due (an
     /// alertable wait of the thread calls it). True when any was queued.
     pub(crate) fn fire_due_timers(&self) -> bool {
-        let now = std::time::Instant::now();
-        let mut fired = false;
-        for t in self.live_timers() {
-            if let Some(f) = t.fire_if_due(now) {
-                let _ = self
-                    .routines
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(Queued::User(f));
-                fired = true;
-            }
-        }
-        fired
+        self.timers_due().0
     }
 
-    /// When this thread's next timer is due.
-    pub(crate) fn next_timer(&self) -> Option<std::time::Instant> {
-        self.live_timers().iter().filter_map(|t| t.due()).min()
+    /// Queues the routines of this thread's timers that are due; whether
+    /// any was, and when the next timer is due. One pass through a list
+    /// the thread keeps (an alertable wait calls it each round: no
+    /// allocation, and no clock read without a timer). Called on the
+    /// thread itself.
+    pub(crate) fn timers_due(&self) -> (bool, Option<std::time::Instant>) {
+        let mut live = TIMERS.try_with(std::cell::Cell::take).unwrap_or_default();
+        self.collect_timers(&mut live);
+        let (mut fired, mut next) = (false, None);
+        if !live.is_empty() {
+            let now = std::time::Instant::now();
+            for t in &live {
+                if let Some(f) = t.fire_if_due(now) {
+                    let _ = self
+                        .routines
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(Queued::User(f));
+                    fired = true;
+                }
+                next = match (next, t.due()) {
+                    (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        // The timers are let go here, outside every lock (the last handle
+        // of one may drop its routine).
+        live.clear();
+        let _ = TIMERS.try_with(|c| c.set(live));
+        (fired, next)
     }
 
     /// The alertable wait on this thread's routine queue (see
@@ -236,6 +255,13 @@ impl<S: Shim> ThreadCtx<S> {
     }
 }
 
+thread_local! {
+    /// The list [`ThreadCtx::timers_due`] looks at the thread's timers
+    /// through, kept between calls.
+    static TIMERS: std::cell::Cell<Vec<Arc<crate::timer::TimerShared>>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Blocks with `block` (which waits until the deadline it is given, true
 /// when its condition holds first) in an alertable wait of the calling
 /// thread: the deadline is shortened to the thread's next timer, and a
@@ -251,10 +277,10 @@ pub(crate) fn block_with_timers(
         return block(deadline);
     }
     loop {
-        if ctx.fire_due_timers() {
+        let (fired, next) = ctx.timers_due();
+        if fired {
             return true;
         }
-        let next = ctx.next_timer();
         let until = match (deadline, next) {
             (Some(d), Some(n)) => Some(d.min(n)),
             (d, n) => d.or(n),
@@ -282,6 +308,8 @@ type RoutineFn = Box<dyn FnOnce(RawDone)>;
 struct Local {
     ctx: Arc<ThreadCtx>,
     engines: RefCell<Vec<Weak<Core>>>,
+    /// Bumped when `engines` gains one.
+    engines_added: Cell<u64>,
     routines: RefCell<Slab<RoutineFn>>,
     in_routine: Cell<bool>,
     /// Inside a batch (routines running, async tasks polled, a port worker
@@ -332,6 +360,7 @@ thread_local! {
     static LOCAL: Local = Local {
         ctx: Arc::new(ThreadCtx::new(true)),
         engines: RefCell::new(Vec::new()),
+        engines_added: Cell::new(0),
         routines: RefCell::new(Slab::new()),
         in_routine: Cell::new(false),
         defer: Cell::new(0),
@@ -354,23 +383,53 @@ pub(crate) fn note_engine(e: &Arc<Core>) {
         if !v.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(e))) {
             v.retain(|w| w.strong_count() > 0);
             v.push(Arc::downgrade(e));
+            l.engines_added.set(l.engines_added.get().wrapping_add(1));
             e.thread_joined();
         }
     });
 }
 
 /// The engines the calling thread has started operations on.
+/// A count of the engines this thread has joined (see [`note_engine`]):
+/// a wait on [`thread_engines`] looks again when it changes, without
+/// collecting the list each time.
+pub(crate) fn thread_engines_added() -> u64 {
+    LOCAL.try_with(|l| l.engines_added.get()).unwrap_or(0)
+}
+
 pub(crate) fn thread_engines() -> Vec<Engine> {
-    LOCAL
-        .try_with(|l| {
+    let mut v = Vec::new();
+    collect_thread_engines(&mut v);
+    v
+}
+
+fn collect_thread_engines(out: &mut Vec<Engine>) {
+    let _ = LOCAL.try_with(|l| {
+        out.extend(
             l.engines
                 .borrow()
                 .iter()
                 .filter_map(Weak::upgrade)
-                .map(|inner| Engine { inner })
-                .collect()
-        })
-        .unwrap_or_default()
+                .map(|inner| Engine { inner }),
+        );
+    });
+}
+
+/// `f` on [`thread_engines`], collected into a list the thread keeps (a
+/// wait calls it each round: no allocation in the steady state; a call
+/// nested in `f` gets a list of its own).
+pub(crate) fn with_thread_engines<R>(f: impl FnOnce(&[Engine]) -> R) -> R {
+    let mut v = ENGINES.try_with(Cell::take).unwrap_or_default();
+    collect_thread_engines(&mut v);
+    let r = f(&v);
+    v.clear();
+    let _ = ENGINES.try_with(|c| c.set(v));
+    r
+}
+
+thread_local! {
+    /// The list of [`with_thread_engines`].
+    static ENGINES: Cell<Vec<Engine>> = const { Cell::new(Vec::new()) };
 }
 
 /// Submits what this thread left for its next kernel entry on its engines
@@ -439,9 +498,11 @@ pub(crate) fn wait_returned(work: bool, sole_worker: bool) {
 /// An alertable wait returns at once because routines are queued: the
 /// engines still get reaped now and then (see [`Core::reap_if_due`]).
 pub(crate) fn reap_thread_engines_if_due() {
-    for e in thread_engines() {
-        e.reap_if_due();
-    }
+    with_thread_engines(|engines| {
+        for e in engines {
+            e.reap_if_due();
+        }
+    });
 }
 
 /// Runs `f` with submissions deferred: operations started inside it are

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::core::wait_until;
-use crate::thread::{ThreadCtx, current_ctx, reap_thread_engines_if_due, thread_engines};
+use crate::thread::{ThreadCtx, current_ctx, reap_thread_engines_if_due, with_thread_engines};
 
 mod net;
 pub use net::{TcpListener, TcpStream, UdpSocket};
@@ -255,8 +255,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             continue;
         }
         let deadline = ex.timers.borrow().keys().next().map(|k| k.0);
-        let engines = thread_engines();
-        wait_until(&engines, deadline, &mut || ex.has_ready());
+        with_thread_engines(|engines| wait_until(engines, deadline, &mut || ex.has_ready()));
     }
 }
 

@@ -40,6 +40,14 @@ const POOL_TOKEN: u64 = u64::MAX - 1;
 /// bits).
 const ASIDE: u64 = 1 << 63;
 
+/// Readiness reports taken per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 256;
+
+thread_local! {
+    /// The event list of this thread's waits, kept between them.
+    static EVENTS: std::cell::Cell<Vec<epoll::Event>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// The epoll backend.
 #[derive(Debug)]
 pub(crate) struct Poll {
@@ -135,15 +143,33 @@ impl Poll {
         timeout: Option<Duration>,
         out: &mut Vec<Wakeup>,
     ) -> io::Result<bool> {
+        // The event list the thread keeps (no allocation per wait; a
+        // fresh one if a wait nests in this one's dispatch).
+        let mut events = EVENTS.with(std::cell::Cell::take);
+        events.clear();
+        if events.capacity() < EVENTS_PER_WAIT {
+            events.reserve_exact(EVENTS_PER_WAIT);
+        }
+        let r = self.wait_into(timeout, &mut events, out);
+        events.clear();
+        EVENTS.with(|e| e.set(events));
+        r
+    }
+
+    fn wait_into(
+        &self,
+        timeout: Option<Duration>,
+        events: &mut Vec<epoll::Event>,
+        out: &mut Vec<Wakeup>,
+    ) -> io::Result<bool> {
         use epoll::EventFlags as F;
-        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
         let ts = timeout.map(|d| rustix::event::Timespec {
             tv_sec: d.as_secs() as _,
             tv_nsec: d.subsec_nanos() as _,
         });
         match epoll::wait(
             &self.epoll,
-            rustix::buffer::spare_capacity(&mut events),
+            rustix::buffer::spare_capacity(events),
             ts.as_ref(),
         ) {
             Ok(_) => {}
@@ -151,7 +177,7 @@ impl Poll {
             Err(e) => return Err(to_io(e)),
         }
         let mut woke = false;
-        for ev in &events {
+        for ev in events.iter() {
             let token = ev.data.u64();
             if token == WAKE_TOKEN {
                 let mut buf = [0u8; 8];
