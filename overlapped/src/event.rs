@@ -13,6 +13,8 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use crate::core::{Sock, Watch, Watched, wait_until, wait_watching};
 use crate::engine::{Engine, WeakEngine};
 use crate::net::Socket;
@@ -341,7 +343,9 @@ pub fn wait_for_events<W: AsWaitable>(
     timeout: Option<Duration>,
     alertable: bool,
 ) -> io::Result<WaitOutcome> {
-    let events: Vec<Cow<'_, Event>> = objects.iter().map(AsWaitable::waitable_event).collect();
+    // Inline for the usual handful of objects: no allocation per wait.
+    let events: SmallVec<[Cow<'_, Event>; 8]> =
+        objects.iter().map(AsWaitable::waitable_event).collect();
     if events.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -436,7 +440,8 @@ fn wait_inner(
             }
         })
     };
-    let sigs: Vec<&Mutex<Signal<Arc<ThreadCtx>>>> = events.iter().map(|e| &e.inner.sig).collect();
+    let sigs: SmallVec<[&Mutex<Signal<Arc<ThreadCtx>>>; 8]> =
+        events.iter().map(|e| &e.inner.sig).collect();
     let r = wait_signals(
         &sigs,
         mode == WaitMode::All,
