@@ -415,9 +415,7 @@ fn wait_inner(
     let changes = || {
         events
             .iter()
-            .map(|e| {
-                e.inner.binds.load(std::sync::atomic::Ordering::Acquire) + e.select_changes()
-            })
+            .map(|e| e.inner.binds.load(std::sync::atomic::Ordering::Acquire) + e.select_changes())
             .fold(0u64, u64::wrapping_add)
             .wrapping_add(if alertable { thread_engines_added() } else { 0 })
     };

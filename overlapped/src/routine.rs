@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use crate::core::wait_until;
 use crate::thread::{
     ThreadCtx, block_with_timers, current_ctx, in_routine, reap_thread_engines_if_due,
-    run_routines, thread_engines_added, with_thread_engines, wait_entered, wait_returned,
+    run_routines, thread_engines_added, wait_entered, wait_returned, with_thread_engines,
 };
 
 /// How [`sleep_ex`] ended.
