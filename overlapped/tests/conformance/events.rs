@@ -520,6 +520,37 @@ fn e11_whoever_waits_drives(e: &Engine) {
     assert_eq!(&d.data[..], b"drive");
 }
 
+/// e11 with the event bound while the wait is on: the waiting thread
+/// starts driving the engine an operation bound the event to after its
+/// wait began (the starting thread never waits).
+fn e11_a_wait_drives_an_engine_bound_meanwhile(e: &Engine) {
+    let (c, mut p) = std_pair(e);
+    let ev = Event::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let ev = ev.clone();
+        std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            let t0 = Instant::now();
+            (wait1(&ev, ten(), false), t0.elapsed())
+        })
+    };
+    rx.recv().unwrap();
+    // The wait has begun with no engine to drive.
+    std::thread::sleep(Duration::from_millis(50));
+    let op = c.recv(vec![0u8; 8], MsgFlags::empty(), &ev).unwrap().op();
+    write_all(&mut p, b"bound");
+    let (got, took) = waiter.join().unwrap();
+    assert_eq!(got, WaitOutcome::Event(0));
+    assert!(
+        took < slack(2 * SEC),
+        "the wait drove the engine bound meanwhile, in {took:?}"
+    );
+    let d = op.wait().unwrap();
+    assert!(d.error.is_none());
+    assert_eq!(&d.data[..], b"bound");
+}
+
 fn e12_reuse_after_reset(e: &Engine) {
     let (c, mut p) = std_pair(e);
     let ev = Event::new();
@@ -637,6 +668,7 @@ util::cases! {
     engine_free e10_event_is_send_sync_and_set_releases_all,
     e10_waiters_on_an_engine_bound_event_released_by_completion,
     e11_whoever_waits_drives,
+    e11_a_wait_drives_an_engine_bound_meanwhile,
     e12_reuse_after_reset,
     e12_event_shared_by_two_ops_set_by_first,
     e13_start_resets_an_event_set_by_hand,
