@@ -445,6 +445,9 @@ struct Row {
     rate: report::Spread,
     /// The median over the median at T=1 of the same shape and engine.
     x_t1: Option<f64>,
+    /// Each round over the same round at T=1 (the rounds of one shape and
+    /// engine run T=1, T=2, ... back to back).
+    x_t1_rounds: Vec<f64>,
 }
 
 fn summarize(rates: &Rates) -> Vec<Row> {
@@ -458,6 +461,16 @@ fn summarize(rates: &Rates) -> Vec<Row> {
             let Some(rate) = report::Spread::of(rs) else {
                 continue;
             };
+            let x_t1_rounds = per_t
+                .first()
+                .map(|ones| {
+                    ones.iter()
+                        .zip(rs)
+                        .filter(|(o, _)| **o > 0.0)
+                        .map(|(o, r)| r / o)
+                        .collect()
+                })
+                .unwrap_or_default();
             rows.push(Row {
                 engine,
                 shape,
@@ -465,6 +478,7 @@ fn summarize(rates: &Rates) -> Vec<Row> {
                 rounds: rs.clone(),
                 rate,
                 x_t1: one.map(|m| rate.med / m),
+                x_t1_rounds,
             });
         }
     }
@@ -476,7 +490,7 @@ fn print(cfg: &Config, rounds: usize, rows: &[Row]) {
     println!(
         "ovl bench --scale: kernel {}, {} CPUs; per thread {} loopback TCP pairs, {} B ping-pong \
          (send, receive, wait); {rounds} round(s) of {:.1} s (+{:.1} s warm-up); thread i on CPU i mod {}; \
-         medians (min..max)",
+         medians (min..max); x T=1: the medians' ratio, and (min..max) of each round over its own T=1 round",
         uname.release().to_string_lossy(),
         servers::cpus(),
         cfg.pairs,
@@ -497,8 +511,8 @@ fn print(cfg: &Config, rounds: usize, rows: &[Row]) {
             println!();
             println!("engine {}", r.engine.kind());
             println!(
-                "  {:<12} {:>3} {:>30} {:>7}",
-                "shape", "T", "msgs/s", "x T=1"
+                "  {:<12} {:>3} {:>30} {:>7} {:>14}",
+                "shape", "T", "msgs/s", "x T=1", "rounds"
             );
         }
         let shape = if last != Some((r.engine, r.shape)) {
@@ -508,11 +522,14 @@ fn print(cfg: &Config, rounds: usize, rows: &[Row]) {
         };
         last = Some((r.engine, r.shape));
         let report::Spread { med, lo, hi } = r.rate;
+        let per_round = report::Spread::of(&r.x_t1_rounds)
+            .map_or("-".into(), |s| format!("({:.2}..{:.2})", s.lo, s.hi));
         println!(
-            "  {shape:<12} {:>3} {:>30} {:>7}",
+            "  {shape:<12} {:>3} {:>30} {:>7} {:>14}",
             r.threads,
             format!("{med:.0} ({lo:.0}..{hi:.0})"),
             r.x_t1.map_or("-".into(), |x| format!("{x:.2}")),
+            per_round,
         );
     }
 }
@@ -542,6 +559,7 @@ fn json(
             "min": r.rate.lo,
             "max": r.rate.hi,
             "x_t1": r.x_t1,
+            "x_t1_rounds": r.x_t1_rounds,
         })).collect::<Vec<_>>(),
         "skipped": skipped,
     })
@@ -567,6 +585,8 @@ mod tests {
             .iter()
             .map(|r| (r.shape, r.threads, r.rate.med, r.x_t1))
             .collect();
+        // Round by round: 70/100, 80/120, 90/110.
+        assert_eq!(rows[1].x_t1_rounds, [0.7, 80.0 / 120.0, 90.0 / 110.0]);
         assert_eq!(
             got,
             [
