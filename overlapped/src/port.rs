@@ -657,19 +657,21 @@ impl Drop for PortsUsed {
 }
 
 /// Marks the calling thread as waiting on a port for the span of its
-/// `get_queued` (the previous mark back on drop: a routine run by an
-/// alertable wait may wait on another port).
+/// `get_queued` (the previous mark back on drop, should one wait ever
+/// nest in another). A thread whose locals are gone (exiting) is not
+/// marked: its packets go the usual way.
 struct WaitingHere(Option<(*const PortInner, ThreadId)>);
 
 impl WaitingHere {
     fn enter(p: &PortInner, me: ThreadId) -> WaitingHere {
-        WaitingHere(WAITING.with(|w| w.replace(Some((p as *const PortInner, me)))))
+        let mark = Some((p as *const PortInner, me));
+        WaitingHere(WAITING.try_with(|w| w.replace(mark)).unwrap_or(None))
     }
 }
 
 impl Drop for WaitingHere {
     fn drop(&mut self) {
-        WAITING.with(|w| w.set(self.0));
+        let _ = WAITING.try_with(|w| w.set(self.0));
     }
 }
 

@@ -389,7 +389,6 @@ pub(crate) fn note_engine(e: &Arc<Core>) {
     });
 }
 
-/// The engines the calling thread has started operations on.
 /// A count of the engines this thread has joined (see [`note_engine`]):
 /// a wait on [`thread_engines`] looks again when it changes, without
 /// collecting the list each time.
@@ -397,6 +396,7 @@ pub(crate) fn thread_engines_added() -> u64 {
     LOCAL.try_with(|l| l.engines_added.get()).unwrap_or(0)
 }
 
+/// The engines the calling thread has started operations on.
 pub(crate) fn thread_engines() -> Vec<Engine> {
     let mut v = Vec::new();
     collect_thread_engines(&mut v);

@@ -145,14 +145,14 @@ impl Poll {
     ) -> io::Result<bool> {
         // The event list the thread keeps (no allocation per wait; a
         // fresh one if a wait nests in this one's dispatch).
-        let mut events = EVENTS.with(std::cell::Cell::take);
+        let mut events = EVENTS.try_with(std::cell::Cell::take).unwrap_or_default();
         events.clear();
         if events.capacity() < EVENTS_PER_WAIT {
             events.reserve_exact(EVENTS_PER_WAIT);
         }
         let r = self.wait_into(timeout, &mut events, out);
         events.clear();
-        EVENTS.with(|e| e.set(events));
+        let _ = EVENTS.try_with(move |e| e.set(events));
         r
     }
 
