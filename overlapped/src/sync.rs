@@ -148,6 +148,23 @@ impl Shim for Loom {
     }
 }
 
+/// Runs `f` on the list the thread keeps in `key`: taken empty, cleared
+/// and put back after `f`, so a call that runs often allocates nothing in
+/// the steady state. Its elements are dropped after `f` returns (outside
+/// whatever `f` locked). A call nested in `f`, or on a thread whose locals
+/// are gone, gets a fresh list.
+pub(crate) fn with_kept<T: 'static, R>(
+    key: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>,
+    f: impl FnOnce(&mut Vec<T>) -> R,
+) -> R {
+    let mut v = key.try_with(std::cell::Cell::take).unwrap_or_default();
+    v.clear();
+    let r = f(&mut v);
+    v.clear();
+    let _ = key.try_with(move |c| c.set(v));
+    r
+}
+
 /// Counters that many threads bump without sharing a cache line: each
 /// thread adds to its own shard (chosen once per thread), and a read sums
 /// the shards. An engine-wide counter bumped by every operation made two

@@ -202,12 +202,16 @@ impl<S: Shim> ThreadCtx<S> {
     /// allocation, and no clock read without a timer). Called on the
     /// thread itself.
     pub(crate) fn timers_due(&self) -> (bool, Option<std::time::Instant>) {
-        let mut live = TIMERS.try_with(std::cell::Cell::take).unwrap_or_default();
-        self.collect_timers(&mut live);
-        let (mut fired, mut next) = (false, None);
-        if !live.is_empty() {
+        // The timers are let go after the pass, outside every lock (the
+        // last handle of one may drop its routine).
+        crate::sync::with_kept(&TIMERS, |live| {
+            self.collect_timers(live);
+            let (mut fired, mut next) = (false, None);
+            if live.is_empty() {
+                return (fired, next);
+            }
             let now = std::time::Instant::now();
-            for t in &live {
+            for t in live.iter() {
                 if let Some(f) = t.fire_if_due(now) {
                     let _ = self
                         .routines
@@ -221,12 +225,8 @@ impl<S: Shim> ThreadCtx<S> {
                     (a, b) => a.or(b),
                 };
             }
-        }
-        // The timers are let go here, outside every lock (the last handle
-        // of one may drop its routine).
-        live.clear();
-        let _ = TIMERS.try_with(|c| c.set(live));
-        (fired, next)
+            (fired, next)
+        })
     }
 
     /// The alertable wait on this thread's routine queue (see
@@ -419,12 +419,10 @@ fn collect_thread_engines(out: &mut Vec<Engine>) {
 /// wait calls it each round: no allocation in the steady state; a call
 /// nested in `f` gets a list of its own).
 pub(crate) fn with_thread_engines<R>(f: impl FnOnce(&[Engine]) -> R) -> R {
-    let mut v = ENGINES.try_with(Cell::take).unwrap_or_default();
-    collect_thread_engines(&mut v);
-    let r = f(&v);
-    v.clear();
-    let _ = ENGINES.try_with(|c| c.set(v));
-    r
+    crate::sync::with_kept(&ENGINES, |v| {
+        collect_thread_engines(v);
+        f(v)
+    })
 }
 
 thread_local! {

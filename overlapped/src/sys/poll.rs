@@ -145,15 +145,12 @@ impl Poll {
     ) -> io::Result<bool> {
         // The event list the thread keeps (no allocation per wait; a
         // fresh one if a wait nests in this one's dispatch).
-        let mut events = EVENTS.try_with(std::cell::Cell::take).unwrap_or_default();
-        events.clear();
-        if events.capacity() < EVENTS_PER_WAIT {
-            events.reserve_exact(EVENTS_PER_WAIT);
-        }
-        let r = self.wait_into(timeout, &mut events, out);
-        events.clear();
-        let _ = EVENTS.try_with(move |e| e.set(events));
-        r
+        crate::sync::with_kept(&EVENTS, |events| {
+            if events.capacity() < EVENTS_PER_WAIT {
+                events.reserve_exact(EVENTS_PER_WAIT);
+            }
+            self.wait_into(timeout, events, out)
+        })
     }
 
     fn wait_into(
